@@ -1,0 +1,61 @@
+# edge-runtime: the two commands of README.md, and the steps they are made of.
+#   make demo   set up a venv, fetch the real assets, run the built-in default job
+#   make test   set up a venv with every extra, fetch the assets, run the whole suite (+ ARM under qemu)
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+# The CPU build of torch for the converter extras. Override on machines that get torch elsewhere.
+TORCH_SPEC ?= torch==2.13.0
+
+.PHONY: demo test setup setup-dev native assets pytest cross cross-test bench clean
+
+$(VENV)/.created:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q -U pip
+	touch $@
+
+# Core + the chat extra: what a board needs to run the main job.
+$(VENV)/.setup: $(VENV)/.created pyproject.toml CMakeLists.txt
+	$(PIP) install -q scikit-build-core pybind11 ninja
+	$(PIP) install -q --no-build-isolation -e '.[llm]'
+	touch $@
+
+# Everything the test suite needs on top: dev tools and the converter extras (torch, transformers).
+$(VENV)/.setup-dev: $(VENV)/.setup
+	$(PIP) install -q '$(TORCH_SPEC)'
+	$(PIP) install -q --no-build-isolation -e '.[llm,convert,dev]'
+	touch $@
+
+setup: $(VENV)/.setup
+setup-dev: $(VENV)/.setup-dev
+
+# Rebuild the C++ module after editing native/ (incremental; serialised so parallel callers don't race).
+native: $(VENV)/.setup
+	flock build/.lock $(PIP) install -q --no-build-isolation --no-deps -e . 2>/dev/null || \
+	  (mkdir -p build && flock build/.lock $(PIP) install -q --no-build-isolation --no-deps -e .)
+
+assets: $(VENV)/.setup
+	$(VENV)/bin/edge-runtime assets fetch
+
+demo: assets
+	$(VENV)/bin/edge-runtime run
+
+pytest: $(VENV)/.setup-dev assets
+	$(PY) -m pytest -q
+
+# ARM wheels (manylinux_2_34 aarch64 + armv7l) and their tests under qemu (Cortex-A72, A76, A7).
+cross: $(VENV)/.setup-dev
+	bash scripts/cross_build.sh
+
+cross-test: cross
+	bash scripts/cross_test.sh
+
+test: pytest cross-test
+
+bench: $(VENV)/.setup-dev assets
+	$(PY) -m benchmarks.run_all
+
+clean:
+	rm -rf build dist wheelhouse .pytest_cache .hypothesis
