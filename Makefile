@@ -33,8 +33,7 @@ setup-dev: $(VENV)/.setup-dev
 
 # Rebuild the C++ module after editing native/ (incremental; serialised so parallel callers don't race).
 native: $(VENV)/.setup
-	flock build/.lock $(PIP) install -q --no-build-isolation --no-deps -e . 2>/dev/null || \
-	  (mkdir -p build && flock build/.lock $(PIP) install -q --no-build-isolation --no-deps -e .)
+	VENV=$(VENV) bash scripts/build_native.sh
 
 assets: $(VENV)/.setup
 	$(VENV)/bin/edge-runtime assets fetch
