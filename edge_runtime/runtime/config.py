@@ -1,0 +1,301 @@
+"""The one config file of a run: source, model, tracker, lines/zones, outputs, thread budget, chat.
+
+TOML (preferred) or YAML. Validated completely at start-up; every error names the key, what was
+expected and what was found, and unknown keys are errors (a typo must not silently fall back to a
+default). Values prefixed ``builtin:`` name a verified asset (see ``edge-runtime assets list``).
+
+Example (the built-in default, ``edge-runtime run`` with no argument)::
+
+    [source]
+    uri = "builtin:vtest-video"
+
+    [model]
+    path = "builtin:yolov8s-person"
+    classes = [0]
+
+    [[lines]]
+    name = "walkway"
+    start = [400, 150]
+    end = [400, 400]
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import os
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple, Union, get_args, get_origin, get_type_hints
+
+from ..errors import ConfigError
+
+__all__ = [
+    "Config", "SourceConfig", "ModelConfig", "TrackerConfig", "LineConfig", "ZoneConfig", "OutputConfig",
+    "BudgetConfig", "ChatConfig", "load_config", "config_from_dict", "default_config",
+]
+
+
+def _range(lo: Optional[float] = None, hi: Optional[float] = None, **kw: Any) -> Any:
+    return field(metadata={"lo": lo, "hi": hi}, **kw)
+
+
+def _choice(*options: str, **kw: Any) -> Any:
+    return field(metadata={"choices": options}, **kw)
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    uri: str = "builtin:vtest-video"
+    # "every": deliver every frame (files; reproducible). "latest": newest frame wins (live cameras).
+    mode: str = _choice("auto", "every", "latest", default="auto")
+    fps_cap: float = _range(0.0, 1000.0, default=0.0)  # 0 = uncapped
+    read_timeout_s: float = _range(0.1, 600.0, default=5.0)
+    reconnect: bool = True
+    motion_gate: bool = False
+    motion_threshold: float = _range(0.0, 1.0, default=0.002)  # fraction of changed pixels
+    motion_max_skip: int = _range(1, 10_000, default=10)  # run inference at least every N frames
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    path: str = "builtin:yolov8s-person"
+    conf: float = _range(0.0, 1.0, default=0.25)
+    iou: float = _range(0.0, 1.0, default=0.45)
+    max_det: int = _range(1, 10_000, default=300)
+    classes: Optional[List[int]] = None
+    threads: int = _range(0, 256, default=0)  # 0 = from the budget
+
+
+@dataclass(frozen=True)
+class TrackerConfig:
+    high_score: float = _range(0.0, 1.0, default=0.5)
+    low_score: float = _range(0.0, 1.0, default=0.1)
+    match_iou: float = _range(0.0, 1.0, default=0.2)
+    min_hits: int = _range(1, 1000, default=3)
+    lost_s: float = _range(0.0, 3600.0, default=3.0)
+
+
+@dataclass(frozen=True)
+class LineConfig:
+    name: str
+    start: Tuple[float, float]
+    end: Tuple[float, float]
+    hysteresis_frames: int = _range(1, 1000, default=2)
+    anchor: str = _choice("bottom_center", "center", default="bottom_center")
+    classes: Optional[List[int]] = None
+
+
+@dataclass(frozen=True)
+class ZoneConfig:
+    name: str
+    polygon: List[Tuple[float, float]]
+    hysteresis_frames: int = _range(1, 1000, default=2)
+    anchor: str = _choice("bottom_center", "center", default="bottom_center")
+    classes: Optional[List[int]] = None
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    db: str = "edge-runtime.db"  # SQLite results; "" disables persistence
+    video: str = ""  # annotated video path; "" = none
+    jsonl: bool = False  # JSON-lines events on stdout
+    print_every_s: float = _range(0.0, 3600.0, default=2.0)  # live counts on stderr; 0 = off
+    interval_s: float = _range(1.0, 86_400.0, default=10.0)  # per-interval count buckets
+    max_frames: int = _range(0, 10**9, default=0)  # stop after N frames; 0 = until the source ends
+
+
+@dataclass(frozen=True)
+class BudgetConfig:
+    cores: int = _range(0, 256, default=0)  # 0 = detect (affinity and cgroup quota aware)
+    policy: str = _choice("detection-first", "chat-first", "fair", default="detection-first")
+    min_fps: float = _range(0.0, 240.0, default=3.0)
+    max_frame_age_s: float = _range(0.0, 3600.0, default=0.0)  # 0 = not used
+
+
+@dataclass(frozen=True)
+class ChatConfig:
+    enabled: bool = False
+    model: str = "builtin:smollm2-135m"
+    ctx: int = _range(256, 131_072, default=2048)
+    host: str = "127.0.0.1"
+    port: int = _range(0, 65535, default=8080)
+    token: str = ""
+
+
+@dataclass(frozen=True)
+class Config:
+    source: SourceConfig = field(default_factory=SourceConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    lines: List[LineConfig] = field(default_factory=list)
+    zones: List[ZoneConfig] = field(default_factory=list)
+    output: OutputConfig = field(default_factory=OutputConfig)
+    budget: BudgetConfig = field(default_factory=BudgetConfig)
+    chat: ChatConfig = field(default_factory=ChatConfig)
+
+
+def _plural(tp: Any) -> str:
+    simple = {float: "numbers", int: "integers", str: "strings", bool: "booleans"}
+    return simple.get(tp) or ("[x, y] pairs" if get_origin(tp) in (tuple, Tuple) else "tables")
+
+
+def _type_name(tp: Any) -> str:
+    origin = get_origin(tp)
+    if origin is Union:
+        return " or ".join(_type_name(a) for a in get_args(tp) if a is not type(None)) + " (optional)"
+    if origin in (list, List):
+        return f"a list of {_plural(get_args(tp)[0])}"
+    if origin in (tuple, Tuple):
+        return f"a pair of {_plural(get_args(tp)[0])}"
+    if is_dataclass(tp):
+        return "a table"
+    return {float: "a number", int: "an integer", str: "a string", bool: "true or false"}.get(tp, str(tp))
+
+
+def _convert(key: str, tp: Any, value: Any) -> Any:
+    def bad() -> ConfigError:
+        return ConfigError(f"config key '{key}': expected {_type_name(tp)}, got {value!r} ({type(value).__name__})")
+
+    origin = get_origin(tp)
+    if origin is Union:
+        inner = [a for a in get_args(tp) if a is not type(None)][0]
+        return None if value is None else _convert(key, inner, value)
+    if is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise bad()
+        return _build(tp, value, key)
+    if origin in (list, List):
+        if not isinstance(value, (list, tuple)):
+            raise bad()
+        return [_convert(f"{key}[{i}]", get_args(tp)[0], v) for i, v in enumerate(value)]
+    if origin in (tuple, Tuple):
+        args = get_args(tp)
+        if not isinstance(value, (list, tuple)) or len(value) != len(args):
+            raise bad()
+        return tuple(_convert(f"{key}[{i}]", a, v) for i, (a, v) in enumerate(zip(args, value)))
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise bad()
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad()
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise bad()
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise bad()
+        return value
+    raise bad()
+
+
+def _build(cls: type, raw: Dict[str, Any], prefix: str) -> Any:
+    hints = get_type_hints(cls)
+    known = {f.name: f for f in fields(cls)}
+    for key in raw:
+        if key not in known:
+            close = difflib.get_close_matches(str(key), list(known), n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else f"; known keys: {', '.join(known)}"
+            raise ConfigError(f"config key '{prefix}.{key}' is not known{hint}".replace("'.", "'"))
+    values: Dict[str, Any] = {}
+    for name, f in known.items():
+        key = f"{prefix}.{name}".lstrip(".")
+        if name not in raw:
+            if f.default is MISSING and f.default_factory is MISSING:  # type: ignore[misc]
+                raise ConfigError(f"config key '{key}' is required ({_type_name(hints[name])})")
+            continue
+        value = _convert(key, hints[name], raw[name])
+        lo, hi = f.metadata.get("lo"), f.metadata.get("hi")
+        if value is not None and lo is not None and not lo <= value <= hi:
+            raise ConfigError(f"config key '{key}': expected a value in [{lo}, {hi}], got {value}")
+        choices = f.metadata.get("choices")
+        if choices and value not in choices:
+            raise ConfigError(f"config key '{key}': expected one of {', '.join(choices)}, got {value!r}")
+        values[name] = value
+    return cls(**values)
+
+
+def _check_semantics(config: Config) -> None:
+    if config.tracker.low_score > config.tracker.high_score:
+        raise ConfigError(f"config key 'tracker.low_score': must be <= tracker.high_score "
+                          f"({config.tracker.high_score}), got {config.tracker.low_score}")
+    names = [item.name for item in (*config.lines, *config.zones)]
+    for name in names:
+        if not name:
+            raise ConfigError("config key 'lines[].name' / 'zones[].name': expected a non-empty string")
+        if names.count(name) > 1:
+            raise ConfigError(f"config: line/zone name {name!r} is used twice; names key the stored totals")
+    for i, line in enumerate(config.lines):
+        if line.start == line.end:
+            raise ConfigError(f"config key 'lines[{i}]' ({line.name}): start and end are the same point {line.start}")
+    for i, zone in enumerate(config.zones):
+        if len(zone.polygon) < 3:
+            raise ConfigError(f"config key 'zones[{i}].polygon' ({zone.name}): expected at least 3 points, "
+                              f"got {len(zone.polygon)}")
+
+
+def config_from_dict(raw: Dict[str, Any]) -> Config:
+    """Validate a parsed config mapping.
+
+    Raises:
+        ConfigError: naming the key, the expected value and what was found.
+    """
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config: expected a table at the top level, got {type(raw).__name__}")
+    config = _build(Config, raw, "")
+    _check_semantics(config)
+    return config
+
+
+def load_config(path: Union[str, os.PathLike]) -> Config:
+    """Read and validate a TOML (``.toml``) or YAML (``.yaml``/``.yml``) config file.
+
+    Raises:
+        ConfigError: unreadable file, syntax error (with line), or an invalid value.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read config: {exc}") from exc
+    suffix = path.suffix.lower()
+    if suffix in (".yaml", ".yml"):
+        try:
+            import yaml
+        except ImportError as exc:
+            raise ConfigError(f"{path}: YAML configs need PyYAML (pip install pyyaml), or use TOML") from exc
+        try:
+            raw = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: YAML syntax error: {exc}") from exc
+    else:
+        try:
+            import tomllib
+        except ImportError:  # Python < 3.11
+            import tomli as tomllib  # type: ignore[no-redef]
+        try:
+            raw = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: TOML syntax error: {exc}") from exc
+    try:
+        return config_from_dict(raw if raw is not None else {})
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def default_config() -> Config:
+    """The built-in job: the real person detector on the real pedestrian video, a line across the walkway.
+
+    The line is vertical at x = 400 px of the 768x576 frame, spanning the paved walkway (y 150..400)
+    just left of the lamp post, where walkers pass left to right ("in") and back ("out").
+    """
+    return config_from_dict({
+        "source": {"uri": "builtin:vtest-video"},
+        "model": {"path": "builtin:yolov8s-person", "classes": [0]},
+        "lines": [{"name": "walkway", "start": [400, 150], "end": [400, 400]}],
+        "output": {"db": "", "print_every_s": 2.0},
+    })

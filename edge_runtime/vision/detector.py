@@ -1,0 +1,196 @@
+"""YOLO object detector on ONNX Runtime with the native pre/post-processing path.
+
+Shape legend: frames are (H, W, 3) uint8 BGR (as OpenCV delivers them); the model input is
+(1, 3, h, w) float32 in [0, 1] RGB (or uint8 for uint8-input models); results are :class:`Detections`
+in source-frame pixels.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, Optional, Sequence, Union
+
+import numpy as np
+
+from ..errors import InputError, ModelFormatError
+from . import ops
+from .detections import Detections
+from .model_meta import ModelMeta, parse_model_meta
+
+__all__ = ["Detector", "DetectorTimings"]
+
+_DEFAULT_IMGSZ = 640
+
+
+@dataclass
+class DetectorTimings:
+    """Milliseconds spent in the last call, by stage."""
+
+    preprocess_ms: float = 0.0
+    inference_ms: float = 0.0
+    postprocess_ms: float = 0.0
+
+    @property
+    def overhead_ms(self) -> float:
+        """Everything that is not the model itself."""
+        return self.preprocess_ms + self.postprocess_ms
+
+
+def _load_session(path: Path, threads: Optional[int], spin: bool):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.inter_op_num_threads = 1
+    if threads is not None:
+        options.intra_op_num_threads = int(threads)
+    # Spinning worker threads burn a core while waiting; on a shared board that steals from the LLM.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
+    options.log_severity_level = 3
+    try:
+        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own pybind11 exception types; wrap them all here
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+        raise ModelFormatError(f"{path}: not a loadable ONNX model: {first_line}") from exc
+
+
+class Detector:
+    """Detect objects in BGR frames with a YOLO ONNX model (YOLOv5/v7, YOLOv8/11, end-to-end exports).
+
+    Args:
+        model_path: the ``.onnx`` file.
+        threads: onnxruntime intra-op threads (None = onnxruntime's default, all physical cores).
+        conf_threshold: minimum score in [0, 1] to keep a box.
+        iou_threshold: NMS IoU threshold in [0, 1].
+        max_det: cap on detections per frame after NMS.
+        classes: keep only these class ids (None = all).
+        agnostic_nms: suppress across classes (True) or per class (False).
+        spin: let onnxruntime's worker threads spin while idle (lower latency, but burns CPU that a
+            co-scheduled LLM could use).
+
+    Raises:
+        ModelFormatError: the file is missing, not ONNX, or not a detector this class understands.
+        InputError: a threshold or option is out of range.
+
+    Example:
+        >>> from edge_runtime.assets import ensure
+        >>> det = Detector(ensure("yolov8s-person"), threads=2)
+        >>> frame = cv2.imread("walkway.jpg")                   # doctest: +SKIP
+        >>> people = det(frame)                                 # doctest: +SKIP
+        >>> people.counts_by_class(len(det.class_names))        # doctest: +SKIP
+    """
+
+    def __init__(self, model_path: Union[str, os.PathLike], *, threads: Optional[int] = None,
+                 conf_threshold: float = 0.25, iou_threshold: float = 0.45, max_det: int = 300,
+                 classes: Optional[Sequence[int]] = None, agnostic_nms: bool = False, spin: bool = False):
+        path = Path(model_path)
+        if not path.is_file():
+            raise ModelFormatError(f"{path}: no such model file (expected a YOLO detector .onnx)")
+        if not 0.0 <= conf_threshold <= 1.0:
+            raise InputError(f"conf_threshold must be in [0, 1], got {conf_threshold}")
+        if not 0.0 <= iou_threshold <= 1.0:
+            raise InputError(f"iou_threshold must be in [0, 1], got {iou_threshold}")
+        if max_det < 1:
+            raise InputError(f"max_det must be >= 1, got {max_det}")
+        if threads is not None and threads < 1:
+            raise InputError(f"threads must be >= 1, got {threads}")
+        self.path = path
+        self.threads = threads
+        self.conf_threshold = float(conf_threshold)
+        self.iou_threshold = float(iou_threshold)
+        self.max_det = int(max_det)
+        self.agnostic_nms = bool(agnostic_nms)
+        self.timings = DetectorTimings()
+        self._session = _load_session(path, threads, spin)
+        self.meta: ModelMeta = parse_model_meta(path, self._session.get_modelmeta().custom_metadata_map)
+        if self.meta.task not in (None, "detect"):
+            raise ModelFormatError(f"{path}: model task is {self.meta.task!r}, expected 'detect'")
+        self._bind_io()
+        self._classes = None if classes is None else np.asarray(sorted(set(classes)), np.int32)
+        if self._classes is not None and ((self._classes < 0) | (self._classes >= len(self.class_names))).any():
+            raise InputError(f"classes must be ids in 0..{len(self.class_names) - 1}, got {list(classes)}")
+
+    # -- model inspection -------------------------------------------------------------------------
+
+    def _bind_io(self) -> None:
+        inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
+        if len(inputs) != 1:
+            raise ModelFormatError(f"{self.path}: expected one image input, found {len(inputs)}: "
+                                   f"{[i.name for i in inputs]}")
+        image = inputs[0]
+        dtypes = {"tensor(float)": np.float32, "tensor(uint8)": np.uint8}
+        if image.type not in dtypes:
+            raise ModelFormatError(f"{self.path}: input {image.name!r} is {image.type}, expected float32 or uint8")
+        shape = list(image.shape)
+        if len(shape) != 4 or shape[1] not in (3, "3"):
+            raise ModelFormatError(f"{self.path}: input {image.name!r} has shape {shape}, expected (1, 3, H, W)")
+        if isinstance(shape[0], int) and shape[0] != 1:
+            raise ModelFormatError(f"{self.path}: input batch is {shape[0]}, expected 1 (or dynamic)")
+        h, w = shape[2], shape[3]
+        if not (isinstance(h, int) and isinstance(w, int)):
+            h, w = self.meta.imgsz_hw or (_DEFAULT_IMGSZ, _DEFAULT_IMGSZ)
+        self.input_hw = (int(h), int(w))
+        self._input_name = image.name
+        self._input = np.zeros((1, 3, *self.input_hw), dtypes[image.type])
+        if not outputs:
+            raise ModelFormatError(f"{self.path}: model has no outputs")
+        out = outputs[0]
+        self._output_name = out.name
+        out_shape = tuple(d if isinstance(d, int) else -1 for d in out.shape)
+        num_classes = len(self.meta.names) if self.meta.names else None
+        self.layout = ops.detect_layout(out_shape, num_classes, self.meta.end2end, path=self.path)
+        if num_classes is None:
+            num_classes = ops.infer_num_classes(out_shape, self.layout, path=self.path)
+        self.class_names: Dict[int, str] = self.meta.names or {i: f"class_{i}" for i in range(num_classes)}
+        self.stride = self.meta.stride or 32
+
+    # -- inference --------------------------------------------------------------------------------
+
+    def _check_frame(self, frame: np.ndarray) -> np.ndarray:
+        if not isinstance(frame, np.ndarray):
+            raise InputError(f"frame must be a numpy array, got {type(frame).__name__}")
+        if frame.dtype != np.uint8:
+            raise InputError(f"frame must be uint8 BGR, got dtype {frame.dtype}")
+        if frame.ndim != 3 or frame.shape[2] != 3:
+            raise InputError(f"frame must be (H, W, 3) BGR, got shape {frame.shape}")
+        if frame.shape[0] < 1 or frame.shape[1] < 1:
+            raise InputError(f"frame is empty: shape {frame.shape}")
+        if not frame.flags.c_contiguous:
+            frame = np.ascontiguousarray(frame)  # e.g. a cropped view; one copy, stated in the docs
+        return frame
+
+    def detect(self, frame: np.ndarray) -> Detections:
+        """Detect objects in one (H, W, 3) uint8 BGR frame.
+
+        Raises:
+            InputError: the frame is not (H, W, 3) uint8, or the model produced non-finite values.
+        """
+        frame = self._check_frame(frame)
+        t0 = time.perf_counter()
+        info = ops.letterbox_into(frame, self._input, stride=self.stride)
+        t1 = time.perf_counter()
+        raw = self._session.run([self._output_name], {self._input_name: self._input})[0]
+        t2 = time.perf_counter()
+        xyxy, score, class_id = ops.decode_yolo(raw, self.layout, self.conf_threshold, info)
+        if self._classes is not None and len(class_id):
+            keep_class = np.isin(class_id, self._classes)
+            xyxy, score, class_id = xyxy[keep_class], score[keep_class], class_id[keep_class]
+        if self.layout is not ops.YoloLayout.E2E:
+            keep = ops.nms(xyxy, score, None if self.agnostic_nms else class_id, self.iou_threshold, self.max_det)
+            xyxy, score, class_id = xyxy[keep], score[keep], class_id[keep]
+        else:
+            xyxy, score, class_id = xyxy[: self.max_det], score[: self.max_det], class_id[: self.max_det]
+        result = Detections(xyxy, score, class_id)
+        t3 = time.perf_counter()
+        self.timings = DetectorTimings((t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3)
+        return result
+
+    __call__ = detect
+
+    def __repr__(self) -> str:
+        return (f"Detector({self.path.name}, layout={self.layout.name}, input={self.input_hw}, "
+                f"classes={len(self.class_names)}, threads={self.threads})")
