@@ -53,3 +53,175 @@ def linear_assignment(cost: np.ndarray, max_cost: float = float("inf")) -> np.nd
     keep = cost[rows, cols] < max_cost if limited else np.ones(rows.shape, bool)
     row_to_col[rows[keep]] = cols[keep]
     return row_to_col
+
+
+# ---------------------------------------------------------------------------------------------------
+# vision: letterbox_geometry, letterbox_into, decode_yolo, nms, postprocess
+#         (native/src/image.cpp, yolo.cpp, nms.cpp; contracts in native/include/edge/*.hpp)
+# Shape legend: frames are (H, W, 3) uint8 BGR; tensors (1, 3, h, w) RGB planes, float32 in [0, 1] or
+# uint8; raw YOLO outputs are (rows, cols) float32 (a leading batch of 1 allowed); N boxes, xyxy (N, 4)
+# float32 (x1, y1, x2, y2) in source pixels, score (N,) float32, class_id (N,) int32.
+# Layout codes: 0 = V5 (N, 5+nc), 1 = V8 (4+nc, N) channel-major, 2 = E2E (K, 6).
+# ---------------------------------------------------------------------------------------------------
+
+_V5, _V8, _E2E = 0, 1, 2
+
+
+def letterbox_geometry(src_h: int, src_w: int, dst_h: int, dst_w: int, auto: bool, stride: int,
+                       scale_up: bool) -> tuple:
+    """Ultralytics LetterBox geometry -> (out_h, out_w, new_h, new_w, pad_top, pad_left, scale).
+
+    Mirrors ultralytics/data/augment.py LetterBox (center=True): Python's round (half to even), padding
+    split round(d/2 - 0.1) / round(d/2 + 0.1), auto keeps only d mod stride. A side that would round to 0
+    pixels is kept at 1 (Ultralytics fails there).
+    """
+    r = min(dst_h / src_h, dst_w / src_w)
+    if not scale_up:
+        r = min(r, 1.0)
+    new_w = min(max(round(src_w * r), 1), dst_w)
+    new_h = min(max(round(src_h * r), 1), dst_h)
+    dw, dh = dst_w - new_w, dst_h - new_h
+    if auto:
+        dw, dh = dw % stride, dh % stride
+    dw, dh = dw / 2, dh / 2
+    top, bottom = round(dh - 0.1), round(dh + 0.1)
+    left, right = round(dw - 0.1), round(dw + 0.1)
+    return new_h + top + bottom, new_w + left + right, new_h, new_w, top, left, r
+
+
+def _linear_taps(dst: int, src: int) -> tuple:
+    """OpenCV INTER_LINEAR taps of a src -> dst resize: (left index, right index, fraction), float64."""
+    pos = (np.arange(dst, dtype=np.float64) + 0.5) * (src / dst) - 0.5
+    index = np.floor(pos)
+    frac = pos - index
+    index = index.astype(np.int64)
+    low, high = index < 0, index >= src - 1
+    index[low], frac[low] = 0, 0.0
+    index[high], frac[high] = src - 1, 0.0
+    return index, np.minimum(index + 1, src - 1), frac
+
+
+def letterbox_into(frame: np.ndarray, out: np.ndarray, new_h: int, new_w: int, pad_top: int, pad_left: int,
+                   pad_value: int) -> None:
+    """Bilinear resize of ``frame`` to new_h x new_w, placed at (pad_top, pad_left) in ``out`` (1, 3, h, w).
+
+    Float64 math; float32 ``out`` gets RGB / 255, uint8 ``out`` gets floor(value + 0.5). Everything
+    outside the content is ``pad_value`` (/ 255 for float32).
+    """
+    src_h, src_w = frame.shape[:2]
+    y0, y1, fy = _linear_taps(new_h, src_h)
+    x0, x1, fx = _linear_taps(new_w, src_w)
+    f = frame.astype(np.float64)
+    rows = f[y0] + fy[:, None, None] * (f[y1] - f[y0])            # (new_h, W, 3)
+    value = rows[:, x0] + fx[None, :, None] * (rows[:, x1] - rows[:, x0])  # (new_h, new_w, 3) BGR
+    planes = value[..., ::-1].transpose(2, 0, 1)                  # (3, new_h, new_w) RGB
+    content = out[0, :, pad_top:pad_top + new_h, pad_left:pad_left + new_w]
+    if out.dtype == np.float32:
+        out[...] = np.float32(pad_value / 255.0)
+        content[...] = planes / 255.0
+    else:
+        out[...] = pad_value
+        content[...] = np.floor(planes + 0.5)
+
+
+def _class_mask(classes, class_id: np.ndarray) -> np.ndarray:
+    if classes is None:
+        return np.ones(class_id.shape, bool)
+    return np.isin(class_id, np.asarray(classes, np.int64))
+
+
+def decode_yolo(raw: np.ndarray, layout: int, conf: float, pad_x: float, pad_y: float, scale_x: float,
+                scale_y: float, src_w: float, src_h: float, num_classes: int = 0, classes=None) -> tuple:
+    """Raw YOLO output -> (xyxy (M, 4) float32 source pixels, score (M,) float32, class_id (M,) int32).
+
+    Kept: double(score) >= conf and class in ``classes`` (if given), in row/anchor order. V8 score is the
+    best class score, V5 obj * best class score (float32 product), class the first argmax. Corners in
+    float64: (x - pad) / scale, ordered, clipped to [0, W] x [0, H].
+
+    Raises:
+        ValueError: a non-finite value anywhere in ``raw``, or (E2E) a kept row whose class is not a
+            whole number in [0, num_classes).
+    """
+    raw = np.asarray(raw)
+    if raw.ndim == 3:
+        raw = raw[0]
+    bad = np.argwhere(~np.isfinite(raw))
+    if len(bad):
+        raise ValueError(f"decode_yolo: non-finite value {raw[tuple(bad[0])]} at {tuple(bad[0])}")
+    if layout == _V8:
+        scores = raw[4:]
+        n = raw.shape[1]
+        cls = scores.argmax(0).astype(np.int32) if n else np.zeros(0, np.int32)
+        score = scores.max(0) if n else np.zeros(0, np.float32)
+        cx, cy, w, h = (raw[k].astype(np.float64) for k in range(4))
+    elif layout == _V5:
+        scores = raw[:, 5:]
+        n = raw.shape[0]
+        cls = scores.argmax(1).astype(np.int32) if n else np.zeros(0, np.int32)
+        score = (raw[:, 4] * scores.max(1)).astype(np.float32) if n else np.zeros(0, np.float32)
+        cx, cy, w, h = (raw[:, k].astype(np.float64) for k in range(4))
+    else:
+        score = raw[:, 4]
+        candidate = score.astype(np.float64) >= conf
+        value = raw[:, 5].astype(np.float64)
+        limit = num_classes if num_classes > 0 else 2147483647.0
+        bad = candidate & ~((value >= 0) & (value < limit) & (value == np.floor(value)))
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise ValueError(f"decode_yolo: E2E row {row} has class value {raw[row, 5]}")
+        cls = np.where(candidate, value, 0).astype(np.int32)
+        x1, y1, x2, y2 = (raw[:, k].astype(np.float64) for k in range(4))
+    if layout != _E2E:
+        x1, x2 = cx - 0.5 * w, cx + 0.5 * w
+        y1, y2 = cy - 0.5 * h, cy + 0.5 * h
+    keep = (score.astype(np.float64) >= conf) & _class_mask(classes, cls)
+    a, c = (x1[keep] - pad_x) / scale_x, (x2[keep] - pad_x) / scale_x
+    b, d = (y1[keep] - pad_y) / scale_y, (y2[keep] - pad_y) / scale_y
+    xyxy = np.stack([np.minimum(np.maximum(np.minimum(a, c), 0.0), src_w),
+                     np.minimum(np.maximum(np.minimum(b, d), 0.0), src_h),
+                     np.minimum(np.maximum(np.maximum(a, c), 0.0), src_w),
+                     np.minimum(np.maximum(np.maximum(b, d), 0.0), src_h)], axis=1)
+    return xyxy.astype(np.float32).reshape(-1, 4), score[keep].astype(np.float32), cls[keep]
+
+
+def nms(xyxy: np.ndarray, score: np.ndarray, class_id, iou_threshold: float, max_det: int) -> np.ndarray:
+    """Greedy NMS -> kept indices (K,) int64, in descending score order (ties: lower index first).
+
+    A kept box suppresses later boxes (of its class, unless ``class_id`` is None) with IoU strictly above
+    ``iou_threshold``; IoU = inter / (area_i + area_j - inter) in float64, 0 when that union is <= 0.
+    """
+    order = np.argsort(-np.asarray(score, np.float32), kind="stable")
+    x1, y1, x2, y2 = (np.asarray(xyxy, np.float32)[:, k].astype(np.float64) for k in range(4))
+    area = (x2 - x1) * (y2 - y1)
+    suppressed = np.zeros(len(order), bool)
+    keep = []
+    for pos, i in enumerate(order):
+        if suppressed[i]:
+            continue
+        keep.append(i)
+        if len(keep) == max_det:
+            break
+        rest = order[pos + 1:]
+        if class_id is not None:
+            rest = rest[class_id[rest] == class_id[i]]
+        iw = np.maximum(0.0, np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]))
+        ih = np.maximum(0.0, np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]))
+        inter = iw * ih
+        union = (area[i] + area[rest]) - inter
+        positive = union > 0
+        iou = inter / np.where(positive, union, 1.0)
+        suppressed[rest[positive & (iou > iou_threshold)]] = True
+    return np.asarray(keep, np.int64)
+
+
+def postprocess(raw: np.ndarray, layout: int, conf: float, pad_x: float, pad_y: float, scale_x: float,
+                scale_y: float, src_w: float, src_h: float, num_classes: int, classes, iou_threshold: float,
+                max_det: int, agnostic: bool) -> tuple:
+    """decode_yolo then nms (V5/V8) or a stable sort by score (E2E); at most max_det rows, best first."""
+    xyxy, score, class_id = decode_yolo(raw, layout, conf, pad_x, pad_y, scale_x, scale_y, src_w, src_h,
+                                        num_classes, classes)
+    if layout == _E2E:
+        keep = np.argsort(-score, kind="stable")[:max_det]
+    else:
+        keep = nms(xyxy, score, None if agnostic else class_id, iou_threshold, max_det)
+    return xyxy[keep], score[keep], class_id[keep]
