@@ -10,8 +10,10 @@ from __future__ import annotations
 import numpy as np
 
 # ---------------------------------------------------------------------------------------------------
-# tracking: iou_matrix, linear_assignment  (native/src/track.cpp)
-# Shape legend: M rows (tracks), N columns (detections); boxes are (count, 4) float32 x1, y1, x2, y2.
+# tracking: iou_matrix, linear_assignment, kalman_predict, kalman_update, associate_bytetrack
+#           (native/src/track.cpp; contracts in native/include/edge/track.hpp)
+# Shape legend: M rows (tracks), N columns (detections); boxes are (count, 4) float32 x1, y1, x2, y2;
+# T tracks with Kalman mean (T, 8) and cov (T, 8, 8) float64 (see edge_runtime/vision/kalman.py).
 # ---------------------------------------------------------------------------------------------------
 
 
@@ -53,6 +55,65 @@ def linear_assignment(cost: np.ndarray, max_cost: float = float("inf")) -> np.nd
     keep = cost[rows, cols] < max_cost if limited else np.ones(rows.shape, bool)
     row_to_col[rows[keep]] = cols[keep]
     return row_to_col
+
+
+def kalman_predict(mean: np.ndarray, cov: np.ndarray, miss: np.ndarray, std_position: float = 1.0 / 20,
+                   std_velocity: float = 1.0 / 160) -> np.ndarray:
+    """Kalman predict in place (tracks with miss > 0 coast with zero height velocity); returns (T, 4) boxes."""
+    from .vision.kalman import KalmanXYAH, xyah_to_xyxy
+
+    mean[np.asarray(miss) > 0, 7] = 0.0
+    mean[...], cov[...] = KalmanXYAH(std_position, std_velocity).predict(mean, cov)
+    return xyah_to_xyxy(mean)
+
+
+def kalman_update(mean: np.ndarray, cov: np.ndarray, rows: np.ndarray, boxes: np.ndarray,
+                  std_position: float = 1.0 / 20) -> None:
+    """Kalman update in place of the tracks ``rows`` (K,) with measured boxes (K, 4) xyxy."""
+    from .vision.kalman import KalmanXYAH, xyxy_to_xyah
+
+    rows = np.asarray(rows, np.int64)
+    if rows.size and (rows.min() < 0 or rows.max() >= mean.shape[0]):
+        raise ValueError(f"kalman_update: rows must lie in [0, {mean.shape[0]}), got {rows.tolist()}")
+    new_mean, new_cov = KalmanXYAH(std_position).update(mean[rows], cov[rows], xyxy_to_xyah(boxes))
+    mean[rows], cov[rows] = new_mean, new_cov
+
+
+def associate_bytetrack(track_boxes: np.ndarray, track_id: np.ndarray, miss: np.ndarray, det_boxes: np.ndarray,
+                        det_score: np.ndarray, high_score: float, low_score: float, max_cost_high: float,
+                        max_cost_low: float, max_cost_tentative: float, fuse_score: bool,
+                        assign=None) -> np.ndarray:
+    """The three ByteTrack associations of one frame: det_track (N,) int32, matched track index or -1.
+
+    1) confirmed tracks (track_id >= 0) x detections with score >= high_score; 2) confirmed tracks with
+    miss == 0 left unmatched x detections with low_score <= score < high_score (plain IoU); 3) tentative
+    tracks x the high-score detections left over. Cost is 1 - IoU (1 - IoU * score in stages 1 and 3
+    when fuse_score), in float32; ``assign(cost, max_cost) -> row_to_col`` defaults to
+    :func:`linear_assignment`.
+    """
+    assign = linear_assignment if assign is None else assign
+    det_score = np.asarray(det_score, np.float32)
+    det_track = np.full(det_score.shape[0], -1, np.int32)
+
+    def stage(rows: np.ndarray, cols: np.ndarray, fused: bool, max_cost: float) -> None:
+        if rows.size == 0 or cols.size == 0:
+            return
+        similarity = iou_matrix(track_boxes[rows], det_boxes[cols])
+        if fused:
+            similarity = similarity * det_score[cols]
+        row_to_col = assign(np.ascontiguousarray(np.float32(1.0) - similarity), max_cost)
+        hit = row_to_col >= 0
+        det_track[cols[row_to_col[hit]]] = rows[hit]
+
+    high = np.flatnonzero(det_score >= np.float32(high_score))
+    low = np.flatnonzero((det_score >= np.float32(low_score)) & (det_score < np.float32(high_score)))
+    pool = np.flatnonzero(track_id >= 0)
+    stage(pool, high, fuse_score, max_cost_high)
+    taken = np.zeros(track_id.shape[0], bool)
+    taken[det_track[high][det_track[high] >= 0]] = True
+    stage(pool[~taken[pool] & (miss[pool] == 0)], low, False, max_cost_low)
+    stage(np.flatnonzero(track_id < 0), high[det_track[high] < 0], fuse_score, max_cost_tentative)
+    return det_track
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -30,6 +30,29 @@ void require_boxes(const f32c& boxes, const char* fn, const char* name) {
     }
 }
 
+using f64c = py::array_t<double, py::array::c_style>;
+using i64c = py::array_t<std::int64_t, py::array::c_style>;
+
+// Mean (T, 8) and covariance (T, 8, 8) float64, C-contiguous and writeable (updated in place).
+std::size_t require_state(f64c& mean, f64c& cov, const char* fn) {
+    if (mean.ndim() != 2 || mean.shape(1) != 8 || cov.ndim() != 3 || cov.shape(0) != mean.shape(0) ||
+        cov.shape(1) != 8 || cov.shape(2) != 8) {
+        throw std::invalid_argument(std::string(fn) + ": mean must be (T, 8) and cov (T, 8, 8) float64, got " +
+                                    shape_of(mean) + " and " + shape_of(cov));
+    }
+    if (!mean.writeable() || !cov.writeable()) {
+        throw std::invalid_argument(std::string(fn) + ": mean and cov are updated in place and must be writeable");
+    }
+    return static_cast<std::size_t>(mean.shape(0));
+}
+
+void require_vector(const py::array& v, py::ssize_t n, const char* fn, const char* name) {
+    if (v.ndim() != 1 || v.shape(0) != n) {
+        throw std::invalid_argument(std::string(fn) + ": " + name + " must be (" + std::to_string(n) + ",), got shape " +
+                                    shape_of(v));
+    }
+}
+
 }  // namespace
 
 void bind_track(py::module_& m) {
@@ -70,6 +93,81 @@ void bind_track(py::module_& m) {
         "Optimal assignment of the (M, N) float32 cost matrix: row_to_col (M,) int32, -1 = unmatched.\n"
         "With a finite max_cost only pairs with cost < max_cost are matched and the total gain\n"
         "sum(max_cost - cost) is maximised.");
+
+    m.def(
+        "kalman_predict",
+        [](f64c mean, f64c cov, i64c miss, double std_position, double std_velocity) {
+            const std::size_t t = require_state(mean, cov, "kalman_predict");
+            require_vector(miss, mean.shape(0), "kalman_predict", "miss");
+            const std::int64_t* miss_ptr = miss.data();
+            py::array_t<float> boxes({mean.shape(0), py::ssize_t(4)});
+            double* mp = mean.mutable_data();
+            double* cp = cov.mutable_data();
+            float* bp = boxes.mutable_data();
+            {
+                py::gil_scoped_release nogil;
+                edge::kalman_predict(mp, cp, t, miss_ptr, edge::KalmanNoise{std_position, std_velocity}, bp);
+            }
+            return boxes;
+        },
+        py::arg("mean").noconvert(), py::arg("cov").noconvert(), py::arg("miss").noconvert(),
+        py::arg("std_position") = 1.0 / 20.0, py::arg("std_velocity") = 1.0 / 160.0,
+        "Kalman predict in place for mean (T, 8) / cov (T, 8, 8) float64; tracks whose miss (T,) int64 > 0\n"
+        "coast with zero height velocity. Returns the predicted boxes (T, 4) float32 xyxy.");
+
+    m.def(
+        "kalman_update",
+        [](f64c mean, f64c cov, i64c rows, f32c boxes, double std_position) {
+            const std::size_t t = require_state(mean, cov, "kalman_update");
+            if (rows.ndim() != 1) throw std::invalid_argument("kalman_update: rows must be (K,) int64, got shape " + shape_of(rows));
+            require_boxes(boxes, "kalman_update", "boxes");
+            if (boxes.shape(0) != rows.shape(0)) {
+                throw std::invalid_argument("kalman_update: rows " + shape_of(rows) + " and boxes " + shape_of(boxes) +
+                                            " differ in length");
+            }
+            double* mp = mean.mutable_data();
+            double* cp = cov.mutable_data();
+            {
+                py::gil_scoped_release nogil;
+                edge::kalman_update(mp, cp, t, rows.data(), boxes.data(), static_cast<std::size_t>(rows.shape(0)),
+                                    edge::KalmanNoise{std_position, 1.0 / 160.0});
+            }
+        },
+        py::arg("mean").noconvert(), py::arg("cov").noconvert(), py::arg("rows").noconvert(),
+        py::arg("boxes").noconvert(), py::arg("std_position") = 1.0 / 20.0,
+        "Kalman update in place of the tracks rows (K,) int64 (distinct) with measured boxes (K, 4) float32 xyxy.");
+
+    m.def(
+        "associate_bytetrack",
+        [](f32c track_boxes, i64c track_id, i64c miss, f32c det_boxes, f32c det_score, float high_score,
+           float low_score, double max_cost_high, double max_cost_low, double max_cost_tentative, bool fuse_score) {
+            require_boxes(track_boxes, "associate_bytetrack", "track_boxes");
+            require_boxes(det_boxes, "associate_bytetrack", "det_boxes");
+            require_vector(track_id, track_boxes.shape(0), "associate_bytetrack", "track_id");
+            require_vector(miss, track_boxes.shape(0), "associate_bytetrack", "miss");
+            require_vector(det_score, det_boxes.shape(0), "associate_bytetrack", "det_score");
+            edge::ByteTrackParams params;
+            params.high_score = high_score;
+            params.low_score = low_score;
+            params.max_cost_high = max_cost_high;
+            params.max_cost_low = max_cost_low;
+            params.max_cost_tentative = max_cost_tentative;
+            params.fuse_score = fuse_score;
+            py::array_t<std::int32_t> det_track(det_boxes.shape(0));
+            std::int32_t* out = det_track.mutable_data();
+            {
+                py::gil_scoped_release nogil;
+                edge::associate_bytetrack(track_boxes.data(), track_id.data(), miss.data(),
+                                          static_cast<std::size_t>(track_boxes.shape(0)), det_boxes.data(),
+                                          det_score.data(), static_cast<std::size_t>(det_boxes.shape(0)), params, out);
+            }
+            return det_track;
+        },
+        py::arg("track_boxes").noconvert(), py::arg("track_id").noconvert(), py::arg("miss").noconvert(),
+        py::arg("det_boxes").noconvert(), py::arg("det_score").noconvert(), py::arg("high_score"),
+        py::arg("low_score"), py::arg("max_cost_high"), py::arg("max_cost_low"), py::arg("max_cost_tentative"),
+        py::arg("fuse_score"),
+        "The three ByteTrack associations of one frame: det_track (N,) int32, the matched track index or -1.");
 }
 
 }  // namespace edge_bind

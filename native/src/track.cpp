@@ -170,3 +170,197 @@ void linear_assignment(const float* cost, std::size_t rows, std::size_t cols, do
 }
 
 }  // namespace edge
+
+namespace edge {
+namespace {
+
+// Heights below these are clamped: in the aspect ratio (no division by zero) and in the noise scale
+// (the innovation covariance stays well conditioned). Same constants as edge_runtime/vision/kalman.py.
+constexpr double kMinHeightPx = 1e-3;
+constexpr double kMinNoiseHeightPx = 1.0;
+
+void box_to_xyah(const float* box, double* z) {
+    const double w = double(box[2]) - box[0];
+    const double h = std::max(double(box[3]) - box[1], kMinHeightPx);
+    z[0] = double(box[0]) + 0.5 * w;
+    z[1] = double(box[1]) + 0.5 * h;
+    z[2] = w / h;
+    z[3] = h;
+}
+
+void state_to_box(const double* s, float* box) {
+    const double h = s[3], w = s[2] * h;
+    box[0] = static_cast<float>(s[0] - 0.5 * w);
+    box[1] = static_cast<float>(s[1] - 0.5 * h);
+    box[2] = static_cast<float>(s[0] + 0.5 * w);
+    box[3] = static_cast<float>(s[1] + 0.5 * h);
+}
+
+// Solves S X = B for a 4x4 S and a 4x8 B by Gaussian elimination with partial pivoting (S is symmetric
+// positive definite here; pivoting keeps it exact enough when it is nearly singular). B becomes X.
+void solve4x8(double s[4][4], double b[4][8]) {
+    for (int col = 0; col < 4; ++col) {
+        int pivot = col;
+        for (int r = col + 1; r < 4; ++r) {
+            if (std::fabs(s[r][col]) > std::fabs(s[pivot][col])) pivot = r;
+        }
+        if (pivot != col) {
+            for (int c = 0; c < 4; ++c) std::swap(s[col][c], s[pivot][c]);
+            for (int c = 0; c < 8; ++c) std::swap(b[col][c], b[pivot][c]);
+        }
+        const double inv = 1.0 / s[col][col];
+        for (int r = col + 1; r < 4; ++r) {
+            const double f = s[r][col] * inv;
+            if (f == 0.0) continue;
+            for (int c = col; c < 4; ++c) s[r][c] -= f * s[col][c];
+            for (int c = 0; c < 8; ++c) b[r][c] -= f * b[col][c];
+        }
+    }
+    for (int col = 3; col >= 0; --col) {
+        const double inv = 1.0 / s[col][col];
+        for (int c = 0; c < 8; ++c) {
+            double v = b[col][c];
+            for (int k = col + 1; k < 4; ++k) v -= s[col][k] * b[k][c];
+            b[col][c] = v * inv;
+        }
+    }
+}
+
+// Matches the tracks `rows` against the detections `cols` for one association stage; writes
+// det_track[col] = row for every matched pair.
+void match_stage(const float* track_boxes, const std::vector<std::size_t>& rows, const float* det_boxes,
+                 const std::vector<std::size_t>& cols, const float* det_score, double max_cost,
+                 std::int32_t* det_track, std::vector<float>& scratch, std::vector<std::int32_t>& r2c) {
+    if (rows.empty() || cols.empty()) return;
+    const std::size_t nr = rows.size(), nc = cols.size();
+    scratch.resize(4 * (nr + nc) + nr * nc);
+    float* a = scratch.data();
+    float* b = a + 4 * nr;
+    float* cost = b + 4 * nc;
+    for (std::size_t i = 0; i < nr; ++i) std::copy(track_boxes + 4 * rows[i], track_boxes + 4 * rows[i] + 4, a + 4 * i);
+    for (std::size_t j = 0; j < nc; ++j) std::copy(det_boxes + 4 * cols[j], det_boxes + 4 * cols[j] + 4, b + 4 * j);
+    iou_matrix(a, nr, b, nc, cost);
+    // Same float32 arithmetic as the reference: similarity = iou * score, cost = 1 - similarity.
+    for (std::size_t i = 0; i < nr; ++i) {
+        for (std::size_t j = 0; j < nc; ++j) {
+            float sim = cost[i * nc + j];
+            if (det_score) sim *= det_score[cols[j]];
+            cost[i * nc + j] = 1.0f - sim;
+        }
+    }
+    r2c.resize(nr);
+    linear_assignment(cost, nr, nc, max_cost, r2c.data());
+    for (std::size_t i = 0; i < nr; ++i) {
+        if (r2c[i] >= 0) det_track[cols[static_cast<std::size_t>(r2c[i])]] = static_cast<std::int32_t>(rows[i]);
+    }
+}
+
+}  // namespace
+
+void kalman_predict(double* mean, double* cov, std::size_t t, const std::int64_t* miss, KalmanNoise noise,
+                    float* boxes_out) {
+    for (std::size_t i = 0; i < t; ++i) {
+        double* x = mean + 8 * i;
+        double* p = cov + 64 * i;
+        const double h = std::max(x[3], kMinNoiseHeightPx);
+        const double sp = noise.std_position * h, sv = noise.std_velocity * h;
+        const double q[8] = {sp * sp, sp * sp, 1e-4, sp * sp, sv * sv, sv * sv, 1e-10, sv * sv};
+        if (miss && miss[i] > 0) x[7] = 0.0;
+        for (int k = 0; k < 4; ++k) x[k] += x[k + 4];
+        // F P F^T with F = [[I, I], [0, I]], by 4x4 blocks [[A, B], [C, D]] -> [[A+B+C+D, B+D], [C+D, D]].
+        for (int r = 0; r < 4; ++r) {
+            for (int c = 0; c < 4; ++c) {
+                const double pa = p[r * 8 + c], pb = p[r * 8 + c + 4], pc = p[(r + 4) * 8 + c], pd = p[(r + 4) * 8 + c + 4];
+                p[r * 8 + c] = pa + pb + pc + pd;
+                p[r * 8 + c + 4] = pb + pd;
+                p[(r + 4) * 8 + c] = pc + pd;
+            }
+        }
+        for (int k = 0; k < 8; ++k) p[k * 8 + k] += q[k];
+        if (boxes_out) state_to_box(x, boxes_out + 4 * i);
+    }
+}
+
+void kalman_update(double* mean, double* cov, std::size_t t, const std::int64_t* rows, const float* boxes,
+                   std::size_t k, KalmanNoise noise) {
+    for (std::size_t m = 0; m < k; ++m) {
+        if (rows[m] < 0 || static_cast<std::size_t>(rows[m]) >= t) {
+            throw std::invalid_argument("kalman_update: rows[" + std::to_string(m) + "] = " + std::to_string(rows[m]) +
+                                        " is outside [0, " + std::to_string(t) + ")");
+        }
+    }
+    for (std::size_t m = 0; m < k; ++m) {
+        double* x = mean + 8 * rows[m];
+        double* p = cov + 64 * rows[m];
+        double z[4];
+        box_to_xyah(boxes + 4 * m, z);
+        const double h = std::max(x[3], kMinNoiseHeightPx);
+        const double sp = noise.std_position * h;
+        const double r[4] = {sp * sp, sp * sp, 1e-2, sp * sp};
+        double s[4][4], gain_t[4][8], ph[4][8];
+        for (int i = 0; i < 4; ++i) {
+            for (int j = 0; j < 4; ++j) s[i][j] = p[i * 8 + j];
+            s[i][i] += r[i];
+            for (int j = 0; j < 8; ++j) ph[i][j] = gain_t[i][j] = p[i * 8 + j];
+        }
+        solve4x8(s, gain_t);  // K^T = S^-1 H P
+        double innovation[4];
+        for (int i = 0; i < 4; ++i) innovation[i] = z[i] - x[i];
+        for (int j = 0; j < 8; ++j) {
+            double dx = 0.0;
+            for (int i = 0; i < 4; ++i) dx += gain_t[i][j] * innovation[i];
+            x[j] += dx;
+        }
+        // P -= K H P (= K S K^T).
+        for (int j = 0; j < 8; ++j) {
+            for (int c = 0; c < 8; ++c) {
+                double d = 0.0;
+                for (int i = 0; i < 4; ++i) d += gain_t[i][j] * ph[i][c];
+                p[j * 8 + c] -= d;
+            }
+        }
+    }
+}
+
+void associate_bytetrack(const float* track_boxes, const std::int64_t* track_id, const std::int64_t* miss,
+                         std::size_t t, const float* det_boxes, const float* det_score, std::size_t n,
+                         const ByteTrackParams& params, std::int32_t* det_track) {
+    std::fill(det_track, det_track + n, -1);
+    std::vector<std::size_t> pool, high, low, rows, cols;
+    for (std::size_t j = 0; j < n; ++j) {
+        if (det_score[j] >= params.high_score) {
+            high.push_back(j);
+        } else if (det_score[j] >= params.low_score) {
+            low.push_back(j);
+        }
+    }
+    for (std::size_t i = 0; i < t; ++i) {
+        if (track_id[i] >= 0) pool.push_back(i);
+    }
+    std::vector<float> scratch;
+    std::vector<std::int32_t> r2c;
+    const float* fused = params.fuse_score ? det_score : nullptr;
+
+    // 1) confirmed tracks (seen or lost) x high-score detections.
+    match_stage(track_boxes, pool, det_boxes, high, fused, params.max_cost_high, det_track, scratch, r2c);
+    // 2) confirmed tracks seen last frame and still unmatched x low-score detections.
+    std::vector<char> taken(t, 0);
+    for (std::size_t j : high) {
+        if (det_track[j] >= 0) taken[static_cast<std::size_t>(det_track[j])] = 1;
+    }
+    for (std::size_t i : pool) {
+        if (!taken[i] && miss[i] == 0) rows.push_back(i);
+    }
+    match_stage(track_boxes, rows, det_boxes, low, nullptr, params.max_cost_low, det_track, scratch, r2c);
+    // 3) tentative tracks x high-score detections left over.
+    rows.clear();
+    for (std::size_t i = 0; i < t; ++i) {
+        if (track_id[i] < 0) rows.push_back(i);
+    }
+    for (std::size_t j : high) {
+        if (det_track[j] < 0) cols.push_back(j);
+    }
+    match_stage(track_boxes, rows, det_boxes, cols, fused, params.max_cost_tentative, det_track, scratch, r2c);
+}
+
+}  // namespace edge

@@ -31,3 +31,44 @@ void linear_assignment(const float* cost, std::size_t rows, std::size_t cols, do
                        std::int32_t* row_to_col);
 
 }  // namespace edge
+
+namespace edge {
+
+// Constant-velocity Kalman filter on boxes, batched over T tracks (the ByteTrack / DeepSORT model).
+// State (T, 8) float64 cx, cy, a = w/h, h, and their velocities per frame; covariance (T, 8, 8) float64.
+// Noise scales with the box height: std_position * h and std_velocity * h (ByteTrack: 1/20, 1/160).
+// Reference: edge_runtime/vision/kalman.py (KalmanXYAH), exposed as reference.kalman_predict/update.
+struct KalmanNoise {
+    double std_position = 1.0 / 20.0;
+    double std_velocity = 1.0 / 160.0;
+};
+
+// One frame ahead, in place, for all T tracks. Tracks with miss[i] > 0 (lost) first get their height
+// velocity zeroed, as ByteTrack does; miss may be null. Writes the predicted boxes (T, 4) float32 xyxy.
+void kalman_predict(double* mean, double* cov, std::size_t t, const std::int64_t* miss, KalmanNoise noise,
+                    float* boxes_out);
+
+// Corrects the k tracks rows[0..k) (each < t, no repeats) with measured boxes (k, 4) float32 xyxy, in place.
+// Throws std::invalid_argument on a row out of range (nothing is written then).
+void kalman_update(double* mean, double* cov, std::size_t t, const std::int64_t* rows, const float* boxes,
+                   std::size_t k, KalmanNoise noise);
+
+// Thresholds of the three ByteTrack associations. A pair matches only if its cost 1 - IoU (1 - IoU * score
+// when fuse_score) is below the stage's max_cost.
+struct ByteTrackParams {
+    float high_score = 0.5f;         // detections >= this: stages 1 and 3
+    float low_score = 0.1f;          // detections in [low_score, high_score): stage 2
+    double max_cost_high = 0.8;      // stage 1: confirmed tracks x high-score detections
+    double max_cost_low = 0.5;       // stage 2: confirmed tracks seen last frame, unmatched x low-score
+    double max_cost_tentative = 0.7; // stage 3: tentative tracks x high-score detections left over
+    bool fuse_score = true;          // weight IoU by detection score in stages 1 and 3
+};
+
+// The three associations of one ByteTrack frame. Tracks: predicted boxes (t, 4), track_id (< 0 =
+// tentative), miss (consecutive missed frames before this one; 0 = seen last frame). Detections: boxes
+// (n, 4), score (n,). Writes det_track (n,): the matched track's index, or -1. Boxes must be finite.
+void associate_bytetrack(const float* track_boxes, const std::int64_t* track_id, const std::int64_t* miss,
+                         std::size_t t, const float* det_boxes, const float* det_score, std::size_t n,
+                         const ByteTrackParams& params, std::int32_t* det_track);
+
+}  // namespace edge

@@ -1,0 +1,344 @@
+"""ByteTrack-class multi-object tracker: two-stage IoU association, Kalman motion, confirmed ids only.
+
+Shape legend: N detections in the current frame, T live tracks; boxes are (count, 4) float32 x1, y1,
+x2, y2 in source-image pixels. Frames are counted in calls to :meth:`ByteTracker.update`.
+
+The algorithm follows ByteTrack (Zhang et al., ECCV 2022; github.com/ifzhang/ByteTrack,
+yolox/tracker/byte_tracker.py): confirmed tracks are matched first to high-score detections, then the
+confirmed tracks that were seen in the previous frame are matched to low-score detections (boxes a
+plain score threshold would have thrown away, typically occluded people), then tentative tracks to the
+remaining high-score boxes; unmatched high-score boxes start tentative tracks. Differences that matter
+to counting:
+
+- a track is confirmed after ``min_hits`` consecutive matched frames (also on the first frame of a
+  video), and only then receives an id; ids are issued in confirmation order, count up from 0 and are
+  never reused while the tracker lives (not even across :meth:`ByteTracker.reset`);
+- a track's class is the majority class over its matched detections (ties keep the current class), so
+  one mislabelled frame can't flip it;
+- every input detection is returned, in input order: matched to a confirmed track it carries that
+  track's id and class, otherwise track id -1 and its own class.
+
+The per-frame hot path (Kalman predict, the three IoU + optimal-assignment stages, Kalman update) runs in
+C++ (``edge_runtime._native``) with the GIL released, over track state kept in NumPy arrays; the NumPy
+references are in :mod:`edge_runtime.reference` and :mod:`edge_runtime.vision.kalman`. Bookkeeping
+(ids, votes, ageing) is a few vectorised NumPy calls per frame.
+"""
+
+from __future__ import annotations
+
+import math
+import numpy as np
+
+from .. import _native
+from ..errors import ConfigError, InputError
+from .detections import Detections
+from .kalman import KalmanXYAH, xyah_to_xyxy, xyxy_to_xyah
+
+__all__ = ["ByteTracker", "iou_matrix", "linear_assignment", "lost_frames_for"]
+
+_NO_MATCH = np.zeros(0, np.int32)
+
+
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of every box in ``a`` against every box in ``b`` (native kernel).
+
+    Args:
+        a: (M, 4) boxes x1, y1, x2, y2 (converted to float32).
+        b: (N, 4) boxes.
+
+    Returns:
+        (M, N) float32 IoU; a box with x2 < x1 or y2 < y1 has zero area, a zero-area union gives 0.
+
+    Raises:
+        InputError: a shape is not (count, 4) or a coordinate is NaN or infinite.
+
+    Example:
+        >>> round(float(iou_matrix([[0, 0, 10, 10]], [[5, 0, 15, 10]])[0, 0]), 4)
+        0.3333
+    """
+    a32 = _as_boxes("a", a)
+    b32 = _as_boxes("b", b)
+    try:
+        return _native.iou_matrix(a32, b32)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+
+
+def linear_assignment(cost: np.ndarray, max_cost: float = math.inf) -> np.ndarray:
+    """Optimal assignment of rows (tracks) to columns (detections) (native kernel).
+
+    Args:
+        cost: (M, N) cost matrix (converted to float32). With a finite ``max_cost`` entries may be +inf
+            (pair never matched); otherwise every entry must be finite.
+        max_cost: only pairs with cost < max_cost are matched, maximising sum(max_cost - cost) over the
+            matched pairs (a row stays unmatched rather than take a pair at or beyond the limit). With
+            +inf: the classic problem, min(M, N) pairs of minimum total cost, as
+            ``scipy.optimize.linear_sum_assignment``.
+
+    Returns:
+        row_to_col (M,) int32: the column matched to each row, or -1.
+
+    Raises:
+        InputError: cost is not 2-D, holds NaN or -inf (or +inf with an infinite max_cost), or
+            max_cost is NaN.
+
+    Example:
+        >>> linear_assignment([[0.1, 0.9], [0.2, 0.95]], max_cost=0.5).tolist()
+        [0, -1]
+    """
+    matrix = np.asarray(cost)
+    if matrix.ndim != 2:
+        raise InputError(f"linear_assignment: cost must be a 2-D (M, N) matrix, got shape {matrix.shape}")
+    try:
+        return _native.linear_assignment(np.ascontiguousarray(matrix, np.float32), float(max_cost))
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    except TypeError as exc:
+        raise InputError(f"linear_assignment: max_cost must be a number, got {max_cost!r}") from exc
+
+
+def _as_boxes(name: str, boxes: object) -> np.ndarray:
+    array = np.asarray(boxes)
+    if array.size == 0 and array.ndim <= 2:
+        return np.zeros((0, 4), np.float32)
+    if array.ndim != 2 or array.shape[1] != 4:
+        raise InputError(f"iou_matrix: {name} must be (N, 4) boxes x1, y1, x2, y2, got shape {array.shape}")
+    if not np.issubdtype(array.dtype, np.number):
+        raise InputError(f"iou_matrix: {name} must be numeric, got dtype {array.dtype}")
+    return np.ascontiguousarray(array, np.float32)
+
+
+def lost_frames_for(seconds: float, fps: float) -> int:
+    """How many missed frames make ``seconds`` at ``fps`` (rounded up): the tracker's lost buffer.
+
+    Raises:
+        ConfigError: seconds < 0 or fps <= 0 (or either not finite).
+    """
+    if not (math.isfinite(seconds) and seconds >= 0):
+        raise ConfigError(f"tracker lost buffer: seconds must be finite and >= 0, got {seconds!r}")
+    if not (math.isfinite(fps) and fps > 0):
+        raise ConfigError(f"tracker lost buffer: fps must be finite and > 0, got {fps!r}")
+    return int(math.ceil(seconds * fps - 1e-9))
+
+
+def _check_unit(name: str, value: float) -> float:
+    value = float(value)
+    if not (0.0 <= value <= 1.0):
+        raise ConfigError(f"ByteTracker: {name} must be in [0, 1], got {value!r}")
+    return value
+
+
+class ByteTracker:
+    """Assign persistent ids to per-frame detections (ByteTrack two-stage association).
+
+    Args:
+        high_score: detections scoring at least this take part in the first association and may start
+            tracks.
+        low_score: detections scoring in [low_score, high_score) are used only to extend tracks seen in
+            the previous frame (second association); lower ones are returned untracked.
+        new_track_score: minimum score of an unmatched detection to start a tentative track
+            (>= high_score makes sense; ByteTrack uses high_score + 0.1).
+        match_iou: first association: a pair needs IoU (times the detection score if ``fuse_score``)
+            strictly above this.
+        low_match_iou: second association (low-score boxes): IoU strictly above this.
+        tentative_match_iou: tentative tracks: IoU (times score if ``fuse_score``) strictly above this.
+        min_hits: consecutive matched frames before a track is confirmed and gets an id (1 = at once).
+        lost_frames: frames a confirmed track survives without a match (its id is kept if it is found
+            again within them); see :func:`lost_frames_for` and :meth:`for_video`.
+        fuse_score: weight IoU by detection score in the high-score associations (as ByteTrack on MOT17).
+
+    Raises:
+        ConfigError: a threshold outside [0, 1], low_score > high_score, min_hits < 1 or
+            lost_frames < 0.
+
+    Example:
+        >>> tracker = ByteTracker(min_hits=2)
+        >>> frame = lambda x: Detections(np.array([[x, 0, x + 20, 40]], np.float32),
+        ...                              np.array([0.9], np.float32), np.array([0], np.int32))
+        >>> [tracker.update(frame(x)).track_id.tolist() for x in (0, 2, 4)]
+        [[-1], [0], [0]]
+    """
+
+    def __init__(
+        self,
+        *,
+        high_score: float = 0.5,
+        low_score: float = 0.1,
+        new_track_score: float = 0.6,
+        match_iou: float = 0.2,
+        low_match_iou: float = 0.5,
+        tentative_match_iou: float = 0.3,
+        min_hits: int = 3,
+        lost_frames: int = 30,
+        fuse_score: bool = True,
+    ) -> None:
+        self.high_score = _check_unit("high_score", high_score)
+        self.low_score = _check_unit("low_score", low_score)
+        self.new_track_score = _check_unit("new_track_score", new_track_score)
+        if self.low_score > self.high_score:
+            raise ConfigError(f"ByteTracker: low_score {low_score} must be <= high_score {high_score}")
+        # Costs are 1 - similarity; a pair matches only if cost < max_cost, i.e. similarity > threshold.
+        self._max_cost_high = 1.0 - _check_unit("match_iou", match_iou)
+        self._max_cost_low = 1.0 - _check_unit("low_match_iou", low_match_iou)
+        self._max_cost_tentative = 1.0 - _check_unit("tentative_match_iou", tentative_match_iou)
+        if isinstance(min_hits, bool) or int(min_hits) != min_hits or min_hits < 1:
+            raise ConfigError(f"ByteTracker: min_hits must be an integer >= 1, got {min_hits!r}")
+        if isinstance(lost_frames, bool) or int(lost_frames) != lost_frames or lost_frames < 0:
+            raise ConfigError(f"ByteTracker: lost_frames must be an integer >= 0, got {lost_frames!r}")
+        self.min_hits = int(min_hits)
+        self.lost_frames = int(lost_frames)
+        self.fuse_score = bool(fuse_score)
+        self._kf = KalmanXYAH()
+        self._next_id = 0
+        self.reset()
+
+    @classmethod
+    def for_video(cls, fps: float, *, lost_s: float = 2.0, **kwargs: object) -> "ByteTracker":
+        """A tracker whose lost buffer is ``lost_s`` seconds of a ``fps`` stream; other args as __init__."""
+        return cls(lost_frames=lost_frames_for(lost_s, fps), **kwargs)  # type: ignore[arg-type]
+
+    def reset(self) -> None:
+        """Forget every track (e.g. on a scene cut). Ids keep counting up, so none is ever reused."""
+        self._mean = np.zeros((0, 8))
+        self._cov = np.zeros((0, 8, 8))
+        self._tid = np.zeros(0, np.int64)  # -1 while tentative
+        self._hits = np.zeros(0, np.int64)  # consecutive matched frames
+        self._miss = np.zeros(0, np.int64)  # consecutive missed frames
+        self._cls = np.zeros(0, np.int32)  # majority class
+        self._votes = np.zeros((0, 1), np.int32)  # (T, C) matched detections per class
+        self.frame_index = -1
+
+    @property
+    def ids_issued(self) -> int:
+        """How many track ids were handed out so far (the next id)."""
+        return self._next_id
+
+    @property
+    def num_tracks(self) -> int:
+        """Live tracks, tentative and confirmed (lost ones included until dropped)."""
+        return int(self._tid.shape[0])
+
+    def confirmed_tracks(self) -> Detections:
+        """Confirmed tracks seen in the last frame: their Kalman boxes, id and majority class.
+
+        Score is 1.0 (the filter has no score). For drawing and debugging.
+        """
+        keep = (self._tid >= 0) & (self._miss == 0)
+        boxes = xyah_to_xyxy(self._mean[keep])
+        boxes = np.concatenate([np.minimum(boxes[:, :2], boxes[:, 2:]), np.maximum(boxes[:, :2], boxes[:, 2:])], 1)
+        return Detections(
+            boxes,
+            np.ones(int(keep.sum()), np.float32),
+            self._cls[keep],
+            self._tid[keep].astype(np.int32),
+        )
+
+    def update(self, detections: Detections) -> Detections:
+        """Advance one frame: predict, associate, confirm, age and drop tracks.
+
+        Args:
+            detections: this frame's detections (any score; see the thresholds of the constructor).
+
+        Returns:
+            The same N detections in the same order, with ``track_id`` set (id of the confirmed track
+            it was matched to, else -1) and ``class_id`` replaced by the track's majority class where
+            matched to a confirmed track.
+
+        Raises:
+            InputError: detections is not a :class:`Detections`.
+        """
+        if not isinstance(detections, Detections):
+            raise InputError(f"ByteTracker.update: expected Detections, got {type(detections).__name__}")
+        self.frame_index += 1
+        xyxy, score, class_id = detections.xyxy, detections.score, detections.class_id
+        num_tracks = self._tid.shape[0]
+
+        # Predict (in place) and associate in C++; det_track[j] = index of the matched track or -1.
+        track_boxes = _native.kalman_predict(self._mean, self._cov, self._miss, self._kf.std_position,
+                                             self._kf.std_velocity)
+        det_track = _native.associate_bytetrack(
+            track_boxes, self._tid, self._miss, xyxy, score, self.high_score, self.low_score,
+            self._max_cost_high, self._max_cost_low, self._max_cost_tentative, self.fuse_score)
+
+        matched_dets = np.flatnonzero(det_track >= 0)
+        matched_tracks = det_track[matched_dets].astype(np.int64)
+        if matched_dets.size:
+            _native.kalman_update(self._mean, self._cov, matched_tracks, xyxy[matched_dets], self._kf.std_position)
+            self._observe(matched_tracks, class_id[matched_dets])
+
+        # Output, read before tracks are dropped or appended (which moves indices).
+        track_id = np.full(xyxy.shape[0], -1, np.int32)
+        out_class = class_id
+        if matched_dets.size:
+            ids = self._tid[matched_tracks]
+            track_id[matched_dets] = ids
+            confirmed_now = ids >= 0
+            if confirmed_now.any():
+                out_class = class_id.copy()
+                out_class[matched_dets[confirmed_now]] = self._cls[matched_tracks[confirmed_now]]
+        self._age(matched_tracks, num_tracks)
+
+        # Unmatched high-score detections start tracks.
+        new = np.flatnonzero((det_track < 0) & (score >= self.high_score) & (score >= self.new_track_score))
+        if new.size:
+            track_id[new] = self._start(xyxy[new], class_id[new])
+        return Detections(xyxy, score, out_class, track_id)
+
+    def _observe(self, tracks: np.ndarray, class_id: np.ndarray) -> None:
+        """Count hits and class votes of the matched (already Kalman-corrected) tracks; confirm mature ones."""
+        self._hits[tracks] += 1
+        self._miss[tracks] = 0
+        self._grow_votes(int(class_id.max()) + 1)
+        self._votes[tracks, class_id] += 1
+        votes = self._votes[tracks]
+        best = votes.argmax(axis=1)
+        current = self._cls[tracks]
+        rows = np.arange(tracks.shape[0])
+        self._cls[tracks] = np.where(votes[rows, current] >= votes[rows, best], current, best)
+        mature = tracks[(self._tid[tracks] < 0) & (self._hits[tracks] >= self.min_hits)]
+        if mature.size:
+            mature.sort()  # ids in track-creation order: deterministic
+            self._tid[mature] = np.arange(self._next_id, self._next_id + mature.size)
+            self._next_id += int(mature.size)
+
+    def _grow_votes(self, num_classes: int) -> None:
+        if num_classes > self._votes.shape[1]:
+            grown = np.zeros((self._votes.shape[0], num_classes), np.int32)
+            grown[:, : self._votes.shape[1]] = self._votes
+            self._votes = grown
+
+    def _age(self, matched: np.ndarray, num_tracks: int) -> None:
+        """Count a miss for every unmatched track; drop unmatched tentative and lost-too-long tracks."""
+        if matched.size == num_tracks:
+            return
+        unmatched = np.ones(num_tracks, bool)
+        unmatched[matched] = False
+        self._miss[unmatched] += 1
+        self._hits[unmatched] = 0
+        keep = (self._miss <= self.lost_frames) & ~(unmatched & (self._tid < 0))
+        if keep.all():
+            return
+        self._mean, self._cov = self._mean[keep], self._cov[keep]
+        self._tid, self._hits, self._miss = self._tid[keep], self._hits[keep], self._miss[keep]
+        self._cls, self._votes = self._cls[keep], self._votes[keep]
+
+    def _start(self, xyxy: np.ndarray, class_id: np.ndarray) -> np.ndarray:
+        """Append tentative tracks (confirmed at once if min_hits == 1); returns their ids (-1 if tentative)."""
+        count = xyxy.shape[0]
+        mean, cov = self._kf.initiate(xyxy_to_xyah(xyxy))
+        if self.min_hits <= 1:
+            ids = np.arange(self._next_id, self._next_id + count, dtype=np.int64)
+            self._next_id += count
+        else:
+            ids = np.full(count, -1, np.int64)
+        self._grow_votes(int(class_id.max()) + 1)
+        votes = np.zeros((count, self._votes.shape[1]), np.int32)
+        votes[np.arange(count), class_id] = 1
+        self._mean = np.concatenate([self._mean, mean])
+        self._cov = np.concatenate([self._cov, cov])
+        self._tid = np.concatenate([self._tid, ids])
+        self._hits = np.concatenate([self._hits, np.ones(count, np.int64)])
+        self._miss = np.concatenate([self._miss, np.zeros(count, np.int64)])
+        self._cls = np.concatenate([self._cls, class_id.astype(np.int32)])
+        self._votes = np.concatenate([self._votes, votes])
+        return ids.astype(np.int32)
