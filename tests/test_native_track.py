@@ -1,0 +1,285 @@
+"""Native tracking kernels against their references: NumPy (IoU, Kalman) and scipy (assignment)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from edge_runtime import _native, reference
+from edge_runtime.errors import InputError
+from edge_runtime.vision.kalman import KalmanXYAH, xyxy_to_xyah
+from edge_runtime.vision.tracking import iou_matrix, linear_assignment
+
+scipy_optimize = pytest.importorskip("scipy.optimize", reason="scipy is the assignment oracle (dev extra)")
+
+# M, N up to 9 boxes; coordinates on a coarse grid half the time so that equal and touching edges occur.
+coord = st.one_of(st.floats(-50, 700, width=32), st.integers(-5, 40).map(lambda v: float(v * 16)))
+
+
+@st.composite
+def boxes(draw, max_n: int = 9, allow_inverted: bool = True) -> np.ndarray:
+    n = draw(st.integers(0, max_n))
+    out = np.zeros((n, 4), np.float32)
+    for i in range(n):
+        x, y = draw(coord), draw(coord)
+        w = draw(st.one_of(st.just(0.0), st.floats(0, 300, width=32)))
+        h = draw(st.one_of(st.just(0.0), st.floats(0, 300, width=32)))
+        if allow_inverted and draw(st.integers(0, 9)) == 0:
+            w = -w  # a degenerate prediction: x2 < x1 counts as zero area
+        out[i] = (x, y, x + w, y + h)
+    return out
+
+
+@st.composite
+def cost_matrices(draw) -> np.ndarray:
+    m, n = draw(st.integers(0, 8)), draw(st.integers(0, 8))
+    # Quantised values make ties common, the case where assignments may differ but costs may not.
+    values = st.one_of(st.floats(0, 1, width=32), st.integers(0, 4).map(lambda v: v / 4.0))
+    return draw(arrays(np.float32, (m, n), elements=values))
+
+
+def assignment_cost(cost: np.ndarray, row_to_col: np.ndarray) -> float:
+    rows = np.flatnonzero(row_to_col >= 0)
+    return float(cost.astype(np.float64)[rows, row_to_col[rows]].sum())
+
+
+def assert_is_matching(row_to_col: np.ndarray, m: int, n: int) -> None:
+    assert row_to_col.shape == (m,) and row_to_col.dtype == np.int32
+    used = row_to_col[row_to_col >= 0]
+    assert (used < n).all() and np.unique(used).size == used.size
+
+
+# ---------------------------------------------------------------------------------------------- IoU
+
+
+@given(boxes(), boxes())
+def test_iou_matrix_matches_numpy_reference(a, b):
+    got = iou_matrix(a, b)
+    assert got.shape == (a.shape[0], b.shape[0]) and got.dtype == np.float32
+    np.testing.assert_allclose(got, reference.iou_matrix(a, b), rtol=0, atol=1e-6)
+    assert ((got >= 0) & (got <= 1)).all()
+
+
+@given(boxes(allow_inverted=False))
+def test_iou_of_a_box_with_itself_is_one_unless_empty(a):
+    diag = np.diag(iou_matrix(a, a)) if len(a) else np.zeros(0)
+    nonempty = (a[:, 2] > a[:, 0]) & (a[:, 3] > a[:, 1])
+    np.testing.assert_allclose(diag[nonempty], 1.0, atol=1e-6)
+    assert (diag[~nonempty] == 0).all()
+
+
+def test_iou_known_values_and_empty_shapes():
+    a = np.array([[0, 0, 10, 10], [0, 0, 0, 0]], np.float32)
+    b = np.array([[5, 0, 15, 10], [10, 0, 20, 10], [0, 0, 10, 10]], np.float32)
+    np.testing.assert_allclose(iou_matrix(a, b), [[1 / 3, 0, 1], [0, 0, 0]], atol=1e-7)
+    assert iou_matrix(np.zeros((0, 4)), b).shape == (0, 3)
+    assert iou_matrix(a, np.zeros((0, 4))).shape == (2, 0)
+    assert iou_matrix([], []).shape == (0, 0)
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_iou_rejects_non_finite_coordinates(bad):
+    a = np.array([[0, 0, 10, 10], [0, 0, bad, 10]], np.float32)
+    with pytest.raises(InputError, match=r"a\[1\]"):
+        iou_matrix(a, a[:1])
+    with pytest.raises(InputError, match=r"b\[1\]"):
+        iou_matrix(a[:1], a)
+
+
+def test_iou_rejects_wrong_shapes_and_native_refuses_silent_copies():
+    with pytest.raises(InputError, match=r"\(N, 4\)"):
+        iou_matrix(np.zeros((3, 5)), np.zeros((1, 4)))
+    with pytest.raises(InputError):
+        iou_matrix([["a", "b", "c", "d"]], np.zeros((1, 4)))
+    with pytest.raises(TypeError):  # the binding takes float32 views only; float64 would be a hidden copy
+        _native.iou_matrix(np.zeros((1, 4)), np.zeros((1, 4), np.float32))
+    with pytest.raises(ValueError, match="must be"):
+        _native.iou_matrix(np.zeros((1, 3), np.float32), np.zeros((1, 4), np.float32))
+
+
+# ----------------------------------------------------------------------------------------- assignment
+
+
+@given(cost_matrices())
+def test_assignment_is_optimal_like_scipy(cost):
+    m, n = cost.shape
+    got = linear_assignment(cost)
+    assert_is_matching(got, m, n)
+    assert (got >= 0).sum() == min(m, n)
+    rows, cols = scipy_optimize.linear_sum_assignment(cost.astype(np.float64))
+    assert assignment_cost(cost, got) == pytest.approx(float(cost.astype(np.float64)[rows, cols].sum()), abs=1e-9)
+
+
+@given(cost_matrices(), st.one_of(st.floats(0, 1.2), st.sampled_from([0.0, 0.25, 0.5, 0.75, 1.0])))
+def test_thresholded_assignment_is_optimal_and_respects_the_limit(cost, max_cost):
+    m, n = cost.shape
+    got = linear_assignment(cost, max_cost)
+    assert_is_matching(got, m, n)
+    rows = np.flatnonzero(got >= 0)
+    cost64 = cost.astype(np.float64)  # the limit is compared in float64 (a tiny max_cost must not round to 0)
+    assert (cost64[rows, got[rows]] < max_cost).all()
+    # Oracle: scipy on the gain-shaped problem, pairs at or beyond the limit worth nothing.
+    shaped = np.where(cost64 < max_cost, cost64 - max_cost, 0.0)
+    r, c = scipy_optimize.linear_sum_assignment(shaped) if cost.size else (np.zeros(0, int), np.zeros(0, int))
+    got_value = float((cost64[rows, got[rows]] - max_cost).sum())
+    assert got_value == pytest.approx(float(shaped[r, c].sum()), abs=1e-9)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_assignment_pairs_equal_scipy_when_the_optimum_is_unique(seed):
+    # Continuous random costs: ties have probability zero, so the optimal pairs themselves must agree.
+    rng = np.random.default_rng(seed)
+    for m, n in [(1, 1), (3, 7), (7, 3), (12, 12), (30, 25), (1, 40)]:
+        cost = rng.random((m, n), dtype=np.float32)
+        np.testing.assert_array_equal(linear_assignment(cost), reference.linear_assignment(cost))
+        np.testing.assert_array_equal(linear_assignment(cost, 0.3), reference.linear_assignment(cost, 0.3))
+
+
+def test_assignment_prefers_leaving_rows_unmatched_to_bad_pairs():
+    cost = np.array([[0.1, 0.9], [0.2, 0.95]], np.float32)
+    assert linear_assignment(cost).tolist() == [0, 1]  # 0.1 + 0.95 = 1.05 beats 0.9 + 0.2 = 1.1
+    # With a limit of 0.5 only column 0 is usable; row 0 gains 0.4 there, row 1 only 0.3.
+    assert linear_assignment(cost, 0.5).tolist() == [0, -1]
+
+
+def test_assignment_degenerate_inputs():
+    assert linear_assignment(np.zeros((0, 5), np.float32)).shape == (0,)
+    assert linear_assignment(np.zeros((4, 0), np.float32)).tolist() == [-1] * 4
+    assert linear_assignment(np.ones((3, 3), np.float32), 1.0).tolist() == [-1, -1, -1]  # all infeasible
+    inf = np.full((2, 3), np.inf, np.float32)
+    inf[1, 2] = 0.3
+    assert linear_assignment(inf, 0.5).tolist() == [-1, 2]  # +inf = forbidden pair
+    wide = np.array([[3, 1, 2, 0.5]], np.float32)
+    assert linear_assignment(wide).tolist() == [3]
+    assert linear_assignment(wide.T.copy()).tolist() == [-1, -1, -1, 0]
+
+
+@pytest.mark.parametrize("bad,max_cost", [(math.nan, math.inf), (math.nan, 0.5), (-math.inf, 0.5), (math.inf, math.inf)])
+def test_assignment_rejects_nan_and_bad_infinities(bad, max_cost):
+    cost = np.array([[0.1, bad], [0.2, 0.3]], np.float32)
+    with pytest.raises(InputError, match=r"cost\[0, 1\]"):
+        linear_assignment(cost, max_cost)
+
+
+def test_assignment_rejects_bad_arguments():
+    with pytest.raises(InputError, match="NaN"):
+        linear_assignment(np.zeros((2, 2)), math.nan)
+    with pytest.raises(InputError, match="2-D"):
+        linear_assignment(np.zeros(3))
+    with pytest.raises(TypeError):
+        _native.linear_assignment(np.zeros((2, 2)), 1.0)  # float64: no hidden conversion in the binding
+
+
+# ------------------------------------------------------------------------------------------- Kalman
+
+
+@st.composite
+def kalman_states(draw):
+    t = draw(st.integers(0, 7))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    xy = rng.uniform(-100, 800, (t, 2))
+    wh = rng.uniform(0, 200, (t, 2))
+    wh[rng.random(t) < 0.2, 1] = 0.0  # zero-height boxes: clamped, never a division by zero
+    first = np.concatenate([xy, xy + wh], 1).astype(np.float32)
+    mean, cov = KalmanXYAH().initiate(xyxy_to_xyah(first))
+    mean[:, 4:] = rng.normal(0, 3, (t, 4))
+    miss = rng.integers(0, 3, t).astype(np.int64)
+    measured = (first + rng.normal(0, 4, (t, 4))).astype(np.float32)
+    measured[:, 2:] = np.maximum(measured[:, 2:], measured[:, :2])
+    rows = rng.permutation(t)[: rng.integers(0, t + 1)].astype(np.int64)
+    return mean, cov, miss, measured[rows], rows
+
+
+@given(kalman_states())
+def test_kalman_predict_and_update_match_numpy(state):
+    mean, cov, miss, measured, rows = state
+    ref_mean, ref_cov = mean.copy(), cov.copy()
+    for _ in range(3):  # a few frames so the covariance gets off-diagonal terms
+        boxes = _native.kalman_predict(mean, cov, miss)
+        ref_boxes = reference.kalman_predict(ref_mean, ref_cov, miss)
+        np.testing.assert_allclose(boxes, ref_boxes, rtol=1e-6, atol=1e-3)
+        np.testing.assert_allclose(mean, ref_mean, rtol=1e-12, atol=1e-9)
+        np.testing.assert_allclose(cov, ref_cov, rtol=1e-12, atol=1e-9)
+        _native.kalman_update(mean, cov, rows, measured)
+        reference.kalman_update(ref_mean, ref_cov, rows, measured)
+        np.testing.assert_allclose(mean, ref_mean, rtol=1e-9, atol=1e-6)
+        np.testing.assert_allclose(cov, ref_cov, rtol=1e-9, atol=1e-6)
+        assert np.isfinite(mean).all() and np.isfinite(cov).all()
+        assert (np.linalg.eigvalsh(cov) > 0).all()  # stays a covariance
+
+
+def test_kalman_follows_a_constant_velocity_box():
+    mean, cov = KalmanXYAH().initiate(xyxy_to_xyah(np.array([[0, 0, 20, 40]], np.float32)))
+    miss = np.zeros(1, np.int64)
+    for t in range(1, 30):
+        _native.kalman_predict(mean, cov, miss)
+        box = np.array([[3 * t, 0, 3 * t + 20, 40]], np.float32)
+        _native.kalman_update(mean, cov, np.zeros(1, np.int64), box)
+    predicted = _native.kalman_predict(mean, cov, miss)
+    np.testing.assert_allclose(predicted, [[90, 0, 110, 40]], atol=0.5)
+
+
+def test_kalman_binding_checks():
+    mean, cov = np.zeros((2, 8)), np.zeros((2, 8, 8))
+    with pytest.raises(ValueError, match=r"\(T, 8\)"):
+        _native.kalman_predict(mean, np.zeros((3, 8, 8)), np.zeros(2, np.int64))
+    with pytest.raises(ValueError, match="outside"):
+        _native.kalman_update(mean, cov, np.array([2], np.int64), np.zeros((1, 4), np.float32))
+    with pytest.raises(ValueError, match="differ"):
+        _native.kalman_update(mean, cov, np.array([0, 1], np.int64), np.zeros((1, 4), np.float32))
+    frozen = mean.copy()
+    frozen.flags.writeable = False
+    with pytest.raises(ValueError, match="writeable"):
+        _native.kalman_predict(frozen, cov, np.zeros(2, np.int64))
+
+
+# -------------------------------------------------------------------------------- ByteTrack association
+
+
+@st.composite
+def association_inputs(draw):
+    tracks = draw(boxes(8, allow_inverted=False))
+    dets = draw(boxes(8, allow_inverted=False))
+    t, n = len(tracks), len(dets)
+    track_id = np.array([draw(st.sampled_from([-1, 0, 5])) for _ in range(t)], np.int64)
+    miss = np.array([draw(st.integers(0, 2)) for _ in range(t)], np.int64)
+    score = np.array([draw(st.sampled_from([0.05, 0.1, 0.3, 0.5, 0.7, 0.95])) for _ in range(n)], np.float32)
+    fuse = draw(st.booleans())
+    return tracks, track_id, miss, dets, score, fuse
+
+
+@given(association_inputs())
+def test_associate_bytetrack_matches_reference(inputs):
+    tracks, track_id, miss, dets, score, fuse = inputs
+    args = (0.5, 0.1, 0.8, 0.5, 0.7, fuse)
+    got = _native.associate_bytetrack(tracks, track_id, miss, dets, score, *args)
+    # The reference runs the same stages in NumPy; the solver is the native one (proven optimal against
+    # scipy above) so that ties break identically and the result can be compared exactly.
+    want = reference.associate_bytetrack(tracks, track_id, miss, dets, score, *args, assign=_native.linear_assignment)
+    np.testing.assert_array_equal(got, want)
+    matched = got[got >= 0]
+    assert np.unique(matched).size == matched.size
+    low = (score >= 0.1) & (score < 0.5)
+    assert (miss[got[low & (got >= 0)]] == 0).all()  # low-score boxes only extend tracks seen last frame
+    assert (track_id[got[low & (got >= 0)]] >= 0).all()
+    assert (got[score < 0.1] == -1).all()
+
+
+@given(association_inputs())
+def test_associate_bytetrack_first_stage_value_equals_scipy(inputs):
+    tracks, track_id, miss, dets, score, fuse = inputs
+    got = _native.associate_bytetrack(tracks, track_id, miss, dets, score, 0.5, 0.1, 0.8, 0.5, 0.7, fuse)
+    pool, high = np.flatnonzero(track_id >= 0), np.flatnonzero(score >= 0.5)
+    assume(pool.size and high.size)
+    sim = reference.iou_matrix(tracks[pool], dets[high]) * (score[high] if fuse else np.float32(1))
+    cost = (np.float32(1) - sim).astype(np.float64)
+    shaped = np.where(cost < 0.8, cost - 0.8, 0.0)
+    r, c = scipy_optimize.linear_sum_assignment(shaped)
+    position = {int(t): i for i, t in enumerate(pool)}
+    value = sum(cost[position[int(got[d])], k] - 0.8 for k, d in enumerate(high) if got[d] >= 0 and got[d] in position)
+    assert value == pytest.approx(float(shaped[r, c].sum()), abs=1e-6)
