@@ -1,0 +1,182 @@
+"""ByteTracker behaviour, frame by frame: ids, confirmation, gaps, the low-score stage, majority class."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edge_runtime.errors import ConfigError, InputError
+from edge_runtime.vision.detections import Detections
+from edge_runtime.vision.tracking import ByteTracker, lost_frames_for
+
+# Boxes are (x1, y1, x2, y2) in pixels; a "person" is 40 x 100 px.
+W, H = 40.0, 100.0
+
+
+def frame(*objects, score=0.9, cls=0) -> Detections:
+    """Detections of one frame; each object is (x, y) of its top-left corner or (x, y, score, cls)."""
+    xyxy, scores, classes = [], [], []
+    for obj in objects:
+        x, y = obj[0], obj[1]
+        xyxy.append((x, y, x + W, y + H))
+        scores.append(obj[2] if len(obj) > 2 else score)
+        classes.append(obj[3] if len(obj) > 3 else cls)
+    if not xyxy:
+        return Detections.empty()
+    return Detections(np.array(xyxy, np.float32), np.array(scores, np.float32), np.array(classes, np.int32))
+
+
+def ids(tracker: ByteTracker, det: Detections) -> list:
+    return tracker.update(det).track_id.tolist()
+
+
+def test_ids_are_given_at_confirmation_after_min_hits_consecutive_frames():
+    tracker = ByteTracker(min_hits=3)
+    assert [ids(tracker, frame((10 + 2 * t, 50))) for t in range(5)] == [[-1], [-1], [0], [0], [0]]
+    assert tracker.ids_issued == 1
+
+
+def test_min_hits_one_confirms_at_once_and_ids_count_up_in_creation_order():
+    tracker = ByteTracker(min_hits=1)
+    assert ids(tracker, frame((10, 50), (300, 50), (600, 50))) == [0, 1, 2]
+    assert ids(tracker, frame((602, 50), (12, 50), (302, 50))) == [2, 0, 1]
+
+
+def test_a_tentative_track_that_misses_a_frame_starts_over():
+    tracker = ByteTracker(min_hits=3)
+    assert ids(tracker, frame((10, 50))) == [-1]
+    assert ids(tracker, frame((12, 50))) == [-1]
+    assert ids(tracker, frame()) == []  # not consecutive any more: the tentative track is dropped
+    assert [ids(tracker, frame((16, 50))) for _ in range(3)] == [[-1], [-1], [0]]
+
+
+def test_two_boxes_crossing_paths_keep_their_ids():
+    tracker = ByteTracker(min_hits=2)
+    seen = []
+    for t in range(40):
+        # A walks right, B walks left, on slightly different rows; they overlap around t = 20.
+        a, b = (20 + 10 * t, 100), (420 - 10 * t, 120)
+        out = tracker.update(frame(a, b))
+        seen.append(out.track_id.tolist())
+    assert seen[0] == [-1, -1]
+    assert all(pair == [0, 1] for pair in seen[1:]), seen
+    assert tracker.ids_issued == 2
+
+
+def test_a_gap_shorter_than_the_lost_buffer_keeps_the_id():
+    tracker = ByteTracker(min_hits=2, lost_frames=5)
+    for t in range(10):
+        assert ids(tracker, frame((10 + 5 * t, 50))) == ([-1] if t == 0 else [0])
+    for t in range(10, 15):  # 5 frames unseen (occluded), still walking
+        assert ids(tracker, frame()) == []
+    assert ids(tracker, frame((10 + 5 * 15, 50))) == [0]  # the Kalman prediction carried it across the gap
+    assert tracker.ids_issued == 1
+
+
+def test_a_gap_longer_than_the_lost_buffer_gives_a_new_id():
+    tracker = ByteTracker(min_hits=2, lost_frames=5)
+    for t in range(10):
+        ids(tracker, frame((10 + 5 * t, 50)))
+    for _ in range(6):
+        ids(tracker, frame())
+    assert tracker.num_tracks == 0
+    assert [ids(tracker, frame((10 + 5 * 16 + 5 * k, 50))) for k in range(2)] == [[-1], [1]]
+
+
+def test_low_score_detections_extend_a_track_through_the_second_stage():
+    def run(low_score_of_frames: float) -> list:
+        tracker = ByteTracker(min_hits=2, lost_frames=0)  # lost_frames=0: a single miss ends the track
+        out = [ids(tracker, frame((10 + 4 * t, 50))) for t in range(5)]
+        out += [ids(tracker, frame((10 + 4 * t, 50, low_score_of_frames))) for t in range(5, 10)]
+        out += [ids(tracker, frame((10 + 4 * t, 50))) for t in range(10, 12)]
+        return out
+
+    # Score 0.3 is below high_score (0.5) but above low_score (0.1): the occluded person keeps id 0.
+    assert run(0.3) == [[-1]] + [[0]] * 11
+    # Score 0.05 is below low_score: the track is lost and the person comes back as a new track.
+    assert run(0.05) == [[-1]] + [[0]] * 4 + [[-1]] * 5 + [[-1], [1]]
+
+
+def test_low_score_detections_never_start_tracks():
+    tracker = ByteTracker(min_hits=1)
+    assert [ids(tracker, frame((10, 50, 0.4))) for _ in range(5)] == [[-1]] * 5
+    assert tracker.num_tracks == 0
+
+
+def test_every_detection_is_returned_in_input_order():
+    tracker = ByteTracker(min_hits=1, high_score=0.5, low_score=0.1)
+    det = frame((10, 50, 0.9), (300, 50, 0.05), (600, 50, 0.3), (900, 50, 0.8))
+    out = tracker.update(det)
+    np.testing.assert_array_equal(out.xyxy, det.xyxy)
+    np.testing.assert_array_equal(out.score, det.score)
+    assert out.track_id.tolist() == [0, -1, -1, 1]
+    assert out.track_id.dtype == np.int32
+
+
+def test_class_is_the_majority_over_the_track_history():
+    tracker = ByteTracker(min_hits=1)
+    classes = [0, 0, 0, 1, 1, 0, 1, 1, 1, 1]
+    got = [tracker.update(frame((10 + 3 * t, 50, 0.9, c))).class_id.tolist()[0] for t, c in enumerate(classes)]
+    # Votes for 1 overtake at frame 9 (5 vs 4); a tie (frame 8: 4 vs 4) keeps the current class.
+    assert got == [0, 0, 0, 0, 0, 0, 0, 0, 1, 1]
+
+
+def test_unconfirmed_detections_keep_their_own_class():
+    tracker = ByteTracker(min_hits=3)
+    assert tracker.update(frame((10, 50, 0.9, 1))).class_id.tolist() == [1]
+    assert tracker.update(frame((12, 50, 0.9, 4))).class_id.tolist() == [4]
+
+
+def test_ids_are_never_reused_not_even_after_reset():
+    tracker = ByteTracker(min_hits=1, lost_frames=0)
+    assert ids(tracker, frame((10, 50))) == [0]
+    assert ids(tracker, frame()) == []
+    assert ids(tracker, frame((10, 50))) == [1]
+    tracker.reset()
+    assert ids(tracker, frame((10, 50))) == [2]
+
+
+def test_tracking_is_deterministic():
+    rng = np.random.default_rng(7)
+    frames = []
+    for t in range(60):
+        objs = [(50 + 6 * t + rng.normal(0, 2), 80 + 30 * k, float(rng.uniform(0.05, 1.0)), int(rng.integers(0, 3)))
+                for k in range(6) if rng.random() > 0.15]
+        frames.append(frame(*objs))
+    runs = []
+    for _ in range(2):
+        tracker = ByteTracker()
+        runs.append([(o.track_id.tolist(), o.class_id.tolist()) for o in map(tracker.update, frames)])
+    assert runs[0] == runs[1]
+    assert max(max(i, default=-1) for i, _ in runs[0]) >= 0  # it did track something
+
+
+def test_empty_frames_and_confirmed_tracks_view():
+    tracker = ByteTracker(min_hits=1)
+    assert len(tracker.update(Detections.empty())) == 0
+    ids(tracker, frame((10, 50), (200, 50)))
+    view = tracker.confirmed_tracks()
+    assert view.track_id.tolist() == [0, 1]
+    np.testing.assert_allclose(view.xyxy, [[10, 50, 50, 150], [200, 50, 240, 150]], atol=1e-3)
+
+
+def test_bad_input_and_config_are_reported():
+    with pytest.raises(InputError, match="expected Detections"):
+        ByteTracker().update(np.zeros((1, 4)))
+    with pytest.raises(ConfigError, match="min_hits"):
+        ByteTracker(min_hits=0)
+    with pytest.raises(ConfigError, match="lost_frames"):
+        ByteTracker(lost_frames=-1)
+    with pytest.raises(ConfigError, match="match_iou"):
+        ByteTracker(match_iou=1.5)
+    with pytest.raises(ConfigError, match="low_score"):
+        ByteTracker(low_score=0.6, high_score=0.5)
+
+
+def test_lost_buffer_from_seconds_and_fps():
+    assert lost_frames_for(2.0, 10) == 20
+    assert lost_frames_for(1.0, 29.97) == 30
+    assert lost_frames_for(0, 30) == 0
+    assert ByteTracker.for_video(25, lost_s=1.5).lost_frames == 38
+    with pytest.raises(ConfigError, match="fps"):
+        lost_frames_for(1.0, 0)
