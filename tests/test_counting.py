@@ -1,0 +1,216 @@
+"""Line and zone counting fed frame by frame, asserting in/out per frame (the bugs users hit in the peers)."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import numpy as np
+import pytest
+
+from edge_runtime.errors import ConfigError, InputError
+from edge_runtime.vision.counting import CountEvent, Direction, LineCounter, ZoneCounter, count_by_class
+from edge_runtime.vision.detections import Detections
+from edge_runtime.vision.tracking import ByteTracker
+
+# A horizontal counting segment from (100, 200) to (300, 200): walking down the image is "in".
+START, END = (100.0, 200.0), (300.0, 200.0)
+
+
+def tracked(*objects) -> Detections:
+    """One frame; each object is (track_id, x, y[, class]) with (x, y) the box's bottom centre."""
+    if not objects:
+        return Detections.empty(with_track_id=True)
+    xyxy = [(x - 10, y - 40, x + 10, y) for _, x, y, *_ in objects]
+    cls = [o[3] if len(o) > 3 else 0 for o in objects]
+    return Detections(np.array(xyxy, np.float32), np.full(len(objects), 0.9, np.float32),
+                      np.array(cls, np.int32), np.array([o[0] for o in objects], np.int32))
+
+
+def run(counter, frames):
+    """Per frame, the list of (track_id, direction, class_id) events."""
+    return [[(e.track_id, e.direction.value, e.class_id) for e in counter.update(f)] for f in frames]
+
+
+def test_two_objects_crossing_at_once_are_both_counted():
+    line = LineCounter("gate", START, END, min_frames=1)
+    frames = [tracked((1, 150, y), (2, 250, y)) for y in (180, 190, 210, 220)]
+    assert run(line, frames) == [[], [], [(1, "in", 0), (2, "in", 0)], []]
+    assert (line.in_total, line.out_total) == (2, 0)
+
+
+def test_crossing_both_ways_and_back():
+    line = LineCounter("gate", START, END, min_frames=1)
+    frames = [
+        tracked((1, 150, 180), (2, 250, 230)),
+        tracked((1, 150, 210), (2, 250, 190)),  # 1 goes down (in), 2 goes up (out), same frame
+        tracked((1, 150, 190), (2, 250, 180)),  # 1 comes back: one out
+    ]
+    assert run(line, frames) == [[], [(1, "in", 0), (2, "out", 0)], [(1, "out", 0)]]
+    assert (line.in_total, line.out_total) == (1, 2)
+
+
+def test_flicker_at_the_line_counts_once_with_hysteresis():
+    line = LineCounter("gate", START, END, min_frames=3)
+    ys = [180, 195, 203, 198, 204, 197, 205, 206, 207, 208, 209]
+    got = run(line, [tracked((1, 200, y)) for y in ys])
+    # Only at the third consecutive frame below the line (y = 205, 206, 207) does the crossing count.
+    assert got == [[]] * 8 + [[(1, "in", 0)]] + [[]] * 2
+    assert (line.in_total, line.out_total) == (1, 0)
+
+
+def test_flicker_without_hysteresis_nets_out():
+    line = LineCounter("gate", START, END, min_frames=1)
+    run(line, [tracked((1, 200, y)) for y in (190, 210, 190, 210)])
+    assert (line.in_total, line.out_total) == (2, 1)  # in - out = 1: the net flow is still right
+
+
+def test_passing_beside_the_segment_is_not_counted():
+    line = LineCounter("gate", START, END, min_frames=1)
+    # Crosses y = 200 at x = 350, beyond the segment's end at x = 300 (the infinite line would count it).
+    assert run(line, [tracked((1, 350, y)) for y in (150, 190, 210, 250)]) == [[]] * 4
+    # A diagonal path whose crossing point (x = 305) is outside even though it starts above the segment.
+    assert run(line, [tracked((2, 295, 190)), tracked((2, 335, 230))]) == [[], []]
+    assert (line.in_total, line.out_total) == (0, 0)
+    # Coming back up through the segment itself is a real crossing.
+    assert run(line, [tracked((1, 250, 180))]) == [[(1, "out", 0)]]
+
+
+def test_crossing_point_decides_not_the_endpoints():
+    line = LineCounter("gate", START, END, min_frames=1)
+    # From (320, 190), beyond the segment's end, to (280, 210): the path meets y = 200 at x = 300, the
+    # segment's end point, so it is a crossing (inclusive ends).
+    assert run(line, [tracked((1, 320, 190)), tracked((1, 280, 210))]) == [[], [(1, "in", 0)]]
+
+
+def test_unconfirmed_tracks_never_count():
+    line = LineCounter("gate", START, END, min_frames=1)
+    # Many tentative detections (id -1) walking across: the inflation users saw with shared -1 ids.
+    frames = [tracked(*[(-1, 110 + 20 * k, y) for k in range(9)]) for y in (180, 220, 180, 220)]
+    assert run(line, frames) == [[]] * 4
+    assert (line.in_total, line.out_total) == (0, 0)
+
+
+def test_a_track_lost_and_found_again_is_not_counted_twice():
+    line = LineCounter("gate", START, END, min_frames=2)
+    frames = [tracked((4, 200, 170)), tracked((4, 200, 185)), tracked(), tracked(),  # occluded at the line
+              tracked((4, 200, 215)), tracked((4, 200, 225)), tracked(), tracked((4, 200, 240))]
+    assert run(line, frames) == [[], [], [], [], [], [(4, "in", 0)], [], []]
+    assert line.in_total == 1
+
+
+def test_tracker_and_counter_together_on_a_walk_with_an_occlusion():
+    tracker = ByteTracker(min_hits=2, lost_frames=10)
+    line = LineCounter("gate", START, END, min_frames=2)
+    events = []
+    for t in range(40):
+        y = 120 + 5 * t  # walks down across the line at t = 16
+        visible = not (14 <= t <= 19)  # hidden around the line for 6 frames
+        det = Detections(np.array([[190, y - 40, 210, y]], np.float32), np.array([0.9], np.float32),
+                         np.array([0], np.int32)) if visible else Detections.empty()
+        events += line.update(tracker.update(det))
+    assert [(e.track_id, e.direction) for e in events] == [(0, Direction.IN)]
+    assert tracker.ids_issued == 1
+
+
+def test_class_is_the_tracks_majority_class():
+    line = LineCounter("gate", START, END, min_frames=1)
+    # Mostly class 2 ("bicycle"); the detector says 0 on the very frame it crosses.
+    frames = [tracked((1, 200, y, c)) for y, c in ((150, 2), (160, 2), (170, 0), (180, 2), (210, 0), (220, 2))]
+    assert run(line, frames) == [[], [], [], [], [(1, "in", 2)], []]
+    assert line.in_counts == {2: 1}
+
+
+def test_per_class_totals():
+    line = LineCounter("gate", START, END, min_frames=1)
+    frames = [tracked((1, 120, 190, 0), (2, 160, 190, 0), (3, 200, 210, 1), (4, 240, 190, 3)),
+              tracked((1, 120, 210, 0), (2, 160, 210, 0), (3, 200, 190, 1), (4, 240, 210, 3))]
+    run(line, frames)
+    assert line.in_counts == {0: 2, 3: 1}
+    assert line.out_counts == {1: 1}
+
+
+def test_anchor_point_is_configurable():
+    feet = LineCounter("gate", START, END, min_frames=1)
+    centre = LineCounter("gate", START, END, min_frames=1, anchor="center")
+    frames = [tracked((1, 200, y)) for y in (190, 210, 230, 250)]  # box centre is 20 px above the feet
+    assert run(feet, frames) == [[], [(1, "in", 0)], [], []]
+    assert run(centre, frames) == [[], [], [(1, "in", 0)], []]
+
+
+def test_events_carry_frame_time_and_persist_as_plain_rows():
+    line = LineCounter("north gate", START, END, min_frames=1)
+    line.update(tracked((9, 200, 190, 1)), frame_index=10, timestamp_s=1.0)
+    (event,) = line.update(tracked((9, 200, 210, 1)), frame_index=12, timestamp_s=1.2)
+    assert event == CountEvent(12, 1.2, 9, 1, Direction.IN, "north gate")
+    db = sqlite3.connect(":memory:")
+    db.execute("create table events (frame, ts, track, cls, direction, name)")
+    db.execute("insert into events values (?, ?, ?, ?, ?, ?)", event.as_row())
+    assert db.execute("select * from events").fetchall() == [(12, 1.2, 9, 1, "in", "north gate")]
+
+
+def test_zone_entries_exits_and_occupancy_with_hysteresis():
+    zone = ZoneCounter("bench", [(100, 100), (300, 100), (300, 300), (100, 300)], min_frames=2)
+    xs = [50, 150, 60, 150, 160, 170, 350, 180, 360, 370]  # in, out (flicker), in in, out, in, out out
+    occupancy, events = [], []
+    for x in xs:
+        events.append([(e.track_id, e.direction.value) for e in zone.update(tracked((5, x, 200)))])
+        occupancy.append(zone.occupancy_total)
+    assert events == [[], [], [], [], [(5, "enter")], [], [], [], [], [(5, "exit")]]
+    assert occupancy == [0, 0, 0, 0, 1, 1, 1, 1, 1, 0]
+    assert (zone.entries, zone.exits) == ({0: 1}, {0: 1})
+
+
+def test_zone_occupancy_per_class_and_first_seen_inside():
+    zone = ZoneCounter("room", [(0, 0), (400, 0), (400, 400), (0, 400)], min_frames=1)
+    assert zone.update(tracked((1, 50, 50, 0), (2, 100, 100, 1), (3, 600, 100, 1), (-1, 200, 200, 1))) == []
+    assert zone.occupancy == {0: 1, 1: 1}  # 3 is outside, -1 is not a track
+    assert zone.entries == {}  # present from the first frame: occupancy, not an entry
+    events = zone.update(tracked((1, 50, 500, 0), (2, 100, 100, 1), (3, 300, 100, 1)))
+    assert [(e.track_id, e.direction) for e in events] == [(1, Direction.EXIT), (3, Direction.ENTER)]
+    assert zone.occupancy == {1: 2}
+
+
+def test_concave_zone():
+    # An L-shaped zone; (300, 100) is in its notch, i.e. outside.
+    zone = ZoneCounter("L", [(0, 0), (200, 0), (200, 200), (400, 200), (400, 400), (0, 400)], min_frames=1)
+    zone.update(tracked((1, 300, 100), (2, 100, 100), (3, 300, 300)))
+    assert zone.occupancy_total == 2
+
+
+def test_count_by_class():
+    det = tracked((1, 0, 10, 0), (-1, 0, 10, 0), (2, 0, 10, 3), (3, 0, 10, 3))
+    assert count_by_class(det) == {0: 1, 3: 2}
+    assert count_by_class(det, confirmed_only=False) == {0: 2, 3: 2}
+    with pytest.raises(InputError, match="track_id is None"):
+        count_by_class(Detections.empty())
+
+
+def test_stale_tracks_are_forgotten():
+    line = LineCounter("gate", START, END, forget_frames=5)
+    line.update(tracked((1, 200, 150)))
+    for _ in range(70):
+        line.update(tracked())
+    assert line.num_tracks == 0
+
+
+def test_bad_input_and_config_are_reported():
+    line = LineCounter("gate", START, END)
+    with pytest.raises(InputError, match="not tracked"):
+        line.update(Detections.empty())
+    with pytest.raises(InputError, match="twice"):
+        line.update(tracked((1, 0, 0), (1, 5, 5)))
+    line.update(tracked(), frame_index=5)
+    with pytest.raises(InputError, match="must increase"):
+        line.update(tracked(), frame_index=5)
+    with pytest.raises(ConfigError, match="same point"):
+        LineCounter("gate", (1, 1), (1, 1))
+    with pytest.raises(ConfigError, match="anchor"):
+        LineCounter("gate", START, END, anchor="top")
+    with pytest.raises(ConfigError, match="min_frames"):
+        LineCounter("gate", START, END, min_frames=0)
+    with pytest.raises(ConfigError, match="finite"):
+        LineCounter("gate", (0, float("nan")), END)
+    with pytest.raises(ConfigError, match="V >= 3"):
+        ZoneCounter("z", [(0, 0), (1, 1)])
+    with pytest.raises(ConfigError, match="zero area"):
+        ZoneCounter("z", [(0, 0), (1, 1), (2, 2)])
