@@ -126,8 +126,11 @@ def _tail(text: str, lines: int = 8) -> str:
     rows = [r.strip() for r in text.splitlines() if r.strip()]
     # pip warns about every unreachable file:// mirror; that noise hides the real error.
     rows = [r for r in rows if "is ignored: it is neither a file nor a directory" not in r]
-    errors = [r for r in rows if r.startswith(("ERROR", "E:"))]
-    return " | ".join((errors or rows)[-lines:]) or "(no output)"
+    # The ERROR lines say *that* it failed ("No matching distribution"); the cause ("Connection
+    # refused", a proxy or certificate error) is often only in a retry WARNING: keep both.
+    causes = [r for r in rows if r.startswith(("ERROR", "E:", "W:", "Err:")) or "Errno" in r
+              or "connection" in r.lower() or "timed out" in r.lower()]
+    return " | ".join((causes or rows)[-lines:]) or "(no output)"
 
 
 def _run(cmd: list, cwd: Path, what: str, hint: str) -> None:
@@ -252,8 +255,14 @@ class _GuardedReader:
         self._stream, self._what = stream, what
 
     def read(self, n: int = -1) -> bytes:
+        return self._guard(self._stream.read, n)
+
+    def read1(self, n: int = -1) -> bytes:
+        return self._guard(getattr(self._stream, "read1", self._stream.read), n)
+
+    def _guard(self, read: Any, n: int) -> bytes:
         try:
-            return self._stream.read(n)
+            return read(n)
         except (zipfile.BadZipFile, tarfile.TarError, lzma.LZMAError, zlib.error, EOFError, OSError) as exc:
             raise AssetError(f"{self._what}: corrupt archive data ({type(exc).__name__}: {exc})") from None
 
@@ -332,8 +341,10 @@ def copy_hashed(src: BinaryIO, dst: BinaryIO, *, limit: int, what: str, also: An
     """
     digest = hashlib.sha256()
     n = 0
+    # read1: take what is there (one underlying read) rather than block until a full chunk arrives.
+    read = getattr(src, "read1", src.read)
     while True:
-        chunk = src.read(_CHUNK)
+        chunk = read(_CHUNK)
         if not chunk:
             return digest.hexdigest(), n
         n += len(chunk)

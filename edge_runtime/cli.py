@@ -78,7 +78,10 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
 def _setup_logging(debug: bool, quiet: bool) -> None:
     # Only our own logger, and only when run as a program: importing the library never touches logging.
     logger = logging.getLogger("edge_runtime")
+    for old in [h for h in logger.handlers if getattr(h, "_edge_cli", False)]:
+        logger.removeHandler(old)  # main() called again in one process (tests, embedding): no duplicates
     handler = logging.StreamHandler(sys.stderr)
+    handler._edge_cli = True  # type: ignore[attr-defined]
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s" if debug else "%(message)s"))
     logger.addHandler(handler)
     logger.setLevel(logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO)
