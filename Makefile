@@ -23,9 +23,13 @@ $(VENV)/.setup: $(VENV)/.created pyproject.toml CMakeLists.txt
 	touch $@
 
 # Everything the test suite needs on top: dev tools and the converter extras (torch, transformers).
+# Peers measured side by side in benchmarks/ (and in a few tests): no-deps, see pyproject's `peers` extra.
+PEERS_SPEC ?= trackers==2.6.1 supervision==0.31.2
+
 $(VENV)/.setup-dev: $(VENV)/.setup
 	$(PIP) install -q '$(TORCH_SPEC)'
-	$(PIP) install -q --no-build-isolation -e '.[llm,convert,dev]'
+	$(PIP) install -q --no-build-isolation -e '.[llm,convert,dev,peers]'
+	$(PIP) install -q --no-deps $(PEERS_SPEC)
 	touch $@
 
 setup: $(VENV)/.setup
