@@ -110,8 +110,8 @@ class Detector:
         if self.meta.task not in (None, "detect"):
             raise ModelFormatError(f"{path}: model task is {self.meta.task!r}, expected 'detect'")
         self._bind_io()
-        self._classes = None if classes is None else np.asarray(sorted(set(classes)), np.int32)
-        if self._classes is not None and ((self._classes < 0) | (self._classes >= len(self.class_names))).any():
+        self._classes = None if classes is None else sorted({int(c) for c in classes})
+        if self._classes is not None and not all(0 <= c < len(self.class_names) for c in self._classes):
             raise InputError(f"classes must be ids in 0..{len(self.class_names) - 1}, got {list(classes)}")
 
     # -- model inspection -------------------------------------------------------------------------
@@ -175,15 +175,9 @@ class Detector:
         t1 = time.perf_counter()
         raw = self._session.run([self._output_name], {self._input_name: self._input})[0]
         t2 = time.perf_counter()
-        xyxy, score, class_id = ops.decode_yolo(raw, self.layout, self.conf_threshold, info)
-        if self._classes is not None and len(class_id):
-            keep_class = np.isin(class_id, self._classes)
-            xyxy, score, class_id = xyxy[keep_class], score[keep_class], class_id[keep_class]
-        if self.layout is not ops.YoloLayout.E2E:
-            keep = ops.nms(xyxy, score, None if self.agnostic_nms else class_id, self.iou_threshold, self.max_det)
-            xyxy, score, class_id = xyxy[keep], score[keep], class_id[keep]
-        else:
-            xyxy, score, class_id = xyxy[: self.max_det], score[: self.max_det], class_id[: self.max_det]
+        xyxy, score, class_id = ops.postprocess(
+            raw, self.layout, self.conf_threshold, info, self.iou_threshold, self.max_det,
+            agnostic=self.agnostic_nms, classes=self._classes, num_classes=len(self.class_names))
         result = Detections(xyxy, score, class_id)
         t3 = time.perf_counter()
         self.timings = DetectorTimings((t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3)
