@@ -286,3 +286,45 @@ def postprocess(raw: np.ndarray, layout: int, conf: float, pad_x: float, pad_y: 
     else:
         keep = nms(xyxy, score, None if agnostic else class_id, iou_threshold, max_det)
     return xyxy[keep], score[keep], class_id[keep]
+
+
+# ---------------------------------------------------------------------------------------------------
+# quantization: quantize_blocks, dequantize_blocks  (native/src/quant.cpp)
+# The oracle is gguf-py's own NumPy quantizers (gguf/quants.py, llama.cpp's Python reference); these
+# are thin wrappers so the tests and benchmarks name one function per native kernel.
+# Shape legend: src (..., n) float32 with n a multiple of 32; blocks (..., n / 32 * block_bytes) uint8,
+# block_bytes = 18 (Q4_0 = 2), 20 (Q4_1 = 3), 34 (Q8_0 = 8); qtype is the ggml type id.
+# ---------------------------------------------------------------------------------------------------
+
+
+def quantize_blocks(src: np.ndarray, qtype: int) -> np.ndarray:
+    """gguf-py's ``quants.quantize(src, GGMLQuantizationType(qtype))``: uint8 (..., n / 32 * block_bytes).
+
+    NumPy's semantics are the contract, corner cases included: round half away from zero (Q8_0),
+    trunc(x + 8.5) / trunc(x + 0.5) (Q4_0 / Q4_1), the first value of largest magnitude as Q4_0's scale,
+    fp16 scales rounded to nearest even. Where ggml's C reference is undefined (a block whose scale
+    reciprocal overflows, so NaN/inf are cast to integers) the bytes are whatever this platform's NumPy
+    casts give; on x86-64 they are 0, which is what the native kernel writes everywhere.
+    """
+    from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType
+    from gguf.quants import quantize
+
+    src, qt = np.asarray(src, np.float32), GGMLQuantizationType(int(qtype))
+    if src.size == 0:  # gguf-py cannot reshape an empty array; the answer is the empty block array
+        block_size, block_bytes = GGML_QUANT_SIZES[qt]
+        return np.zeros((*src.shape[:-1], src.shape[-1] // block_size * block_bytes), np.uint8)
+    with np.errstate(invalid="ignore", over="ignore"):
+        return quantize(src, qt)
+
+
+def dequantize_blocks(src: np.ndarray, qtype: int) -> np.ndarray:
+    """gguf-py's ``quants.dequantize(src, GGMLQuantizationType(qtype))``: float32 (..., k / block_bytes * 32)."""
+    from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType
+    from gguf.quants import dequantize
+
+    src, qt = np.asarray(src, np.uint8), GGMLQuantizationType(int(qtype))
+    if src.size == 0:
+        block_size, block_bytes = GGML_QUANT_SIZES[qt]
+        return np.zeros((*src.shape[:-1], src.shape[-1] // block_bytes * block_size), np.float32)
+    with np.errstate(invalid="ignore", over="ignore"):
+        return dequantize(src, qt)

@@ -8,12 +8,14 @@ namespace edge_bind {
 // One line per kernel family; defined in native/bindings/bind_<family>.cpp.
 void bind_track(py::module_& m);
 void bind_vision(py::module_& m);
+void bind_quant(py::module_& m);
 }  // namespace edge_bind
 
 PYBIND11_MODULE(_native, m) {
     m.doc() = "edge-runtime native kernels (private; use the edge_runtime Python API)";
     edge_bind::bind_track(m);
     edge_bind::bind_vision(m);
+    edge_bind::bind_quant(m);
 #if defined(__aarch64__)
     m.attr("ARCH") = "aarch64";
 #elif defined(__arm__)
