@@ -1,0 +1,527 @@
+"""Crash-safe results store: counting events, running totals, per-interval counts and resume points.
+
+One SQLite file (stdlib ``sqlite3``) in WAL mode. Each processed frame that produced something is one
+transaction: its events, the totals they change, their interval buckets and the source's checkpoint are
+committed together or not at all, so totals always equal the sum of the stored events and a restart
+resumes exactly after the last committed frame.
+
+Durability, and why ``synchronous=NORMAL`` is enough: in WAL mode a COMMIT appends the transaction's
+pages to the ``-wal`` file with write(2) before it returns; NORMAL skips only the fsync of that append
+(the WAL is fsynced at each checkpoint). A process crash — ``kill -9``, an OOM kill, a segfault — leaves
+the appended pages in the OS page cache, and the next open replays them: nothing committed is lost.
+Losing power or the kernel can lose the transactions since the last WAL fsync, but never corrupts the
+database (https://www.sqlite.org/pragma.html#pragma_synchronous, https://www.sqlite.org/wal.html).
+FULL would fsync every frame: milliseconds each on an SD card, and flash wear for no gain against the
+failure we expect on a board (the process dying, not the power).
+
+Flash wear is also why a frame with no event and no change of zone occupancy is not written at once:
+its checkpoint is folded into the next write, at most ``checkpoint_every_s`` later. A restart may then
+re-read up to that many seconds of frames in which nothing was counted — nothing is lost or doubled.
+
+Clocks: ``timestamp_s`` is the source clock (seconds into a file, Unix time for live sources); interval
+buckets and "the last N seconds" use it, so a replayed file answers in video time. ``recorded_at`` and
+run start/end are Unix time.
+
+Example::
+
+    store = Store.open("edge-runtime.db")
+    run = store.begin_run(source="walkway.avi", config_hash="3f2a...", class_names={0: "person"})
+    for frame in frames:
+        events = line.update(dets, frame_index=frame.index, timestamp_s=frame.timestamp_s)
+        store.record_frame(run, frame.index, frame.timestamp_s, events, occupancy={"door": zone.occupancy})
+    store.end_run(run)
+    print(store.totals())
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+
+from ..errors import InputError, StoreError
+from .store_schema import SCHEMA_VERSION, Bucket, Checkpoint, StoredEvent, Total, check_header, prepare_schema
+
+__all__ = ["Store", "StoredEvent", "Total", "Bucket", "Checkpoint", "SCHEMA_VERSION"]
+
+log = logging.getLogger("edge_runtime.store")
+
+_DIRECTIONS = {"in": "line", "out": "line", "enter": "zone", "exit": "zone"}
+_MAX_NAME = 256
+
+
+def _is_full(exc: sqlite3.Error) -> bool:
+    code = getattr(exc, "sqlite_errorname", "")
+    return code == "SQLITE_FULL" or "database or disk is full" in str(exc)
+
+
+class Store:
+    """The results database. Use :meth:`open`; one writer process per file, any number of readers.
+
+    Thread-safe (one connection behind a lock), so the pipeline can write while the chat server reads.
+
+    Attributes:
+        path: the database file.
+        healthy: False after a failed write (full disk, I/O error) until :meth:`retry` succeeds.
+        interval_s: width of the count buckets written by this store.
+    """
+
+    def __init__(self, conn: sqlite3.Connection, path: Path, *, readonly: bool, interval_s: float,
+                 checkpoint_every_s: float) -> None:
+        self._conn = conn
+        self.path = path
+        self.readonly = readonly
+        self.interval_s = interval_s
+        self.checkpoint_every_s = checkpoint_every_s
+        self.healthy = True
+        self._lock = threading.RLock()
+        self._runs: Dict[int, Tuple[str, Dict[int, str]]] = {}  # run id -> (source, class names)
+        self._last_frame: Dict[int, int] = {}  # run id -> last frame recorded (written or not)
+        self._pending: Dict[int, Tuple[int, float]] = {}  # run id -> checkpoint not written yet
+        self._written_at: Dict[int, float] = {}  # run id -> monotonic time of its last commit
+        self._occupancy: Dict[Tuple[int, str], Tuple[float, Dict[int, int]]] = {}  # last written
+
+    # -- opening -----------------------------------------------------------------------------------
+    @classmethod
+    def open(cls, path: Union[str, Path], *, readonly: bool = False, interval_s: float = 10.0,
+             checkpoint_every_s: float = 1.0, max_bytes: Optional[int] = None, verify: bool = False,
+             busy_timeout_s: float = 5.0) -> "Store":
+        """Open (or create) a results database and check that it is one we can use.
+
+        Args:
+            path: the SQLite file; created with its schema if missing (unless ``readonly``).
+            readonly: open for queries only (another process may be writing).
+            interval_s: width of the per-interval count buckets (seconds of source time).
+            checkpoint_every_s: longest delay before an event-less frame's checkpoint is written.
+            max_bytes: cap on the database file (a flash budget); reaching it fails writes exactly as a
+                full disk does (``PRAGMA max_page_count``; the WAL is bounded separately, 16 MB).
+            verify: run ``PRAGMA quick_check`` (reads the whole file; seconds for a large one on a Pi).
+            busy_timeout_s: how long a write waits for another connection's lock.
+
+        Raises:
+            StoreError: not SQLite, corrupt, another application's database, a newer schema, or the
+                file can't be opened or created. The message names the file.
+            InputError: on an argument out of range.
+        """
+        path = Path(path)
+        if not (0 < interval_s <= 86_400 and math.isfinite(interval_s)):
+            raise InputError(f"Store.open: interval_s must be in (0, 86400], got {interval_s!r}")
+        if not (0 <= checkpoint_every_s <= 3600):
+            raise InputError(f"Store.open: checkpoint_every_s must be in [0, 3600], got {checkpoint_every_s!r}")
+        if max_bytes is not None and (isinstance(max_bytes, bool) or not isinstance(max_bytes, int)
+                                      or max_bytes < 65536):
+            raise InputError(f"Store.open: max_bytes must be an integer >= 65536 or None, got {max_bytes!r}")
+        if path.is_dir():
+            raise StoreError(f"{path}: is a directory, expected a database file")
+        if readonly and not path.exists():
+            raise StoreError(f"{path}: no such results database")
+        check_header(path)
+        try:
+            if readonly:
+                conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None,
+                                       check_same_thread=False, timeout=busy_timeout_s)
+            else:
+                conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False,
+                                       timeout=busy_timeout_s)
+        except sqlite3.Error as exc:
+            raise StoreError(f"{path}: cannot open the results database: {exc}") from exc
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
+            if not readonly:
+                mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                if str(mode).lower() != "wal":
+                    raise StoreError(f"{path}: the filesystem does not support SQLite's WAL mode (got "
+                                     f"journal_mode={mode}); put the database on a local disk")
+                conn.execute("PRAGMA synchronous = NORMAL")  # see the module docstring
+                conn.execute("PRAGMA journal_size_limit = 16777216")  # truncate the WAL to 16 MB after checkpoints
+            conn.execute("PRAGMA foreign_keys = ON")
+            prepare_schema(conn, path, writable=not readonly)
+            if max_bytes is not None:
+                page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+                conn.execute(f"PRAGMA max_page_count = {max(1, max_bytes // page_size)}")
+            if verify:
+                problems = [r[0] for r in conn.execute("PRAGMA quick_check(5)")]
+                if problems != ["ok"]:
+                    raise StoreError(f"{path}: the database is corrupt: {'; '.join(problems)}")
+        except StoreError:
+            conn.close()
+            raise
+        except sqlite3.Error as exc:
+            conn.close()
+            raise StoreError(f"{path}: not a usable results database: {exc}") from exc
+        return cls(conn, path, readonly=readonly, interval_s=float(interval_s),
+                   checkpoint_every_s=float(checkpoint_every_s))
+
+    def close(self) -> None:
+        """Write any pending checkpoint and close. Safe to call twice."""
+        with self._lock:
+            if self._conn is None:
+                return
+            try:
+                if not self.readonly and self.healthy:
+                    self.flush()
+            finally:
+                self._conn.close()
+                self._conn = None  # type: ignore[assignment]
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- writing -----------------------------------------------------------------------------------
+    def begin_run(self, *, source: str, config_hash: str = "", class_names: Optional[Mapping[int, str]] = None,
+                  started_at: Optional[float] = None) -> int:
+        """Record the start of a run and return its id.
+
+        Args:
+            source: the source key checkpoints are kept under (a file's path, a camera's URL).
+            config_hash: digest of the run's configuration.
+            class_names: {class_id: name} for the events' ``class_name``.
+            started_at: Unix time (default: now).
+
+        Raises:
+            StoreError: write failed (see :meth:`record_frame`).
+        """
+        names = {int(k): str(v) for k, v in (class_names or {}).items()}
+        if not isinstance(source, str) or not source:
+            raise InputError(f"Store.begin_run: source must be a non-empty string, got {source!r}")
+        started = time.time() if started_at is None else float(started_at)
+        with self._lock:
+            cur = self._write(lambda c: c.execute(
+                "INSERT INTO runs (started_at, config_hash, source, class_names) VALUES (?, ?, ?, ?)",
+                (started, str(config_hash), source, json.dumps(names))), "starting a run")
+            run_id = int(cur.lastrowid)
+            self._runs[run_id] = (source, names)
+            return run_id
+
+    def end_run(self, run_id: int, *, ended_at: Optional[float] = None) -> None:
+        """Write the pending checkpoint and mark the run as ended cleanly."""
+        ended = time.time() if ended_at is None else float(ended_at)
+        with self._lock:
+            self._source(run_id)
+            self.flush()
+            self._write(lambda c: c.execute("UPDATE runs SET ended_at = ? WHERE id = ?", (ended, run_id)),
+                        "ending a run")
+
+    def record_frame(self, run_id: int, frame_index: int, timestamp_s: float, events: Sequence[Any] = (),
+                     occupancy: Optional[Mapping[str, Mapping[int, int]]] = None) -> bool:
+        """Record one processed frame: its events, totals, interval counts and checkpoint, atomically.
+
+        Args:
+            run_id: from :meth:`begin_run`.
+            frame_index: the source frame number; strictly increasing within a run.
+            timestamp_s: the frame's timestamp (source clock).
+            events: the frame's counting events (``CountEvent`` or anything with ``frame_index``,
+                ``timestamp_s`` (None = the frame's), ``track_id``, ``class_id``, ``direction`` and ``name``).
+            occupancy: {zone name: {class_id: tracks inside}} for this frame.
+
+        Returns:
+            True if a transaction was committed now; False if only the checkpoint was deferred.
+
+        Raises:
+            InputError: a malformed event, a frame index that does not increase, an unknown run.
+            StoreError: the write failed (full disk: "database or disk is full"); nothing of this frame is
+                stored, ``healthy`` turns False; keep counting in memory and call :meth:`retry`.
+        """
+        if isinstance(frame_index, bool) or int(frame_index) != frame_index:
+            raise InputError(f"Store.record_frame: frame_index must be an integer, got {frame_index!r}")
+        frame_index, ts = int(frame_index), float(timestamp_s)
+        if not math.isfinite(ts):
+            raise InputError(f"Store.record_frame: frame {frame_index}: timestamp_s must be finite, got {ts}")
+        with self._lock:
+            source, names = self._source(run_id)
+            last = self._last_frame.get(run_id)
+            if last is not None and frame_index <= last:
+                raise InputError(f"Store.record_frame: run {run_id}: frame {frame_index} after frame {last}; "
+                                 f"frame indices must increase")
+            rows = [self._event_row(run_id, frame_index, ts, ev, names) for ev in events]
+            occ = self._occupancy_changes(run_id, ts, occupancy)
+            now = time.monotonic()
+            written_at = self._written_at.get(run_id)
+            if not rows and not occ and written_at is not None and now - written_at < self.checkpoint_every_s:
+                self._pending[run_id] = (frame_index, ts)
+                self._last_frame[run_id] = frame_index
+                return False
+            self._write(lambda c: self._frame_sql(c, run_id, source, frame_index, ts, rows, occ),
+                        f"recording frame {frame_index}")
+            self._last_frame[run_id] = frame_index
+            self._pending.pop(run_id, None)
+            self._written_at[run_id] = now
+            for (zone, bucket, counts) in occ:
+                self._occupancy[(run_id, zone)] = (bucket, counts)
+            return True
+
+    def flush(self) -> None:
+        """Write the deferred checkpoints now (done by :meth:`end_run` and :meth:`close`)."""
+        with self._lock:
+            for run_id, (frame_index, ts) in list(self._pending.items()):
+                source, _ = self._source(run_id)
+                self._write(lambda c: self._checkpoint_sql(c, run_id, source, frame_index, ts),
+                            f"writing the checkpoint of frame {frame_index}")
+                del self._pending[run_id]
+                self._written_at[run_id] = time.monotonic()
+
+    def prune(self, before_s: float) -> int:
+        """Delete events and count buckets older than ``before_s`` (source clock); totals are kept.
+
+        The retention step of a long-running device: freed pages are reused, so a database at its
+        ``max_bytes`` cap (or on a full disk, if the WAL can still grow) takes new frames again.
+        Returns the number of events deleted.
+
+        Raises:
+            StoreError: the delete failed.
+        """
+        if not math.isfinite(before_s):
+            raise InputError(f"Store.prune: before_s must be finite, got {before_s!r}")
+
+        def delete(c: sqlite3.Connection) -> int:
+            n = c.execute("DELETE FROM events WHERE timestamp_s < ?", (before_s,)).rowcount
+            c.execute("DELETE FROM counts WHERE bucket_start_s + interval_s <= ?", (before_s,))
+            return n
+
+        with self._lock:
+            return int(self._write(delete, f"deleting events before t={before_s:g} s"))
+
+    def retry(self) -> bool:
+        """After a failed write: check there is room again; on success the store is ``healthy`` again.
+
+        The probe writes and deletes 64 KiB in one transaction (room for dozens of frames), so a disk
+        with a few bytes free does not pass for a healthy one. Returns the new ``healthy``.
+        """
+        def probe(c: sqlite3.Connection) -> None:
+            c.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('write_probe', ?)", ("x" * 65536,))
+            c.execute("DELETE FROM meta WHERE key = 'write_probe'")
+
+        with self._lock:
+            try:
+                self._write(probe, "checking for free space", quiet=True)
+            except StoreError:
+                return False
+            if not self.healthy:
+                log.warning("%s: writes work again", self.path)
+            self.healthy = True
+            return True
+
+    # -- writing: internals ------------------------------------------------------------------------
+    def _source(self, run_id: int) -> Tuple[str, Dict[int, str]]:
+        known = self._runs.get(run_id)
+        if known is None:
+            row = self._read(lambda c: c.execute("SELECT source, class_names FROM runs WHERE id = ?",
+                                                   (run_id,)).fetchone())
+            if row is None:
+                raise InputError(f"Store: no run {run_id!r} in {self.path}")
+            known = (row[0], {int(k): v for k, v in json.loads(row[1]).items()})
+            self._runs[run_id] = known
+        return known
+
+    def _event_row(self, run_id: int, frame_index: int, ts: float, ev: Any, names: Dict[int, str]) -> tuple:
+        try:
+            direction = str(getattr(ev.direction, "value", ev.direction))
+            name, ev_frame = ev.name, ev.frame_index
+            track_id, class_id = int(ev.track_id), int(ev.class_id)
+            ev_ts = ts if ev.timestamp_s is None else float(ev.timestamp_s)
+        except (AttributeError, TypeError, ValueError) as exc:
+            raise InputError(f"Store.record_frame: frame {frame_index}: not a counting event: {ev!r} ({exc})") from None
+        kind = _DIRECTIONS.get(direction)
+        problem = (
+            f"direction must be one of {sorted(_DIRECTIONS)}, got {direction!r}" if kind is None else
+            f"name must be a non-empty string of at most {_MAX_NAME} characters, got {name!r}"
+            if not isinstance(name, str) or not 0 < len(name) <= _MAX_NAME else
+            f"event of frame {ev_frame!r} recorded with frame {frame_index}"
+            if ev_frame is not None and ev_frame != frame_index else
+            f"timestamp_s must be finite, got {ev_ts}" if not math.isfinite(ev_ts) else
+            f"track_id and class_id must be >= 0, got {track_id} and {class_id}" if min(track_id, class_id) < 0
+            else "")
+        if problem:
+            raise InputError(f"Store.record_frame: frame {frame_index}: {problem}")
+        return (run_id, frame_index, ev_ts, track_id, class_id, names.get(class_id, str(class_id)), kind,
+                direction, name, time.time())
+
+    def _occupancy_changes(self, run_id: int, ts: float, occupancy: Optional[Mapping[str, Mapping[int, int]]]
+                           ) -> List[Tuple[str, float, Dict[int, int]]]:
+        changes = []
+        bucket = self._bucket(ts)
+        for zone, per_class in (occupancy or {}).items():
+            if not isinstance(zone, str) or not 0 < len(zone) <= _MAX_NAME:
+                raise InputError(f"Store.record_frame: occupancy zone names must be non-empty strings, got {zone!r}")
+            counts = {int(k): int(v) for k, v in per_class.items() if int(v) != 0}
+            if any(k < 0 or v < 0 for k, v in counts.items()):
+                raise InputError(f"Store.record_frame: zone {zone!r}: occupancy must be {{class_id >= 0: n >= 0}}, "
+                                 f"got {dict(per_class)!r}")
+            if self._occupancy.get((run_id, zone)) != (bucket, counts):  # changed, or a new bucket began
+                changes.append((zone, bucket, counts))
+        return changes
+
+    def _bucket(self, ts: float) -> float:
+        return math.floor(ts / self.interval_s) * self.interval_s
+
+    def _frame_sql(self, c: sqlite3.Connection, run_id: int, source: str, frame_index: int, ts: float,
+                   rows: List[tuple], occ: List[Tuple[str, float, Dict[int, int]]]) -> None:
+        c.executemany("INSERT INTO events (run_id, frame_index, timestamp_s, track_id, class_id, class_name, "
+                      "kind, direction, name, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        c.executemany(
+            "INSERT INTO totals (name, class_id, direction, kind, class_name, count, last_timestamp_s) "
+            "VALUES (?, ?, ?, ?, ?, 1, ?) ON CONFLICT (name, class_id, direction) DO UPDATE SET "
+            "count = count + 1, last_timestamp_s = max(last_timestamp_s, excluded.last_timestamp_s)",
+            [(r[8], r[4], r[7], r[6], r[5], r[2]) for r in rows])
+        c.executemany(
+            "INSERT INTO counts (interval_s, bucket_start_s, name, class_id, kind, in_count, out_count) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (interval_s, bucket_start_s, name, class_id) DO UPDATE "
+            "SET in_count = in_count + excluded.in_count, out_count = out_count + excluded.out_count",
+            [(self.interval_s, self._bucket(r[2]), r[8], r[4], r[6], int(r[7] in ("in", "enter")),
+              int(r[7] in ("out", "exit"))) for r in rows])
+        for zone, bucket, counts in occ:
+            c.execute("UPDATE counts SET occupancy_last = 0 WHERE interval_s = ? AND bucket_start_s = ? "
+                      "AND name = ?", (self.interval_s, bucket, zone))
+            c.executemany(
+                "INSERT INTO counts (interval_s, bucket_start_s, name, class_id, kind, occupancy_max, "
+                "occupancy_last) VALUES (?, ?, ?, ?, 'zone', ?, ?) ON CONFLICT (interval_s, bucket_start_s, "
+                "name, class_id) DO UPDATE SET occupancy_max = max(occupancy_max, excluded.occupancy_max), "
+                "occupancy_last = excluded.occupancy_last",
+                [(self.interval_s, bucket, zone, k, v, v) for k, v in counts.items()])
+        self._checkpoint_sql(c, run_id, source, frame_index, ts)
+
+    @staticmethod
+    def _checkpoint_sql(c: sqlite3.Connection, run_id: int, source: str, frame_index: int, ts: float) -> None:
+        c.execute("INSERT INTO checkpoints (source, run_id, frame_index, timestamp_s, updated_at) VALUES "
+                  "(?, ?, ?, ?, ?) ON CONFLICT (source) DO UPDATE SET run_id = excluded.run_id, frame_index = "
+                  "excluded.frame_index, timestamp_s = excluded.timestamp_s, updated_at = excluded.updated_at",
+                  (source, run_id, frame_index, ts, time.time()))
+
+    def _write(self, body, doing: str, *, quiet: bool = False) -> Any:
+        """Run ``body(conn)`` in one IMMEDIATE transaction; map failures to StoreError."""
+        conn = self._conn
+        if conn is None:
+            raise StoreError(f"{self.path}: the store is closed")
+        if self.readonly:
+            raise StoreError(f"{self.path}: opened read-only; cannot write ({doing})")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = body(conn)
+                conn.execute("COMMIT")
+                return result
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            first_failure, self.healthy = self.healthy, False
+            if _is_full(exc):
+                msg = (f"{self.path}: database or disk is full while {doing}; nothing of it was stored. "
+                       f"Free space on that disk; counting can go on in memory and Store.retry() resumes writes")
+            else:
+                msg = f"{self.path}: write failed while {doing}: {exc}"
+            if not quiet and first_failure:  # once per outage, not once per frame
+                log.error("%s", msg)
+            elif not quiet:
+                log.debug("%s", msg)
+            raise StoreError(msg) from exc
+
+    # -- reading -----------------------------------------------------------------------------------
+    def _read(self, body) -> Any:
+        with self._lock:
+            conn = self._conn
+            if conn is None:
+                raise StoreError(f"{self.path}: the store is closed")
+            try:
+                conn.execute("BEGIN")  # one snapshot for the whole query
+                try:
+                    return body(conn)
+                finally:
+                    conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise StoreError(f"{self.path}: query failed: {exc}") from exc
+
+    def totals(self, *, name: Optional[str] = None, class_id: Optional[int] = None) -> List[Total]:
+        """Running totals per line/zone x class x direction (all runs), sorted by name, class, direction."""
+        where, args = _filters(name=name, class_id=class_id)
+        rows = self._read(lambda c: c.execute(
+            "SELECT name, kind, class_id, class_name, direction, count, last_timestamp_s FROM totals"
+            f"{where} ORDER BY name, class_id, direction", args).fetchall())
+        return [Total(*r) for r in rows]
+
+    def events(self, *, since_s: Optional[float] = None, until_s: Optional[float] = None,
+               name: Optional[str] = None, class_id: Optional[int] = None, direction: Optional[str] = None,
+               run_id: Optional[int] = None, limit: int = 10_000) -> List[StoredEvent]:
+        """Events with ``since_s < timestamp_s <= until_s`` (source clock), oldest first, at most ``limit``."""
+        where, args = _filters(name=name, class_id=class_id, direction=direction, run_id=run_id,
+                               since_s=since_s, until_s=until_s)
+        rows = self._read(lambda c: c.execute(
+            "SELECT run_id, frame_index, timestamp_s, track_id, class_id, class_name, kind, direction, name "
+            f"FROM events{where} ORDER BY timestamp_s, id LIMIT ?", args + [int(limit)]).fetchall())
+        return [StoredEvent(*r) for r in rows]
+
+    def now_s(self) -> Optional[float]:
+        """Source-clock time of the latest processed frame (the "now" of :meth:`recent_events`)."""
+        with self._lock:
+            pending = [ts for _, ts in self._pending.values()]
+        row = self._read(lambda c: c.execute("SELECT max(timestamp_s) FROM checkpoints").fetchone())
+        known = [t for t in pending + [row[0]] if t is not None]
+        return max(known) if known else None
+
+    def recent_events(self, window_s: float, *, now_s: Optional[float] = None, **filters: Any) -> List[StoredEvent]:
+        """Events of the last ``window_s`` seconds before ``now_s`` (default :meth:`now_s`), filtered as
+        :meth:`events`."""
+        now = self.now_s() if now_s is None else now_s
+        if now is None:
+            return []
+        return self.events(since_s=now - window_s, until_s=now, **filters)
+
+    def event_counts(self, *, since_s: Optional[float] = None, until_s: Optional[float] = None,
+                     **filters: Any) -> Dict[Tuple[str, int, str], int]:
+        """{(name, class_id, direction): events} in ``(since_s, until_s]`` — "how many in the last hour"."""
+        where, args = _filters(since_s=since_s, until_s=until_s, **filters)
+        rows = self._read(lambda c: c.execute(
+            f"SELECT name, class_id, direction, count(*) FROM events{where} GROUP BY name, class_id, direction",
+            args).fetchall())
+        return {(r[0], r[1], r[2]): r[3] for r in rows}
+
+    def counts(self, *, since_s: Optional[float] = None, until_s: Optional[float] = None,
+               name: Optional[str] = None, class_id: Optional[int] = None,
+               interval_s: Optional[float] = None) -> List[Bucket]:
+        """Per-interval buckets starting in ``[since_s, until_s)``, oldest first (default: this store's interval)."""
+        where, args = _filters(name=name, class_id=class_id, interval_s=interval_s or self.interval_s,
+                               bucket_from=since_s, bucket_to=until_s)
+        rows = self._read(lambda c: c.execute(
+            "SELECT bucket_start_s, interval_s, name, kind, class_id, in_count, out_count, occupancy_max, "
+            f"occupancy_last FROM counts{where} ORDER BY bucket_start_s, name, class_id", args).fetchall())
+        return [Bucket(*r) for r in rows]
+
+    def last_event_times(self) -> Dict[Tuple[str, int, str], float]:
+        """{(name, class_id, direction): timestamp_s of the latest event}."""
+        return {(t.name, t.class_id, t.direction): t.last_timestamp_s for t in self.totals()}
+
+    def checkpoint(self, source: str) -> Optional[Checkpoint]:
+        """Where processing of ``source`` stopped (as committed), or None if never."""
+        row = self._read(lambda c: c.execute(
+            "SELECT source, run_id, frame_index, timestamp_s FROM checkpoints WHERE source = ?",
+            (source,)).fetchone())
+        return None if row is None else Checkpoint(*row)
+
+    def runs(self) -> List[Dict[str, Any]]:
+        """All runs, oldest first: id, started_at, ended_at, config_hash, source."""
+        rows = self._read(lambda c: c.execute(
+            "SELECT id, started_at, ended_at, config_hash, source FROM runs ORDER BY id").fetchall())
+        return [dict(zip(("id", "started_at", "ended_at", "config_hash", "source"), r)) for r in rows]
+
+
+def _filters(**kw: Any) -> Tuple[str, List[Any]]:
+    sql = {"name": "name = ?", "class_id": "class_id = ?", "direction": "direction = ?", "run_id": "run_id = ?",
+           "since_s": "timestamp_s > ?", "until_s": "timestamp_s <= ?", "interval_s": "interval_s = ?",
+           "bucket_from": "bucket_start_s >= ?", "bucket_to": "bucket_start_s < ?"}
+    clauses, args = [], []
+    for key, value in kw.items():
+        if key not in sql:
+            raise InputError(f"Store query: unknown filter {key!r}; expected one of {sorted(sql)}")
+        if value is not None:
+            clauses.append(sql[key])
+            args.append(getattr(value, "value", value))
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), args

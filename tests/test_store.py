@@ -1,0 +1,427 @@
+"""The results store: round trips, resume after restart, a real kill -9 of a writing process, readers
+while a writer runs, schema and corruption checks, and a disk that really fills up.
+
+Full disk is tested twice: on a 1 MiB tmpfs mounted for the test (needs root and mount rights; skipped
+where the platform refuses the mount) and, always, with the store's ``max_bytes`` cap, which makes
+SQLite fail the same way (SQLITE_FULL) through ``PRAGMA max_page_count``.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List, Tuple
+
+import pytest
+
+from edge_runtime.errors import InputError, StoreError
+from edge_runtime.runtime.store import SCHEMA_VERSION, Store
+from edge_runtime.vision.counting import CountEvent, Direction
+
+REPO = Path(__file__).resolve().parents[1]
+
+# A fixed, seeded sequence of frames: (frame_index, timestamp_s, [event tuples], occupancy). Shared by
+# this process and the writer child processes (it is exec'd in both), so both know the truth.
+SEQUENCE_SRC = r'''
+import random
+
+def make_sequence(n_frames, seed=7):
+    rng = random.Random(seed)
+    frames = []
+    inside = {0: 0, 1: 0}
+    for i in range(n_frames):
+        events = []
+        for _ in range(rng.choice((0, 0, 0, 1, 1, 2, 3))):
+            kind = rng.random()
+            cls = rng.choice((0, 0, 1))
+            if kind < 0.6:
+                events.append((i, i / 10.0, rng.randrange(1, 500), cls, rng.choice(("in", "out")),
+                               rng.choice(("walkway", "gate"))))
+            elif kind < 0.8 or inside[cls] == 0:
+                inside[cls] += 1
+                events.append((i, i / 10.0, rng.randrange(1, 500), cls, "enter", "lawn"))
+            else:
+                inside[cls] -= 1
+                events.append((i, i / 10.0, rng.randrange(1, 500), cls, "exit", "lawn"))
+        frames.append((i, i / 10.0, events, {"lawn": dict(inside)}))
+    return frames
+'''
+
+WRITER_SRC = SEQUENCE_SRC + r'''
+import sys
+from edge_runtime.runtime.store import Store
+from edge_runtime.vision.counting import CountEvent, Direction
+
+path, n_frames = sys.argv[1], int(sys.argv[2])
+store = Store.open(path)
+cp = store.checkpoint("seq.avi")
+start = 0 if cp is None else cp.frame_index + 1
+run = store.begin_run(source="seq.avi", config_hash="test", class_names={0: "person", 1: "fall"})
+print("started", start, flush=True)
+for i, ts, events, occ in make_sequence(n_frames)[start:]:
+    store.record_frame(run, i, ts, [CountEvent(f, t, tid, c, Direction(d), n) for f, t, tid, c, d, n in events],
+                       occupancy=occ)
+store.end_run(run)
+store.close()
+print("done", flush=True)
+'''
+
+_ns: Dict[str, object] = {}
+exec(SEQUENCE_SRC, _ns)
+make_sequence = _ns["make_sequence"]
+
+
+def as_events(frame_events) -> List[CountEvent]:
+    return [CountEvent(f, t, tid, c, Direction(d), n) for f, t, tid, c, d, n in frame_events]
+
+
+def stored_tuples(store: Store) -> List[tuple]:
+    return [(e.frame_index, e.timestamp_s, e.track_id, e.class_id, e.direction, e.name)
+            for e in store.events(limit=10**9)]
+
+
+def sums(events: List[tuple]) -> Dict[Tuple[str, int, str], int]:
+    return dict(collections.Counter((e[5], e[3], e[4]) for e in events))
+
+
+def totals_dict(store: Store) -> Dict[Tuple[str, int, str], int]:
+    return {(t.name, t.class_id, t.direction): t.count for t in store.totals()}
+
+
+def spawn_writer(path: Path, n_frames: int) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.Popen([sys.executable, "-c", WRITER_SRC, str(path), str(n_frames)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = proc.stdout.readline()
+    assert line.startswith("started"), (line, proc.stderr.read() if proc.poll() is not None else "")
+    return proc
+
+
+# -- round trip ----------------------------------------------------------------------------------------
+def test_round_trip_events_totals_counts_checkpoint(tmp_path: Path) -> None:
+    seq = make_sequence(300)
+    with Store.open(tmp_path / "r.db", interval_s=10.0) as store:
+        run = store.begin_run(source="seq.avi", config_hash="abc", class_names={0: "person", 1: "fall"})
+        for i, ts, events, occ in seq:
+            store.record_frame(run, i, ts, as_events(events), occupancy=occ)
+        store.end_run(run)
+        truth = [e for f in seq for e in f[2]]
+        assert stored_tuples(store) == truth
+        assert totals_dict(store) == sums(truth)
+        names = {t.class_id: t.class_name for t in store.totals()}
+        assert names == {0: "person", 1: "fall"}
+        assert {t.name: t.kind for t in store.totals()} == {"walkway": "line", "gate": "line", "lawn": "zone"}
+        # Buckets: 300 frames at 10 fps = 30 s = three 10 s buckets.
+        buckets = store.counts()
+        assert sorted({b.start_s for b in buckets}) == [0.0, 10.0, 20.0]
+        for b in buckets:
+            inside = [e for e in truth if e[5] == b.name and e[3] == b.class_id and b.start_s <= e[1] < b.start_s + 10]
+            assert b.in_count == sum(e[4] in ("in", "enter") for e in inside)
+            assert b.out_count == sum(e[4] in ("out", "exit") for e in inside)
+        for start in (0.0, 10.0, 20.0):
+            frames = [f for f in seq if start <= f[1] < start + 10]
+            for cls in (0, 1):
+                occ = [f[3]["lawn"].get(cls, 0) for f in frames]
+                row = [b for b in buckets if b.name == "lawn" and b.class_id == cls and b.start_s == start]
+                if max(occ) == 0:
+                    assert not row or (row[0].occupancy_max, row[0].occupancy_last) == (0, 0)
+                else:
+                    assert (row[0].occupancy_max, row[0].occupancy_last) == (max(occ), occ[-1])
+        cp = store.checkpoint("seq.avi")
+        assert (cp.frame_index, cp.timestamp_s, cp.run_id) == (299, 29.9, run)
+        # Queries the chat grounding uses.
+        assert store.now_s() == pytest.approx(29.9)
+        recent = store.recent_events(5.0)
+        assert [(e.frame_index, e.name) for e in recent] == [(e[0], e[5]) for e in truth if e[1] > 29.9 - 5.0]
+        walkway_in = store.events(name="walkway", direction="in", class_id=0)
+        assert len(walkway_in) == sum(1 for e in truth if e[5] == "walkway" and e[4] == "in" and e[3] == 0)
+        assert store.event_counts(since_s=10.0, until_s=20.0) == sums([e for e in truth if 10.0 < e[1] <= 20.0])
+        last = store.last_event_times()
+        for key in sums(truth):
+            assert last[key] == max(e[1] for e in truth if (e[5], e[3], e[4]) == key)
+        assert store.runs()[0]["ended_at"] is not None and store.runs()[0]["config_hash"] == "abc"
+
+
+def test_restart_resumes_totals(tmp_path: Path) -> None:
+    seq = make_sequence(400)
+    path = tmp_path / "r.db"
+    with Store.open(path) as store:
+        run = store.begin_run(source="cam")
+        for i, ts, events, occ in seq[:200]:
+            store.record_frame(run, i, ts, as_events(events))
+    # A new process, a new run, the same line and zone names: totals continue from where they were.
+    with Store.open(path) as store:
+        assert store.checkpoint("cam").frame_index == 199
+        assert totals_dict(store) == sums([e for f in seq[:200] for e in f[2]])
+        run2 = store.begin_run(source="cam")
+        for i, ts, events, occ in seq[200:]:
+            store.record_frame(run2, i, ts, as_events(events))
+        assert totals_dict(store) == sums([e for f in seq for e in f[2]])
+        assert len(store.runs()) == 2 and len(store.events(run_id=run2, limit=10**9)) == sum(len(f[2]) for f in seq[200:])
+
+
+def test_event_less_frames_defer_the_checkpoint_but_never_lose_events(tmp_path: Path) -> None:
+    path = tmp_path / "r.db"
+    store = Store.open(path, checkpoint_every_s=3600)
+    run = store.begin_run(source="cam")
+    assert store.record_frame(run, 0, 0.0)  # first frame: written
+    assert not store.record_frame(run, 1, 0.1)  # nothing new: deferred
+    assert not store.record_frame(run, 2, 0.2)
+    assert store.record_frame(run, 3, 0.3, as_events([(3, 0.3, 5, 0, "in", "door")]))  # events: written now
+    assert not store.record_frame(run, 4, 0.4)
+    other = Store.open(path, readonly=True)
+    assert other.checkpoint("cam").frame_index == 3 and len(other.events()) == 1
+    store.close()  # writes the deferred checkpoint
+    assert other.checkpoint("cam").frame_index == 4
+    other.close()
+    always = Store.open(tmp_path / "b.db", checkpoint_every_s=0)
+    run = always.begin_run(source="cam")
+    assert all(always.record_frame(run, i, i * 0.1) for i in range(5))
+    always.close()
+
+
+def test_bad_input_is_refused_and_nothing_is_written(tmp_path: Path) -> None:
+    with Store.open(tmp_path / "r.db") as store:
+        run = store.begin_run(source="cam")
+        store.record_frame(run, 5, 0.5)
+        with pytest.raises(InputError, match="must increase"):
+            store.record_frame(run, 5, 0.5)
+        bad = [
+            CountEvent(6, 0.6, 1, 0, "sideways", "door"),  # type: ignore[arg-type]
+            CountEvent(6, 0.6, 1, 0, Direction.IN, ""),
+            CountEvent(7, 0.6, 1, 0, Direction.IN, "door"),
+            CountEvent(6, float("nan"), 1, 0, Direction.IN, "door"),
+            CountEvent(6, 0.6, -1, 0, Direction.IN, "door"),
+            "not an event",
+        ]
+        for ev in bad:
+            with pytest.raises(InputError, match="frame 6"):
+                store.record_frame(run, 6, 0.6, [CountEvent(6, 0.6, 2, 0, Direction.IN, "door"), ev])
+        with pytest.raises(InputError, match="no run 99"):
+            store.record_frame(99, 0, 0.0)
+        with pytest.raises(InputError, match="finite"):
+            store.record_frame(run, 6, float("inf"))
+        store.record_frame(run, 6, 0.6, [CountEvent(6, None, 2, 0, Direction.IN, "door")])  # None = frame's time
+        assert stored_tuples(store) == [(6, 0.6, 2, 0, "in", "door")]
+    with pytest.raises(InputError):
+        Store.open(tmp_path / "x.db", interval_s=0)
+
+
+# -- crash safety --------------------------------------------------------------------------------------
+def test_kill_9_mid_run_leaves_an_exact_prefix_and_resume_completes(tmp_path: Path) -> None:
+    """A real writer process, SIGKILLed at random moments; each restart resumes from the checkpoint."""
+    n = 6000
+    seq = make_sequence(n)
+    truth = [e for f in seq for e in f[2]]
+    path = tmp_path / "crash.db"
+    rng = random.Random(int(time.time()))
+    kills = 0
+    for attempt in range(6):
+        proc = spawn_writer(path, n)
+        time.sleep(rng.uniform(0.05, 0.6))
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            kills += 1
+        proc.wait(30)
+        with Store.open(path, readonly=True) as store:
+            cp = store.checkpoint("seq.avi")
+            last = -1 if cp is None else cp.frame_index  # None: killed before its first commit
+            stored = stored_tuples(store)
+            # Exactly the events of frames 0..checkpoint, each once, in order: no frame half-written.
+            assert stored == [e for e in truth if e[0] <= last], f"after kill {kills}"
+            assert totals_dict(store) == sums(stored)
+            by_bucket = collections.Counter()
+            for b in store.counts():
+                by_bucket[(b.name, b.class_id, "in")] += b.in_count
+                by_bucket[(b.name, b.class_id, "out")] += b.out_count
+            from_events = collections.Counter()
+            for e in stored:
+                from_events[(e[5], e[3], "in" if e[4] in ("in", "enter") else "out")] += 1
+            assert +by_bucket == +from_events
+        if proc.returncode == 0:
+            break
+    assert kills >= 1, "the writer finished before any kill; the test proved nothing"
+    if proc.returncode != 0:  # finish the sequence without killing
+        proc = spawn_writer(path, n)
+        assert proc.wait(120) == 0, proc.stderr.read()
+    with Store.open(path, readonly=True) as store:
+        assert stored_tuples(store) == truth
+        assert totals_dict(store) == sums(truth)
+        assert store.checkpoint("seq.avi").frame_index == n - 1
+
+
+def test_wal_mode_files_and_pragmas(tmp_path: Path) -> None:
+    path = tmp_path / "r.db"
+    store = Store.open(path)
+    run = store.begin_run(source="cam")
+    store.record_frame(run, 0, 0.0, as_events([(0, 0.0, 1, 0, "in", "door")]))
+    assert Path(str(path) + "-wal").exists() and Path(str(path) + "-shm").exists()
+    raw = sqlite3.connect(path)
+    assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"  # persistent in the file
+    assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    raw.close()
+    assert store._conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+    store.close()
+
+
+def test_readers_see_consistent_snapshots_while_a_process_writes(tmp_path: Path) -> None:
+    path = tmp_path / "live.db"
+    with Store.open(path):
+        pass  # create the schema before the reader opens it
+    proc = spawn_writer(path, 3000)
+    reader = Store.open(path, readonly=True)
+    raw = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, isolation_level=None)
+    seen = set()
+    try:
+        while proc.poll() is None:
+            raw.execute("BEGIN")
+            total = raw.execute("SELECT coalesce(sum(count), 0) FROM totals").fetchone()[0]
+            events = raw.execute("SELECT count(*) FROM events").fetchone()[0]
+            last = raw.execute("SELECT coalesce(max(frame_index), -1) FROM events").fetchone()[0]
+            cp = raw.execute("SELECT coalesce(max(frame_index), -1) FROM checkpoints").fetchone()[0]
+            raw.execute("COMMIT")
+            assert total == events and cp >= last  # totals and checkpoint move with the events
+            seen.add(events)
+            reader.totals()
+            reader.recent_events(10.0)
+            time.sleep(0.01)
+    finally:
+        raw.close()
+        reader.close()
+    assert proc.wait(60) == 0, proc.stderr.read()
+    assert len(seen) >= 3, f"the reader saw only {sorted(seen)}: it did not read while the writer wrote"
+
+
+# -- what is not ours, not sane, or not writable --------------------------------------------------------
+def test_not_sqlite_corrupt_foreign_and_newer_files_are_refused(tmp_path: Path) -> None:
+    text = tmp_path / "notes.db"
+    text.write_text("this is a text file, not a database\n" * 20)
+    with pytest.raises(StoreError, match="notes.db.*not an SQLite database"):
+        Store.open(text)
+
+    foreign = tmp_path / "foreign.db"
+    c = sqlite3.connect(foreign)
+    c.execute("CREATE TABLE photos (id INTEGER PRIMARY KEY, path TEXT)")
+    c.commit()
+    c.close()
+    with pytest.raises(StoreError, match="foreign.db.*another application"):
+        Store.open(foreign)
+
+    newer = tmp_path / "newer.db"
+    Store.open(newer).close()
+    c = sqlite3.connect(newer)
+    c.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    c.commit()
+    c.close()
+    with pytest.raises(StoreError, match=f"newer.db.*newer edge-runtime.*v{SCHEMA_VERSION + 1}"):
+        Store.open(newer)
+
+    damaged = tmp_path / "damaged.db"
+    with Store.open(damaged) as store:
+        run = store.begin_run(source="cam")
+        for i, ts, events, occ in make_sequence(2000):
+            store.record_frame(run, i, ts, as_events(events))
+    size = damaged.stat().st_size
+    assert size > 16 * 4096
+    with open(damaged, "r+b") as f:  # overwrite pages in the middle of the file with noise
+        f.seek(size // 2 - 4096 * 4)
+        f.write(os.urandom(4096 * 8))
+    with pytest.raises(StoreError, match="damaged.db.*corrupt"):
+        Store.open(damaged, verify=True)
+    with pytest.raises(StoreError, match="damaged.db"):  # without verify: the first query that reads it
+        with Store.open(damaged) as store:
+            store.events(limit=10**9)
+            store.counts()
+            store.totals()
+
+    empty = tmp_path / "empty.db"
+    empty.touch()  # a zero-byte file is an empty SQLite database: gets the schema
+    with Store.open(empty) as store:
+        assert store.totals() == []
+    with pytest.raises(StoreError, match="is a directory"):
+        Store.open(tmp_path)
+    with pytest.raises(StoreError, match="no such results database"):
+        Store.open(tmp_path / "missing.db", readonly=True)
+
+
+def test_readonly_store_refuses_writes(tmp_path: Path) -> None:
+    path = tmp_path / "r.db"
+    Store.open(path).close()
+    with Store.open(path, readonly=True) as store:
+        with pytest.raises(StoreError, match="read-only"):
+            store.begin_run(source="cam")
+        assert store.healthy
+
+
+def _fill_until_full(store: Store, run: int, start: int) -> Tuple[int, StoreError]:
+    for i in range(start, start + 10**6):
+        events = [CountEvent(i, i / 10, t, 0, Direction.IN, "walkway-" + "x" * 200) for t in range(8)]
+        try:
+            store.record_frame(run, i, i / 10, events)
+        except StoreError as exc:
+            return i, exc
+    raise AssertionError("the disk never filled")
+
+
+def _check_full_then_recover(store: Store, path: Path, free_space, consistent_totals: bool = True) -> None:
+    run = store.begin_run(source="cam")
+    failed_at, exc = _fill_until_full(store, run, 0)
+    assert "database or disk is full" in str(exc) and str(path) in str(exc)
+    assert not store.healthy and not store.retry()
+    # What was committed is intact and consistent; the failed frame left nothing behind.
+    stored = stored_tuples(store)
+    assert stored and stored[-1][0] == failed_at - 1
+    assert totals_dict(store) == sums(stored)
+    free_space()
+    assert store.retry() and store.healthy
+    store.record_frame(run, failed_at, failed_at / 10, [CountEvent(failed_at, None, 1, 0, Direction.OUT, "walkway")])
+    assert store.checkpoint("cam").frame_index == failed_at
+    if consistent_totals:  # (pruning keeps totals but drops the events they summed)
+        assert totals_dict(store) == sums(stored_tuples(store))
+
+
+def test_full_disk_on_a_real_tiny_filesystem(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)], capture_output=True)
+    if res.returncode != 0:
+        pytest.skip(f"this platform refuses to mount a tmpfs: {res.stderr.decode().strip()}")
+    try:
+        filler = mnt / "filler.bin"
+        filler.write_bytes(b"\0" * 256 * 1024)
+        path = mnt / "r.db"
+        store = Store.open(path)
+        with caplog.at_level("ERROR", logger="edge_runtime.store"):
+            _check_full_then_recover(store, path, free_space=filler.unlink)
+        assert any("database or disk is full" in r.message for r in caplog.records)
+        assert sum("database or disk is full" in r.message for r in caplog.records) == 1  # once, not per frame
+        store.close()
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def test_full_database_at_its_size_cap_and_pruning_makes_room(tmp_path: Path) -> None:
+    path = tmp_path / "capped.db"
+    store = Store.open(path, max_bytes=256 * 1024)
+    holder: Dict[str, int] = {}
+
+    def prune_old() -> None:  # a device's retention policy: drop old events, keep the running totals
+        totals_before = totals_dict(store)
+        holder["deleted"] = store.prune(before_s=5.0)
+        assert totals_dict(store) == totals_before
+
+    _check_full_then_recover(store, path, free_space=prune_old, consistent_totals=False)
+    assert holder["deleted"] > 0
+    assert all(e[1] >= 5.0 for e in stored_tuples(store))
+    assert path.stat().st_size <= 256 * 1024
+    store.close()
