@@ -122,7 +122,10 @@ def lost_frames_for(seconds: float, fps: float) -> int:
 
 
 def _check_unit(name: str, value: float) -> float:
-    value = float(value)
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"ByteTracker: {name} must be a number in [0, 1], got {value!r}") from None
     if not (0.0 <= value <= 1.0):
         raise ConfigError(f"ByteTracker: {name} must be in [0, 1], got {value!r}")
     return value
