@@ -47,6 +47,7 @@ COMMANDS = (
     Command("assets", "edge_runtime.assets", "fetch, verify and list the real models and media"),
     Command("chat", "edge_runtime.llm.chat_cli", "chat with the local LLM in the terminal, or ask once"),
     Command("serve", "edge_runtime.llm.server", "serve the local LLM over an OpenAI-compatible HTTP API"),
+    Command("inspect", "edge_runtime.llm.inspect", "describe a GGUF model: quantization, size, RAM for a context"),
 )
 
 
