@@ -230,19 +230,23 @@ def _import_llama_cpp() -> Any:
     return llama_cpp, llama_chat_format
 
 
-def _validate_gguf(path: Path) -> None:
-    """The one call site of the hardened GGUF validator (raises ModelFormatError)."""
-    try:
-        from .gguf_file import validate
-    except ModuleNotFoundError as exc:  # TODO(gguf_file): drop this fallback once the validator lands
-        if exc.name != f"{__package__}.gguf_file":
-            raise
-        with open(path, "rb") as f:
-            magic = f.read(4)
-        if magic != b"GGUF":
-            raise ModelFormatError(f"{path}: not a GGUF file (magic {magic!r}, expected b'GGUF')") from None
-        return
+def _read_metadata(path: Path) -> Dict[str, Any]:
+    """Validate the file with the hardened GGUF reader, then return its metadata (raises
+    ModelFormatError), so nothing malformed reaches llama.cpp and a model that cannot chat is refused
+    before its weights are loaded."""
+    from .gguf_file import GGUFFile, validate
+
     validate(path)
+    with GGUFFile.open(path) as f:
+        return dict(f.metadata)
+
+
+def _token_text(meta: Mapping[str, Any], key: str) -> Tuple[int, str]:
+    """(id, text) of a special token named in the metadata; (-1, "") when absent or out of range."""
+    tokens, tid = meta.get("tokenizer.ggml.tokens"), meta.get(key)
+    if isinstance(tid, bool) or not isinstance(tid, int) or not isinstance(tokens, (list, tuple)):
+        return -1, ""
+    return (tid, str(tokens[tid])) if 0 <= tid < len(tokens) else (-1, "")
 
 
 def normalize_messages(messages: Union[str, Sequence[Message]], system_prompt: Optional[str] = None) -> List[Dict[str, str]]:
@@ -364,42 +368,38 @@ class Chat:
         self.model_path = Path(model_path)
         if not self.model_path.is_file():
             raise ModelFormatError(f"{self.model_path}: no such model file (expected a .gguf file)")
-        _validate_gguf(self.model_path)
         llama_cpp, chat_format = _import_llama_cpp()
+        meta = _read_metadata(self.model_path)
+        n_ctx_train = meta.get(f"{meta.get('general.architecture')}.context_length")
+        if isinstance(n_ctx_train, int) and n_ctx > n_ctx_train:
+            raise ConfigError(f"Chat: n_ctx={n_ctx} exceeds the context {self.model_path.name} was trained on ({n_ctx_train})")
+        template = chat_template or meta.get(_TEMPLATE_KEY)
+        if not isinstance(template, str) or not template:
+            raise ModelFormatError(
+                f"{self.model_path}: no chat template ({_TEMPLATE_KEY!r} missing from the GGUF metadata); "
+                "it is probably a base model - use it for completion, or pass chat_template=")
+        eos, self._eos_text = _token_text(meta, "tokenizer.ggml.eos_token_id")
+        _, bos_text = _token_text(meta, "tokenizer.ggml.bos_token_id")
+        stop_ids = [eos] + [_token_text(meta, k)[0] for k in _EXTRA_STOP_KEYS]
+        self._stop_ids = frozenset(t for t in stop_ids if t >= 0)
+        try:  # as llama-cpp-python builds its handler from the GGUF template (llama.py, Llama.__init__)
+            self._formatter = chat_format.Jinja2ChatFormatter(
+                template=template, eos_token=self._eos_text, bos_token=bos_text,
+                add_generation_prompt=True, stop_token_ids=sorted(self._stop_ids))
+        except Exception as exc:  # jinja2.TemplateSyntaxError and friends
+            raise ModelFormatError(f"{self.model_path}: chat template does not parse: {exc}") from exc
         try:
             llm = llama_cpp.Llama(
                 model_path=str(self.model_path), n_ctx=n_ctx, n_batch=min(n_batch, n_ctx),
                 n_threads=n_threads, n_threads_batch=n_threads, seed=seed, verbose=False)
         except (ValueError, RuntimeError) as exc:
             raise ModelFormatError(f"{self.model_path}: llama.cpp could not load it: {exc}") from exc
-        metadata: Dict[str, str] = dict(llm.metadata)
-        n_ctx_train = str(metadata.get(f"{metadata.get('general.architecture')}.context_length", ""))
-        if n_ctx_train.isdigit() and n_ctx > int(n_ctx_train):
-            llm.close()
-            raise ConfigError(f"Chat: n_ctx={n_ctx} exceeds the context {self.model_path.name} was trained on ({n_ctx_train})")
-        template = chat_template or metadata.get(_TEMPLATE_KEY)
-        if not template:
-            llm.close()
-            raise ModelFormatError(
-                f"{self.model_path}: no chat template ({_TEMPLATE_KEY!r} missing from the GGUF metadata); "
-                "it is probably a base model - use it for completion, or pass chat_template=")
-        eos = llm.token_eos()
-        bos = llm.token_bos()
-        self._stop_ids = frozenset(
-            [eos] + [int(metadata[k]) for k in _EXTRA_STOP_KEYS if str(metadata.get(k, "")).isdigit()])
-        self._eos_text = llm.detokenize([eos], special=True).decode("utf-8", "replace") if eos >= 0 else ""
-        bos_text = llm.detokenize([bos], special=True).decode("utf-8", "replace") if bos >= 0 else ""
-        try:
-            self._formatter = chat_format.Jinja2ChatFormatter(
-                template=template, eos_token=self._eos_text, bos_token=bos_text,
-                add_generation_prompt=True, stop_token_ids=sorted(self._stop_ids))
-        except Exception as exc:  # jinja2.TemplateSyntaxError and friends
-            llm.close()
-            raise ModelFormatError(f"{self.model_path}: chat template does not parse: {exc}") from exc
+        if not self._stop_ids:
+            self._stop_ids = frozenset([llm.token_eos()])
         self.n_ctx = n_ctx
         self.n_threads = n_threads
         #: ``general.name`` from the GGUF metadata, else the file stem.
-        self.model_name = metadata.get("general.name") or self.model_path.stem
+        self.model_name = str(meta.get("general.name") or self.model_path.stem)
         self._lock = threading.Lock()
         self._last_stats: Optional[GenerationStats] = None
         self._llm = llm
