@@ -44,6 +44,7 @@ class Command:
 
 #: The sub-commands, in the order ``--help`` lists them. Add one line per command.
 COMMANDS = (
+    Command("run", "edge_runtime.runtime.run_cli", "detect, track and count on a camera or video; record the results"),
     Command("assets", "edge_runtime.assets", "fetch, verify and list the real models and media"),
     Command("chat", "edge_runtime.llm.chat_cli", "chat with the local LLM in the terminal, or ask once"),
     Command("serve", "edge_runtime.llm.server", "serve the local LLM over an OpenAI-compatible HTTP API"),

@@ -12,6 +12,7 @@ Example (the built-in default, ``edge-runtime run`` with no argument)::
     [model]
     path = "builtin:yolov8s-person"
     classes = [0]
+    labels = ["person", "fallen person"]
 
     [[lines]]
     name = "walkway"
@@ -64,6 +65,7 @@ class ModelConfig:
     iou: float = _range(0.0, 1.0, default=0.45)
     max_det: int = _range(1, 10_000, default=300)
     classes: Optional[List[int]] = None
+    labels: Optional[List[str]] = None  # display names replacing the model's class names, in class order
     threads: int = _range(0, 256, default=0)  # 0 = from the budget
 
 
@@ -295,7 +297,8 @@ def default_config() -> Config:
     """
     return config_from_dict({
         "source": {"uri": "builtin:vtest-video"},
-        "model": {"path": "builtin:yolov8s-person", "classes": [0]},
+        # The model calls its classes "Normal" and "Fall": an upright and a fallen person.
+        "model": {"path": "builtin:yolov8s-person", "classes": [0], "labels": ["person", "fallen person"]},
         "lines": [{"name": "walkway", "start": [400, 150], "end": [400, 400]}],
         "output": {"db": "", "print_every_s": 2.0},
     })

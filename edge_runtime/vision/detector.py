@@ -69,6 +69,7 @@ class Detector:
         max_det: cap on detections per frame after NMS.
         classes: keep only these class ids (None = all).
         agnostic_nms: suppress across classes (True) or per class (False).
+        labels: display names replacing the model's class names, one per class in id order.
         spin: let onnxruntime's worker threads spin while idle (lower latency, but burns CPU that a
             co-scheduled LLM could use).
 
@@ -86,7 +87,8 @@ class Detector:
 
     def __init__(self, model_path: Union[str, os.PathLike], *, threads: Optional[int] = None,
                  conf_threshold: float = 0.25, iou_threshold: float = 0.45, max_det: int = 300,
-                 classes: Optional[Sequence[int]] = None, agnostic_nms: bool = False, spin: bool = False):
+                 classes: Optional[Sequence[int]] = None, agnostic_nms: bool = False, spin: bool = False,
+                 labels: Optional[Sequence[str]] = None):
         path = Path(model_path)
         if not path.is_file():
             raise ModelFormatError(f"{path}: no such model file (expected a YOLO detector .onnx)")
@@ -110,6 +112,11 @@ class Detector:
         if self.meta.task not in (None, "detect"):
             raise ModelFormatError(f"{path}: model task is {self.meta.task!r}, expected 'detect'")
         self._bind_io()
+        if labels is not None:
+            if len(labels) != len(self.class_names) or not all(isinstance(x, str) and x for x in labels):
+                raise InputError(f"labels: expected {len(self.class_names)} non-empty names (the model's classes "
+                                 f"are {list(self.class_names.values())}), got {list(labels)}")
+            self.class_names = dict(enumerate(labels))
         self._classes = None if classes is None else sorted({int(c) for c in classes})
         if self._classes is not None and not all(0 <= c < len(self.class_names) for c in self._classes):
             raise InputError(f"classes must be ids in 0..{len(self.class_names) - 1}, got {list(classes)}")

@@ -1,0 +1,233 @@
+"""The main job as composable objects: source -> detector -> tracker -> counters -> sinks.
+
+Iterate a :class:`Pipeline` to get one :class:`FrameResult` per delivered frame, or call
+:meth:`Pipeline.run` to drive it to the end. Every stage is an ordinary object you can build yourself
+(see the example), or :func:`build_pipeline` makes them all from a validated :class:`Config`.
+
+Example:
+    >>> from edge_runtime.assets import ensure
+    >>> from edge_runtime.vision.sources import open_source
+    >>> from edge_runtime.vision.tracking import ByteTracker
+    >>> from edge_runtime.vision.counting import LineCounter
+    >>> pipe = Pipeline(open_source(ensure("vtest-video")), Detector(ensure("yolov8s-person"), classes=[0]),
+    ...                 tracker=ByteTracker.for_video(10.0),
+    ...                 counters=[LineCounter("walkway", (400, 400), (400, 150))])   # doctest: +SKIP
+    >>> for result in pipe:                                                         # doctest: +SKIP
+    ...     print(result.frame.index, len(result.detections), result.events)
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Dict, Iterator, List, Optional, Protocol, Sequence, Union
+
+from ..errors import InputError
+from ..vision.counting import CountEvent, LineCounter, ZoneCounter
+from ..vision.detections import Detections
+from ..vision.detector import Detector
+from ..vision.motion import MotionGate
+from ..vision.sources_base import Frame, FrameSource
+from ..vision.tracking import ByteTracker
+
+__all__ = ["FrameResult", "FrameTimings", "Pipeline", "RunSummary", "Sink", "Counter"]
+
+log = logging.getLogger(__name__)
+
+Counter = Union[LineCounter, ZoneCounter]
+
+
+@dataclass(frozen=True)
+class FrameTimings:
+    """Milliseconds per stage for one frame. ``inference_ms`` is the model alone."""
+
+    preprocess_ms: float = 0.0
+    inference_ms: float = 0.0
+    postprocess_ms: float = 0.0
+    track_ms: float = 0.0
+    count_ms: float = 0.0
+    sinks_ms: float = 0.0
+    total_ms: float = 0.0
+
+    @property
+    def overhead_ms(self) -> float:
+        """Everything we add around the model: pre/post-processing, tracking, counting."""
+        return self.preprocess_ms + self.postprocess_ms + self.track_ms + self.count_ms
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    """What one frame produced.
+
+    Attributes:
+        frame: the source frame (image, index, timestamp, gap notice).
+        detections: this frame's detections, tracked when a tracker runs (track_id -1 = unconfirmed).
+        events: crossings / zone entries and exits accepted on this frame.
+        inferred: False when the motion gate skipped inference (detections are then the last ones).
+        timings: per-stage milliseconds.
+    """
+
+    frame: Frame
+    detections: Detections
+    events: List[CountEvent]
+    inferred: bool
+    timings: FrameTimings
+
+
+class Sink(Protocol):
+    """Receives every FrameResult (persist, print, draw). ``close`` is called once at the end."""
+
+    def write(self, result: FrameResult, pipeline: "Pipeline") -> None: ...
+
+    def close(self, pipeline: "Pipeline") -> None: ...
+
+
+@dataclass
+class RunSummary:
+    """Totals of a run (or of a resumed series of runs, when counters were seeded from the store)."""
+
+    frames: int = 0
+    inferred_frames: int = 0
+    events: int = 0
+    wall_s: float = 0.0
+    inference_ms_total: float = 0.0
+    overhead_ms_total: float = 0.0
+    lines: Dict[str, Dict[str, Dict[int, int]]] = field(default_factory=dict)  # name -> in/out -> class -> n
+    zones: Dict[str, Dict[str, Dict[int, int]]] = field(default_factory=dict)  # name -> enter/exit -> ...
+    dropped_frames: int = 0
+    gaps: int = 0
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.wall_s if self.wall_s > 0 else 0.0
+
+
+class Pipeline:
+    """Run detection, tracking and counting over a frame source, feeding each result to the sinks.
+
+    Args:
+        source: a FrameSource (not yet opened; the pipeline opens and closes it).
+        detector: the object detector.
+        tracker: assigns track ids; None = no tracking (then counters can't be used).
+        counters: line and zone counters, fed tracked detections every inferred frame.
+        sinks: receive every FrameResult, in order.
+        motion_gate: skips inference while nothing moves (None = infer every frame).
+
+    Raises:
+        InputError: counters without a tracker.
+    """
+
+    def __init__(self, source: FrameSource, detector: Detector, *, tracker: Optional[ByteTracker] = None,
+                 counters: Sequence[Counter] = (), sinks: Sequence[Sink] = (),
+                 motion_gate: Optional[MotionGate] = None) -> None:
+        if counters and tracker is None:
+            raise InputError("Pipeline: counters need tracked detections; pass a tracker")
+        self.source = source
+        self.detector = detector
+        self.tracker = tracker
+        self.counters = list(counters)
+        self.sinks = list(sinks)
+        self.motion_gate = motion_gate
+        self.summary = RunSummary()
+        self._last = Detections.empty(with_track_id=tracker is not None)
+        self._stop = threading.Event()
+        #: The latest counting events (bounded), for questions about "the last N minutes" without a database.
+        self.recent_events: "deque[CountEvent]" = deque(maxlen=100_000)
+        #: Source-clock time of the latest processed frame.
+        self.now_s: Optional[float] = None
+
+    def stop(self) -> None:
+        """Ask the run to end after the frame in flight (safe from a signal handler or another thread)."""
+        self._stop.set()
+
+    @property
+    def lines(self) -> List[LineCounter]:
+        return [c for c in self.counters if isinstance(c, LineCounter)]
+
+    @property
+    def zones(self) -> List[ZoneCounter]:
+        return [c for c in self.counters if isinstance(c, ZoneCounter)]
+
+    def process(self, frame: Frame) -> FrameResult:
+        """Run one frame through detector, tracker and counters (sinks are not called)."""
+        t0 = time.perf_counter()
+        inferred = self.motion_gate is None or self.motion_gate.update(frame.image).run
+        pre = inf = post = track = count = 0.0
+        events: List[CountEvent] = []
+        if inferred:
+            detections = self.detector(frame.image)
+            dt = self.detector.timings
+            pre, inf, post = dt.preprocess_ms, dt.inference_ms, dt.postprocess_ms
+            if self.tracker is not None:
+                t1 = time.perf_counter()
+                detections = self.tracker.update(detections)
+                t2 = time.perf_counter()
+                for counter in self.counters:
+                    events.extend(counter.update(detections, frame_index=frame.index, timestamp_s=frame.timestamp_s))
+                t3 = time.perf_counter()
+                track, count = (t2 - t1) * 1e3, (t3 - t2) * 1e3
+            self._last = detections
+        else:
+            detections = self._last
+        total = (time.perf_counter() - t0) * 1e3
+        return FrameResult(frame, detections, events, inferred,
+                           FrameTimings(pre, inf, post, track, count, 0.0, total))
+
+    def __iter__(self) -> Iterator[FrameResult]:
+        """Open the source and yield a FrameResult per delivered frame; sinks see each one first."""
+        start = time.perf_counter()
+        with self.source:
+            for frame in self.source:
+                if self._stop.is_set():
+                    break
+                result = self.process(frame)
+                t0 = time.perf_counter()
+                for sink in self.sinks:
+                    sink.write(result, self)
+                sinks_ms = (time.perf_counter() - t0) * 1e3
+                if sinks_ms:
+                    result = FrameResult(result.frame, result.detections, result.events, result.inferred,
+                                         FrameTimings(**{**result.timings.__dict__, "sinks_ms": sinks_ms}))
+                self._account(result)
+                self.summary.wall_s = time.perf_counter() - start
+                yield result
+                if self._stop.is_set():
+                    break
+            stats = getattr(self.source, "stats", None)
+            if stats is not None:
+                self.summary.dropped_frames = int(stats.dropped)
+                self.summary.gaps = int(stats.gap_count)
+
+    def _account(self, result: FrameResult) -> None:
+        self.recent_events.extend(result.events)
+        self.now_s = result.frame.timestamp_s
+        s = self.summary
+        s.frames += 1
+        s.inferred_frames += int(result.inferred)
+        s.events += len(result.events)
+        s.inference_ms_total += result.timings.inference_ms
+        s.overhead_ms_total += result.timings.overhead_ms
+
+    def totals(self) -> RunSummary:
+        """The summary with the counters' current totals filled in."""
+        s = self.summary
+        s.lines = {c.name: {"in": dict(c.in_counts), "out": dict(c.out_counts)} for c in self.lines}
+        s.zones = {z.name: {"enter": dict(z.entries), "exit": dict(z.exits)} for z in self.zones}
+        return s
+
+    def run(self, max_frames: int = 0) -> RunSummary:
+        """Process the source to its end (or ``max_frames`` frames), close the sinks, return the totals."""
+        try:
+            for result in self:
+                if max_frames and self.summary.frames >= max_frames:
+                    break
+        finally:
+            for sink in self.sinks:
+                try:
+                    sink.close(self)
+                except Exception:  # one failing sink must not hide the others' close or the run's error
+                    log.exception("closing sink %r failed", sink)
+        return self.totals()

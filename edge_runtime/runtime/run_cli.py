@@ -1,0 +1,70 @@
+"""``edge-runtime run [CONFIG]``: watch a source, detect, track, count, record; print live counts and a summary.
+
+With no CONFIG it runs the built-in default: the real person detector on the real pedestrian video with a
+line across the walkway (see :func:`~edge_runtime.runtime.config.default_config`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import signal
+import sys
+from typing import Optional
+
+from .config import Config, default_config, load_config
+
+__all__ = ["configure_parser", "run_command"]
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("config", nargs="?", help="TOML or YAML config file (default: the built-in demo job)")
+    parser.add_argument("--db", help="results database (overrides output.db; '' disables it)")
+    parser.add_argument("--video", help="write an annotated video here (overrides output.video)")
+    parser.add_argument("--jsonl", action="store_true", help="print counting events as JSON lines on stdout")
+    parser.add_argument("--max-frames", type=int, default=None, help="stop after N frames")
+    parser.add_argument("--restart-source", action="store_true",
+                        help="read a file source from its start even if the database has a checkpoint")
+    parser.add_argument("--summary-json", help="also write the final totals to this JSON file")
+    parser.add_argument("--ask", metavar="QUESTION",
+                        help="after the run, answer this question from the counts with the local LLM")
+
+
+def _with_overrides(config: Config, args: argparse.Namespace) -> Config:
+    output = config.output
+    if args.db is not None:
+        output = dataclasses.replace(output, db=args.db)
+    if args.video is not None:
+        output = dataclasses.replace(output, video=args.video)
+    if args.jsonl:
+        output = dataclasses.replace(output, jsonl=True)
+    if args.max_frames is not None:
+        output = dataclasses.replace(output, max_frames=max(0, args.max_frames))
+    return dataclasses.replace(config, output=output)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    from .build import build_pipeline
+
+    config = _with_overrides(load_config(args.config) if args.config else default_config(), args)
+    pipeline = build_pipeline(config, restart_source=args.restart_source, quiet=bool(getattr(args, "quiet", False)))
+    # SIGTERM (systemd stop) ends the run cleanly: the frame in flight finishes, sinks flush, the run is
+    # closed in the database, and the exit status is 0.
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: pipeline.stop())
+    try:
+        summary = pipeline.run(max_frames=config.output.max_frames)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if args.summary_json:
+        with open(args.summary_json, "w", encoding="utf-8") as f:
+            json.dump(dataclasses.asdict(summary), f, indent=2)
+    if args.ask:
+        from ..llm.grounding import answer_from_pipeline
+
+        print(f"\nQ: {args.ask}", file=sys.stderr)
+        print(answer_from_pipeline(args.ask, pipeline, config), flush=True)
+    store = getattr(pipeline, "store", None)
+    if store is not None:
+        store.close()
+    return 0
