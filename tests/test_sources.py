@@ -18,6 +18,8 @@ from typing import List, Optional
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from edge_runtime.assets import ensure
 from edge_runtime.errors import BackendUnavailableError, InputError, SourceError
@@ -207,7 +209,10 @@ def test_latest_mode_with_a_fast_consumer_drops_nothing_and_ends(vtest: Path) ->
     with open_source(vtest, mode="latest", start_index=770) as src:
         frames = list(src)
     assert [f.index for f in frames] == list(range(770, VTEST_FRAMES))
+    assert [f.skipped for f in frames] == [0] * len(frames)
     assert src.stats.dropped == 0 and src.ended
+    with open_source(vtest, mode="latest", start_index=10_000) as src:  # past the end: ends, no error
+        assert list(src) == [] and src.ended
 
 
 def test_fps_cap_is_respected_on_a_file(vtest: Path) -> None:
@@ -268,6 +273,10 @@ def test_image_folder_errors_name_the_file(tmp_path: Path, vtest_frames: List[np
         assert src.read() is not None
         with pytest.raises(SourceError, match="a2.png"):
             src.read()
+    with open_source(tmp_path, mode="latest") as src:  # the same through the replaying grabber thread
+        assert src.read(timeout_s=5.0) is not None
+        with pytest.raises(SourceError, match="a2.png"):
+            src.read(timeout_s=5.0)
 
 
 # -- live: MJPEG over HTTP ----------------------------------------------------------------------------
@@ -448,3 +457,23 @@ def test_absent_v4l2_device_raises_on_open() -> None:
         src.open()
     with pytest.raises(InputError, match="every"):
         open_source(f"/dev/video{n}", mode="every")
+
+
+# -- backoff ---------------------------------------------------------------------------------------------
+
+@given(attempt=st.integers(0, 10_000), u=st.floats(0.0, 1.0, exclude_max=True),
+       initial=st.floats(0.0, 10.0), extra=st.floats(0.0, 100.0), factor=st.floats(1.0, 10.0),
+       jitter=st.floats(0.0, 0.99))
+def test_backoff_is_bounded_and_grows(attempt: int, u: float, initial: float, extra: float, factor: float,
+                                      jitter: float) -> None:
+    p = ReconnectPolicy(initial_delay_s=initial, max_delay_s=initial + extra, factor=factor, jitter=jitter)
+    d = p.delay_s(attempt, u)
+    assert initial * (1 - jitter) - 1e-9 <= d <= p.max_delay_s * (1 + jitter) + 1e-9
+    assert p.delay_s(attempt + 1, 0.5) >= p.delay_s(attempt, 0.5) - 1e-9  # without jitter: non-decreasing
+
+
+@pytest.mark.parametrize("kw", [{"initial_delay_s": -1.0}, {"initial_delay_s": 5.0, "max_delay_s": 1.0},
+                                {"factor": 0.5}, {"jitter": 1.0}, {"max_attempts": 0}])
+def test_bad_policy_raises(kw) -> None:
+    with pytest.raises(InputError, match="ReconnectPolicy"):
+        ReconnectPolicy(**kw)

@@ -9,7 +9,7 @@ SQLite fail the same way (SQLITE_FULL) through ``PRAGMA max_page_count``.
 from __future__ import annotations
 
 import collections
-import json
+import math
 import os
 import random
 import signal
@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Dict, List, Tuple
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from edge_runtime.errors import InputError, StoreError
 from edge_runtime.runtime.store import SCHEMA_VERSION, Store
@@ -123,7 +125,8 @@ def test_round_trip_events_totals_counts_checkpoint(tmp_path: Path) -> None:
         buckets = store.counts()
         assert sorted({b.start_s for b in buckets}) == [0.0, 10.0, 20.0]
         for b in buckets:
-            inside = [e for e in truth if e[5] == b.name and e[3] == b.class_id and b.start_s <= e[1] < b.start_s + 10]
+            inside = [e for e in truth
+                      if e[5] == b.name and e[3] == b.class_id and b.start_s <= e[1] < b.start_s + 10]
             assert b.in_count == sum(e[4] in ("in", "enter") for e in inside)
             assert b.out_count == sum(e[4] in ("out", "exit") for e in inside)
         for start in (0.0, 10.0, 20.0):
@@ -165,7 +168,8 @@ def test_restart_resumes_totals(tmp_path: Path) -> None:
         for i, ts, events, occ in seq[200:]:
             store.record_frame(run2, i, ts, as_events(events))
         assert totals_dict(store) == sums([e for f in seq for e in f[2]])
-        assert len(store.runs()) == 2 and len(store.events(run_id=run2, limit=10**9)) == sum(len(f[2]) for f in seq[200:])
+        assert len(store.runs()) == 2
+        assert len(store.events(run_id=run2, limit=10**9)) == sum(len(f[2]) for f in seq[200:])
 
 
 def test_event_less_frames_defer_the_checkpoint_but_never_lose_events(tmp_path: Path) -> None:
@@ -382,7 +386,8 @@ def _check_full_then_recover(store: Store, path: Path, free_space, consistent_to
     assert totals_dict(store) == sums(stored)
     free_space()
     assert store.retry() and store.healthy
-    store.record_frame(run, failed_at, failed_at / 10, [CountEvent(failed_at, None, 1, 0, Direction.OUT, "walkway")])
+    store.record_frame(run, failed_at, failed_at / 10,
+                       [CountEvent(failed_at, None, 1, 0, Direction.OUT, "walkway")])
     assert store.checkpoint("cam").frame_index == failed_at
     if consistent_totals:  # (pruning keeps totals but drops the events they summed)
         assert totals_dict(store) == sums(stored_tuples(store))
@@ -425,3 +430,36 @@ def test_full_database_at_its_size_cap_and_pruning_makes_room(tmp_path: Path) ->
     assert all(e[1] >= 5.0 for e in stored_tuples(store))
     assert path.stat().st_size <= 256 * 1024
     store.close()
+
+
+# -- property: any sequence, any interval ----------------------------------------------------------------
+_event = st.tuples(st.integers(0, 1000), st.integers(0, 3), st.sampled_from(["in", "out", "enter", "exit"]),
+                   st.sampled_from(["a", "b", "zone ü"]))
+
+
+@given(frames=st.lists(st.tuples(st.floats(-1e6, 1e9, allow_nan=False), st.lists(_event, max_size=4)),
+                       max_size=25),
+       interval=st.sampled_from([0.5, 1.0, 10.0, 3600.0]))
+def test_totals_and_buckets_match_the_events_for_any_sequence(tmp_path_factory, frames, interval) -> None:
+    path = tmp_path_factory.mktemp("prop") / "p.db"
+    truth = []
+    with Store.open(path, interval_s=interval) as store:
+        run = store.begin_run(source="s")
+        for i, (ts, events) in enumerate(frames):
+            evs = [CountEvent(i, ts, tid, c, Direction(d), n) for tid, c, d, n in events]
+            store.record_frame(run, i, ts, evs)
+            truth += [(i, ts, tid, c, d, n) for tid, c, d, n in events]
+        assert totals_dict(store) == sums(truth)
+        def order(e: tuple) -> tuple:
+            return (e[1], e[0])
+
+        assert sorted(stored_tuples(store), key=order) == sorted(truth, key=order)
+        expected = collections.Counter()
+        for _, ts, _, c, d, n in truth:
+            start = math.floor(ts / interval) * interval  # buckets are [k * interval, (k + 1) * interval)
+            expected[(start, n, c, d in ("in", "enter"))] += 1
+        got = collections.Counter()
+        for b in store.counts():
+            got[(b.start_s, b.name, b.class_id, True)] += b.in_count
+            got[(b.start_s, b.name, b.class_id, False)] += b.out_count
+        assert +got == +expected

@@ -42,7 +42,7 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from ..errors import InputError, StoreError
 from .store_schema import SCHEMA_VERSION, Bucket, Checkpoint, StoredEvent, Total, check_header, prepare_schema
@@ -328,7 +328,8 @@ class Store:
             track_id, class_id = int(ev.track_id), int(ev.class_id)
             ev_ts = ts if ev.timestamp_s is None else float(ev.timestamp_s)
         except (AttributeError, TypeError, ValueError) as exc:
-            raise InputError(f"Store.record_frame: frame {frame_index}: not a counting event: {ev!r} ({exc})") from None
+            raise InputError(f"Store.record_frame: frame {frame_index}: not a counting event: {ev!r} "
+                             f"({exc})") from None
         kind = _DIRECTIONS.get(direction)
         problem = (
             f"direction must be one of {sorted(_DIRECTIONS)}, got {direction!r}" if kind is None else
@@ -350,11 +351,12 @@ class Store:
         bucket = self._bucket(ts)
         for zone, per_class in (occupancy or {}).items():
             if not isinstance(zone, str) or not 0 < len(zone) <= _MAX_NAME:
-                raise InputError(f"Store.record_frame: occupancy zone names must be non-empty strings, got {zone!r}")
+                raise InputError(f"Store.record_frame: occupancy zone names must be non-empty strings, "
+                                 f"got {zone!r}")
             counts = {int(k): int(v) for k, v in per_class.items() if int(v) != 0}
             if any(k < 0 or v < 0 for k, v in counts.items()):
-                raise InputError(f"Store.record_frame: zone {zone!r}: occupancy must be {{class_id >= 0: n >= 0}}, "
-                                 f"got {dict(per_class)!r}")
+                raise InputError(f"Store.record_frame: zone {zone!r}: occupancy must be "
+                                 f"{{class_id >= 0: n >= 0}}, got {dict(per_class)!r}")
             if self._occupancy.get((run_id, zone)) != (bucket, counts):  # changed, or a new bucket began
                 changes.append((zone, bucket, counts))
         return changes
@@ -467,7 +469,8 @@ class Store:
         known = [t for t in pending + [row[0]] if t is not None]
         return max(known) if known else None
 
-    def recent_events(self, window_s: float, *, now_s: Optional[float] = None, **filters: Any) -> List[StoredEvent]:
+    def recent_events(self, window_s: float, *, now_s: Optional[float] = None,
+                      **filters: Any) -> List[StoredEvent]:
         """Events of the last ``window_s`` seconds before ``now_s`` (default :meth:`now_s`), filtered as
         :meth:`events`."""
         now = self.now_s() if now_s is None else now_s
@@ -487,7 +490,10 @@ class Store:
     def counts(self, *, since_s: Optional[float] = None, until_s: Optional[float] = None,
                name: Optional[str] = None, class_id: Optional[int] = None,
                interval_s: Optional[float] = None) -> List[Bucket]:
-        """Per-interval buckets starting in ``[since_s, until_s)``, oldest first (default: this store's interval)."""
+        """Per-interval buckets starting in ``[since_s, until_s)``, oldest first.
+
+        ``interval_s`` selects buckets of another width written earlier (default: this store's).
+        """
         where, args = _filters(name=name, class_id=class_id, interval_s=interval_s or self.interval_s,
                                bucket_from=since_s, bucket_to=until_s)
         rows = self._read(lambda c: c.execute(

@@ -196,8 +196,9 @@ class _FiniteSource(FrameSource):
             readers.append(self._make_reader(pace=True))
             return readers[-1]
 
+        # Local files don't stall the way networks do; skipping to start_index can take a while.
         self._live = LiveSource(self.spec, connect, reconnect=ReconnectPolicy(enabled=False), finite=True,
-                                read_timeout_s=30.0)
+                                read_timeout_s=60.0, open_timeout_s=3600.0)
         # One set of counters and one close flag for the wrapper and the grabber.
         self._live.stats, self._live._stats_lock, self._live._closed = self.stats, self._stats_lock, self._closed
         self._live.first_index = self.start_index
@@ -298,8 +299,8 @@ def _require_backend(api_name: str, spec: str) -> Callable[[], None]:
         api = getattr(cv2, f"CAP_{api_name.upper()}")
         if not cv2.videoio_registry.hasBackend(api):
             raise BackendUnavailableError(
-                f"{spec}: this OpenCV build ({cv2.__version__}) has no {_API_NAMES[api_name]} video backend; install "
-                f"an OpenCV built with it (e.g. Debian's python3-opencv for GStreamer)")
+                f"{spec}: this OpenCV build ({cv2.__version__}) has no {_API_NAMES[api_name]} video backend; "
+                f"install an OpenCV built with it (e.g. Debian's python3-opencv for GStreamer)")
     return check
 
 
@@ -316,7 +317,8 @@ def _capture_connector(target: Union[str, int], api_name: str, shown: str, open_
         else:
             cap = cv2.VideoCapture(target, api)
             if cap.isOpened():
-                cap.set(cv2.CAP_PROP_READ_TIMEOUT_MSEC, timeouts[3])  # where supported; the watchdog covers the rest
+                # Where the backend supports it; the watchdog covers the rest.
+                cap.set(cv2.CAP_PROP_READ_TIMEOUT_MSEC, timeouts[3])
         if not cap.isOpened():
             cap.release()
             raise SourceError(f"{shown}: could not open with OpenCV's {_API_NAMES[api_name]} backend")
@@ -417,9 +419,9 @@ def open_source(spec: SpecLike, *, mode: str = "auto", fps_cap: Optional[float] 
 
     Args:
         spec: a video file path; an image folder (or one image); a camera index (int or digit string)
-            or "/dev/videoN" (V4L2); an rtsp://, rtmp://, http(s)://, udp://, srt:// URL (FFmpeg); a
-            GStreamer pipeline (any string with "!", ending in appsink); "picamera2" or "picamera2:N";
-            "builtin:NAME" for a bundled asset.
+            or "/dev/videoN" (V4L2); an rtsp://, rtmp://, http(s)://, udp://, srt:// URL or a named pipe
+            fed by a camera tool (FFmpeg; live); a GStreamer pipeline (any string with "!", ending in
+            appsink); "picamera2" or "picamera2:N"; "builtin:NAME" for a bundled asset.
         mode: "every" (files and folders: every frame, in order), "latest" (newest frame wins; the only
             mode for live sources) or "auto" (every for files, latest for live sources).
         fps_cap: at most this many frames per second are delivered (None = no cap).

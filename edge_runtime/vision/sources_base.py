@@ -12,7 +12,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Deque, Iterator, List, Optional
+from typing import Deque, Iterator, Optional
 
 import numpy as np
 
@@ -179,7 +179,6 @@ class FrameSource:
         self._opened = False
         self._ended = False
         self._next_due = 0.0  # monotonic time before which the fps cap holds the next delivery
-        self._last_index: Optional[int] = None
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def open(self) -> "FrameSource":

@@ -73,6 +73,7 @@ class _Session:
         self.connected = False
         self.frames = 0
         self.failure: Optional[str] = None
+        self.error: Optional[BaseException] = None  # the exception behind ``failure``, if one was raised
         self.fatal: Optional[BaseException] = None
         self.done = threading.Event()
         self.thread: Optional[threading.Thread] = None
@@ -152,7 +153,7 @@ class LiveSource(FrameSource):
         if not self._first.wait(self._watchdog_s(self.open_timeout_s) + 2.0):
             self._closed.set()
             raise SourceError(f"{self.spec}: opening did not finish within {self.open_timeout_s:.1f} s")
-        if self._error is not None:
+        if self._error is not None and self._last_ts is None:  # failed before any frame (else: after them)
             self._closed.set()
             self._join(timeout_s=1.0)
             raise self._error
@@ -183,6 +184,7 @@ class LiveSource(FrameSource):
                 return
             except Exception as exc:  # any backend failure is one failed attempt; recorded, not dropped
                 sess.failure = f"open failed: {exc}" if str(exc) else f"open failed: {type(exc).__name__}"
+                sess.error = exc
                 return
             finally:
                 sess.busy_since = None
@@ -205,6 +207,7 @@ class LiveSource(FrameSource):
                 self._publish(sess, as_bgr(image), reader.position)
         except Exception as exc:  # a frame in a layout we can't use, a backend raising: end this session
             sess.failure = f"{type(exc).__name__}: {exc}"
+            sess.error = exc
         finally:
             if reader is not None:
                 try:
@@ -275,9 +278,11 @@ class LiveSource(FrameSource):
                     return
                 if sess.frames > 0:
                     attempt = 0
-                if self._finite:
-                    if sess.frames == 0 and self._last_ts is None:
-                        self._fail(SourceError(f"{self.spec}: {reason or 'no frames'}"))
+                failure = sess.error if isinstance(sess.error, EdgeRuntimeError) else \
+                    SourceError(f"{self.spec}: {reason or 'could not open'}")
+                if self._finite:  # a file: its end is the end; any other failure reaches the consumer
+                    if reason != "end of file":
+                        self._fail(failure)
                     with self._cond:
                         self._ended = True
                         self._cond.notify_all()
@@ -285,7 +290,7 @@ class LiveSource(FrameSource):
                     return
                 first_failed = not self._first.is_set()
                 if first_failed and not self.policy.retry_on_open:
-                    self._fail(SourceError(f"{self.spec}: {reason or 'could not open'}"))
+                    self._fail(failure)
                     return
                 with self._cond, self._stats_lock:
                     if self._gap_start is None:
