@@ -372,10 +372,23 @@ def test_closed_chat_refuses_work(model_path):
 # ------------------------------------------------------------------------------------------ CLI
 
 
-def test_cli_one_shot_prints_the_answer(model_path, capsys):
+@pytest.fixture
+def cli_main():
+    """edge_runtime.cli.main, with the logging set-up it does as a program undone afterwards (its
+    handler would otherwise outlive pytest's captured stderr)."""
+    import logging
+
     from edge_runtime.cli import main
 
-    rc = main(["chat", "--model", str(model_path), "--threads", "1", "--ctx", "256", "--temperature", "0",
+    logger = logging.getLogger("edge_runtime")
+    handlers, level = list(logger.handlers), logger.level
+    yield main
+    logger.handlers[:] = handlers
+    logger.setLevel(level)
+
+
+def test_cli_one_shot_prints_the_answer(model_path, capsys, cli_main):
+    rc = cli_main(["chat", "--model", str(model_path), "--threads", "1", "--ctx", "256", "--temperature", "0",
                "--max-tokens", "24", "--stats", "--prompt", FRANCE])
     out, err = capsys.readouterr()
     assert rc == 0
@@ -383,10 +396,8 @@ def test_cli_one_shot_prints_the_answer(model_path, capsys):
     assert "prompt +" in err and "tok/s" in err
 
 
-def test_cli_rejects_an_empty_prompt(model_path, capsys):
-    from edge_runtime.cli import main
-
-    assert main(["chat", "--model", str(model_path), "--prompt", "  "]) == 2
+def test_cli_rejects_an_empty_prompt(model_path, capsys, cli_main):
+    assert cli_main(["chat", "--model", str(model_path), "--prompt", "  "]) == 2
     assert "empty" in capsys.readouterr().err
 
 

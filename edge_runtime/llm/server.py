@@ -253,10 +253,11 @@ class ChatServer:
         self._worker: Optional[threading.Thread] = None
         self._uvicorn: Any = None
         self._thread: Optional[threading.Thread] = None
-        #: Totals since start: requests generated to the end, cancelled (client left), rejected (429).
-        self.counters = {"completed": 0, "cancelled": 0, "rejected": 0}
-        #: Statistics of the most recent generation.
+        #: Totals since start: generations run to the end, cancelled (client left), failed, rejected (429).
+        self.counters = {"completed": 0, "cancelled": 0, "failed": 0, "rejected": 0}
+        #: Statistics of the most recent generation, and of the running one (live, or None).
         self.last_stats: Optional[GenerationStats] = None
+        self.current_stats: Optional[GenerationStats] = None
         self.app = self._build_app()
 
     # ------------------------------------------------------------------------------------- worker
@@ -266,28 +267,31 @@ class ChatServer:
             job = self._jobs.get()
             if job is None:
                 return
-            stats = None
+            stats, outcome = None, "completed"
             try:
                 if not job.cancel.is_set():
                     with self.chat.stream(job.messages, cancel=job.cancel, **job.sampling) as pieces:
-                        stats = pieces.stats
+                        stats = self.current_stats = pieces.stats
                         for piece in pieces:
                             job.emit("piece", piece)
-                job.emit("end", stats)
-            except BaseException as exc:  # reported to the client; the worker keeps serving
+                if stats is None or stats.finish_reason is FinishReason.CANCELLED:
+                    outcome = "cancelled"
+            except Exception as exc:  # reported to the client; the worker keeps serving
                 log.exception("generation failed")
+                outcome = "failed"
                 job.emit("error", exc)
-            finally:
-                with self._admit_lock:
-                    self._admitted -= 1
-                    self._live.discard(job)
-                    if stats is None or stats.finish_reason is FinishReason.CANCELLED:
-                        self.counters["cancelled"] += 1
-                    else:
-                        self.counters["completed"] += 1
-                if stats is not None:
-                    self.last_stats = stats
-                    log.info("chat: %s", json.dumps(stats.as_dict()))
+            # Book-keeping before the client hears "end", so what it sees next is already counted.
+            self.current_stats = None
+            if stats is not None:
+                self.last_stats = stats
+            with self._admit_lock:
+                self._admitted -= 1
+                self._live.discard(job)
+                self.counters[outcome] += 1
+            if outcome != "failed":
+                job.emit("end", stats)
+            if stats is not None:
+                log.info("chat: %s", json.dumps(stats.as_dict()))
 
     def _admit(self, job: _Job) -> None:
         with self._admit_lock:
