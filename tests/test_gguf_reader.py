@@ -1,7 +1,10 @@
 """The hardened GGUF reader: hostile files raise ModelFormatError, real files read like gguf-py reads them.
 
 Crafted files are built byte by byte here (``build``), so each test says exactly which field is wrong;
-the fuzzer mutates a valid file written by gguf-py's own GGUFWriter.
+the fuzzer mutates a valid file written by gguf-py's own GGUFWriter. The real-model tests (SmolLM2's
+metadata and tensors against gguf-py's GGUFReader; its token embedding re-quantized by the native
+quantizers against gguf-py's) live here rather than in test_native_quant.py because they need the cached
+model, which the emulated-ARM kernel runs do not have.
 """
 
 from __future__ import annotations
@@ -21,9 +24,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from edge_runtime import reference
 from edge_runtime.errors import InputError, ModelFormatError
 from edge_runtime.llm import gguf_file
 from edge_runtime.llm.gguf_file import GGML_TYPE_SIZES, GGMLType, GGUFFile, GGUFValueType, validate
+from edge_runtime.llm.quant import QuantType, dequantize, quantize
 
 V = GGUFValueType
 
@@ -341,6 +346,31 @@ def test_real_smollm2_metadata_and_tensors_match_gguf_py():
         assert len(f.metadata["tokenizer.ggml.tokens"]) == 49152 and len(f.tensors) == 272
         assert f.tensors["token_embd.weight"].ggml_type == GGMLType.Q8_0
         assert_matches_gguf_py(f, path)
+
+
+# --- a real tensor from a real GGUF: re-quantized like gguf-py does it (host only: it needs the cached model) ---
+
+
+@pytest.fixture(scope="module")
+def smollm2_token_embedding():
+    from edge_runtime.assets import ensure
+
+    with GGUFFile.open(ensure("smollm2-135m")) as f:
+        assert f.tensors["token_embd.weight"].ggml_type == GGMLType.Q8_0
+        stored = np.array(f.tensor("token_embd.weight"))  # (49152, 612) uint8: Q8_0 blocks written by llama.cpp
+    assert stored.shape == (49152, 612)
+    return stored, reference.dequantize_blocks(stored, QuantType.Q8_0)  # (49152, 576) float32
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("qtype", list(QuantType))
+def test_real_embedding_requantizes_like_gguf_py(smollm2_token_embedding, qtype):
+    stored, x = smollm2_token_embedding
+    np.testing.assert_array_equal(dequantize(stored, QuantType.Q8_0), x)
+    ours = quantize(x, qtype, threads=2)
+    np.testing.assert_array_equal(ours, reference.quantize_blocks(x, qtype))
+    if qtype == QuantType.Q8_0:  # llama.cpp's C quantizer wrote these bytes: Q8_0 of its own output is a fixed point
+        np.testing.assert_array_equal(ours, stored)
 
 
 # --- the fuzzer: mutations of a valid file either parse or raise ModelFormatError --------------------------

@@ -339,29 +339,3 @@ def test_fp32_to_fp16_matches_numpy_on_any_float(xs):
     f = np.asarray(xs, np.float32)
     with np.errstate(over="ignore"):
         np.testing.assert_array_equal(_native.fp32_to_fp16(f), f.astype(np.float16).view(np.uint16))
-
-
-# --- a real tensor -------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def smollm2_token_embedding():
-    from edge_runtime.assets import ensure
-    from edge_runtime.llm.gguf_file import GGMLType, GGUFFile
-
-    with GGUFFile.open(ensure("smollm2-135m")) as f:
-        assert f.tensors["token_embd.weight"].ggml_type == GGMLType.Q8_0
-        stored = np.array(f.tensor("token_embd.weight"))  # (49152, 612) uint8: Q8_0 blocks written by llama.cpp
-    assert stored.shape == (49152, 612)
-    return stored, reference.dequantize_blocks(stored, QuantType.Q8_0)  # (49152, 576) float32
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("qtype", ALL_TYPES)
-def test_real_embedding_requantizes_like_gguf_py(smollm2_token_embedding, qtype):
-    stored, x = smollm2_token_embedding
-    np.testing.assert_array_equal(dequantize(stored, QuantType.Q8_0), x)
-    ours = quantize(x, qtype, threads=2)
-    np.testing.assert_array_equal(ours, reference.quantize_blocks(x, qtype))
-    if qtype == QuantType.Q8_0:  # llama.cpp's C quantizer wrote these bytes: Q8_0 of its own output is a fixed point
-        np.testing.assert_array_equal(ours, stored)
