@@ -231,6 +231,8 @@ def test_max_tokens_is_capped(served):
 
 @pytest.mark.parametrize("body,param", [
     (b"{not json", "body"),
+    (b"[" * 100000 + b"]" * 100000, "body"),  # nesting deep enough to exhaust the parser's recursion
+    (b"\xff\xfe{}", "body"),
     ([1, 2], "body"),
     ({}, "messages"),
     ({"messages": []}, "messages"),

@@ -12,7 +12,8 @@ What this layer adds over calling ``Llama.create_chat_completion`` directly:
   its oldest turns (system prompts and the last message are kept);
 - generation is one token at a time under our control: cancellation (an :class:`threading.Event` or a
   callable) and an optional ``between_tokens`` hook are checked after every token, so an HTTP
-  disconnect or the frame scheduler stops or pauses generation within one token;
+  disconnect or the frame scheduler stops or pauses generation within one token (prompt evaluation
+  itself runs inside llama.cpp and is not interrupted);
 - per-request statistics: prompt and completion tokens, time to first token, decode tokens/s.
 
 Thread safety: one :class:`Chat` owns one llama.cpp context, which can run one generation at a time.
@@ -40,7 +41,7 @@ import enum
 import os
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
@@ -501,8 +502,8 @@ class Chat:
             a UTF-8 character or a possible stop string spans tokens); its ``stats`` fill in as it runs.
 
         Raises:
-            InputError: malformed messages, bad sampling values, or a prompt that cannot fit.
-            EdgeRuntimeError: the chat was closed.
+            InputError: malformed messages, bad sampling values, a prompt that cannot fit, or the chat
+                was closed.
         """
         params = self.sampling.replace(**sampling)
         self._require_llm()

@@ -2,7 +2,8 @@
 
 Routes: ``POST /v1/chat/completions`` (JSON or, with ``"stream": true``, server-sent events of
 ``data: {chunk}`` lines ending in ``data: [DONE]``), ``GET /v1/models``, ``GET /v1/models/{id}``,
-``GET /health`` (no auth; load only). It works unmodified with the official ``openai`` client.
+``GET /health`` (no auth; load only). It works unmodified with the official ``openai`` client. One
+model is served: the request's ``model`` field is not checked; responses name the served model.
 
 Behaviour a board needs:
 
@@ -305,6 +306,11 @@ class ChatServer:
             self._live.add(job)
         self._jobs.put(job)
 
+    def _cancel_all(self) -> None:
+        with self._admit_lock:
+            for job in self._live:
+                job.cancel.set()
+
     def _start_worker(self) -> None:
         if self._worker is None or not self._worker.is_alive():
             self._worker = threading.Thread(target=self._work, name="edge-chat-worker", daemon=True)
@@ -321,6 +327,7 @@ class ChatServer:
     def _build_app(self) -> Any:
         try:
             from starlette.applications import Starlette
+            from starlette.requests import ClientDisconnect
             from starlette.responses import JSONResponse
             from starlette.routing import Route
         except ImportError as exc:
@@ -348,15 +355,18 @@ class ChatServer:
             if declared is not None and declared.isdigit() and int(declared) > limit:
                 raise too_big
             chunks, size = [], 0
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > limit:
-                    raise too_big
-                chunks.append(chunk)
+            try:
+                async for chunk in request.stream():
+                    size += len(chunk)
+                    if size > limit:
+                        raise too_big
+                    chunks.append(chunk)
+            except ClientDisconnect:
+                raise _bad("body", "client disconnected while sending the body") from None
             try:
                 return json.loads(b"".join(chunks))
-            except (ValueError, UnicodeDecodeError) as exc:
-                raise _bad("body", f"not valid JSON: {exc}") from None
+            except (ValueError, RecursionError) as exc:  # RecursionError: hostile nesting depth
+                raise _bad("body", f"not valid JSON: {str(exc)[:200]}") from None
 
         async def watch_disconnect(receive: Any, job: _Job) -> None:
             while True:
@@ -379,7 +389,9 @@ class ChatServer:
                 messages, sampling, stream, include_usage = parse_request(
                     body, server.chat.sampling, server.config.max_tokens_cap)
                 try:  # trim to the context window now, so "too long" is a 400 and not a broken stream
-                    messages = server.chat.fit(messages, sampling["max_tokens"])[0]
+                    # (in a thread: tokenizing a long conversation would stall every other client)
+                    messages = (await asyncio.get_running_loop().run_in_executor(
+                        None, server.chat.fit, messages, sampling["max_tokens"]))[0]
                 except InputError as exc:
                     raise _bad("messages", str(exc)) from None
                 job = _Job(messages, sampling, asyncio.get_running_loop())
@@ -439,6 +451,7 @@ class ChatServer:
             try:
                 yield
             finally:
+                server._cancel_all()
                 await asyncio.get_running_loop().run_in_executor(None, server._stop_worker)
 
         routes = [
@@ -485,7 +498,8 @@ class ChatServer:
                 f"serve needs uvicorn: pip install 'edge-runtime[llm]' (import failed: {exc})") from exc
         # h11: the pure-Python parser, the same on every board; no access log on the SD card.
         config = uvicorn.Config(self.app, host=self.config.host, port=self.config.port, http="h11",
-                                lifespan="on", log_level="warning", access_log=False, timeout_keep_alive=5)
+                                lifespan="on", log_level="warning", access_log=False, timeout_keep_alive=5,
+                                timeout_graceful_shutdown=5)
         return uvicorn.Server(config)
 
     def serve(self) -> None:
@@ -526,9 +540,7 @@ class ChatServer:
         """Stop a server started with :meth:`start` (cancels running and queued generations)."""
         if self._thread is None:
             return
-        with self._admit_lock:
-            for job in self._live:
-                job.cancel.set()
+        self._cancel_all()
         self._uvicorn.should_exit = True
         self._thread.join()
         self._thread = None
