@@ -112,6 +112,25 @@ def test_tracker_and_counter_together_on_a_walk_with_an_occlusion():
     assert tracker.ids_issued == 1
 
 
+def test_a_crowd_crossing_both_ways_at_once_through_the_tracker():
+    # Six people in adjacent lanes, three walking down and three up, all on the line at the same frame.
+    tracker = ByteTracker(min_hits=2)
+    line = LineCounter("gate", (0, 200), (600, 200), min_frames=2)
+    per_frame = []
+    for t in range(30):
+        boxes = []
+        for lane in range(6):
+            down = lane % 2 == 0
+            y = (84 + 8 * t) if down else (316 - 8 * t)  # feet cross y = 200 between t = 14 and 15
+            x = 40 + 30 * lane  # 35 px wide: neighbours overlap as they pass each other
+            boxes.append((x, y - 80, x + 35, y))
+        det = Detections(np.array(boxes, np.float32), np.full(6, 0.85, np.float32), np.zeros(6, np.int32))
+        per_frame.append(sorted(e.direction.value for e in line.update(tracker.update(det))))
+    assert per_frame[16] == ["in", "in", "in", "out", "out", "out"]  # second frame past the line
+    assert all(not events for k, events in enumerate(per_frame) if k != 16)
+    assert (line.in_total, line.out_total, tracker.ids_issued) == (3, 3, 6)
+
+
 def test_class_is_the_tracks_majority_class():
     line = LineCounter("gate", START, END, min_frames=1)
     # Mostly class 2 ("bicycle"); the detector says 0 on the very frame it crosses.
