@@ -9,7 +9,7 @@ Semantics (each one is a bug report against a widely used counter):
   that share -1 can never inflate a count.
 - A line counts only crossings of the *segment*: the track's path between its last position on the old
   side and its first position on the new side must cut the segment itself, not its infinite extension.
-- Hysteresis: a side (or inside/outside) change is accepted only after the track has been ``min_frames``
+- Hysteresis: a side (or inside/outside) change is accepted only after the track has been ``hysteresis_frames``
   consecutive observed frames on the new side (1 = at once). Flicker at the line never counts twice.
 - State is kept per track id. The tracker's ids are never reused (see ByteTracker), so a track that is
   lost and found again under the same id keeps its state and is not counted again; crossing back
@@ -110,9 +110,9 @@ def _point(name: str, where: str, value: object) -> Tuple[float, float]:
     return x, y
 
 
-def _check_common(where: str, min_frames: int, anchor: str, forget_frames: int) -> None:
-    if isinstance(min_frames, bool) or int(min_frames) != min_frames or min_frames < 1:
-        raise ConfigError(f"{where}: min_frames must be an integer >= 1, got {min_frames!r}")
+def _check_common(where: str, hysteresis_frames: int, anchor: str, forget_frames: int) -> None:
+    if isinstance(hysteresis_frames, bool) or int(hysteresis_frames) != hysteresis_frames or hysteresis_frames < 1:
+        raise ConfigError(f"{where}: hysteresis_frames must be an integer >= 1, got {hysteresis_frames!r}")
     if anchor not in ANCHORS:
         raise ConfigError(f"{where}: anchor must be one of {ANCHORS}, got {anchor!r}")
     if isinstance(forget_frames, bool) or int(forget_frames) != forget_frames or forget_frames < 1:
@@ -142,12 +142,19 @@ class _TrackState:
 class _HysteresisCounter:
     """Per-track binary state with N-frame hysteresis; subclasses say what the state is and what counts."""
 
-    def __init__(self, name: str, where: str, min_frames: int, anchor: str, forget_frames: int) -> None:
+    def __init__(self, name: str, where: str, hysteresis_frames: int, anchor: str, forget_frames: int,
+                 classes: Optional[Sequence[int]]) -> None:
         if not isinstance(name, str) or not name:
             raise ConfigError(f"{where}: name must be a non-empty string, got {name!r}")
-        _check_common(f"{where} {name!r}", min_frames, anchor, forget_frames)
+        _check_common(f"{where} {name!r}", hysteresis_frames, anchor, forget_frames)
         self.name = name
-        self.min_frames = int(min_frames)
+        if classes is not None:
+            try:
+                classes = frozenset(int(c) for c in classes)
+            except (TypeError, ValueError):
+                raise ConfigError(f"{where} {name!r}: classes must be a list of class ids, got {classes!r}") from None
+        self.classes: Optional[frozenset] = classes
+        self.hysteresis_frames = int(hysteresis_frames)
         self.anchor = anchor
         self.forget_frames = int(forget_frames)
         self._tracks: Dict[int, _TrackState] = {}
@@ -205,8 +212,8 @@ class _HysteresisCounter:
             if st.streak == 0 or s != st.candidate:
                 st.candidate, st.streak, st.anchor_after = s, 0, p
             st.streak += 1
-            if st.streak >= self.min_frames:
-                direction = self._accept(st, s)
+            if st.streak >= self.hysteresis_frames:
+                direction = self._accept(st, s) if self._counts(st.class_id) else None
                 st.state, st.streak, st.anchor_before = s, 0, p
                 if direction is not None:
                     events.append(CountEvent(frame, timestamp_s, tid, cls, direction, self.name))
@@ -215,6 +222,9 @@ class _HysteresisCounter:
             for t in [t for t, st in self._tracks.items() if frame - st.last_seen > self.forget_frames]:
                 del self._tracks[t]
         return events, track_ids, states, classes
+
+    def _counts(self, class_id: int) -> bool:
+        return self.classes is None or class_id in self.classes
 
     @property
     def num_tracks(self) -> int:
@@ -236,15 +246,16 @@ class LineCounter(_HysteresisCounter):
     Args:
         name: the line's name (goes into events).
         start, end: the segment's end points (x, y) in pixels.
-        min_frames: consecutive frames a track must spend on the new side before the crossing counts.
+        hysteresis_frames: consecutive frames a track must spend on the new side before the crossing counts.
         anchor: the point of a box that must cross: 'bottom_center' (feet) or 'center'.
         forget_frames: state of a track unseen for this many frames is dropped (memory bound).
+        classes: count only tracks whose majority class is one of these (None = all).
 
     Raises:
-        ConfigError: a bad name, point, zero-length segment, min_frames < 1 or unknown anchor.
+        ConfigError: a bad name, point, zero-length segment, hysteresis_frames < 1 or unknown anchor.
 
     Example:
-        >>> line = LineCounter("door", (0, 100), (200, 100), min_frames=1)
+        >>> line = LineCounter("door", (0, 100), (200, 100), hysteresis_frames=1)
         >>> walk = lambda y: Detections(np.array([[90, y - 50, 110, y]], np.float32),
         ...                             np.array([0.9], np.float32), np.array([0], np.int32), np.array([7]))
         >>> [[(e.track_id, e.direction.value) for e in line.update(walk(y))] for y in (80, 95, 105, 120)]
@@ -255,9 +266,10 @@ class LineCounter(_HysteresisCounter):
 
     _on_line_is_unknown = True
 
-    def __init__(self, name: str, start: Sequence[float], end: Sequence[float], *, min_frames: int = 2,
-                 anchor: str = "bottom_center", forget_frames: int = 600) -> None:
-        super().__init__(name, "LineCounter", min_frames, anchor, forget_frames)
+    def __init__(self, name: str, start: Sequence[float], end: Sequence[float], *, hysteresis_frames: int = 2,
+                 anchor: str = "bottom_center", forget_frames: int = 600,
+                 classes: Optional[Sequence[int]] = None) -> None:
+        super().__init__(name, "LineCounter", hysteresis_frames, anchor, forget_frames, classes)
         self.start = _point("start", f"LineCounter {name!r}", start)
         self.end = _point("end", f"LineCounter {name!r}", end)
         dx, dy = self.end[0] - self.start[0], self.end[1] - self.start[1]
@@ -326,19 +338,19 @@ def _inside_polygon(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
 class ZoneCounter(_HysteresisCounter):
     """Occupancy of a polygon zone per frame, and entries / exits of confirmed tracks per class.
 
-    Entering (or leaving) counts once the track's anchor has been inside (outside) for ``min_frames``
+    Entering (or leaving) counts once the track's anchor has been inside (outside) for ``hysteresis_frames``
     consecutive frames. A track first seen inside is part of the occupancy but is not an entry.
 
     Args:
         name: the zone's name (goes into events).
         polygon: (V, 2) vertices in pixels, V >= 3, in drawing order.
-        min_frames, anchor, forget_frames: as for :class:`LineCounter`.
+        hysteresis_frames, anchor, forget_frames, classes: as for :class:`LineCounter`.
 
     Raises:
         ConfigError: a bad name, fewer than 3 vertices, non-finite or zero-area polygon, bad options.
 
     Example:
-        >>> zone = ZoneCounter("desk", [(0, 0), (100, 0), (100, 100), (0, 100)], min_frames=1)
+        >>> zone = ZoneCounter("desk", [(0, 0), (100, 0), (100, 100), (0, 100)], hysteresis_frames=1)
         >>> at = lambda x: Detections(np.array([[x, 40, x + 10, 60]], np.float32),
         ...                           np.array([0.9], np.float32), np.array([2], np.int32), np.array([3]))
         >>> [[e.direction.value for e in zone.update(at(x))] for x in (150, 50, 60, 150)]
@@ -347,9 +359,10 @@ class ZoneCounter(_HysteresisCounter):
         ({2: 1}, {2: 1}, {})
     """
 
-    def __init__(self, name: str, polygon: Sequence[Sequence[float]], *, min_frames: int = 2,
-                 anchor: str = "bottom_center", forget_frames: int = 600) -> None:
-        super().__init__(name, "ZoneCounter", min_frames, anchor, forget_frames)
+    def __init__(self, name: str, polygon: Sequence[Sequence[float]], *, hysteresis_frames: int = 2,
+                 anchor: str = "bottom_center", forget_frames: int = 600,
+                 classes: Optional[Sequence[int]] = None) -> None:
+        super().__init__(name, "ZoneCounter", hysteresis_frames, anchor, forget_frames, classes)
         try:
             vertices = np.asarray(polygon, np.float64)
         except (TypeError, ValueError):
@@ -391,7 +404,7 @@ class ZoneCounter(_HysteresisCounter):
         occupancy: Dict[int, int] = {}
         for tid in track_ids.tolist():
             st = self._tracks[tid]
-            if st.state == 1:
+            if st.state == 1 and self._counts(st.class_id):
                 _add(occupancy, st.class_id)
         self.occupancy = occupancy
         return events
