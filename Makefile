@@ -42,8 +42,10 @@ native: $(VENV)/.setup
 assets: $(VENV)/.setup
 	$(VENV)/bin/edge-runtime assets fetch
 
+# The built-in job: the real person detector on the real pedestrian video, a line across the walkway,
+# live counts, a summary, then a question about the counts answered by the local LLM.
 demo: assets
-	$(VENV)/bin/edge-runtime run
+	$(VENV)/bin/edge-runtime run --db '' --ask "How many people crossed the walkway line?"
 
 pytest: $(VENV)/.setup-dev assets
 	$(PY) -m pytest -q
@@ -57,8 +59,10 @@ cross-test: cross
 
 test: pytest cross-test
 
+# Every benchmark, one after the other (each writes benchmarks/results/NAME.json). Run on a quiet machine.
+BENCHMARKS ?= bench_kernels bench_tracker bench_quant bench_pipeline bench_int8
 bench: $(VENV)/.setup-dev assets
-	$(PY) -m benchmarks.run_all
+	for b in $(BENCHMARKS); do $(PY) -m benchmarks.$$b || exit 1; done
 
 clean:
 	rm -rf build dist wheelhouse .pytest_cache .hypothesis
