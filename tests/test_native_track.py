@@ -168,7 +168,8 @@ def test_assignment_degenerate_inputs():
     assert linear_assignment(wide.T.copy()).tolist() == [-1, -1, -1, 0]
 
 
-@pytest.mark.parametrize("bad,max_cost", [(math.nan, math.inf), (math.nan, 0.5), (-math.inf, 0.5), (math.inf, math.inf)])
+@pytest.mark.parametrize("bad,max_cost",
+                         [(math.nan, math.inf), (math.nan, 0.5), (-math.inf, 0.5), (math.inf, math.inf)])
 def test_assignment_rejects_nan_and_bad_infinities(bad, max_cost):
     cost = np.array([[0.1, bad], [0.2, 0.3]], np.float32)
     with pytest.raises(InputError, match=r"cost\[0, 1\]"):

@@ -48,8 +48,8 @@ std::size_t require_state(f64c& mean, f64c& cov, const char* fn) {
 
 void require_vector(const py::array& v, py::ssize_t n, const char* fn, const char* name) {
     if (v.ndim() != 1 || v.shape(0) != n) {
-        throw std::invalid_argument(std::string(fn) + ": " + name + " must be (" + std::to_string(n) + ",), got shape " +
-                                    shape_of(v));
+        throw std::invalid_argument(std::string(fn) + ": " + name + " must be (" + std::to_string(n) +
+                                    ",), got shape " + shape_of(v));
     }
 }
 
@@ -119,7 +119,9 @@ void bind_track(py::module_& m) {
         "kalman_update",
         [](f64c mean, f64c cov, i64c rows, f32c boxes, double std_position) {
             const std::size_t t = require_state(mean, cov, "kalman_update");
-            if (rows.ndim() != 1) throw std::invalid_argument("kalman_update: rows must be (K,) int64, got shape " + shape_of(rows));
+            if (rows.ndim() != 1) {
+                throw std::invalid_argument("kalman_update: rows must be (K,) int64, got shape " + shape_of(rows));
+            }
             require_boxes(boxes, "kalman_update", "boxes");
             if (boxes.shape(0) != rows.shape(0)) {
                 throw std::invalid_argument("kalman_update: rows " + shape_of(rows) + " and boxes " + shape_of(boxes) +

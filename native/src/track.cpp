@@ -14,7 +14,8 @@ namespace {
 void check_finite_boxes(const float* boxes, std::size_t count, const char* which) {
     for (std::size_t k = 0; k < count * 4; ++k) {
         if (!std::isfinite(boxes[k])) {
-            throw std::invalid_argument(std::string("iou_matrix: ") + which + "[" + std::to_string(k / 4) + "] has a NaN or infinite coordinate");
+            throw std::invalid_argument(std::string("iou_matrix: ") + which + "[" + std::to_string(k / 4) +
+                                        "] has a NaN or infinite coordinate");
         }
     }
 }
@@ -139,9 +140,11 @@ void linear_assignment(const float* cost, std::size_t rows, std::size_t cols, do
     for (std::size_t k = 0; k < rows * cols; ++k) {
         const float c = cost[k];
         if (std::isnan(c) || c == -std::numeric_limits<float>::infinity() || (!limited && std::isinf(c))) {
+            const std::string value = std::isnan(c) ? "NaN" : std::to_string(c);
             throw std::invalid_argument("linear_assignment: cost[" + std::to_string(k / cols) + ", " +
-                                        std::to_string(k % cols) + "] is " + (std::isnan(c) ? "NaN" : std::to_string(c)) +
-                                        (limited ? "; expected finite or +inf" : "; expected finite (max_cost is +inf)"));
+                                        std::to_string(k % cols) + "] is " + value +
+                                        (limited ? "; expected finite or +inf"
+                                                 : "; expected finite (max_cost is +inf)"));
         }
     }
     std::fill(row_to_col, row_to_col + rows, -1);
@@ -270,7 +273,8 @@ void kalman_predict(double* mean, double* cov, std::size_t t, const std::int64_t
         // F P F^T with F = [[I, I], [0, I]], by 4x4 blocks [[A, B], [C, D]] -> [[A+B+C+D, B+D], [C+D, D]].
         for (int r = 0; r < 4; ++r) {
             for (int c = 0; c < 4; ++c) {
-                const double pa = p[r * 8 + c], pb = p[r * 8 + c + 4], pc = p[(r + 4) * 8 + c], pd = p[(r + 4) * 8 + c + 4];
+                const double pa = p[r * 8 + c], pb = p[r * 8 + c + 4];
+                const double pc = p[(r + 4) * 8 + c], pd = p[(r + 4) * 8 + c + 4];
                 p[r * 8 + c] = pa + pb + pc + pd;
                 p[r * 8 + c + 4] = pb + pd;
                 p[(r + 4) * 8 + c] = pc + pd;
