@@ -326,6 +326,8 @@ class GGUFFile:
                 buf = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
         except OSError as exc:
             raise ModelFormatError(f"{path}: cannot open GGUF file: {exc.strerror or exc}") from None
+        except (OverflowError, ValueError) as exc:  # larger than this process can map (32-bit), or emptied meanwhile
+            raise ModelFormatError(f"{path}: cannot map GGUF file: {exc}") from None
         try:
             return cls._parse(path, buf)
         except BaseException:
