@@ -81,12 +81,13 @@ def kalman_update(mean: np.ndarray, cov: np.ndarray, rows: np.ndarray, boxes: np
 
 def associate_bytetrack(track_boxes: np.ndarray, track_id: np.ndarray, miss: np.ndarray, det_boxes: np.ndarray,
                         det_score: np.ndarray, high_score: float, low_score: float, max_cost_high: float,
-                        max_cost_low: float, max_cost_tentative: float, fuse_score: bool,
+                        max_cost_low: float, max_cost_tentative: float, fuse_score: bool, revive_lost: bool,
                         assign=None) -> np.ndarray:
     """The three ByteTrack associations of one frame: det_track (N,) int32, matched track index or -1.
 
-    1) confirmed tracks (track_id >= 0) x detections with score >= high_score; 2) confirmed tracks with
-    miss == 0 left unmatched x detections with low_score <= score < high_score (plain IoU); 3) tentative
+    1) confirmed tracks (track_id >= 0) x detections with score >= high_score; 2) confirmed tracks left
+    unmatched (only those with miss == 0 unless revive_lost) x detections with low_score <= score <
+    high_score (plain IoU); 3) tentative
     tracks x the high-score detections left over. Cost is 1 - IoU (1 - IoU * score in stages 1 and 3
     when fuse_score), in float32; ``assign(cost, max_cost) -> row_to_col`` defaults to
     :func:`linear_assignment`.
@@ -111,7 +112,7 @@ def associate_bytetrack(track_boxes: np.ndarray, track_id: np.ndarray, miss: np.
     stage(pool, high, fuse_score, max_cost_high)
     taken = np.zeros(track_id.shape[0], bool)
     taken[det_track[high][det_track[high] >= 0]] = True
-    stage(pool[~taken[pool] & (miss[pool] == 0)], low, False, max_cost_low)
+    stage(pool[~taken[pool] & ((miss[pool] == 0) | revive_lost)], low, False, max_cost_low)
     stage(np.flatnonzero(track_id < 0), high[det_track[high] < 0], fuse_score, max_cost_tentative)
     return det_track
 

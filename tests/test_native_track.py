@@ -260,14 +260,14 @@ def association_inputs(draw):
     track_id = rng.choice(np.array([-1, 0, 5], np.int64), t)
     miss = rng.integers(0, 3, t).astype(np.int64)
     score = rng.choice(np.array([0.05, 0.1, 0.3, 0.5, 0.7, 0.95], np.float32), n)
-    fuse = draw(st.booleans())
-    return tracks, track_id, miss, dets, score, fuse
+    flags = (draw(st.booleans()), draw(st.booleans()))  # fuse_score, revive_lost
+    return tracks, track_id, miss, dets, score, flags
 
 
 @given(association_inputs())
 def test_associate_bytetrack_matches_reference(inputs):
-    tracks, track_id, miss, dets, score, fuse = inputs
-    args = (0.5, 0.1, 0.8, 0.5, 0.7, fuse)
+    tracks, track_id, miss, dets, score, (fuse, revive) = inputs
+    args = (0.5, 0.1, 0.8, 0.5, 0.7, fuse, revive)
     got = _native.associate_bytetrack(tracks, track_id, miss, dets, score, *args)
     # The reference runs the same stages in NumPy; the solver is the native one (proven optimal against
     # scipy above) so that ties break identically and the result can be compared exactly.
@@ -276,7 +276,8 @@ def test_associate_bytetrack_matches_reference(inputs):
     matched = got[got >= 0]
     assert np.unique(matched).size == matched.size
     low = (score >= 0.1) & (score < 0.5)
-    assert (miss[got[low & (got >= 0)]] == 0).all()  # low-score boxes only extend tracks seen last frame
+    if not revive:
+        assert (miss[got[low & (got >= 0)]] == 0).all()  # low-score boxes only extend tracks seen last frame
     assert (track_id[got[low & (got >= 0)]] >= 0).all()
     assert (got[score < 0.1] == -1).all()
 
@@ -284,8 +285,8 @@ def test_associate_bytetrack_matches_reference(inputs):
 @needs_scipy
 @given(association_inputs())
 def test_associate_bytetrack_first_stage_value_equals_scipy(inputs):
-    tracks, track_id, miss, dets, score, fuse = inputs
-    got = _native.associate_bytetrack(tracks, track_id, miss, dets, score, 0.5, 0.1, 0.8, 0.5, 0.7, fuse)
+    tracks, track_id, miss, dets, score, (fuse, revive) = inputs
+    got = _native.associate_bytetrack(tracks, track_id, miss, dets, score, 0.5, 0.1, 0.8, 0.5, 0.7, fuse, revive)
     pool, high = np.flatnonzero(track_id >= 0), np.flatnonzero(score >= 0.5)
     assume(pool.size and high.size)
     sim = reference.iou_matrix(tracks[pool], dets[high]) * (score[high] if fuse else np.float32(1))

@@ -97,6 +97,17 @@ def test_low_score_detections_extend_a_track_through_the_second_stage():
     assert run(0.05) == [[-1]] + [[0]] * 4 + [[-1]] * 5 + [[-1], [1]]
 
 
+@pytest.mark.parametrize("revive_lost", [True, False])
+def test_low_score_detections_re_find_lost_tracks_only_with_revive_lost(revive_lost):
+    tracker = ByteTracker(min_hits=2, revive_lost=revive_lost)
+    out = [ids(tracker, frame((10 + 4 * t, 50))) for t in range(5)]
+    out += [ids(tracker, frame()) for _ in range(2)]  # occluded for two frames
+    out += [ids(tracker, frame((10 + 4 * t, 50, 0.3))) for t in range(7, 9)]  # back, but scored low
+    # With revive_lost the walker keeps id 0; without, low-score boxes can't re-find a lost track (and
+    # can't start one), so they stay untracked.
+    assert out[7:] == ([[0], [0]] if revive_lost else [[-1], [-1]])
+
+
 def test_low_score_detections_never_start_tracks():
     tracker = ByteTracker(min_hits=1)
     assert [ids(tracker, frame((10, 50, 0.4))) for _ in range(5)] == [[-1]] * 5

@@ -142,7 +142,8 @@ void bind_track(py::module_& m) {
     m.def(
         "associate_bytetrack",
         [](f32c track_boxes, i64c track_id, i64c miss, f32c det_boxes, f32c det_score, float high_score,
-           float low_score, double max_cost_high, double max_cost_low, double max_cost_tentative, bool fuse_score) {
+           float low_score, double max_cost_high, double max_cost_low, double max_cost_tentative, bool fuse_score,
+           bool revive_lost) {
             require_boxes(track_boxes, "associate_bytetrack", "track_boxes");
             require_boxes(det_boxes, "associate_bytetrack", "det_boxes");
             require_vector(track_id, track_boxes.shape(0), "associate_bytetrack", "track_id");
@@ -155,6 +156,7 @@ void bind_track(py::module_& m) {
             params.max_cost_low = max_cost_low;
             params.max_cost_tentative = max_cost_tentative;
             params.fuse_score = fuse_score;
+            params.revive_lost = revive_lost;
             py::array_t<std::int32_t> det_track(det_boxes.shape(0));
             std::int32_t* out = det_track.mutable_data();
             {
@@ -168,7 +170,7 @@ void bind_track(py::module_& m) {
         py::arg("track_boxes").noconvert(), py::arg("track_id").noconvert(), py::arg("miss").noconvert(),
         py::arg("det_boxes").noconvert(), py::arg("det_score").noconvert(), py::arg("high_score"),
         py::arg("low_score"), py::arg("max_cost_high"), py::arg("max_cost_low"), py::arg("max_cost_tentative"),
-        py::arg("fuse_score"),
+        py::arg("fuse_score"), py::arg("revive_lost"),
         "The three ByteTrack associations of one frame: det_track (N,) int32, the matched track index or -1.");
 }
 

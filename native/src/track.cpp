@@ -347,13 +347,13 @@ void associate_bytetrack(const float* track_boxes, const std::int64_t* track_id,
 
     // 1) confirmed tracks (seen or lost) x high-score detections.
     match_stage(track_boxes, pool, det_boxes, high, fused, params.max_cost_high, det_track, scratch, r2c);
-    // 2) confirmed tracks seen last frame and still unmatched x low-score detections.
+    // 2) confirmed tracks still unmatched (only those seen last frame unless revive_lost) x low-score ones.
     std::vector<char> taken(t, 0);
     for (std::size_t j : high) {
         if (det_track[j] >= 0) taken[static_cast<std::size_t>(det_track[j])] = 1;
     }
     for (std::size_t i : pool) {
-        if (!taken[i] && miss[i] == 0) rows.push_back(i);
+        if (!taken[i] && (params.revive_lost || miss[i] == 0)) rows.push_back(i);
     }
     match_stage(track_boxes, rows, det_boxes, low, nullptr, params.max_cost_low, det_track, scratch, r2c);
     // 3) tentative tracks x high-score detections left over.

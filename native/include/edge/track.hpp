@@ -59,14 +59,17 @@ struct ByteTrackParams {
     float high_score = 0.5f;         // detections >= this: stages 1 and 3
     float low_score = 0.1f;          // detections in [low_score, high_score): stage 2
     double max_cost_high = 0.8;      // stage 1: confirmed tracks x high-score detections
-    double max_cost_low = 0.5;       // stage 2: confirmed tracks seen last frame, unmatched x low-score
+    double max_cost_low = 0.8;       // stage 2: unmatched confirmed tracks x low-score detections
     double max_cost_tentative = 0.7; // stage 3: tentative tracks x high-score detections left over
     bool fuse_score = true;          // weight IoU by detection score in stages 1 and 3
+    bool revive_lost = true;         // stage 2 also takes tracks lost before the last frame (else: seen only)
 };
 
 // The three associations of one ByteTrack frame. Tracks: predicted boxes (t, 4), track_id (< 0 =
 // tentative), miss (consecutive missed frames before this one; 0 = seen last frame). Detections: boxes
 // (n, 4), score (n,). Writes det_track (n,): the matched track's index, or -1. Boxes must be finite.
+// Stage 2 takes the confirmed tracks left unmatched by stage 1: all of them with revive_lost, else only
+// those seen last frame (the original ByteTrack).
 void associate_bytetrack(const float* track_boxes, const std::int64_t* track_id, const std::int64_t* miss,
                          std::size_t t, const float* det_boxes, const float* det_score, std::size_t n,
                          const ByteTrackParams& params, std::int32_t* det_track);
