@@ -108,7 +108,7 @@ def _run_ours(model: str, video: str, threads: int) -> Dict:
     from edge_runtime.vision.tracking import ByteTracker
 
     detector = Detector(model, threads=threads, conf_threshold=CONF, iou_threshold=IOU, classes=[0])
-    line = LineCounter("walkway", LINE_START, LINE_END, min_frames=2)
+    line = LineCounter("walkway", LINE_START, LINE_END, hysteresis_frames=2)
     tracker = ByteTracker(high_score=0.5, low_score=0.1, new_track_score=0.6, match_iou=0.2, min_hits=3,
                           lost_frames=30)
     pipeline = Pipeline(open_source(video, mode="every"), detector, tracker=tracker, counters=[line])

@@ -26,6 +26,15 @@ __version__ = "0.1.0"
 _LAZY = {
     "Detections": "edge_runtime.vision.detections",
     "Detector": "edge_runtime.vision.detector",
+    "ByteTracker": "edge_runtime.vision.tracking",
+    "LineCounter": "edge_runtime.vision.counting",
+    "ZoneCounter": "edge_runtime.vision.counting",
+    "open_source": "edge_runtime.vision.sources",
+    "Pipeline": "edge_runtime.runtime.pipeline",
+    "build_pipeline": "edge_runtime.runtime.build",
+    "load_config": "edge_runtime.runtime.config",
+    "Store": "edge_runtime.runtime.store",
+    "Chat": "edge_runtime.llm.chat",
 }
 
 __all__ = [
@@ -42,8 +51,16 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .llm.chat import Chat
+    from .runtime.build import build_pipeline
+    from .runtime.config import load_config
+    from .runtime.pipeline import Pipeline
+    from .runtime.store import Store
+    from .vision.counting import LineCounter, ZoneCounter
     from .vision.detections import Detections
     from .vision.detector import Detector
+    from .vision.sources import open_source
+    from .vision.tracking import ByteTracker
 
 
 def __getattr__(name: str) -> Any:

@@ -102,10 +102,11 @@ def build_pipeline(config: Config, *, restart_source: bool = False, quiet: bool 
                                     new_track_score=min(1.0, config.tracker.high_score + 0.1))
     counters: List[Counter] = []
     for line in config.lines:
-        counters.append(LineCounter(line.name, line.start, line.end, min_frames=line.hysteresis_frames,
-                                    anchor=line.anchor))
+        counters.append(LineCounter(line.name, line.start, line.end, hysteresis_frames=line.hysteresis_frames,
+                                    anchor=line.anchor, classes=line.classes))
     for zone in config.zones:
-        counters.append(ZoneCounter(zone.name, zone.polygon, min_frames=zone.hysteresis_frames, anchor=zone.anchor))
+        counters.append(ZoneCounter(zone.name, zone.polygon, hysteresis_frames=zone.hysteresis_frames, anchor=zone.anchor,
+                                    classes=zone.classes))
     if store is not None:
         _seed_totals(store, counters)
 

@@ -1,0 +1,102 @@
+"""Run configs: every error names the key, what was expected and what was found."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from edge_runtime import ConfigError
+from edge_runtime.runtime.config import config_from_dict, default_config, load_config
+
+GOOD_TOML = """
+[source]
+uri = "builtin:vtest-video"
+fps_cap = 5
+
+[model]
+path = "builtin:yolov8s-person"
+classes = [0]
+conf = 0.3
+
+[[lines]]
+name = "door"
+start = [10, 20]
+end = [300, 20]
+hysteresis_frames = 3
+
+[[zones]]
+name = "desk"
+polygon = [[0, 0], [100, 0], [100, 100]]
+
+[output]
+db = "counts.db"
+"""
+
+
+def test_default_config_is_valid() -> None:
+    config = default_config()
+    assert config.source.uri == "builtin:vtest-video"
+    assert [line.name for line in config.lines] == ["walkway"]
+
+
+def test_toml_round_trip(tmp_path: Path) -> None:
+    path = tmp_path / "job.toml"
+    path.write_text(GOOD_TOML)
+    config = load_config(path)
+    assert config.source.fps_cap == 5.0
+    assert config.lines[0].start == (10.0, 20.0) and config.lines[0].hysteresis_frames == 3
+    assert config.zones[0].polygon[2] == (100.0, 100.0)
+    assert config.output.db == "counts.db"
+
+
+def test_yaml_is_accepted(tmp_path: Path) -> None:
+    pytest.importorskip("yaml", reason="PyYAML is optional; TOML needs nothing")
+    path = tmp_path / "job.yaml"
+    path.write_text("model:\n  conf: 0.4\nlines:\n  - name: gate\n    start: [0, 5]\n    end: [9, 5]\n")
+    config = load_config(path)
+    assert config.model.conf == 0.4 and config.lines[0].name == "gate"
+
+
+@pytest.mark.parametrize("raw, fragments", [
+    ({"source": {"urii": "x"}}, ["source.urii", "did you mean 'uri'"]),
+    ({"model": {"conf": 1.5}}, ["model.conf", "[0.0, 1.0]", "1.5"]),
+    ({"model": {"conf": "high"}}, ["model.conf", "a number", "'high'"]),
+    ({"model": {"classes": 0}}, ["model.classes", "a list of integers", "0 (int)"]),
+    ({"model": {"threads": True}}, ["model.threads", "an integer"]),
+    ({"lines": [{"name": "a", "start": [0, 0]}]}, ["lines[0].end", "required"]),
+    ({"lines": [{"name": "a", "start": [0, 0], "end": [0, 0]}]}, ["lines[0]", "same point"]),
+    ({"lines": [{"name": "a", "start": [0, 0, 1], "end": [5, 5]}]}, ["lines[0].start", "a pair of numbers"]),
+    ({"zones": [{"name": "z", "polygon": [[0, 0], [1, 1]]}]}, ["zones[0].polygon", "at least 3 points"]),
+    ({"lines": [{"name": "a", "start": [0, 0], "end": [1, 1]}], "zones": [{"name": "a", "polygon": [[0, 0], [1, 0], [0, 1]]}]},
+     ["'a'", "used twice"]),
+    ({"budget": {"policy": "greedy"}}, ["budget.policy", "detection-first", "'greedy'"]),
+    ({"tracker": {"low_score": 0.8, "high_score": 0.5}}, ["tracker.low_score", "0.5"]),
+    ({"source": {"fps_cap": float("nan")}}, ["source.fps_cap", "a number"]),
+    ({"nonsense": {}}, ["nonsense", "not known"]),
+    ([1, 2], ["top level"]),
+])
+def test_errors_name_key_expected_and_found(raw, fragments) -> None:
+    with pytest.raises(ConfigError) as info:
+        config_from_dict(raw)
+    for fragment in fragments:
+        assert fragment in str(info.value), f"{fragment!r} not in {info.value}"
+
+
+def test_syntax_error_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "broken.toml"
+    path.write_text("[source\nuri = 3")
+    with pytest.raises(ConfigError, match="broken.toml.*TOML syntax"):
+        load_config(path)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="absent.toml"):
+        load_config(tmp_path / "absent.toml")
+
+
+def test_error_in_file_names_file_and_key(tmp_path: Path) -> None:
+    path = tmp_path / "job.toml"
+    path.write_text("[model]\niou = -1\n")
+    with pytest.raises(ConfigError, match=r"job.toml: config key 'model.iou'"):
+        load_config(path)
