@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 # ---------------------------------------------------------------------------------------------------
-# tracking: iou_matrix, linear_assignment, kalman_predict, kalman_update, associate_bytetrack
+# tracking: iou_matrix, linear_assignment, kalman_initiate/predict/update, associate_bytetrack
 #           (native/src/track.cpp; contracts in native/include/edge/track.hpp)
 # Shape legend: M rows (tracks), N columns (detections); boxes are (count, 4) float32 x1, y1, x2, y2;
 # T tracks with Kalman mean (T, 8) and cov (T, 8, 8) float64 (see edge_runtime/vision/kalman.py).
@@ -55,6 +55,13 @@ def linear_assignment(cost: np.ndarray, max_cost: float = float("inf")) -> np.nd
     keep = cost[rows, cols] < max_cost if limited else np.ones(rows.shape, bool)
     row_to_col[rows[keep]] = cols[keep]
     return row_to_col
+
+
+def kalman_initiate(boxes: np.ndarray, std_position: float = 1.0 / 20, std_velocity: float = 1.0 / 160):
+    """New tracks from boxes (K, 4) xyxy: (mean (K, 8), cov (K, 8, 8)) float64."""
+    from .vision.kalman import KalmanXYAH, xyxy_to_xyah
+
+    return KalmanXYAH(std_position, std_velocity).initiate(xyxy_to_xyah(boxes))
 
 
 def kalman_predict(mean: np.ndarray, cov: np.ndarray, miss: np.ndarray, std_position: float = 1.0 / 20,

@@ -296,3 +296,12 @@ def test_associate_bytetrack_first_stage_value_equals_scipy(inputs):
     position = {int(t): i for i, t in enumerate(pool)}
     value = sum(cost[position[int(got[d])], k] - 0.8 for k, d in enumerate(high) if got[d] >= 0 and got[d] in position)
     assert value == pytest.approx(float(shaped[r, c].sum()), abs=1e-6)
+
+
+@given(boxes(allow_inverted=False))
+def test_kalman_initiate_matches_numpy(first):
+    mean, cov = _native.kalman_initiate(first)
+    ref_mean, ref_cov = reference.kalman_initiate(first)
+    assert mean.shape == (len(first), 8) and cov.shape == (len(first), 8, 8)
+    np.testing.assert_allclose(mean, ref_mean, rtol=1e-12, atol=1e-9)
+    np.testing.assert_allclose(cov, ref_cov, rtol=1e-12, atol=1e-12)

@@ -34,7 +34,7 @@ import numpy as np
 from .. import _native
 from ..errors import ConfigError, InputError
 from .detections import Detections
-from .kalman import KalmanXYAH, xyah_to_xyxy, xyxy_to_xyah
+from .kalman import KalmanXYAH, xyah_to_xyxy
 
 __all__ = ["ByteTracker", "iou_matrix", "linear_assignment", "lost_frames_for"]
 
@@ -271,7 +271,7 @@ class ByteTracker:
             track_boxes, self._tid, self._miss, xyxy, score, self.high_score, self.low_score,
             self._max_cost_high, self._max_cost_low, self._max_cost_tentative, self.fuse_score, self.revive_lost)
 
-        matched_dets = np.flatnonzero(det_track >= 0)
+        matched_dets = np.nonzero(det_track >= 0)[0]
         matched_tracks = det_track[matched_dets].astype(np.int64)
         if matched_dets.size:
             _native.kalman_update(self._mean, self._cov, matched_tracks, xyxy[matched_dets], self._kf.std_position)
@@ -290,7 +290,7 @@ class ByteTracker:
         self._age(matched_tracks, num_tracks)
 
         # Unmatched high-score detections start tracks.
-        new = np.flatnonzero((det_track < 0) & (score >= self.high_score) & (score >= self.new_track_score))
+        new = np.nonzero((det_track < 0) & (score >= max(self.high_score, self.new_track_score)))[0]
         if new.size:
             track_id[new] = self._start(xyxy[new], class_id[new])
         return Detections(xyxy, score, out_class, track_id)
@@ -336,7 +336,7 @@ class ByteTracker:
     def _start(self, xyxy: np.ndarray, class_id: np.ndarray) -> np.ndarray:
         """Append tentative tracks (confirmed at once if min_hits == 1); returns their ids (-1 if tentative)."""
         count = xyxy.shape[0]
-        mean, cov = self._kf.initiate(xyxy_to_xyah(xyxy))
+        mean, cov = _native.kalman_initiate(xyxy, self._kf.std_position, self._kf.std_velocity)
         if self.min_hits <= 1:
             ids = np.arange(self._next_id, self._next_id + count, dtype=np.int64)
             self._next_id += count

@@ -95,6 +95,25 @@ void bind_track(py::module_& m) {
         "sum(max_cost - cost) is maximised.");
 
     m.def(
+        "kalman_initiate",
+        [](f32c boxes, double std_position, double std_velocity) {
+            require_boxes(boxes, "kalman_initiate", "boxes");
+            const py::ssize_t k = boxes.shape(0);
+            py::array_t<double> mean({k, py::ssize_t(8)});
+            py::array_t<double> cov({k, py::ssize_t(8), py::ssize_t(8)});
+            double* mp = mean.mutable_data();
+            double* cp = cov.mutable_data();
+            {
+                py::gil_scoped_release nogil;
+                edge::kalman_initiate(boxes.data(), static_cast<std::size_t>(k),
+                                      edge::KalmanNoise{std_position, std_velocity}, mp, cp);
+            }
+            return py::make_tuple(mean, cov);
+        },
+        py::arg("boxes").noconvert(), py::arg("std_position") = 1.0 / 20.0, py::arg("std_velocity") = 1.0 / 160.0,
+        "New Kalman tracks from boxes (K, 4) float32 xyxy: (mean (K, 8), cov (K, 8, 8)) float64.");
+
+    m.def(
         "kalman_predict",
         [](f64c mean, f64c cov, i64c miss, double std_position, double std_velocity) {
             const std::size_t t = require_state(mean, cov, "kalman_predict");

@@ -260,6 +260,20 @@ void match_stage(const float* track_boxes, const std::vector<std::size_t>& rows,
 
 }  // namespace
 
+void kalman_initiate(const float* boxes, std::size_t k, KalmanNoise noise, double* mean, double* cov) {
+    for (std::size_t i = 0; i < k; ++i) {
+        double* x = mean + 8 * i;
+        double* p = cov + 64 * i;
+        box_to_xyah(boxes + 4 * i, x);
+        for (int j = 4; j < 8; ++j) x[j] = 0.0;
+        const double h = std::max(x[3], kMinNoiseHeightPx);
+        const double sp = 2.0 * noise.std_position * h, sv = 10.0 * noise.std_velocity * h;
+        const double var[8] = {sp * sp, sp * sp, 1e-4, sp * sp, sv * sv, sv * sv, 1e-10, sv * sv};
+        std::fill(p, p + 64, 0.0);
+        for (int j = 0; j < 8; ++j) p[j * 8 + j] = var[j];
+    }
+}
+
 void kalman_predict(double* mean, double* cov, std::size_t t, const std::int64_t* miss, KalmanNoise noise,
                     float* boxes_out) {
     for (std::size_t i = 0; i < t; ++i) {

@@ -43,6 +43,10 @@ struct KalmanNoise {
     double std_velocity = 1.0 / 160.0;
 };
 
+// New tracks from first boxes (k, 4) float32 xyxy: writes mean (k, 8) with zero velocity and the initial
+// diagonal covariance (k, 8, 8).
+void kalman_initiate(const float* boxes, std::size_t k, KalmanNoise noise, double* mean, double* cov);
+
 // One frame ahead, in place, for all T tracks. Tracks with miss[i] > 0 (lost) first get their height
 // velocity zeroed, as ByteTrack does; miss may be null. Writes the predicted boxes (T, 4) float32 xyxy.
 void kalman_predict(double* mean, double* cov, std::size_t t, const std::int64_t* miss, KalmanNoise noise,
