@@ -51,11 +51,11 @@ pytest: $(VENV)/.setup-dev assets
 	$(PY) -m pytest -q
 
 # ARM wheels (manylinux_2_34 aarch64 + armv7l) and their tests under qemu (Cortex-A72, A76, A7).
-cross: $(VENV)/.setup-dev
-	bash scripts/cross_build.sh
+cross: $(VENV)/.setup
+	VENV=$(VENV) bash scripts/cross_build.sh
 
 cross-test: cross
-	bash scripts/cross_test.sh
+	VENV=$(VENV) bash scripts/cross_test.sh
 
 test: pytest cross-test
 

@@ -31,7 +31,7 @@ arch_setup() {
             DEB_ARCH=armhf; TRIPLE=arm-linux-gnueabihf; HOST_PLATFORM=linux-armv7l
             TOOLCHAIN=$REPO/scripts/cross/armv7.cmake; QEMU=qemu-arm
             QEMU_CPUS=(cortex-a7)                               # Pi 2 / the slowest ARMv7 core
-            DEB_PACKAGES=(python3 libpython3.11-dev libstdc++6 libgomp1 python3-numpy python3-scipy python3-psutil) ;;
+            DEB_PACKAGES=(python3 libpython3.11-dev libstdc++6 libgomp1 python3-numpy python3-scipy python3-yaml) ;;
         *) die "unknown target architecture '$1' (expected one of: ${ARCHES[*]})" ;;
     esac
     ROOTFS=$CROSS_DIR/rootfs-$1
