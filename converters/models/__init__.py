@@ -1,0 +1,1 @@
+"""PyTorch module definitions for real pretrained weights that ship without importable code."""
