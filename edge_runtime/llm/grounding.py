@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Protocol, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Protocol, Sequence, Tuple, Union
 
 __all__ = ["Query", "Facts", "Answer", "parse_question", "gather_facts", "answer", "answer_from_pipeline",
            "EventView", "StoreEvents", "MemoryEvents"]
@@ -130,9 +130,16 @@ def _words(text: str) -> List[str]:
     return re.findall(r"[a-z0-9_]+(?:[-'][a-z0-9_]+)*", text.lower())
 
 
-def parse_question(question: str, *, names: Sequence[str], class_names: Mapping[int, str],
+def parse_question(question: str, *, names: Union[Sequence[str], Mapping[str, str]], class_names: Mapping[int, str],
                    person_class_ids: Sequence[int] = (0,)) -> Query:
-    """Read the window, line/zone, class and direction a question asks about (see module docs)."""
+    """Read the window, line/zone, class and direction a question asks about (see module docs).
+
+    Args:
+        names: the line/zone names, or a mapping name -> "line" | "zone" (then "the line" picks the only
+            line and "the zone" the only zone).
+    """
+    kinds = dict(names) if isinstance(names, Mapping) else {n: "" for n in names}
+    names = list(kinds)
     text = question.lower()
     words = _words(text)
     window = None
@@ -143,8 +150,13 @@ def parse_question(question: str, *, names: Sequence[str], class_names: Mapping[
             float(amount_text) if amount_text[0].isdigit() else float(_WORD_NUMBERS.get(amount_text, 1)))
         window = amount * _UNITS_S.get(unit, _UNITS_S.get(unit + "s", 1))
     name = next((n for n in names if n.lower() in text), None)
-    if name is None and len(names) == 1 and any(w in words for w in ("line", "zone", "crossed", "cross", "crossing")):
-        name = names[0]
+    if name is None:
+        for word, kind in (("line", "line"), ("zone", "zone")):
+            of_kind = [n for n, k in kinds.items() if k == kind]
+            if word in words and len(of_kind) == 1:
+                name = of_kind[0]
+        if name is None and len(names) == 1 and any(w in words for w in ("line", "zone", "crossed", "cross")):
+            name = names[0]
     class_ids: Optional[Tuple[int, ...]] = None
     hits = {cid: label.lower() for cid, label in class_names.items() if label and label.lower() in text}
     # "fallen person" names one class, not also "person": drop labels inside a longer matching one.
@@ -234,7 +246,7 @@ def _check_reply(reply: str, facts: Facts) -> Tuple[bool, str]:
 def answer(question: str, events: EventView, *, class_names: Mapping[int, str], kinds: Mapping[str, str],
            chat: Any = None, person_class_ids: Sequence[int] = (0,), max_tokens: int = 60) -> Answer:
     """Answer a counting question exactly; with ``chat`` the LLM phrases it, checked against the facts."""
-    query = parse_question(question, names=list(kinds), class_names=class_names, person_class_ids=person_class_ids)
+    query = parse_question(question, names=kinds, class_names=class_names, person_class_ids=person_class_ids)
     facts = gather_facts(query, events, class_names=class_names, kinds=kinds)
     if chat is None:
         return Answer(facts.sentence, facts, "template")
