@@ -86,11 +86,11 @@ def _run_peer(model: str, video: str, threads: int) -> Dict:
         dets = sv.Detections(xyxy=xyxy.astype(np.float32), confidence=best[idx].astype(np.float32),
                              class_id=cls[idx].astype(int))
         dets = tracker.update(dets)
-        crossed_in, crossed_out = line.trigger(dets[dets.tracker_id >= 0] if len(dets) else dets)
-        for tid in dets.tracker_id[crossed_in] if len(dets) else []:
-            events.append((index, int(tid), "in"))
-        for tid in dets.tracker_id[crossed_out] if len(dets) else []:
-            events.append((index, int(tid), "out"))
+        confirmed = dets[dets.tracker_id >= 0] if len(dets) else dets  # unconfirmed tracks share id -1
+        crossed_in, crossed_out = line.trigger(confirmed)
+        if len(confirmed):
+            events.extend((index, int(t), "out") for t in confirmed.tracker_id[crossed_in])  # their in = our out
+            events.extend((index, int(t), "in") for t in confirmed.tracker_id[crossed_out])
         latencies.append((time.perf_counter() - t0) * 1e3)
         infer_ms.append((t2 - t1) * 1e3)
         index += 1
