@@ -100,7 +100,7 @@ def _run_peer(model: str, video: str, threads: int) -> Dict:
             "line_in": int(line.out_count), "line_out": int(line.in_count), "events": events}
 
 
-def _run_ours(model: str, video: str, threads: int) -> Dict:
+def _run_ours(model: str, video: str, threads: int, motion_gate: bool = False) -> Dict:
     from edge_runtime.runtime.pipeline import Pipeline
     from edge_runtime.vision.counting import LineCounter
     from edge_runtime.vision.detector import Detector
@@ -111,7 +111,12 @@ def _run_ours(model: str, video: str, threads: int) -> Dict:
     line = LineCounter("walkway", LINE_START, LINE_END, hysteresis_frames=2)
     tracker = ByteTracker(high_score=0.5, low_score=0.1, new_track_score=0.6, match_iou=0.2, min_hits=3,
                           lost_frames=30)
-    pipeline = Pipeline(open_source(video, mode="every"), detector, tracker=tracker, counters=[line])
+    gate = None
+    if motion_gate:
+        from edge_runtime.vision.motion import MotionGate
+
+        gate = MotionGate()  # the config defaults: 0.2 % of the picture changed, inference at least every 10th frame
+    pipeline = Pipeline(open_source(video, mode="every"), detector, tracker=tracker, counters=[line], motion_gate=gate)
     latencies, infer_ms, events = [], [], []
     t_start = time.perf_counter()
     for result in pipeline:
@@ -123,11 +128,12 @@ def _run_ours(model: str, video: str, threads: int) -> Dict:
     wall = time.perf_counter() - t_start
     return {"frames": pipeline.summary.frames, "wall_s": wall, "latency_ms": latencies, "inference_ms": infer_ms,
             "line_in": line.in_total, "line_out": line.out_total, "events": events,
-            "dropped": pipeline.summary.dropped_frames}
+            "dropped": pipeline.summary.dropped_frames, "inferred_frames": pipeline.summary.inferred_frames}
 
 
 def _worker(args: argparse.Namespace) -> None:
-    run = {"ours": _run_ours, "peer": _run_peer}[args.worker]
+    run = {"ours": _run_ours, "peer": _run_peer,
+           "ours-gated": lambda *a: _run_ours(*a, motion_gate=True)}[args.worker]
     t_cpu = time.process_time()
     result = run(args.model, args.video, args.threads)
     result["cpu_s"] = time.process_time() - t_cpu
@@ -162,7 +168,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--model", default="builtin:yolov8s-person")
     parser.add_argument("--name", default="pipeline", help="result file name under benchmarks/results")
-    parser.add_argument("--worker", choices=["ours", "peer"], help=argparse.SUPPRESS)
+    parser.add_argument("--motion-gate", action="store_true",
+                        help="also run ours with the motion gate, to measure its effect on CPU time and counts")
+    parser.add_argument("--worker", choices=["ours", "peer", "ours-gated"], help=argparse.SUPPRESS)
     parser.add_argument("--video", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -174,10 +182,11 @@ def main() -> None:
     from edge_runtime.assets import ensure, resolve
 
     model, video = str(resolve(args.model)), str(ensure("vtest-video"))
-    runs: Dict[str, List[Dict]] = {"ours": [], "peer": []}
+    runs: Dict[str, List[Dict]] = {"ours": [], "peer": [], "ours-gated": []}
     with tempfile.TemporaryDirectory() as tmp:
         for k in range(args.rounds):
-            for side in (("ours", "peer") if k % 2 == 0 else ("peer", "ours")):
+            sides = ("ours", "peer") if k % 2 == 0 else ("peer", "ours")
+            for side in sides + (("ours-gated",) if args.motion_gate and k == 0 else ()):
                 out = Path(tmp) / f"{side}{k}.json"
                 subprocess.run([sys.executable, "-m", "benchmarks.bench_pipeline", "--worker", side, "--model", model,
                                 "--video", video, "--threads", str(args.threads), "--out", str(out)], check=True)
@@ -193,12 +202,26 @@ def main() -> None:
         "fps_ratio_median": statistics.median(ratios), "fps_ratio_per_round": ratios,
         "line_counts_within_1": counts_agree, "ours": ours, "peer": peer,
     }
+    if runs["ours-gated"]:
+        gated = _summarise(runs["ours-gated"])
+        g, o = runs["ours-gated"][0], runs["ours"][0]
+        payload["motion_gate"] = {
+            "inferred_frames": g["inferred_frames"], "frames": g["frames"],
+            "cpu_s": g["cpu_s"], "cpu_s_without_gate": o["cpu_s"],
+            "line_in": gated["line_in"], "line_out": gated["line_out"],
+            "line_in_without_gate": o["line_in"], "line_out_without_gate": o["line_out"],
+        }
     path = write_result(args.name, payload, threads=args.threads)
     for side, s in (("ours", ours), ("peer", peer)):
         print(f"{side:>4}: {s['fps_median']:.2f} fps, latency p50 {s['latency_ms_p50']:.1f} ms p95 "
               f"{s['latency_ms_p95']:.1f} ms, non-inference {s['non_inference_share_p50'] * 100:.2f}% of inference, "
               f"CPU {s['cpu_percent']:.0f}%, peak RSS {s['peak_rss_mb']:.0f} MB, line in {s['line_in']} out {s['line_out']}")
     print(f"FPS ratio ours/peer: x{payload['fps_ratio_median']:.3f}; line counts within +-1: {counts_agree}")
+    if "motion_gate" in payload:
+        m = payload["motion_gate"]
+        print(f"motion gate: inferred {m['inferred_frames']}/{m['frames']} frames, CPU {m['cpu_s']:.0f} s vs "
+              f"{m['cpu_s_without_gate']:.0f} s, line in/out {m['line_in']}/{m['line_out']} vs "
+              f"{m['line_in_without_gate']}/{m['line_out_without_gate']}")
     print(f"written to {path}")
 
 
