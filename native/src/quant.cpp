@@ -58,8 +58,32 @@ inline float float_of(std::uint32_t u) {
     return f;
 }
 
+inline std::uint16_t encode_fp16(float value) {
+    const std::uint32_t x = bits_of(value);
+    const auto sign = static_cast<std::uint16_t>((x >> 16) & 0x8000u);
+    const std::uint32_t ax = x & 0x7FFFFFFFu;
+    if (ax > 0x7F800000u) {  // NaN: quiet, keep the top payload bits (as F16C's vcvtps2ph does)
+        return static_cast<std::uint16_t>(sign | 0x7E00u | ((ax >> 13) & 0x3FFu));
+    }
+    if (ax >= 0x477FF000u) return static_cast<std::uint16_t>(sign | 0x7C00u);  // >= 65520 rounds to inf
+    if (ax >= 0x38800000u) {  // >= 2^-14: a normal half. Re-bias the exponent (127 -> 15), round 13 bits off.
+        std::uint32_t r = ax - 0x38000000u;
+        r += 0x0FFFu + ((r >> 13) & 1u);  // round to nearest, ties to even; a carry bumps the exponent
+        return static_cast<std::uint16_t>(sign | (r >> 13));
+    }
+    if (ax < 0x33000000u) return sign;  // < 2^-25 (half of the smallest subnormal): rounds to zero
+    // Subnormal half: the value in units of 2^-24 is mantissa * 2^(e - 126), e in [102, 112].
+    const std::uint32_t e = ax >> 23;
+    const std::uint32_t m = (ax & 0x007FFFFFu) | 0x00800000u;
+    const std::uint32_t shift = 126 - e;  // 14..24
+    std::uint32_t q = m >> shift;
+    const std::uint32_t rem = m & ((1u << shift) - 1u), half = 1u << (shift - 1);
+    if (rem > half || (rem == half && (q & 1u))) ++q;  // may carry into the smallest normal: still right
+    return static_cast<std::uint16_t>(sign | q);
+}
+
 inline void store_fp16(std::uint8_t* dst, float value) {
-    const std::uint16_t h = fp32_to_fp16(value);
+    const std::uint16_t h = encode_fp16(value);
     dst[0] = static_cast<std::uint8_t>(h & 0xFF);
     dst[1] = static_cast<std::uint8_t>(h >> 8);
 }
@@ -186,9 +210,10 @@ void quantize_q4_1_scalar_unchecked(const float* x, std::uint8_t* y) {
         vmax = hi[k] > vmax ? hi[k] : vmax;
     }
     // Which zero wins a tie between +0 and -0 is invisible to the comparisons above but not to the stored
-    // bits; NumPy's min/max reductions (SSE/AVX min/max take the later operand on ties) return the last.
+    // bits. ggml's C reference (quantize_row_q4_1_ref: `if (v < min) min = v`) keeps the first; NumPy's
+    // answer depends on its SIMD reduction order (so gguf-py's bytes for such a block vary by CPU).
     if (vmin == 0.0f || vmax == 0.0f) {
-        for (std::size_t j = QK; j-- > 0;) {
+        for (std::size_t j = 0; j < QK; ++j) {
             if (x[j] == 0.0f) {
                 if (vmin == 0.0f) vmin = x[j];
                 if (vmax == 0.0f) vmax = x[j];
@@ -257,25 +282,60 @@ bool quantize_scalar(const float* x, std::uint8_t* y) {
     return true;
 }
 
-using QuantizeBlockFn = bool (*)(const float*, std::uint8_t*);  // false: the block holds a NaN/inf
+// Quantizes blocks [begin, end); returns the first block holding a NaN/inf, or kNone. A template per
+// kernel, so the block kernel is inlined into the loop (no indirect call per 32 values).
+template <bool (*Block)(const float*, std::uint8_t*), std::size_t BlockBytes>
+std::size_t quantize_range(const float* src, std::size_t begin, std::size_t end, std::uint8_t* dst) {
+    for (std::size_t i = begin; i < end; ++i) {
+        if (!Block(src + i * QK, dst + i * BlockBytes)) return i;
+    }
+    return kNone;
+}
+
+#if defined(EDGE_QUANT_SIMD_X4)
+// Groups of four blocks through the four-block kernel, falling back to the one-block kernel for a group it
+// declines (non-finite values, overflowing scale reciprocals) and for the tail.
+template <bool (*Block4)(const float*, std::uint8_t*), bool (*Block)(const float*, std::uint8_t*), std::size_t BlockBytes>
+std::size_t quantize_range_x4(const float* src, std::size_t begin, std::size_t end, std::uint8_t* dst) {
+    std::size_t i = begin;
+    for (; i + 4 <= end; i += 4) {
+        if (Block4(src + i * QK, dst + i * BlockBytes)) continue;
+        for (std::size_t k = i; k < i + 4; ++k) {
+            if (!Block(src + k * QK, dst + k * BlockBytes)) return k;
+        }
+    }
+    for (; i < end; ++i) {
+        if (!Block(src + i * QK, dst + i * BlockBytes)) return i;
+    }
+    return kNone;
+}
+#endif
+
+using QuantizeRangeFn = std::size_t (*)(const float*, std::size_t, std::size_t, std::uint8_t*);
 using DequantizeBlockFn = void (*)(const std::uint8_t*, float*);
 
-QuantizeBlockFn quantizer_for(QuantType type, bool portable) {
+QuantizeRangeFn quantizer_for(QuantType type, bool portable) {
 #if defined(EDGE_QUANT_SIMD)
     if (!portable) {
         switch (type) {
-            case QuantType::Q8_0: return quantize_q8_0_simd;
-            case QuantType::Q4_0: return quantize_q4_0_simd;
-            case QuantType::Q4_1: return quantize_q4_1_simd;
+#if defined(EDGE_QUANT_SIMD_X4)
+            case QuantType::Q8_0: return quantize_range_x4<quantize_q8_0_simd_x4, quantize_q8_0_simd, 2 + QK>;
+            case QuantType::Q4_0: return quantize_range_x4<quantize_q4_0_simd_x4, quantize_q4_0_simd, 2 + QK / 2>;
+            case QuantType::Q4_1: return quantize_range_x4<quantize_q4_1_simd_x4, quantize_q4_1_simd, 4 + QK / 2>;
+#else
+            case QuantType::Q8_0: return quantize_range<quantize_q8_0_simd, 2 + QK>;
+            case QuantType::Q4_0: return quantize_range<quantize_q4_0_simd, 2 + QK / 2>;
+            case QuantType::Q4_1: return quantize_range<quantize_q4_1_simd, 4 + QK / 2>;
+#endif
         }
     }
 #else
     (void)portable;  // no SIMD kernels in this build: every call is portable
 #endif
     switch (type) {
-        case QuantType::Q8_0: return quantize_scalar<quantize_q8_0_scalar_unchecked>;
-        case QuantType::Q4_0: return quantize_scalar<quantize_q4_0_scalar_unchecked>;
-        case QuantType::Q4_1: return quantize_scalar<quantize_q4_1_scalar_unchecked>;
+        case QuantType::Q8_0: return quantize_range<quantize_scalar<quantize_q8_0_scalar_unchecked>, 2 + QK>;
+        case QuantType::Q4_0: return quantize_range<quantize_scalar<quantize_q4_0_scalar_unchecked>, 2 + QK / 2>;
+        case QuantType::Q4_1: return quantize_range<quantize_scalar<quantize_q4_1_scalar_unchecked>, 4 + QK / 2>;
     }
     throw std::invalid_argument("quantize_blocks: unsupported quant type " + std::to_string(static_cast<int>(type)) +
                                 ", expected Q4_0 (2), Q4_1 (3) or Q8_0 (8)");
@@ -324,17 +384,10 @@ std::size_t quant_block_bytes(QuantType type) {
 
 QuantizeStatus quantize_blocks(QuantType type, const float* src, std::size_t n_blocks, std::uint8_t* dst,
                                int n_threads, bool portable) {
-    const QuantizeBlockFn quantize_block = quantizer_for(type, portable);
-    const std::size_t block_bytes = quant_block_bytes(type);
+    const QuantizeRangeFn quantize_range_of_blocks = quantizer_for(type, portable);
     std::vector<std::size_t> first_bad(static_cast<std::size_t>(std::max(1, n_threads)), kNone);
     const std::size_t n_chunks = run_chunked(n_blocks, n_threads, [&](std::size_t c, std::size_t b, std::size_t e) {
-        for (std::size_t i = b; i < e; ++i) {
-            const float* x = src + i * QK;
-            if (!quantize_block(x, dst + i * block_bytes)) {
-                first_bad[c] = i;
-                return;
-            }
-        }
+        first_bad[c] = quantize_range_of_blocks(src, b, e, dst);
     });
     QuantizeStatus status;
     for (std::size_t c = 0; c < n_chunks; ++c) {  // chunks are in order: the first hit is the first bad block
@@ -358,29 +411,7 @@ void dequantize_blocks(QuantType type, const std::uint8_t* src, std::size_t n_bl
     });
 }
 
-std::uint16_t fp32_to_fp16(float value) {
-    const std::uint32_t x = bits_of(value);
-    const auto sign = static_cast<std::uint16_t>((x >> 16) & 0x8000u);
-    const std::uint32_t ax = x & 0x7FFFFFFFu;
-    if (ax > 0x7F800000u) {  // NaN: quiet, keep the top payload bits (as F16C's vcvtps2ph does)
-        return static_cast<std::uint16_t>(sign | 0x7E00u | ((ax >> 13) & 0x3FFu));
-    }
-    if (ax >= 0x477FF000u) return static_cast<std::uint16_t>(sign | 0x7C00u);  // >= 65520 rounds to inf
-    if (ax >= 0x38800000u) {  // >= 2^-14: a normal half. Re-bias the exponent (127 -> 15), round 13 bits off.
-        std::uint32_t r = ax - 0x38000000u;
-        r += 0x0FFFu + ((r >> 13) & 1u);  // round to nearest, ties to even; a carry bumps the exponent
-        return static_cast<std::uint16_t>(sign | (r >> 13));
-    }
-    if (ax < 0x33000000u) return sign;  // < 2^-25 (half of the smallest subnormal): rounds to zero
-    // Subnormal half: the value in units of 2^-24 is mantissa * 2^(e - 126), e in [102, 112].
-    const std::uint32_t e = ax >> 23;
-    const std::uint32_t m = (ax & 0x007FFFFFu) | 0x00800000u;
-    const std::uint32_t shift = 126 - e;  // 14..24
-    std::uint32_t q = m >> shift;
-    const std::uint32_t rem = m & ((1u << shift) - 1u), half = 1u << (shift - 1);
-    if (rem > half || (rem == half && (q & 1u))) ++q;  // may carry into the smallest normal: still right
-    return static_cast<std::uint16_t>(sign | q);
-}
+std::uint16_t fp32_to_fp16(float value) { return encode_fp16(value); }
 
 float fp16_to_fp32(std::uint16_t h) {
     const std::uint32_t sign = static_cast<std::uint32_t>(h & 0x8000u) << 16;

@@ -42,10 +42,12 @@ struct QuantizeStatus {
 // Non-finite input is refused: the status names the first NaN/inf (by flat index) and dst is then
 // unspecified. Exact gguf-py semantics, including its corner cases:
 //   * Q8_0: d = amax / 127, q = round-half-away-from-zero(x * (1 / d)).
-//   * Q4_0: d = v / -8 where v is the first value of largest magnitude; q = trunc(x / d' + 8.5),
-//     clipped to 15, with 1 / d computed once.
+//   * Q4_0: d = v / -8 where v is the first value of largest magnitude; q = trunc(x * (1 / d) + 8.5),
+//     clipped to 15.
 //   * Q4_1: d = (max - min) / 15, m = min; q = trunc((x - min) * (1 / d) + 0.5), clipped to 15. A zero
-//     min or max takes the sign of the last zero in the block (NumPy's SIMD reduction does so on x86).
+//     min or max takes the sign of the first zero in the block, as in ggml's C reference; NumPy's pick
+//     between +0 and -0 follows its SIMD reduction order, which varies by CPU (the block dequantizes to
+//     the same values either way).
 //   * A block whose scale reciprocal overflows (amax below ~3.7e-37) or whose range overflows (Q4_1,
 //     max - min = inf) has no defined quantized values in ggml's C reference (a NaN/inf is cast to an
 //     integer); here such values are 0, which is what NumPy on x86-64 produces. The stored scale is
