@@ -310,9 +310,12 @@ def quantize_blocks(src: np.ndarray, qtype: int) -> np.ndarray:
 
     NumPy's semantics are the contract, corner cases included: round half away from zero (Q8_0),
     trunc(x + 8.5) / trunc(x + 0.5) (Q4_0 / Q4_1), the first value of largest magnitude as Q4_0's scale,
-    fp16 scales rounded to nearest even. Where ggml's C reference is undefined (a block whose scale
-    reciprocal overflows, so NaN/inf are cast to integers) the bytes are whatever this platform's NumPy
-    casts give; on x86-64 they are 0, which is what the native kernel writes everywhere.
+    fp16 scales rounded to nearest even. Two kinds of block have CPU-dependent bytes here: where ggml's
+    C reference is undefined (a block whose scale reciprocal overflows, so NaN/inf are cast to integers)
+    the codes are whatever this CPU's casts give (0 on x86-64, which the native kernel writes everywhere),
+    and a Q4_1 block whose min or max is a zero present as both +0 and -0 gets the sign NumPy's SIMD
+    reduction order picks (the native kernel takes the first zero, as ggml's C reference does). Both
+    dequantize to the same values.
     """
     from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType
     from gguf.quants import quantize
