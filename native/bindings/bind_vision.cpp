@@ -167,7 +167,8 @@ std::vector<uint8_t> class_mask(const std::optional<py::array>& classes, const c
             fail(std::string(fn) + ": classes must be ids in 0.." + std::to_string(kMaxClassId - 1) + ", got " + std::to_string(ids[i]));
         top = std::max(top, ids[i]);
     }
-    mask.assign(static_cast<size_t>(top + 1), 0);
+    // At least one byte, so an empty list (keep no class) is a non-null, all-zero mask, not "no filter".
+    mask.assign(static_cast<size_t>(std::max(top + 1, 1)), 0);
     for (py::ssize_t i = 0; i < c.shape(0); ++i) mask[static_cast<size_t>(ids[i])] = 1;
     return mask;
 }
