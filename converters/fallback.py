@@ -28,7 +28,8 @@ from edge_runtime.errors import ConfigError
 
 from .verify import AccuracyError, open_session
 
-__all__ = ["SimulatedScheme", "FallbackResult", "capture_tensors", "rank_matmul_nodes", "search_fallback"]
+__all__ = ["SimulatedScheme", "FallbackResult", "capture_tensors", "rank_matmul_nodes", "search_fallback",
+           "smooth_matmul_inputs"]
 
 Feed = Dict[str, np.ndarray]
 Ranked = List[Tuple[str, str, float]]  # (node name, op type, sensitivity), most sensitive first
@@ -246,3 +247,109 @@ def search_fallback(ranked: Ranked, build: Callable[[List[str]], object], evalua
         else:
             lo = mid
     return FallbackResult(names[:hi], cache[hi][0], trials, cache[hi][1])
+
+
+def smooth_matmul_inputs(model, feeds: Sequence[Feed], scheme: SimulatedScheme, *, bits: int = 4,
+                         block_size: int = 32, int8_activations: bool = True,
+                         alphas: Sequence[float] = (0.0, 0.25, 0.5, 0.75), threads: int = 1, seed: int = 0):
+    """Move activation outliers into the weights before quantization (SmoothQuant, Xiao et al. 2023).
+
+    For each tensor ``x`` feeding constant-weight MatMuls, ``x W = (x / s) (diag(s) W)`` exactly; a
+    ``Mul(x, 1/s)`` node is inserted and the weights' rows scaled by ``s``, with
+    ``s_j = max|x_j|^a / max|W_j,:|^(1-a)``. The exponent ``a`` is chosen per tensor from ``alphas`` by the
+    simulated quantization error on real activations (``a = 0`` leaves the tensor unchanged). Outlier
+    channels (BERT-style LayerNorm outputs reach 20x the median channel) otherwise set the per-tensor
+    int8 scale and flatten every other channel to a few levels.
+
+    Args:
+        model: fp32 ModelProto (not modified; a smoothed copy is returned).
+        feeds: representative inputs. scheme, bits, block_size, int8_activations: as in
+            :func:`rank_matmul_nodes`. alphas: candidate exponents. threads, seed: as there.
+
+    Returns:
+        ``(smoothed ModelProto, {input tensor: chosen alpha})``.
+    """
+    import onnx
+    from onnx import numpy_helper
+
+    if not feeds:
+        raise ConfigError("smooth_matmul_inputs: no input feeds; pass at least one representative input")
+    weights = _weights(model)
+    groups: Dict[str, List] = {}
+    for node in model.graph.node:
+        if node.op_type == "MatMul" and len(node.input) == 2:
+            w = weights.get(node.input[1])
+            if w is not None and w.ndim == 2 and w.dtype == np.float32:
+                groups.setdefault(node.input[0], []).append(node)
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    if not groups:
+        return out, {}
+    acts = capture_tensors(model, feeds, sorted(groups), threads=threads)
+    rng = np.random.default_rng(seed)
+    chosen: Dict[str, float] = {}
+    new_weights: Dict[str, np.ndarray] = {}
+    inserts = []
+    used_weights: Dict[str, int] = {}
+    for node in model.graph.node:
+        if node.op_type == "MatMul" and len(node.input) == 2:
+            used_weights[node.input[1]] = used_weights.get(node.input[1], 0) + 1
+    for tensor, nodes in groups.items():
+        if any(used_weights[n.input[1]] > 1 for n in nodes):
+            continue  # a weight shared with another input cannot take this input's scales
+        ws = [weights[n.input[1]] for n in nodes]
+        k = ws[0].shape[0]
+        x = _rows(acts[tensor], k, rng)
+        ax = np.maximum(np.abs(x).max(axis=0), 1e-5)
+        aw = np.maximum(np.max([np.abs(w).max(axis=1) for w in ws], axis=0), 1e-5)
+        best_alpha, best_err, best_s = 0.0, None, None
+        for alpha in alphas:
+            s = (ax ** alpha / aw ** (1 - alpha)).astype(np.float32) if alpha > 0 else np.ones(k, np.float32)
+            s = np.clip(s, 1e-4, 1e4)
+            xs = x / s
+            err = 0.0
+            for w in ws:
+                y = x @ w
+                wsc = w * s[:, None]
+                if scheme is SimulatedScheme.INT8_DYNAMIC:
+                    yq = _dynamic_u8(xs) @ _per_channel_s8(wsc)
+                else:
+                    xq = _act_blockwise_s8(xs, block_size) if int8_activations else xs
+                    yq = xq @ _blockwise(wsc, bits, block_size, True)
+                err += float(np.linalg.norm(y - yq) / (np.linalg.norm(y) or 1.0))
+            if best_err is None or err < best_err - 1e-9:
+                best_alpha, best_err, best_s = float(alpha), err, s
+        chosen[tensor] = best_alpha
+        if best_alpha == 0.0:
+            continue
+        for n, w in zip(nodes, ws):
+            new_weights[n.input[1]] = (w * best_s[:, None]).astype(np.float32)
+        inserts.append((tensor, (1.0 / best_s).astype(np.float32), nodes))
+    for init in out.graph.initializer:
+        if init.name in new_weights:
+            init.CopyFrom(numpy_helper.from_array(new_weights[init.name], init.name))
+    rename: Dict[str, str] = {}
+    new_nodes = []
+    for tensor, inv, nodes in inserts:
+        scaled = f"{tensor}__smoothed"
+        out.graph.initializer.append(numpy_helper.from_array(inv, f"{tensor}__smooth_inv_scale"))
+        new_nodes.append(onnx.helper.make_node("Mul", [tensor, f"{tensor}__smooth_inv_scale"], [scaled],
+                                               name=f"{tensor}__smooth"))
+        for n in nodes:
+            rename[n.name] = scaled
+    # Insert each Mul right before its first consumer so the node list stays topologically sorted.
+    first_consumer = {}
+    for (tensor, _, nodes), mul in zip(inserts, new_nodes):
+        names = {n.name for n in nodes}
+        first = next(n.name for n in out.graph.node if n.name in names)
+        first_consumer[first] = mul
+    ordered = []
+    for node in out.graph.node:
+        if node.name in first_consumer:
+            ordered.append(first_consumer[node.name])
+        if node.name in rename:
+            node.input[0] = rename[node.name]
+        ordered.append(node)
+    out.graph.ClearField("node")
+    out.graph.node.extend(ordered)
+    return out, chosen

@@ -229,6 +229,13 @@ def quantize_static_qdq(src: PathLike, dst: PathLike, feeds: Iterable[Feed], *,
     quantization, _ = _ort_quantization()
     initializers = {i.name for i in model.graph.initializer}
     inputs = [i.name for i in model.graph.input if i.name not in initializers]
+    if method is not CalibrationMethod.MINMAX:
+        feeds = list(feeds)
+        shapes = {tuple(np.shape(f[n])) for f in feeds for n in inputs if n in f}
+        if len(shapes) > len(inputs):
+            raise ConfigError(f"quantize_static_qdq: {method.value} calibration builds one histogram per tensor "
+                              f"and needs equal-shape feeds, got {len(shapes)} shapes; use method='minmax' or "
+                              "tile/resize the calibration inputs to one shape")
     reader = _FeedReader(feeds, inputs, quiet, total)
     ort_method = {CalibrationMethod.MINMAX: quantization.CalibrationMethod.MinMax,
                   CalibrationMethod.ENTROPY: quantization.CalibrationMethod.Entropy,

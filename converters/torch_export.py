@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -257,6 +258,17 @@ def _random_inputs(example: Sequence[Any], names: Sequence[str], axes: Dict[str,
     return out
 
 
+def _summary(exc: BaseException) -> str:
+    """The informative line of an exporter error (its own summary section when it has one)."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    if "## Exception summary" in lines:
+        rest = lines[lines.index("## Exception summary") + 1:]
+        if rest:
+            return rest[0]
+    return lines[0] if lines else type(exc).__name__
+
+
 def export_torch(model: ModuleSpec, example_inputs: Any, out_path: Union[str, Path], *,
                  input_names: Optional[Sequence[str]] = None, output_names: Optional[Sequence[str]] = None,
                  opset: int = DEFAULT_OPSET, dynamic_axes: Optional[Mapping[str, Mapping[int, Any]]] = None,
@@ -336,7 +348,7 @@ def export_torch(model: ModuleSpec, example_inputs: Any, out_path: Union[str, Pa
                 program = torch.onnx.export(module, example, dynamo=True, input_names=names, output_names=outs,
                                             dynamic_shapes=dynamic_shapes, opset_version=opset, verbose=False)
         except Exception as exc:  # torch.export / ONNX translation errors come in many types
-            first = next((ln for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
+            first = _summary(exc)
             raise ModelFormatError(
                 f"export_torch: {type(module).__name__} could not be exported to ONNX (dynamo exporter, opset "
                 f"{opset}): {type(exc).__name__}: {first[:300]}. Make forward() capturable by torch.export: "

@@ -51,14 +51,18 @@ class Bound:
     Args:
         max_abs_err: largest allowed absolute difference of any output element (None: not checked).
         min_cosine: smallest allowed cosine similarity of any output, flattened (None: not checked).
+        max_mean_abs_err: largest allowed mean absolute difference of any output (None: not checked).
     """
 
     max_abs_err: Optional[float] = None
     min_cosine: Optional[float] = None
+    max_mean_abs_err: Optional[float] = None
 
     def __post_init__(self) -> None:
         if self.max_abs_err is not None and not (self.max_abs_err >= 0 and math.isfinite(self.max_abs_err)):
             raise InputError(f"Bound.max_abs_err: expected a finite number >= 0, got {self.max_abs_err!r}")
+        if self.max_mean_abs_err is not None and not (self.max_mean_abs_err >= 0 and math.isfinite(self.max_mean_abs_err)):
+            raise InputError(f"Bound.max_mean_abs_err: expected a finite number >= 0, got {self.max_mean_abs_err!r}")
         if self.min_cosine is not None and not (-1.0 <= self.min_cosine <= 1.0):
             raise InputError(f"Bound.min_cosine: expected a number in [-1, 1], got {self.min_cosine!r}")
 
@@ -66,6 +70,8 @@ class Bound:
         parts = []
         if self.max_abs_err is not None:
             parts.append(f"max |err| <= {self.max_abs_err:g}")
+        if self.max_mean_abs_err is not None:
+            parts.append(f"mean |err| <= {self.max_mean_abs_err:g}")
         if self.min_cosine is not None:
             parts.append(f"cosine >= {self.min_cosine:g}")
         return " and ".join(parts) or "no bound"
@@ -178,6 +184,8 @@ def check_bound(metrics: Sequence[OutputMetrics], bound: Bound, *, what: str, hi
         problem = None
         if bound.max_abs_err is not None and not m.max_abs_err <= bound.max_abs_err:
             problem = f"max |err| {m.max_abs_err:.3g} > bound {bound.max_abs_err:g}"
+        elif bound.max_mean_abs_err is not None and not m.mean_abs_err <= bound.max_mean_abs_err:
+            problem = f"mean |err| {m.mean_abs_err:.3g} > bound {bound.max_mean_abs_err:g}"
         elif bound.min_cosine is not None and not m.cosine >= bound.min_cosine:
             problem = f"cosine {m.cosine:.5f} < bound {bound.min_cosine:g}"
         if problem:
