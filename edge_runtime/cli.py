@@ -49,6 +49,8 @@ COMMANDS = (
     Command("chat", "edge_runtime.llm.chat_cli", "chat with the local LLM in the terminal, or ask once"),
     Command("serve", "edge_runtime.llm.server", "serve the local LLM over an OpenAI-compatible HTTP API"),
     Command("inspect", "edge_runtime.llm.inspect", "describe a GGUF model: quantization, size, RAM for a context"),
+    Command("convert", "edge_runtime.converters.cli",
+            "convert PyTorch / Hugging Face models to verified ONNX fp32, int8 and 4-bit, with a report"),
 )
 
 
