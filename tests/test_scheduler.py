@@ -42,7 +42,7 @@ def test_splits_per_policy_on_two_cores() -> None:
         idle = Scheduler(2, policy).split(chat_active=False)
         assert (idle.detector_threads, idle.pace_fps, idle.chat_yields) == (2, None, False)  # chat idle: all to detection
     df = Scheduler(2, "detection-first", min_fps=3).split(True)
-    assert (df.detector_threads, df.chat_threads, df.pace_fps, df.chat_yields) == (2, 2, 3.0, True)
+    assert (df.detector_threads, df.chat_threads, df.pace_fps, df.chat_yields) == (2, 1, 3.0, True)
     fair = Scheduler(2, "fair").split(True)
     assert (fair.detector_threads, fair.chat_threads, fair.pace_fps, fair.chat_yields) == (1, 1, None, False)
     assert set(fair.detector_cpus).isdisjoint(fair.chat_cpus) and len(fair.detector_cpus + fair.chat_cpus) == 2

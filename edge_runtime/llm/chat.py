@@ -405,6 +405,23 @@ class Chat:
         self._last_stats: Optional[GenerationStats] = None
         self._llm = llm
 
+    def set_threads(self, n_threads: int) -> None:
+        """Change the threads llama.cpp uses for the next decode (``llama_set_n_threads``; no reload).
+
+        The co-scheduler calls this at the start of a generation, so one loaded model serves every
+        thread budget.
+
+        Raises:
+            ConfigError: n_threads not an integer in [1, 1024].
+        """
+        if isinstance(n_threads, bool) or not isinstance(n_threads, int) or not 1 <= n_threads <= 1024:
+            raise ConfigError(f"Chat.set_threads: n_threads must be an integer in [1, 1024], got {n_threads!r}")
+        if n_threads == self.n_threads:
+            return
+        llama_cpp, _ = _import_llama_cpp()
+        llama_cpp.llama_set_n_threads(self._require_llm()._ctx.ctx, n_threads, n_threads)
+        self.n_threads = n_threads
+
     # ---------------------------------------------------------------------------------------- tokens
 
     def _tokens(self, messages: List[Dict[str, str]]) -> List[int]:

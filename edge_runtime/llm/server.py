@@ -223,6 +223,7 @@ class _Job:
     def __init__(self, messages: List[Dict[str, str]], sampling: Dict[str, Any],
                  loop: asyncio.AbstractEventLoop) -> None:
         self.messages, self.sampling, self.loop = messages, sampling, loop
+        self.exact: Optional[str] = None  # an answer known without generating (grounded counts)
         self.cancel = threading.Event()
         self.events: "asyncio.Queue[Tuple[str, Any]]" = asyncio.Queue()
 
@@ -237,13 +238,20 @@ class ChatServer:
     Args:
         chat: the loaded model (shared: its own lock still serialises other users of it).
         config: listening and limits.
+        hooks: optional co-scheduling hooks (duck-typed; each attribute optional), used by the runtime
+            supervisor: ``prepare(messages) -> (messages, exact_answer | None)`` runs before admission
+            (an exact answer is sent as the completion without generating); ``generation_started()``
+            and ``generation_finished(stats, outcome)`` run on the worker thread around each
+            generation; ``between_tokens()`` is passed to :meth:`Chat.stream`; ``metrics_text() -> str``
+            adds ``GET /metrics`` (Prometheus text, no auth: it holds no conversation data).
 
     Raises:
         BackendUnavailableError: starlette/uvicorn are not installed (``pip install 'edge-runtime[llm]'``).
     """
 
-    def __init__(self, chat: Chat, config: Optional[ServerConfig] = None) -> None:
+    def __init__(self, chat: Chat, config: Optional[ServerConfig] = None, *, hooks: Any = None) -> None:
         self.chat = chat
+        self.hooks = hooks
         self.config = config or ServerConfig()
         self.model_id = self.config.model_id or chat.model_path.stem
         self._created = int(time.time())
@@ -269,12 +277,25 @@ class ChatServer:
             if job is None:
                 return
             stats, outcome = None, "completed"
+            started = getattr(self.hooks, "generation_started", None)
+            finished = getattr(self.hooks, "generation_finished", None)
             try:
-                if not job.cancel.is_set():
-                    with self.chat.stream(job.messages, cancel=job.cancel, **job.sampling) as pieces:
-                        stats = self.current_stats = pieces.stats
-                        for piece in pieces:
-                            job.emit("piece", piece)
+                if job.exact is not None:  # answered from the facts: nothing to generate
+                    stats = GenerationStats(finish_reason=FinishReason.STOP)
+                    job.emit("piece", job.exact)
+                elif not job.cancel.is_set():
+                    if started is not None:
+                        started()
+                    try:
+                        with self.chat.stream(job.messages, cancel=job.cancel,
+                                              between_tokens=getattr(self.hooks, "between_tokens", None),
+                                              **job.sampling) as pieces:
+                            stats = self.current_stats = pieces.stats
+                            for piece in pieces:
+                                job.emit("piece", piece)
+                    finally:
+                        if finished is not None:
+                            finished(stats, "completed" if stats is not None else "cancelled")
                 if stats is None or stats.finish_reason is FinishReason.CANCELLED:
                     outcome = "cancelled"
             except Exception as exc:  # reported to the client; the worker keeps serving
@@ -328,7 +349,7 @@ class ChatServer:
         try:
             from starlette.applications import Starlette
             from starlette.requests import ClientDisconnect
-            from starlette.responses import JSONResponse
+            from starlette.responses import JSONResponse, PlainTextResponse
             from starlette.routing import Route
         except ImportError as exc:
             raise BackendUnavailableError(
@@ -388,6 +409,10 @@ class ChatServer:
                 body = await read_json(request)
                 messages, sampling, stream, include_usage = parse_request(
                     body, server.chat.sampling, server.config.max_tokens_cap)
+                exact = None
+                prepare = getattr(server.hooks, "prepare", None)
+                if prepare is not None:  # before trimming, so added context counts against the window
+                    messages, exact = await asyncio.get_running_loop().run_in_executor(None, prepare, messages)
                 try:  # trim to the context window now, so "too long" is a 400 and not a broken stream
                     # (in a thread: tokenizing a long conversation would stall every other client)
                     messages = (await asyncio.get_running_loop().run_in_executor(
@@ -395,6 +420,7 @@ class ChatServer:
                 except InputError as exc:
                     raise _bad("messages", str(exc)) from None
                 job = _Job(messages, sampling, asyncio.get_running_loop())
+                job.exact = exact
                 server._admit(job)
             except _RequestError as err:
                 return error_response(err)
@@ -454,12 +480,18 @@ class ChatServer:
                 server._cancel_all()
                 await asyncio.get_running_loop().run_in_executor(None, server._stop_worker)
 
+        async def metrics(request: Any) -> Any:
+            text = await asyncio.get_running_loop().run_in_executor(None, server.hooks.metrics_text)
+            return PlainTextResponse(text, media_type="text/plain; version=0.0.4; charset=utf-8")
+
         routes = [
             Route("/v1/chat/completions", completions, methods=["POST"]),
             Route("/v1/models", models, methods=["GET"]),
             Route("/v1/models/{model_id:path}", models, methods=["GET"]),
             Route("/health", health, methods=["GET"]),
         ]
+        if getattr(self.hooks, "metrics_text", None) is not None:
+            routes.append(Route("/metrics", metrics, methods=["GET"]))
         return Starlette(routes=routes, lifespan=lifespan)
 
     async def _sse(self, job: _Job, rid: str, include_usage: bool, envelope: Any, usage: Any) -> AsyncIterator[bytes]:

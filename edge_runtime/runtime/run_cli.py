@@ -48,6 +48,8 @@ def run_command(args: argparse.Namespace) -> int:
     from .build import build_pipeline
 
     config = _with_overrides(load_config(args.config) if args.config else default_config(), args)
+    if config.chat.enabled:  # pipeline + chat server in one process, on one CPU budget
+        return _run_supervised(config, args)
     pipeline = build_pipeline(config, restart_source=args.restart_source, quiet=bool(getattr(args, "quiet", False)))
     # SIGTERM (systemd stop) ends the run cleanly: the frame in flight finishes, sinks flush, the run is
     # closed in the database, and the exit status is 0.
@@ -67,4 +69,26 @@ def run_command(args: argparse.Namespace) -> int:
     store = getattr(pipeline, "store", None)
     if store is not None:
         store.close()
+    return 0
+
+
+def _run_supervised(config: Config, args: argparse.Namespace) -> int:
+    from .supervisor import Supervisor
+
+    supervisor = Supervisor(config, restart_source=args.restart_source, quiet=bool(getattr(args, "quiet", False)))
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: supervisor.stop())
+    try:
+        supervisor.start(max_frames=config.output.max_frames)
+        if supervisor.address is not None:
+            host, port = supervisor.address
+            print(f"serving chat on http://{host}:{port}/v1 (metrics at http://{host}:{port}/metrics)",
+                  file=sys.stderr, flush=True)
+        while not supervisor.wait(0.2):
+            pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        summary = supervisor.shutdown()
+    if args.summary_json:
+        with open(args.summary_json, "w", encoding="utf-8") as f:
+            json.dump(dataclasses.asdict(summary), f, indent=2)
     return 0

@@ -14,7 +14,7 @@ is running). While chat is active the policy decides:
 
 ``detection-first`` (default) — time slicing. Detection keeps its target (``min_fps``, or
 ``1 / max_frame_age_s`` when that is set) and chat gets the time that is left. Both run with every
-core, but never at the same time: before a frame's inference the pipeline raises "frame due", the chat
+core (chat all but one, see :meth:`Scheduler.split`), but never at the same time: before a frame's inference the pipeline raises "frame due", the chat
 generation parks after its current token (the ``between_tokens`` hook, called with the model lock
 held), the frame runs on all cores, and chat resumes. Between frames detection is paced to the
 target, so chat receives ``1 - fps * inference_time`` of the machine. Detection latency stays what
@@ -177,8 +177,11 @@ class Scheduler:
         if not active:
             return Split(self.cores, self.cores, every, every, None, False)
         if self.policy is Policy.DETECTION_FIRST or self.cores == 1:
-            # Time slicing (and the only option on one core): everything, one side at a time.
-            return Split(self.cores, self.cores, every, every, self.target_fps, True)
+            # Time slicing (and the only option on one core): one side at a time. Chat leaves one core
+            # to the source's decoder thread and the pipeline's own Python work, which keep running
+            # while it decodes: llama.cpp's workers meet at a barrier after every matrix product, so
+            # one descheduled worker stalls them all.
+            return Split(self.cores, max(1, self.cores - 1), every, every, self.target_fps, True)
         chat_n = self.cores // 2
         det_n = self.cores - chat_n
         pace = self.target_fps if self.policy is Policy.CHAT_FIRST else None

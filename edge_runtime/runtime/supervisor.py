@@ -1,0 +1,428 @@
+"""One runtime process: the counting pipeline and the chat server from one config, on one CPU budget.
+
+:class:`Supervisor` builds the pipeline (:func:`~edge_runtime.runtime.build.build_pipeline`) and, with
+``[chat] enabled = true``, loads the chat model and serves ``/v1/chat/completions`` and ``/metrics``
+next to it. A :class:`~edge_runtime.runtime.scheduler.Scheduler` shares the cores between the two
+(see its policies). Chat about counts is grounded: a question the grounding parser reads as a count
+("how many people crossed the walkway line in the last 5 minutes?") is answered with the exact
+figure from :mod:`~edge_runtime.llm.grounding` without asking the model; every other request gets a
+system message with the live totals, so the model talks about what the camera actually sees.
+
+Faults:
+
+- A chat request cannot stall counting: frames never wait for the model lock, and under
+  detection-first a generation parks between tokens while a frame runs.
+- A stuck detector: each inference runs on its own worker thread and the pipeline waits at most
+  ``stuck_timeout_s``. Past that the watchdog abandons the worker (a thread blocked inside native code
+  cannot be killed; its session is leaked), loads fresh sessions on a new worker, and the frame counts as
+  stuck (empty detections, so tracks coast as on a missed frame). Tracker and counters are untouched:
+  counts carry on.
+- SIGTERM (see ``edge-runtime run``): the frame in flight finishes, sinks flush and the run is closed
+  in the database, running generations are cancelled, the server stops, exit status 0.
+
+Example:
+    >>> sup = Supervisor(load_config("site.toml"))       # doctest: +SKIP
+    >>> summary = sup.run()                              # until the source ends or stop()
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import re
+import threading
+import time
+from concurrent.futures import Future
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+
+from ..errors import EdgeRuntimeError
+from ..vision.detections import Detections
+from ..vision.detector import Detector, DetectorTimings
+from .config import Config
+from .metrics import Metrics, prometheus_text
+from .pipeline import Pipeline, RunSummary
+from .scheduler import Scheduler, pin_thread
+
+__all__ = ["ManagedDetector", "Supervisor", "clone_detector"]
+
+log = logging.getLogger(__name__)
+
+_COUNT_QUESTION = re.compile(r"\b(how many|count|counted|number of|crossed|cross|crossing|entered|passed|"
+                             r"went (in|out)|left the)\b", re.IGNORECASE)
+
+
+def clone_detector(detector: Detector, threads: int) -> Detector:
+    """A new session of the same model and settings with another intra-op thread count."""
+    return Detector(detector.path, threads=threads, conf_threshold=detector.conf_threshold,
+                    iou_threshold=detector.iou_threshold, max_det=detector.max_det,
+                    classes=detector._classes, agnostic_nms=detector.agnostic_nms,
+                    labels=list(detector.class_names.values()))
+
+
+class _Worker:
+    """One inference thread and the sessions it owns (one per thread count)."""
+
+    def __init__(self, make: Callable[[int], Any], counts: Tuple[int, ...], cpus_for: Dict[int, Tuple[int, ...]],
+                 first: Any = None) -> None:
+        self.jobs: "queue.Queue[Optional[Tuple[Any, int, Future]]]" = queue.Queue()
+        self.ready = threading.Event()
+        self.error: Optional[BaseException] = None
+        self.sessions: Dict[int, Any] = {}
+        self.abandoned = False
+        self.native_id: Optional[int] = None
+        self._make, self._counts, self._cpus_for, self._first = make, counts, cpus_for, first
+        self.thread = threading.Thread(target=self._run, name="edge-inference", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        self.native_id = threading.get_native_id()
+        try:
+            for n in self._counts:
+                if self._first is not None and getattr(self._first, "threads", None) == n:
+                    self.sessions[n] = self._first
+                    continue
+                # onnxruntime's pool threads inherit this thread's affinity when the session is made.
+                pin_thread(self.native_id, self._cpus_for[n])
+                self.sessions[n] = self._make(n)
+        except BaseException as exc:  # reported to the caller by ManagedDetector
+            self.error = exc
+            self.ready.set()
+            return
+        self.ready.set()
+        pinned: Optional[Tuple[int, ...]] = None
+        while True:
+            job = self.jobs.get()
+            if job is None or self.abandoned:
+                return
+            frame, threads, future = job
+            cpus = self._cpus_for[threads]
+            if cpus != pinned:
+                pin_thread(self.native_id, cpus)
+                pinned = cpus
+            session = self.sessions[threads]
+            try:
+                result = session(frame)
+                future.set_result((result, session.timings))
+            except BaseException as exc:
+                future.set_exception(exc)
+
+
+class ManagedDetector:
+    """A detector driven by the scheduler and guarded by a watchdog; a drop-in for :class:`Detector`.
+
+    Args:
+        make: builds a detector session for a thread count (e.g. ``lambda n: clone_detector(det, n)``).
+        scheduler: picks the session (thread count, CPUs) per frame and time-slices with chat.
+        stuck_timeout_s: an inference longer than this is abandoned and the detector restarted.
+        load_timeout_s: longest the pipeline waits for (re)loading sessions.
+        metrics: receives stuck frames and restarts.
+        first: an already loaded detector to reuse for its thread count.
+
+    Raises:
+        EdgeRuntimeError: sessions did not load within ``load_timeout_s``; errors from ``make`` as raised.
+    """
+
+    def __init__(self, make: Callable[[int], Any], scheduler: Scheduler, *, stuck_timeout_s: float = 10.0,
+                 load_timeout_s: float = 120.0, metrics: Optional[Metrics] = None, first: Any = None) -> None:
+        self._make = make
+        self.scheduler = scheduler
+        self.stuck_timeout_s = stuck_timeout_s
+        self.load_timeout_s = load_timeout_s
+        self.metrics = metrics
+        self.restarts = 0
+        self.timings = DetectorTimings()
+        self._counts = scheduler.detector_thread_counts()
+        idle, active = scheduler.split(False), scheduler.split(True)
+        self._cpus_for = {idle.detector_threads: idle.detector_cpus, active.detector_threads: active.detector_cpus}
+        self._worker = _Worker(make, self._counts, self._cpus_for, first)
+        self._wait_ready()
+        any_session = next(iter(self._worker.sessions.values()))
+        self.class_names = any_session.class_names
+
+    def _wait_ready(self) -> None:
+        if not self._worker.ready.wait(self.load_timeout_s):
+            raise EdgeRuntimeError(f"ManagedDetector: sessions for threads {self._counts} did not load within "
+                                   f"{self.load_timeout_s} s")
+        if self._worker.error is not None:
+            raise self._worker.error
+
+    @property
+    def inference_native_id(self) -> Optional[int]:
+        """Native id of the thread running inference now (for CPU accounting)."""
+        return self._worker.native_id
+
+    def __call__(self, frame: Any) -> Detections:
+        """Detect in one frame with the session the scheduler picks; empty detections if it got stuck."""
+        self._wait_ready()
+        future: Future = Future()
+        with self.scheduler.detection_slot() as split:
+            self._worker.jobs.put((frame, split.detector_threads, future))
+            try:
+                detections, self.timings = future.result(timeout=self.stuck_timeout_s)
+                return detections
+            except TimeoutError:
+                pass
+        self._restart()
+        return Detections.empty()
+
+    detect = __call__
+
+    def _restart(self) -> None:
+        log.error("detector stuck for more than %.1f s; restarting it (counts are kept)", self.stuck_timeout_s)
+        self._worker.abandoned = True
+        self.restarts += 1
+        self.timings = DetectorTimings()
+        if self.metrics is not None:
+            self.metrics.frame_stuck()
+            self.metrics.detector_restarted()
+        self._worker = _Worker(self._make, self._counts, self._cpus_for)
+        if self.metrics is not None:
+            self._worker.ready.wait(self.load_timeout_s)
+            if self._worker.native_id is not None:
+                self.metrics.register_thread("inference", self._worker.native_id)
+
+    def close(self) -> None:
+        """Let the inference thread end (a stuck one is left behind; it is a daemon)."""
+        self._worker.jobs.put(None)
+
+    def __getattr__(self, name: str) -> Any:  # path, threads, input_hw, ...: the current session's
+        worker = self.__dict__.get("_worker")
+        if worker is None or not worker.sessions:
+            raise AttributeError(name)
+        return getattr(next(iter(worker.sessions.values())), name)
+
+
+class _ArrivalClock:
+    """Wraps a FrameSource and notes when each frame reached the pipeline (monotonic seconds)."""
+
+    def __init__(self, source: Any) -> None:
+        self._source = source
+        self.arrival_s = 0.0
+
+    def __enter__(self) -> "_ArrivalClock":
+        self._source.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> Any:
+        return self._source.__exit__(*exc)
+
+    def __iter__(self) -> Iterator[Any]:
+        for frame in self._source:
+            self.arrival_s = time.monotonic()
+            yield frame
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._source, name)
+
+
+class _ChatHooks:
+    """What the chat server calls: scheduling around generations, grounding, metrics."""
+
+    def __init__(self, sup: "Supervisor") -> None:
+        self.sup = sup
+
+    def generation_started(self) -> None:
+        split = self.sup.scheduler.chat_started()
+        self.sup.metrics.register_thread("chat")
+        try:
+            self.sup.chat.set_threads(split.chat_threads)
+        except Exception:  # an older llama-cpp-python without llama_set_n_threads: keep the load-time count
+            log.debug("could not change llama.cpp threads", exc_info=True)
+
+    def generation_finished(self, stats: Any, outcome: str) -> None:
+        self.sup.scheduler.chat_finished()
+        self.sup.metrics.chat_done(stats, outcome if stats is None or stats.finish_reason is None
+                                   or stats.finish_reason.value != "cancelled" else "cancelled")
+
+    def between_tokens(self) -> None:
+        self.sup.scheduler.between_tokens()
+
+    def prepare(self, messages: List[Dict[str, str]]) -> Tuple[List[Dict[str, str]], Optional[str]]:
+        return self.sup.ground(messages)
+
+    def metrics_text(self) -> str:
+        return prometheus_text(self.sup.metrics_snapshot())
+
+
+class Supervisor:
+    """Runs the pipeline on its own thread and (if enabled) the chat server, sharing one CPU budget.
+
+    Args:
+        config: a validated config.
+        restart_source, quiet: as for :func:`~edge_runtime.runtime.build.build_pipeline`.
+        stuck_timeout_s: watchdog limit for one inference.
+        chat: an already loaded :class:`~edge_runtime.llm.chat.Chat` to serve (default: load
+            ``config.chat.model`` when ``config.chat.enabled``).
+        pipeline: an already built pipeline to supervise (tests; default: built from ``config``).
+        make_detector: builds detector sessions by thread count (default: clones of the pipeline's).
+
+    Raises:
+        ConfigError, ModelFormatError, SourceError, StoreError, AssetError, BackendUnavailableError: as the
+            parts do, at construction.
+    """
+
+    def __init__(self, config: Config, *, restart_source: bool = False, quiet: bool = False,
+                 stuck_timeout_s: float = 10.0, chat: Any = None, pipeline: Optional[Pipeline] = None,
+                 make_detector: Optional[Callable[[int], Any]] = None) -> None:
+        self.config = config
+        self.scheduler = Scheduler.from_config(config.budget)
+        self.metrics = Metrics()
+        if pipeline is None:
+            from .build import build_pipeline
+
+            cores = self.scheduler.cores
+            config_threads = config.model.threads or cores
+            import dataclasses
+
+            model = dataclasses.replace(config.model, threads=config_threads)
+            pipeline = build_pipeline(dataclasses.replace(config, model=model), restart_source=restart_source,
+                                      quiet=quiet)
+        self.pipeline = pipeline
+        base = pipeline.detector
+        make = make_detector or (lambda n: clone_detector(base, n))
+        self.detector = ManagedDetector(make, self.scheduler, stuck_timeout_s=stuck_timeout_s, metrics=self.metrics,
+                                        first=base if make_detector is None else None)
+        pipeline.detector = self.detector  # type: ignore[assignment]
+        self._clock = _ArrivalClock(pipeline.source)
+        pipeline.source = self._clock  # type: ignore[assignment]
+        self.metrics.add_gauge("dropped_frames_total", lambda: float(getattr(getattr(self._clock, "stats", None),
+                                                                             "dropped", 0)))
+        self.chat = chat
+        self.server: Any = None
+        self.address: Optional[Tuple[str, int]] = None
+        if config.chat.enabled and self.chat is None:
+            from ..assets import resolve
+            from ..llm.chat import Chat
+
+            self.chat = Chat(resolve(config.chat.model), n_ctx=config.chat.ctx, n_threads=self.scheduler.cores)
+        if self.chat is not None:
+            from ..llm.server import ChatServer, ServerConfig
+
+            server_config = ServerConfig(host=config.chat.host, port=config.chat.port, token=config.chat.token or None)
+            self.server = ChatServer(self.chat, server_config, hooks=_ChatHooks(self))
+            self.metrics.add_gauge("chat_queue_depth", lambda: float(max(self.server._admitted - 1, 0)))
+        self._thread: Optional[threading.Thread] = None
+        self._stop = threading.Event()
+        self._max_frames = 0
+        self.summary: Optional[RunSummary] = None
+        self.error: Optional[BaseException] = None
+
+    # ------------------------------------------------------------------------------------- running
+
+    def start(self, max_frames: int = 0) -> None:
+        """Start the chat server (if any; :attr:`address` is then set) and the pipeline thread."""
+        if self._thread is not None:
+            raise EdgeRuntimeError("Supervisor.start: already running")
+        if self.server is not None:
+            self.address = self.server.start()
+            log.info("chat server on http://%s:%d/v1 (metrics at /metrics)", *self.address)
+        self._max_frames = max_frames
+        if self.detector.inference_native_id is not None:
+            self.metrics.register_thread("inference", self.detector.inference_native_id)
+        self._thread = threading.Thread(target=self._drive, name="edge-pipeline", daemon=True)
+        self._thread.start()
+
+    def _drive(self) -> None:
+        self.metrics.register_thread("pipeline")
+        pipe = self.pipeline
+        try:
+            for result in pipe:
+                self.metrics.frame_done(timestamp_s=result.frame.timestamp_s, arrival_s=self._clock.arrival_s,
+                                        inference_ms=result.timings.inference_ms if result.inferred else 0.0)
+                if self._max_frames and pipe.summary.frames >= self._max_frames:
+                    break
+                if self._stop.is_set():
+                    break
+                self.scheduler.wait_turn(self._stop)
+        except BaseException as exc:  # reported by wait()/run(); the server is stopped there
+            log.exception("pipeline failed")
+            self.error = exc
+        finally:
+            for sink in pipe.sinks:
+                try:
+                    sink.close(pipe)
+                except Exception:
+                    log.exception("closing sink %r failed", sink)
+            self.summary = pipe.totals()
+
+    def wait(self, timeout_s: Optional[float] = None) -> bool:
+        """Wait for the pipeline thread to end; True when it has."""
+        if self._thread is None:
+            return True
+        self._thread.join(timeout_s)
+        return not self._thread.is_alive()
+
+    def stop(self) -> None:
+        """Ask the pipeline to end after the frame in flight (safe from a signal handler)."""
+        self._stop.set()
+        self.pipeline.stop()
+
+    def shutdown(self) -> RunSummary:
+        """Stop everything, flush, close the database; returns the totals.
+
+        Raises:
+            the pipeline's error, if it failed.
+        """
+        self.stop()
+        self.wait()
+        if self.server is not None:
+            self.server.stop()
+        self.detector.close()
+        store = getattr(self.pipeline, "store", None)
+        if store is not None:
+            store.close()
+        if self.chat is not None and self.server is not None:
+            self.chat.close()
+        if self.error is not None:
+            raise self.error
+        return self.summary if self.summary is not None else self.pipeline.totals()
+
+    def run(self, max_frames: int = 0) -> RunSummary:
+        """Start, wait until the source ends, ``max_frames`` or :meth:`stop`, then :meth:`shutdown`."""
+        self.start(max_frames)
+        try:
+            while not self.wait(0.2):
+                pass
+        finally:
+            summary = self.shutdown()
+        return summary
+
+    # ------------------------------------------------------------------------------------ reading
+
+    def metrics_snapshot(self) -> Dict[str, Any]:
+        """:meth:`Metrics.snapshot` plus the budget's yield counters."""
+        snap = self.metrics.snapshot()
+        snap["chat_yields_total"] = self.scheduler.stats["yields"]
+        snap["chat_yield_wait_s_total"] = self.scheduler.stats["yield_wait_s"]
+        return snap
+
+    def _kinds(self) -> Dict[str, str]:
+        return {c.name: ("zone" if hasattr(c, "polygon") else "line") for c in self.pipeline.counters}
+
+    def live_facts(self) -> str:
+        """One paragraph of the live totals, for the chat's system message."""
+        totals = self.pipeline.totals()
+        names = self.detector.class_names
+        parts = []
+        for name, dirs in {**totals.lines, **totals.zones}.items():
+            counts = ", ".join(f"{d}: " + (", ".join(f"{n} {names.get(c, c)}" for c, n in sorted(by.items())) or "0")
+                               for d, by in dirs.items())
+            parts.append(f"{name} ({self._kinds().get(name, 'line')}): {counts}")
+        fps = self.metrics.detection_fps()
+        return (f"You are the assistant of a camera that counts objects crossing lines and zones. Live totals "
+                f"since counting began: {'; '.join(parts) or 'no lines or zones configured'}. Detection runs at "
+                f"{fps:.1f} frames per second. Use only these numbers when asked about counts.")
+
+    def ground(self, messages: List[Dict[str, str]]) -> Tuple[List[Dict[str, str]], Optional[str]]:
+        """Ground a chat request: the exact answer for a count question, else the live facts as context."""
+        from ..llm.grounding import MemoryEvents, StoreEvents, answer
+
+        question = messages[-1]["content"]
+        kinds = self._kinds()
+        if kinds and _COUNT_QUESTION.search(question):
+            store = getattr(self.pipeline, "store", None)
+            view = StoreEvents(store) if store is not None else MemoryEvents(self.pipeline)
+            result = answer(question, view, class_names=self.detector.class_names, kinds=kinds)
+            self.metrics.chat_outcomes["grounded"] += 1
+            return messages, result.text
+        return [{"role": "system", "content": self.live_facts()}, *messages], None
