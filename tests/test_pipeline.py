@@ -68,7 +68,7 @@ def reference(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("reference")
     db = tmp / "ref.db"
     pipeline = build_pipeline(load_config(_write_config(tmp, db)), quiet=True)
-    results = list(pipeline)
+    results = list(pipeline.frames(FRAMES))
     for sink in pipeline.sinks:
         sink.close(pipeline)
     summary = pipeline.totals()

@@ -178,10 +178,14 @@ class Pipeline:
 
     def __iter__(self) -> Iterator[FrameResult]:
         """Open the source and yield a FrameResult per delivered frame; sinks see each one first."""
+        return self.frames()
+
+    def frames(self, max_frames: int = 0) -> Iterator[FrameResult]:
+        """As iterating the pipeline, stopping after ``max_frames`` frames (0 = until the source ends)."""
         start = time.perf_counter()
         with self.source:
             for frame in self.source:
-                if self._stop.is_set():
+                if self._stop.is_set() or (max_frames and self.summary.frames >= max_frames):
                     break
                 result = self.process(frame)
                 t0 = time.perf_counter()
@@ -194,7 +198,7 @@ class Pipeline:
                 self._account(result)
                 self.summary.wall_s = time.perf_counter() - start
                 yield result
-                if self._stop.is_set():
+                if self._stop.is_set() or (max_frames and self.summary.frames >= max_frames):
                     break
             stats = getattr(self.source, "stats", None)
             if stats is not None:
@@ -221,9 +225,8 @@ class Pipeline:
     def run(self, max_frames: int = 0) -> RunSummary:
         """Process the source to its end (or ``max_frames`` frames), close the sinks, return the totals."""
         try:
-            for result in self:
-                if max_frames and self.summary.frames >= max_frames:
-                    break
+            for _ in self.frames(max_frames):
+                pass
         finally:
             for sink in self.sinks:
                 try:
