@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import itertools
 import logging
 from pathlib import Path
 from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Union
@@ -236,7 +237,11 @@ def quantize_static_qdq(src: PathLike, dst: PathLike, feeds: Iterable[Feed], *,
             raise ConfigError(f"quantize_static_qdq: {method.value} calibration builds one histogram per tensor "
                               f"and needs equal-shape feeds, got {len(shapes)} shapes; use method='minmax' or "
                               "tile/resize the calibration inputs to one shape")
-    reader = _FeedReader(feeds, inputs, quiet, total)
+    feeds = iter(feeds)
+    first = next(feeds, None)
+    if first is None:
+        raise ConfigError("quantize_static_qdq: the calibration feeds were empty; pass at least one input")
+    reader = _FeedReader(itertools.chain([first], feeds), inputs, quiet, total)
     ort_method = {CalibrationMethod.MINMAX: quantization.CalibrationMethod.MinMax,
                   CalibrationMethod.ENTROPY: quantization.CalibrationMethod.Entropy,
                   CalibrationMethod.PERCENTILE: quantization.CalibrationMethod.Percentile}[method]
@@ -247,8 +252,6 @@ def quantize_static_qdq(src: PathLike, dst: PathLike, feeds: Iterable[Feed], *,
                                      weight_type=quantization.QuantType.QInt8, calibrate_method=ort_method,
                                      op_types_to_quantize=list(op_types) if op_types else None,
                                      nodes_to_exclude=exclude, extra_options=extra)
-        if reader.count == 0:
-            raise ConfigError("quantize_static_qdq: the calibration feeds were empty; pass at least one input")
     return Path(dst)
 
 
