@@ -32,7 +32,7 @@ from ._io import atomic_output, file_size
 from .fallback import SimulatedScheme, rank_matmul_nodes, search_fallback, smooth_matmul_inputs
 from .quantize import AccuracyLevel, load_onnx, quantize_dynamic_int8, quantize_weight_only
 from .report import ConversionReport, ModelEntry, QuantScheme, fallback_rows
-from .sentence import Pooling, SentenceEncoder, Tokenizer, pool, read_pooling
+from .sentence import Pooling, Tokenizer, pool, read_pooling
 from .torch_export import DEFAULT_OPSET, Axis, ExportResult, export_torch
 from .verify import Bound, MetricsAccumulator, compare_outputs, measure_latency, open_session, run_session
 
