@@ -22,12 +22,15 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import enum
 import os
+import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Optional, Union
+from typing import Callable, Dict, Iterator, Optional, Union
 
 import numpy as np
 
@@ -173,8 +176,31 @@ def _llama_cpp():
     return llama_cpp
 
 
+@contextlib.contextmanager
+def _captured_stderr(enabled: bool) -> Iterator[Callable[[], str]]:
+    """Send file descriptor 2 (where llama.cpp logs) to a temporary file for the block; yields a
+    function returning the captured text's tail. Process-wide while it lasts: a conversion step."""
+    if not enabled:
+        yield lambda: ""
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as log:
+        os.dup2(log.fileno(), 2)
+
+        def tail() -> str:
+            log.seek(0)
+            lines = log.read().decode("utf-8", "replace").strip().splitlines()
+            return " | ".join(lines[-4:])
+        try:
+            yield tail
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
 def quantize_k(src: PathLike, dst: PathLike, qtype: Union[KQuant, str] = KQuant.Q4_K_M, *,
-               threads: Optional[int] = None, allow_requantize: bool = False) -> Path:
+               threads: Optional[int] = None, allow_requantize: bool = False, verbose: bool = False) -> Path:
     """Quantize an F32/F16/BF16 GGUF to a llama.cpp K-quant mix with llama.cpp's own quantizer.
 
     Args:
@@ -184,6 +210,8 @@ def quantize_k(src: PathLike, dst: PathLike, qtype: Union[KQuant, str] = KQuant.
         qtype: a :class:`KQuant` (``Q4_K_M``, ``Q5_K_M``, ``Q6_K``, ...).
         threads: llama.cpp worker threads (default: all CPUs).
         allow_requantize: accept already-quantized weights.
+        verbose: let llama.cpp's per-tensor log through to stderr (by default it is captured and only
+            its last lines are quoted in an error).
 
     Returns:
         ``dst``.
@@ -219,9 +247,11 @@ def quantize_k(src: PathLike, dst: PathLike, qtype: Union[KQuant, str] = KQuant.
     params.nthread = threads or (os.cpu_count() or 1)
     params.allow_requantize = bool(allow_requantize)
     with atomic_output(dst, where="quantize_k") as tmp:
-        rc = llama_cpp.llama_model_quantize(str(src).encode(), str(tmp).encode(), ctypes.byref(params))
+        with _captured_stderr(not verbose) as log_tail:
+            rc = llama_cpp.llama_model_quantize(str(src).encode(), str(tmp).encode(), ctypes.byref(params))
+            log = log_tail()
         if rc != 0 or not tmp.is_file():
-            raise ModelFormatError(f"quantize_k: llama.cpp failed to quantize {src} to {kq.value} (status {rc}); "
-                                   "its log on stderr says why")
+            raise ModelFormatError(f"quantize_k: llama.cpp failed to quantize {src} to {kq.value} (status {rc}): "
+                                   f"{log or 'see its log on stderr'}")
         validate(tmp)
     return dst
