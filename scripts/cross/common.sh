@@ -5,7 +5,9 @@
 # as the test machine. Facts behind every step: see the notes in shared CROSS.md, summarised here where
 # they matter. Everything lives under build/cross/ and is reused by later runs.
 
-set -euo pipefail
+set -Eeuo pipefail
+# Never die silently: name the command and line that stopped the script.
+trap 'printf "[cross] error: %s failed (exit %s) at %s:%s\n" "$BASH_COMMAND" "$?" "${BASH_SOURCE[0]##*/}" "$LINENO" >&2' ERR
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 CROSS_DIR=${EDGE_CROSS_DIR:-$REPO/build/cross}
