@@ -101,6 +101,19 @@ def test_v8_decodes_a_known_box_back_to_source_pixels():
     np.testing.assert_array_equal(cls, [1, 0])
 
 
+@pytest.mark.parametrize("n", [8400, 8403])  # a multiple of the vector width, and one with a scalar tail
+def test_v8_full_size_coco_output_matches_reference(n):
+    rng = np.random.default_rng(n)
+    raw = np.empty((1, 84, n), np.float32)
+    raw[0, :2] = rng.uniform(0, 640, (2, n))
+    raw[0, 2:4] = rng.uniform(1, 200, (2, n))
+    raw[0, 4:] = rng.choice(np.float32([0.0, 0.1, 0.3, 0.6]), (80, n))  # many ties between classes
+    info = ops.letterbox_geometry((720, 1280), (640, 640))
+    got = ops.decode_yolo(raw, V8, 0.25, info, num_classes=80)
+    assert_same(got, reference_decode(raw, V8, 0.25, info, num_classes=80))
+    assert len(got[1]) > 1000 and set(np.unique(got[2]).tolist()) <= set(range(80))
+
+
 def test_v5_score_is_objectness_times_best_class():
     info = ops.letterbox_geometry((640, 640), (640, 640))
     raw = np.array([[100, 100, 20, 20, 0.5, 0.2, 0.9, 0.9],    # 0.45, class 1 (first of the tie)

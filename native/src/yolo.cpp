@@ -81,7 +81,38 @@ void emit_cxcywh(float cx, float cy, float w, float h, float score, int32_t cls,
     emit(cx - hw, cy - hh, cx + hw, cy + hh, score, cls, m, out);
 }
 
-// (4 + nc, N) channel-major: best class per anchor by sweeping whole class rows (contiguous, vectorises).
+// One class row of the V8 argmax: best[j], arg[j] = row[j], c where row[j] > best[j] (strictly, so ties keep the
+// first class). GCC won't if-convert this loop (it reports "control flow in loop"), so it is written with
+// vector extensions where they are exact: SSE2 on x86-64 and NEON on aarch64 compare like scalar IEEE code.
+// ARMv7 NEON flushes denormals, so armv7 (and other targets) take the scalar loop.
+void best_class_sweep(const float* row, float* best, int32_t* arg, int64_t n, int32_t c) {
+    int64_t j = 0;
+#if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__aarch64__))
+    typedef float f32x4 __attribute__((vector_size(16)));
+    typedef int32_t i32x4 __attribute__((vector_size(16)));
+    const i32x4 cv = {c, c, c, c};
+    for (; j + 4 <= n; j += 4) {
+        f32x4 v, b;
+        i32x4 a;
+        std::memcpy(&v, row + j, sizeof v);
+        std::memcpy(&b, best + j, sizeof b);
+        std::memcpy(&a, arg + j, sizeof a);
+        const i32x4 gt = v > b;  // all ones where row > best
+        const i32x4 nb = ((i32x4)v & gt) | ((i32x4)b & ~gt);  // same-size vector casts reinterpret the bits
+        const i32x4 na = (cv & gt) | (a & ~gt);
+        std::memcpy(best + j, &nb, sizeof nb);
+        std::memcpy(arg + j, &na, sizeof na);
+    }
+#endif
+    for (; j < n; ++j) {
+        if (row[j] > best[j]) {
+            best[j] = row[j];
+            arg[j] = c;
+        }
+    }
+}
+
+// (4 + nc, N) channel-major: best class per anchor by sweeping whole class rows (contiguous).
 void decode_v8(const float* raw, int64_t nc, int64_t n, double conf, const BoxMap& m, const uint8_t* allowed,
                int64_t allowed_size, Decoded* out) {
     if (n == 0) return;
@@ -89,15 +120,7 @@ void decode_v8(const float* raw, int64_t nc, int64_t n, double conf, const BoxMa
     std::vector<int32_t> arg(static_cast<size_t>(n), 0);
     float* bp = best.data();
     int32_t* ap = arg.data();
-    for (int64_t c = 1; c < nc; ++c) {
-        const float* row = raw + (4 + c) * n;
-        const int32_t ci = static_cast<int32_t>(c);
-        for (int64_t j = 0; j < n; ++j) {
-            const bool gt = row[j] > bp[j];
-            bp[j] = gt ? row[j] : bp[j];
-            ap[j] = gt ? ci : ap[j];
-        }
-    }
+    for (int64_t c = 1; c < nc; ++c) best_class_sweep(raw + (4 + c) * n, bp, ap, n, static_cast<int32_t>(c));
     for (int64_t j = 0; j < n; ++j) {
         if (!(static_cast<double>(bp[j]) >= conf) || !allowed_class(ap[j], allowed, allowed_size)) continue;
         emit_cxcywh(raw[j], raw[n + j], raw[2 * n + j], raw[3 * n + j], bp[j], ap[j], m, out);
