@@ -78,7 +78,8 @@ def _parse_inputs(specs: List[str]) -> Dict[str, np.ndarray]:
         match = re.fullmatch(r"([A-Za-z_][\w.]*)=(\d+(?:x\d+)*)(?::(\w+))?", spec)
         if not match:
             raise ConfigError(f"convert torch: --input {spec!r}: expected NAME=1x3x64x64[:dtype]")
-        name, shape, dtype = match.group(1), tuple(int(d) for d in match.group(2).split("x")), match.group(3) or "float32"
+        name, dtype = match.group(1), match.group(3) or "float32"
+        shape = tuple(int(d) for d in match.group(2).split("x"))
         try:
             np_dtype = np.dtype(dtype)
         except TypeError as exc:
@@ -124,7 +125,8 @@ def run_command(args: argparse.Namespace) -> int:
 
         inputs = _parse_inputs(args.input)
         result = export_torch((args.weights, _load_class(args.module)), tuple(inputs.values()), args.out,
-                              input_names=list(inputs), output_names=[n for n in args.output_names.split(",") if n] or None,
+                              input_names=list(inputs),
+                              output_names=[n for n in args.output_names.split(",") if n] or None,
                               opset=args.opset, dynamic_axes=_parse_dynamic(args.dynamic),
                               bound=Bound(max_abs_err=args.max_abs_err), threads=args.threads)
         worst = max(m.max_abs_err for m in result.metrics)

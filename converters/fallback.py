@@ -67,7 +67,8 @@ def _weights(model) -> Dict[str, np.ndarray]:
     return {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
 
 
-def capture_tensors(model, feeds: Sequence[Feed], names: Sequence[str], *, threads: int = 1) -> Dict[str, List[np.ndarray]]:
+def capture_tensors(model, feeds: Sequence[Feed], names: Sequence[str], *,
+                    threads: int = 1) -> Dict[str, List[np.ndarray]]:
     """Run ``model`` (a ModelProto) on ``feeds`` and return the intermediate tensors called ``names``.
 
     The tensors are exposed as extra graph outputs of a copy of the model; graph optimizations are off
@@ -234,18 +235,19 @@ def search_fallback(ranked: Ranked, build: Callable[[List[str]], object], evalua
 
     if score(0) >= target:
         return FallbackResult([], cache[0][0], trials, cache[0][1])
-    if limit == 0 or score(limit) < target:
-        best = max(s for _, s in trials)
-        raise AccuracyError(f"{what}: metric {best:.5f} < target {target:g} even with {limit} of {len(names)} "
-                            "candidate nodes kept in float; use more bits (int8 instead of 4-bit), a smaller "
-                            "block size, allow more nodes in float, or relax the target")
-    lo, hi = 0, limit  # invariant: score(lo) < target <= score(hi)
+    # Bisection; score(limit) is only evaluated when everything below it failed, which saves a build.
+    lo, hi = 0, limit  # invariant: score(lo) < target, and score(hi) >= target unless hi == limit is untested
     while hi - lo > 1:
         mid = (lo + hi) // 2
         if score(mid) >= target:
             hi = mid
         else:
             lo = mid
+    if hi == 0 or score(hi) < target:
+        best = max(s for _, s in trials)
+        raise AccuracyError(f"{what}: metric {best:.5f} < target {target:g} even with {limit} of {len(names)} "
+                            "candidate nodes kept in float; use more bits (int8 instead of 4-bit), a smaller "
+                            "block size, allow more nodes in float, or relax the target")
     return FallbackResult(names[:hi], cache[hi][0], trials, cache[hi][1])
 
 

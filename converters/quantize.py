@@ -95,7 +95,8 @@ def _ort_quantization():
             from onnxruntime import quantization
             from onnxruntime.quantization import matmul_nbits_quantizer
     except ImportError as exc:  # pragma: no cover - onnxruntime is a core dependency
-        raise BackendUnavailableError(f"onnxruntime.quantization is unavailable: {exc}; pip install onnxruntime") from exc
+        raise BackendUnavailableError(f"onnxruntime.quantization is unavailable: {exc}; "
+                                      "pip install onnxruntime") from exc
     return quantization, matmul_nbits_quantizer
 
 

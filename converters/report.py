@@ -188,7 +188,8 @@ class ConversionReport:
         lines += ["", "## Detection accuracy vs fp32", ""]
         if self.detection:
             lines += ["| model | mAP@0.5 vs fp32 | count agreement | frames |", "|---|---:|---:|---:|"]
-            lines += [f"| {k} | {d.map50:.4f} | {d.count_agreement:.3f} | {d.frames} |" for k, d in self.detection.items()]
+            lines += [f"| {k} | {d.map50:.4f} | {d.count_agreement:.3f} | {d.frames} |"
+                      for k, d in self.detection.items()]
         else:
             lines.append("Not applicable to these models (filled by detector conversions).")
         lines += ["", "## Float fallback", ""]
@@ -198,8 +199,8 @@ class ConversionReport:
                 lines += [f"**{name}**: {len(kept)} of {len(rows)} candidate nodes kept in float "
                           "(most sensitive first).", "",
                           "| node | op | sensitivity | metric | kept float |", "|---|---|---:|---|---|"]
-                lines += [f"| {r.node} | {r.op_type} | {r.sensitivity:.4g} | {r.metric} | {'yes' if r.kept_float else ''} |"
-                          for r in rows]
+                lines += [f"| {r.node} | {r.op_type} | {r.sensitivity:.4g} | {r.metric} | "
+                          f"{'yes' if r.kept_float else ''} |" for r in rows]
                 lines.append("")
         else:
             lines.append("No node was kept in float.")

@@ -80,7 +80,8 @@ def read_pooling(model_dir: PathLike, default_max_len: int = 512) -> Pooling:
         cfg_path = model_dir / str(types["Pooling"].get("path", "")) / "config.json"
         cfg = _read_json(cfg_path, "read_pooling") if cfg_path.is_file() else {}
         flags = {PoolingMode.CLS: "pooling_mode_cls_token", PoolingMode.MAX: "pooling_mode_max_tokens",
-                 PoolingMode.MEAN_SQRT_LEN: "pooling_mode_mean_sqrt_len_tokens", PoolingMode.MEAN: "pooling_mode_mean_tokens"}
+                 PoolingMode.MEAN_SQRT_LEN: "pooling_mode_mean_sqrt_len_tokens",
+                 PoolingMode.MEAN: "pooling_mode_mean_tokens"}
         chosen = [m for m, key in flags.items() if isinstance(cfg, dict) and cfg.get(key)]
         if len(chosen) > 1:
             raise ModelFormatError(f"read_pooling: {str(cfg_path)!r} enables several pooling modes "
@@ -123,7 +124,8 @@ class Tokenizer:
         try:
             from tokenizers import Tokenizer as _HFTokenizer
         except ImportError as exc:
-            raise BackendUnavailableError("the tokenizers package is needed; pip install 'edge-runtime[convert]'") from exc
+            raise BackendUnavailableError("the tokenizers package is needed; "
+                                          "pip install 'edge-runtime[convert]'") from exc
         path = Path(path)
         if path.is_dir():
             path = path / "tokenizer.json"

@@ -49,8 +49,8 @@ def _torch():
     try:
         import torch
     except ImportError as exc:
-        raise BackendUnavailableError("PyTorch is needed to export models; pip install 'edge-runtime[convert]' "
-                                      "(CPU build: pip install torch --index-url https://download.pytorch.org/whl/cpu)") from exc
+        raise BackendUnavailableError("PyTorch is needed to export models; install the CPU build of torch, "
+                                      "then pip install 'edge-runtime[convert]'") from exc
     return torch
 
 
@@ -127,7 +127,8 @@ def load_state_dict(path: Union[str, Path]) -> Dict[str, Any]:
     except Exception as exc:  # UnpicklingError, RuntimeError (bad zip), EOFError on truncation
         raise ModelFormatError(f"{str(path)!r}: not a loadable PyTorch state dict ({type(exc).__name__}: "
                                f"{str(exc).splitlines()[0][:200] if str(exc) else ''}); expected a file written by "
-                               "torch.save(module.state_dict()) (weights_only loading refuses arbitrary pickles)") from exc
+                               "torch.save(module.state_dict()) (weights_only loading refuses arbitrary "
+                               "pickles)") from exc
     if isinstance(state, Mapping) and "state_dict" in state and isinstance(state["state_dict"], Mapping):
         state = state["state_dict"]
     if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
@@ -312,7 +313,8 @@ def export_torch(model: ModuleSpec, example_inputs: Any, out_path: Union[str, Pa
     example = _as_tensors(example_inputs, "export_torch: example_inputs")
     names = list(input_names) if input_names else [f"input_{i}" for i in range(len(example))]
     if len(names) != len(example) or len(set(names)) != len(names):
-        raise InputError(f"export_torch: {len(names)} distinct input names needed for {len(example)} inputs, got {names}")
+        raise InputError(f"export_torch: {len(names)} distinct input names needed for {len(example)} inputs, "
+                         f"got {names}")
     axes = _normalize_axes(dynamic_axes, names, example)
     module = _resolve_module(model).eval()
     extra = [_as_tensors(v, f"export_torch: verify_inputs[{i}]") for i, v in enumerate(verify_inputs)]

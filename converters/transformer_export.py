@@ -342,6 +342,9 @@ def convert_transformer(model_dir: PathLike, out_dir: PathLike, *, stem: Optiona
                 settings={**settings, "target_embedding_cosine": target,
                           "fallback_trials": " ".join(f"k={k}:{s:.4f}" for k, s in result.trials)}))
             report.float_fallback[name] = fallback_rows(ranked, result.kept_float, "rel_err")
+            if name == "q4" and fallback_bits == 8 and result.kept_float:
+                report.notes.append(f"q4: the {len(result.kept_float)} fallback MatMuls are stored as 8-bit "
+                                    "MatMulNBits, not fp32 ('kept float' = kept out of 4-bit)")
     feed = feeds[0]
     runners = {}
     for name, path in paths.items():

@@ -61,7 +61,8 @@ class Bound:
     def __post_init__(self) -> None:
         if self.max_abs_err is not None and not (self.max_abs_err >= 0 and math.isfinite(self.max_abs_err)):
             raise InputError(f"Bound.max_abs_err: expected a finite number >= 0, got {self.max_abs_err!r}")
-        if self.max_mean_abs_err is not None and not (self.max_mean_abs_err >= 0 and math.isfinite(self.max_mean_abs_err)):
+        mean = self.max_mean_abs_err
+        if mean is not None and not (mean >= 0 and math.isfinite(mean)):
             raise InputError(f"Bound.max_mean_abs_err: expected a finite number >= 0, got {self.max_mean_abs_err!r}")
         if self.min_cosine is not None and not (-1.0 <= self.min_cosine <= 1.0):
             raise InputError(f"Bound.min_cosine: expected a number in [-1, 1], got {self.min_cosine!r}")

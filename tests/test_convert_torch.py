@@ -50,7 +50,8 @@ def test_export_verifies_on_random_shapes_and_matches_torch_at_a_new_shape(tmp_p
     net = SmallNet().eval()
     out = tmp_path / "small.onnx"
     result = export_torch(net, torch.randn(2, 3, 16, 20), out, input_names=["image"], output_names=["logits", "prob"],
-                          dynamic_axes={"image": {0: Axis("batch", 1, 8), 2: ("height", 4, 64), 3: "width"}}, n_random=3)
+                          dynamic_axes={"image": {0: Axis("batch", 1, 8), 2: ("height", 4, 64), 3: "width"}},
+                          n_random=3)
     assert out.is_file() and result.size_bytes == out.stat().st_size
     assert all(m.max_abs_err <= 1e-4 for m in result.metrics) and result.metrics[0].samples == 4
     assert len({s[0] for s in result.checked_shapes}) > 1  # the random inputs really changed shape
