@@ -1,4 +1,4 @@
-"""``edge-runtime convert torch | transformer | mtcnn``: the converters from the command line.
+"""``edge-runtime convert torch | transformer | mtcnn | gguf | llm-onnx``: the converters from the command line.
 
 Each run ends in verification and writes a report (``*.report.json`` / ``*.report.md``) next to the
 models; a failed check exits with status 2 and leaves no model file behind.
@@ -71,6 +71,23 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                    help="evaluation photos, kept apart from calibration (default: astronaut)")
     m.add_argument("--method", default="minmax", choices=("minmax", "entropy", "percentile"))
 
+    g = sub.add_parser("gguf", help="a HF Llama/Qwen2/BERT dir or a GGUF -> GGUF f32/f16/q8_0/q4_0/q4_1 or a K-quant")
+    g.add_argument("src", type=Path, help="HF checkpoint dir (config.json, *.safetensors, tokenizer.json) or a .gguf")
+    g.add_argument("--out", required=True, type=Path, help="the .gguf file to write")
+    g.add_argument("--type", default="f16", help="f32, f16, q8_0, q4_0, q4_1 (ours) or Q4_K_M, Q5_K_M, Q6_K ... (llama.cpp)")
+    g.add_argument("--tokenizer-pre", default=None, help="llama.cpp pre-tokenizer name when the hash is unknown")
+    g.add_argument("--allow-requantize", action="store_true", help="K-quant a GGUF that is already quantized")
+    g.add_argument("--threads", type=int, default=1, help="quantizer threads")
+
+    o = sub.add_parser("llm-onnx", parents=[common], help="a HF Llama dir or GGUF -> ONNX decoder fp32 + 4-bit, with a report")
+    o.add_argument("src", type=Path, help="HF Llama checkpoint dir or a llama .gguf")
+    o.add_argument("--out-dir", required=True, type=Path)
+    o.add_argument("--stem", default=None, help="output file stem (default: the source's name)")
+    o.add_argument("--block-size", type=int, default=32, help="4-bit block size along K")
+    o.add_argument("--accuracy-level", type=int, default=4, choices=range(5), help="MatMulNBits compute type")
+    o.add_argument("--lm-head-bits", type=int, default=8, choices=(4, 8, 32), help="LM head bits (32 = float)")
+    o.add_argument("--compare-gguf", type=Path, default=None, help="GGUF of the same weights to compare with")
+
 
 def _parse_inputs(specs: List[str]) -> Dict[str, np.ndarray]:
     out = {}
@@ -142,6 +159,20 @@ def run_command(args: argparse.Namespace) -> int:
                                      fallback_bits=args.fallback_bits, smooth=not args.no_smooth, opset=args.opset,
                                      threads=args.threads, quiet=args.quiet)
         stem = args.stem or Path(args.model_dir).name
+    elif kind == "gguf":
+        from .gguf_requant import convert_gguf
+
+        done = convert_gguf(args.src, args.out, args.type, threads=args.threads,
+                            tokenizer_pre=args.tokenizer_pre, allow_requantize=args.allow_requantize)
+        print(f"{done['path']}: {done['type']}, {done['size_bytes'] / 1e6:.2f} MB ({done['route']})")
+        return 0
+    elif kind == "llm-onnx":
+        from .llm_onnx import convert_llm_onnx
+
+        report = convert_llm_onnx(args.src, args.out_dir, stem=args.stem, block_size=args.block_size,
+                                  accuracy_level=args.accuracy_level, lm_head_bits=args.lm_head_bits,
+                                  compare_gguf=args.compare_gguf, threads=args.threads)
+        stem = args.stem or Path(args.src).stem.split(".")[0]
     elif kind == "mtcnn":
         from edge_runtime.assets import ensure
 

@@ -39,7 +39,7 @@ from edge_runtime.errors import BackendUnavailableError, InputError, ModelFormat
 from ._io import atomic_output, progress
 from .gguf_export import OutType, encode_tensor, tensor_type
 
-__all__ = ["KQuant", "RequantResult", "requantize", "quantize_k"]
+__all__ = ["KQuant", "RequantResult", "requantize", "quantize_k", "convert_gguf"]
 
 PathLike = Union[str, Path]
 
@@ -255,3 +255,50 @@ def quantize_k(src: PathLike, dst: PathLike, qtype: Union[KQuant, str] = KQuant.
                                    f"{log or 'see its log on stderr'}")
         validate(tmp)
     return dst
+
+
+def convert_gguf(src: PathLike, dst: PathLike, qtype: str, *, threads: int = 1, tokenizer_pre: Optional[str] = None,
+                 allow_requantize: bool = False) -> Dict[str, object]:
+    """One entry for every GGUF route: HF folder or GGUF in, any supported type out.
+
+    * HF folder -> f32/f16/q8_0/q4_0/q4_1: :func:`converters.gguf_export.export_gguf`;
+      -> a K-quant: an F16 export (temporary, next to ``dst``) then :func:`quantize_k`.
+    * GGUF -> f32/f16/q8_0/q4_0/q4_1: :func:`requantize`; -> a K-quant: :func:`quantize_k`.
+
+    Returns:
+        ``{"path", "type", "route", "size_bytes"}``.
+
+    Raises:
+        InputError: ``qtype`` is neither an :class:`OutType` nor a :class:`KQuant`, or ``src`` is missing.
+        ModelFormatError / BackendUnavailableError: from the route taken.
+    """
+    from .gguf_export import export_gguf
+
+    src, dst = Path(src), Path(dst)
+    name = str(qtype)
+    is_k = name.upper() in KQuant.__members__
+    if not is_k and name.lower() not in [t.value for t in OutType]:
+        raise InputError(f"convert_gguf: type must be one of {[t.value for t in OutType] + [k.value for k in KQuant]}, "
+                         f"got {qtype!r}")
+    if src.is_dir():
+        if not is_k:
+            export_gguf(src, dst, name, tokenizer_pre=tokenizer_pre, threads=threads)
+            route = "hf -> gguf (edge-runtime)"
+        else:
+            if not dst.parent.is_dir():
+                raise InputError(f"convert_gguf: output directory {str(dst.parent)!r} does not exist; create it first")
+            with tempfile.TemporaryDirectory(prefix=".f16-", dir=dst.parent) as tmp:
+                f16 = export_gguf(src, Path(tmp) / "model-f16.gguf", OutType.F16, tokenizer_pre=tokenizer_pre,
+                                  threads=threads).path
+                quantize_k(f16, dst, name, threads=threads)
+            route = "hf -> gguf f16 (edge-runtime) -> llama.cpp quantize"
+    elif src.is_file():
+        if is_k:
+            quantize_k(src, dst, name, threads=threads, allow_requantize=allow_requantize)
+            route = "gguf -> llama.cpp quantize"
+        else:
+            requantize(src, dst, name, threads=threads)
+            route = "gguf -> gguf (edge-runtime)"
+    else:
+        raise InputError(f"convert_gguf: {str(src)!r} does not exist; pass a HF checkpoint folder or a .gguf file")
+    return {"path": str(dst), "type": name, "route": route, "size_bytes": dst.stat().st_size}

@@ -39,7 +39,7 @@ from ._io import atomic_output
 from .quantize import AccuracyLevel, load_onnx, quantize_weight_only
 from .verify import Bound
 
-__all__ = ["LlamaWeights", "load_llama_weights", "export_llm_onnx", "quantize_llm_onnx", "OnnxLlm",
+__all__ = ["LlamaWeights", "load_llama_weights", "export_llm_onnx", "quantize_llm_onnx", "convert_llm_onnx", "OnnxLlm",
            "compare_with_gguf", "unpermute_qk"]
 
 PathLike = Union[str, Path]
@@ -404,3 +404,73 @@ def compare_with_gguf(onnx_path: PathLike, gguf_path: PathLike, prompt: Sequence
             "argmax_agreement": float((got.argmax(1) == ref.argmax(1)).mean()), "logit_std": float(ref.std()),
             "onnx_tokens_per_s": timing["tokens_per_s"], "gguf_tokens_per_s": gguf_tps, "n_new": n_new,
             "prompt_tokens": len(prompt)}
+
+
+_REPORT_PROMPT = ("The camera over the walkway counted the people who crossed the line this morning, and the "
+                  "assistant was asked to summarise what it saw in two sentences.")
+
+
+def _prompt_ids(source: Path, text: str) -> List[int]:
+    if source.is_file():
+        import llama_cpp
+
+        llm = llama_cpp.Llama(str(source), vocab_only=True, verbose=False)
+        try:
+            return llm.tokenize(text.encode(), add_bos=False)
+        finally:
+            llm.close()
+    from .gguf_export import _load_tokenizer
+
+    return _load_tokenizer(source / "tokenizer.json").encode(text).ids
+
+
+def convert_llm_onnx(source: PathLike, out_dir: PathLike, *, stem: Optional[str] = None, block_size: int = 32,
+                     accuracy_level: AccuracyLevel = AccuracyLevel.INT8, lm_head_bits: int = 8,
+                     compare_gguf: Optional[PathLike] = None, threads: int = 1):
+    """The whole LLM path: fp32 ONNX (verified) -> 4-bit ONNX -> measured against fp32 and a GGUF.
+
+    Args:
+        source: HF Llama folder or a ``llama`` GGUF.
+        out_dir: existing folder for ``STEM-fp32.onnx``, ``STEM-q4.onnx`` and ``STEM.report.{json,md}``.
+        stem: file stem (default: the source's name).
+        block_size, accuracy_level, lm_head_bits: see :func:`quantize_llm_onnx`.
+        compare_gguf: a GGUF of the same weights to compare logits and tokens/s with (default: the
+            source itself when it is a GGUF).
+        threads: ONNX Runtime / llama.cpp threads for the measurements.
+
+    Returns:
+        the written ``converters.report.ConversionReport``.
+    """
+    from ._io import file_size
+    from .report import ConversionReport, ModelEntry, QuantScheme
+    from .verify import compare_outputs
+
+    source, out = Path(source), Path(out_dir)
+    if not out.is_dir():
+        raise InputError(f"convert_llm_onnx: output folder {str(out)!r} does not exist; create it first")
+    stem = stem or source.stem.split(".")[0]
+    fp32 = export_llm_onnx(source, out / f"{stem}-fp32.onnx", threads=threads)
+    q4 = quantize_llm_onnx(fp32.path, out / f"{stem}-q4.onnx", block_size=block_size,
+                           accuracy_level=accuracy_level, lm_head_bits=lm_head_bits)
+    ids = _prompt_ids(source, _REPORT_PROMPT)
+    ref = OnnxLlm(fp32.path, threads=threads).logits(ids)
+    got = OnnxLlm(q4, threads=threads).logits(ids)
+    report = ConversionReport(title=f"{source.name} -> ONNX decoder (KV cache) fp32 + 4-bit", source=str(source),
+                              threads=threads)
+    report.models.append(ModelEntry("fp32", str(fp32.path), QuantScheme.FP32, fp32.size_bytes, reference="torch",
+                                    metrics=fp32.metrics, bound=fp32.bound))
+    entry = ModelEntry("q4", str(q4), QuantScheme.INT4_WEIGHT_ONLY, file_size(q4),
+                       metrics=compare_outputs([ref], [got], ["logits"]),
+                       task_metrics={"argmax_agreement_vs_fp32": float((ref.argmax(1) == got.argmax(1)).mean())},
+                       settings={"block_size": block_size, "accuracy_level": int(accuracy_level),
+                                 "lm_head_bits": lm_head_bits, "prompt_tokens": len(ids)})
+    target = Path(compare_gguf) if compare_gguf else (source if source.is_file() else None)
+    if target is not None:
+        cmp = compare_with_gguf(q4, target, ids, n_new=32, threads=threads)
+        entry.task_metrics.update({f"vs_gguf_{k}": float(v) for k, v in cmp.items()})
+        report.notes.append(f"GGUF compared: {target.name} (teacher-forced on llama.cpp's 32 greedy tokens)")
+    report.models.append(entry)
+    report.notes.append("4-bit: MatMulNBits (ONNX Runtime), RTN symmetric blocks along K; the LM head "
+                        f"{'kept in float' if lm_head_bits == 32 else f'at {lm_head_bits} bits'}")
+    report.write(out, stem)
+    return report
