@@ -14,7 +14,9 @@ for uint8-input models).
 
 from __future__ import annotations
 
+import contextlib
 import enum
+import io
 import logging
 import math
 import os
@@ -28,6 +30,8 @@ import numpy as np
 from edge_runtime.errors import BackendUnavailableError, InputError, ModelFormatError
 from edge_runtime.vision import ops
 
+from ._io import progress
+
 __all__ = [
     "CalibrationMethod",
     "Frame",
@@ -38,7 +42,6 @@ __all__ = [
     "collect_ranges",
     "load_frames",
     "parse_frame_range",
-    "progress",
 ]
 
 log = logging.getLogger(__name__)
@@ -140,21 +143,6 @@ class FrameSet:
     def subset(self, positions: Sequence[int]) -> "FrameSet":
         """The frames at these positions (0..len-1) of this set."""
         return FrameSet(self.source, tuple(self.frames[p] for p in positions))
-
-
-def progress(iterable, *, total: Optional[int] = None, desc: str = "", enabled: Optional[bool] = None):
-    """Wrap ``iterable`` in a tqdm bar on stderr when stderr is a terminal (or ``enabled=True``)."""
-    import sys
-
-    if enabled is None:
-        enabled = sys.stderr.isatty() and logging.getLogger("edge_runtime").getEffectiveLevel() <= logging.INFO
-    if not enabled:
-        return iterable
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return iterable
-    return tqdm(iterable, total=total, desc=desc, leave=False, unit="frame", dynamic_ncols=True)
 
 
 def _sample(indices: Sequence[int], count: Optional[int]) -> List[int]:
@@ -317,19 +305,16 @@ class Preprocessor:
 class _FrameReader:
     """ONNX Runtime CalibrationDataReader over letterboxed frames (one frame per batch)."""
 
-    def __init__(self, input_name: str, frames: Sequence[Frame], pre: Preprocessor, bar=None):
+    def __init__(self, input_name: str, frames: Sequence[Frame], pre: Preprocessor):
         self._input_name = input_name
         self._frames = iter(frames)
         self._pre = pre
-        self._bar = bar
 
     def get_next(self):
         frame = next(self._frames, None)
         if frame is None:
             return None
         tensor, _ = self._pre(frame.bgr)
-        if self._bar is not None:
-            self._bar.update(1)
         return {self._input_name: tensor}
 
     def __iter__(self) -> Iterator[dict]:
@@ -341,8 +326,8 @@ class _FrameReader:
 
 
 def collect_ranges(model_path: Union[str, os.PathLike], frames: FrameSet, pre: Preprocessor, *,
-                   method: CalibrationMethod = CalibrationMethod.MINMAX, chunk: int = 4,
-                   show_progress: Optional[bool] = None):
+                   method: CalibrationMethod = CalibrationMethod.PERCENTILE, percentile: float = 99.999,
+                   chunk: int = 4, quiet: bool = False):
     """Run the float model over the calibration frames and return ONNX Runtime's activation ranges.
 
     The calibrator's augmented model outputs every activation; frames are fed ``chunk`` at a time and
@@ -350,56 +335,66 @@ def collect_ranges(model_path: Union[str, os.PathLike], frames: FrameSet, pre: P
     whatever the set size (MinMax keeps only per-tensor reductions; the histogram methods keep whole
     activations, hundreds of MB per frame for YOLOv8s at 640).
 
+    Percentile ranges are taken on the signed values, cutting (100 - percentile)/2 % at each end:
+    ONNX Runtime's default for percentile is symmetric (|x|), which for uint8 activations after SiLU
+    (almost all >= 0) would spend half the codes on values that never occur.
+
     Args:
-        model_path: the float ONNX model (ideally after ``quant_pre_process``).
+        model_path: the float ONNX model, shape-inferred.
         frames: the calibration frames.
         pre: the runtime's pre-processing for this model.
         method: MinMax, Entropy or Percentile.
-        chunk: frames per statistics merge.
-        show_progress: tqdm bar (default: when stderr is a terminal).
+        percentile: kept mass for Percentile, in (90, 100].
+        chunk: frames per statistics merge (>= 1).
+        quiet: no progress bar.
 
     Returns:
         ``onnxruntime.quantization.calibrate.TensorsData`` (per-tensor ranges), reusable for any
         number of quantizations of the same model.
 
     Raises:
-        InputError: no frames.
+        InputError: no frames, or a bad chunk/percentile.
         BackendUnavailableError: onnxruntime's quantization tools are missing.
         ModelFormatError: the model cannot be instrumented or run by the calibrator.
     """
     if len(frames) == 0:
         raise InputError(f"{frames.source}: calibration set is empty")
+    if chunk < 1:
+        raise InputError(f"collect_ranges: chunk must be >= 1, got {chunk}")
+    if not 90.0 < percentile <= 100.0:
+        raise InputError(f"collect_ranges: percentile must be in (90, 100], got {percentile}")
     try:
         from onnxruntime.quantization import create_calibrator
     except ImportError as exc:  # pragma: no cover - onnxruntime is a core dependency
         raise BackendUnavailableError(f"onnxruntime.quantization is unavailable: {exc}") from exc
-    import onnxruntime as ort
 
     method = CalibrationMethod(method)
     # Not ORT's "max_intermediate_outputs": in onnxruntime 1.32 it drops the batches it was meant to merge
     # (clear_collected_data() without compute_data()). One collect_data() call per chunk merges correctly
     # for every method (MinMax keeps running ranges, the histogram methods keep running histograms).
     options: dict = {}
+    if method is CalibrationMethod.PERCENTILE:
+        options = {"symmetric": False, "percentile": float(percentile)}
     with tempfile.TemporaryDirectory(prefix="edge-calib-") as tmp:
         try:
             calibrator = create_calibrator(Path(model_path), None,
                                            augmented_model_path=str(Path(tmp) / "augmented.onnx"),
                                            calibrate_method=method.to_ort(), extra_options=options)
         except Exception as exc:  # onnx/onnxruntime raise many unrelated types for a bad graph
-            raise ModelFormatError(f"{model_path}: cannot instrument the model for calibration: "
-                                   f"{str(exc).strip().splitlines()[0] if str(exc).strip() else exc!r}") from exc
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+            raise ModelFormatError(f"{model_path}: cannot instrument the model for calibration: {first}") from exc
         input_name = calibrator.infer_session.get_inputs()[0].name
-        bar = progress(range(len(frames)), total=len(frames), desc=f"calibrating ({method.value})",
-                       enabled=show_progress)
-        bar_obj = bar if hasattr(bar, "update") else None
+        chunks = range(0, len(frames), chunk)
         try:
-            for start in range(0, len(frames), chunk):
-                calibrator.collect_data(_FrameReader(input_name, frames.frames[start:start + chunk], pre, bar_obj))
-            ranges = calibrator.compute_data()
-        except (ort.capi.onnxruntime_pybind11_state.Fail, ort.capi.onnxruntime_pybind11_state.InvalidArgument) as exc:
-            raise ModelFormatError(f"{model_path}: calibration run failed: {str(exc).splitlines()[0]}") from exc
+            # ORT's histogram collectors print() progress lines; keep stdout for the caller.
+            with contextlib.redirect_stdout(io.StringIO()):
+                for start in progress(chunks, desc=f"calibrating ({method.value}, {chunk} frames/step)",
+                                      total=len(chunks), quiet=quiet):
+                    calibrator.collect_data(_FrameReader(input_name, frames.frames[start:start + chunk], pre))
+                ranges = calibrator.compute_data()
+        except Exception as exc:  # ORT's Fail/InvalidArgument/... derive from Exception only
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+            raise ModelFormatError(f"{model_path}: calibration run failed: {first}") from exc
         finally:
-            if bar_obj is not None:
-                bar_obj.close()
             del calibrator
     return ranges

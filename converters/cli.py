@@ -71,6 +71,10 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                    help="evaluation photos, kept apart from calibration (default: astronaut)")
     m.add_argument("--method", default="minmax", choices=("minmax", "entropy", "percentile"))
 
+    from .yolo_int8 import configure_yolo_parser
+
+    configure_yolo_parser(sub)
+
     g = sub.add_parser("gguf", help="a HF Llama/Qwen2/BERT dir or a GGUF -> GGUF f32/f16/q8_0/q4_0/q4_1 or a K-quant")
     g.add_argument("src", type=Path, help="HF checkpoint dir (config.json, *.safetensors, tokenizer.json) or a .gguf")
     g.add_argument("--out", required=True, type=Path, help="the .gguf file to write")
@@ -136,6 +140,10 @@ def _load_class(spec: str):
 def run_command(args: argparse.Namespace) -> int:
     """Run the chosen converter; print where the models and the report went."""
     kind = args.convert_kind
+    if kind == "yolo":
+        from .yolo_int8 import run_yolo_command
+
+        return run_yolo_command(args)
     if kind == "torch":
         from .torch_export import export_torch
         from .verify import Bound

@@ -13,12 +13,11 @@ Two steps, neither driven by node names:
 
 2. **Measured fallback** (:class:`FallbackSearch`). Everything else is a candidate, grouped into blocks
    (a weighted layer and the activation nodes private to it, e.g. Conv -> Sigmoid -> Mul; or a joining
-   node such as Concat/Add). Starting from "all candidates int8", blocks are ranked by the quantization
-   error each *adds* (its output's relative error minus its inputs', measured on a few frames in one
-   instrumented run of each model), then the best-ranked blocks are tried in float one trial at a time;
-   a block is kept in float only if that trial measurably improves agreement with the float model,
-   and the search stops as soon as the accuracy budget is met or the trial budget is spent. Each trial's
-   accuracy (and the block's share of compute) is recorded for the report.
+   node such as Concat/Add). Starting from "all candidates int8", trial quantizations measure what
+   keeping blocks in float buys in agreement with the float model on the user's frames: first the last
+   layer of each branch (feeding the decode), then contiguous runs of equal compute, added in order of
+   measured gain per MAC until the budget is met, then halves given back to int8 wherever the budget
+   still holds. Every trial's accuracy and float share is recorded for the report.
 
 Shape legend: model inputs (1, 3, h, w); feature maps (1, C, H, W); MACs are multiply-accumulates per
 inference.
@@ -37,13 +36,18 @@ from edge_runtime.errors import ModelFormatError
 
 __all__ = [
     "Block",
+    "Budget",
+    "FallbackSearch",
     "GraphIndex",
+    "NEUTRAL_OPS",
+    "SearchResult",
     "Tail",
-    "block_error_gain",
+    "Trial",
+    "TrialScore",
+    "boundary_blocks",
     "find_postprocess_tail",
     "group_blocks",
-    "relative_error",
-    "tensor_errors",
+    "split_groups",
 ]
 
 log = logging.getLogger(__name__)
@@ -153,7 +157,10 @@ class Tail:
 
 
 def find_postprocess_tail(index: GraphIndex) -> Tail:
-    """Find the decode tail: everything downstream of the points where feature maps become rows.
+    """Find the decode tail: everything after the last weighted layer of each branch.
+
+    That is every node downstream of the points where feature maps become rows, plus the nodes without
+    weights between the last layers and those points (they feed nothing but the decode).
 
     Args:
         index: the shape-inferred graph.
@@ -176,6 +183,20 @@ def find_postprocess_tail(index: GraphIndex) -> Tail:
     if not flatten:
         return Tail((), (), 0.0, "no feature map is flattened into rows inside the graph: no decode tail")
     names = index.descendants(flatten)
+    # Walk upstream from the flattening: a node without weights whose every consumer is already in the
+    # tail (YOLOv8's per-scale Concat of box and class logits) only feeds the decode; it joins the tail.
+    # The walk stops at weighted layers: the last conv of each branch is a real layer, left to measurement.
+    changed = True
+    while changed:
+        changed = False
+        for node in reversed(index.nodes):
+            if node.name in names or index.is_weighted(node) or node.op_type == "Constant":
+                continue
+            consumers = [c for o in node.output for c in index.consumers.get(o, ())]
+            feeds_output = any(o in index.graph_outputs for o in node.output)
+            if consumers and not feeds_output and all(c in names for c in consumers):
+                names.add(node.name)
+                changed = True
     share = sum(index.macs(index.by_name[n]) for n in names) / total_macs
     if share > MAX_TAIL_MAC_SHARE:
         return Tail((), tuple(flatten), share,
@@ -183,9 +204,24 @@ def find_postprocess_tail(index: GraphIndex) -> Tail:
                     f"decode tail; left to the measured search")
     ordered = tuple(n.name for n in index.nodes if n.name in names)
     return Tail(ordered, tuple(flatten), share,
-                f"decode arithmetic after the feature maps are flattened into rows ({len(flatten)} "
+                f"decode after the last layer of each branch ({len(ordered)} nodes from {len(flatten)} "
                 f"flattening points, {share:.4%} of the compute): int8 cannot represent box pixels and "
                 f"scores in one scale and would save nothing")
+
+
+def boundary_blocks(index: GraphIndex, blocks: Sequence["Block"], tail: Tail) -> List[str]:
+    """The blocks whose output feeds only the tail: the last layer of each branch.
+
+    Their int8 output is rounded once more just before the decode (class logits straight into the
+    score), for a negligible share of the compute, so the search tries them in float first.
+    """
+    tail_nodes = set(tail.nodes)
+    out = []
+    for b in blocks:
+        consumers = index.consumers.get(b.output, ())
+        if consumers and all(c in tail_nodes for c in consumers):
+            out.append(b.name)
+    return out
 
 
 @dataclass
@@ -245,78 +281,234 @@ def group_blocks(index: GraphIndex, exclude: Iterable[str] = ()) -> List[Block]:
     return [blocks[n] for n in order]
 
 
-def relative_error(candidate: np.ndarray, reference: np.ndarray) -> float:
-    """||candidate - reference||^2 / ||reference||^2 (noise-to-signal power; 0 for a zero reference)."""
-    ref = reference.astype(np.float64, copy=False)
-    power = float(np.vdot(ref, ref))
-    diff = candidate.astype(np.float64, copy=False) - ref
-    return float(np.vdot(diff, diff)) / power if power > 0 else 0.0
+# -- the measured search ------------------------------------------------------------------------------
+
+# Ops that pass their input's quantization parameters through (no new rounding): never worth a trial.
+NEUTRAL_OPS = ("Split", "MaxPool", "Resize", "Reshape", "Transpose", "Slice", "Squeeze", "Unsqueeze",
+               "Flatten", "Gather", "Pad", "Identity")
 
 
-def block_error_gain(blocks: Sequence[Block], errors: Dict[str, float]) -> Dict[str, float]:
-    """The quantization error each block adds: its output's relative error minus its worst input's.
+@dataclass(frozen=True)
+class TrialScore:
+    """Accuracy of one trial quantization against the float model on the search frames.
 
-    Args:
-        blocks: the candidate blocks.
-        errors: relative error (int8 vs float) per activation tensor, measured with every candidate
-            block quantized; graph inputs count as exact.
-
-    Returns:
-        {block name: added error}, larger = more sensitive.
+    Attributes:
+        map50: mAP@0.5 vs float.
+        count_agreement: fraction of frames with equal counts.
+        score_err: mean |score difference| over matched boxes: the smooth measure that ranks trials
+            when the two budget measures, coarse on a few frames, tie.
     """
-    gain = {}
+
+    map50: float
+    count_agreement: float
+    score_err: float
+
+    def meets(self, budget: "Budget") -> bool:
+        return self.map50 >= budget.min_map50 and self.count_agreement >= budget.min_count_agreement
+
+    def key(self, budget: "Budget") -> Tuple[float, float]:
+        """Sort key, lower = better: budget shortfall first, then score error."""
+        short = max(budget.min_map50 - self.map50, budget.min_count_agreement - self.count_agreement, 0.0)
+        return (round(short, 6), self.score_err)
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Accuracy the int8 model must keep against the float model."""
+
+    min_map50: float = 0.95
+    min_count_agreement: float = 0.95
+
+    def describe(self) -> str:
+        return f"mAP@0.5 vs fp32 >= {self.min_map50:g} and count agreement >= {self.min_count_agreement:.0%}"
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One measured trial of the search.
+
+    Attributes:
+        step: what was tried ("all int8", "float group 3/8", "re-quantize half of ...").
+        changed: the blocks whose precision this trial changed relative to the state it started from.
+        float_blocks: all blocks in float in this trial.
+        score: its accuracy.
+        accepted: whether the search kept this state.
+        mac_share: share of the candidate compute that is in float in this trial.
+    """
+
+    step: str
+    changed: Tuple[str, ...]
+    float_blocks: Tuple[str, ...]
+    score: TrialScore
+    accepted: bool
+    mac_share: float
+
+
+@dataclass
+class SearchResult:
+    """Outcome of :class:`FallbackSearch`: the float blocks chosen and every trial measured."""
+
+    float_blocks: List[str]
+    score: TrialScore
+    met: bool
+    trials: List[Trial] = field(default_factory=list)
+
+    @property
+    def best(self) -> Trial:
+        return min(self.trials, key=lambda t: (t.score.key(Budget(0, 0)), t.mac_share))
+
+
+def split_groups(blocks: Sequence[Block], groups: int) -> List[List[Block]]:
+    """Cut blocks (topological order) into ``groups`` contiguous runs of about equal MACs."""
+    if not blocks:
+        return []
+    groups = max(1, min(groups, len(blocks)))
+    total = sum(max(b.macs, 1) for b in blocks)
+    out: List[List[Block]] = [[]]
+    acc = 0.0
     for b in blocks:
-        base = max((errors.get(t, 0.0) for t in b.inputs), default=0.0)
-        gain[b.name] = errors.get(b.output, 0.0) - base
-    return gain
+        if out[-1] and acc >= total * len(out) / groups and len(out) < groups:
+            out.append([])
+        out[-1].append(b)
+        acc += max(b.macs, 1)
+    return [g for g in out if g]
 
 
-def _with_outputs(model, tensors: Sequence[str]):
-    """A copy of ``model`` that also outputs ``tensors`` (typed from value_info when known)."""
-    import copy
+class FallbackSearch:
+    """Choose the blocks to keep in float by measuring trial quantizations.
 
-    import onnx
+    The model is quantized with every candidate block in int8, then, while the budget is not met:
+    the ``first`` blocks (the last layer of each branch) are tried in float together and kept if that
+    helps; each of ``groups`` contiguous runs of the remaining blocks (equal compute) is tried in float
+    on its own; the runs are added to the float set in order of measured error reduction per MAC, each
+    addition confirmed by a trial and kept only if it improved agreement; once the budget is met,
+    halves of the float set are tried back in int8 and stay int8 where the budget still holds
+    (bisection, so speed is given back wherever accuracy allows). Every trial counts against
+    ``max_trials``; a trial is "better" when its budget shortfall is smaller, or equal with a smaller
+    mean score error.
 
-    m = copy.deepcopy(model)
-    have = {o.name for o in m.graph.output}
-    infos = {vi.name: vi for vi in m.graph.value_info}
-    for name in tensors:
-        if name in have:
-            continue
-        vi = infos.get(name)
-        m.graph.output.append(copy.deepcopy(vi) if vi is not None else onnx.helper.make_empty_tensor_value_info(name))
-        have.add(name)
-    return m
-
-
-def tensor_errors(float_model, quant_model, tensors: Sequence[str], inputs: Iterable[Dict[str, np.ndarray]], *,
-                  session_factory: Callable) -> Dict[str, float]:
-    """Relative error (int8 vs float, noise-to-signal power) of each tensor, summed over ``inputs``.
-
-    The quantized model's value of tensor ``T`` is read after its QuantizeLinear/DequantizeLinear pair
-    (``T_DequantizeLinear_Output``) when it has one, i.e. as the next layer sees it.
+    Per-node trials are not the default because on YOLOv8s the error is spread thinly over the
+    network: keeping any single conv in float changed the mean score error by less than the
+    frame-to-frame noise (measured on vtest.avi), so a per-node greedy search spends its trials on noise.
 
     Args:
-        float_model, quant_model: ``onnx.ModelProto`` of the float and the QDQ model.
-        tensors: float-model tensor names to compare.
-        inputs: feeds ({input name: array}), e.g. a few letterboxed frames.
-        session_factory: ``session_factory(model_bytes) -> onnxruntime.InferenceSession``.
-
-    Returns:
-        {tensor: error power / signal power over all feeds}.
+        blocks: candidate blocks in topological order (the tail already excluded).
+        evaluate: ``evaluate(float_block_names) -> TrialScore`` on the search frames.
+        budget: the accuracy budget.
+        max_trials: upper bound on calls of ``evaluate``.
+        groups: number of contiguous runs tried in the coarse step.
+        give_back_tolerance: a half goes back to int8 only if the budget still holds and the mean score
+            error grows by at most this fraction over the state that first met the budget: a margin,
+            since the budget is checked on a handful of validation frames.
+        log_fn: progress messages.
     """
-    q_names = {o for n in quant_model.graph.node for o in n.output}
-    q_tensors = [f"{t}_DequantizeLinear_Output" if f"{t}_DequantizeLinear_Output" in q_names else t for t in tensors]
-    f_sess = session_factory(_with_outputs(float_model, tensors).SerializeToString())
-    q_sess = session_factory(_with_outputs(quant_model, q_tensors).SerializeToString())
-    noise = dict.fromkeys(tensors, 0.0)
-    signal = dict.fromkeys(tensors, 0.0)
-    for feed in inputs:
-        f_out = f_sess.run(list(tensors), feed)
-        q_out = q_sess.run(q_tensors, feed)
-        for name, f, q in zip(tensors, f_out, q_out):
-            ref = f.astype(np.float64, copy=False)
-            diff = q.astype(np.float64, copy=False) - ref
-            noise[name] += float(np.vdot(diff, diff))
-            signal[name] += float(np.vdot(ref, ref))
-    return {t: (noise[t] / signal[t] if signal[t] > 0 else 0.0) for t in tensors}
+
+    def __init__(self, blocks: Sequence[Block], evaluate: Callable[[Sequence[str]], TrialScore], *,
+                 budget: Budget, max_trials: int = 16, groups: int = 6, give_back_tolerance: float = 0.10,
+                 log_fn: Optional[Callable[[str], None]] = None):
+        self.blocks = [b for b in blocks if b.op_type not in NEUTRAL_OPS]
+        self.evaluate = evaluate
+        self.budget = budget
+        self.max_trials = max(1, int(max_trials))
+        self.groups = groups
+        self.give_back_tolerance = float(give_back_tolerance)
+        self.log = log_fn or log.info
+        self._macs = {b.name: max(b.macs, 0) for b in self.blocks}
+        self._total = sum(self._macs.values()) or 1
+        self.trials: List[Trial] = []
+
+    def _share(self, names: Iterable[str]) -> float:
+        return sum(self._macs.get(n, 0) for n in set(names)) / self._total
+
+    def _try(self, step: str, changed: Sequence[str], float_set: Set[str]) -> Trial:
+        score = self.evaluate(sorted(float_set, key=self._order))
+        trial = Trial(step, tuple(changed), tuple(sorted(float_set, key=self._order)), score, False,
+                      self._share(float_set))
+        self.trials.append(trial)
+        self.log(f"trial {len(self.trials)}/{self.max_trials}: {step}: mAP50 {score.map50:.4f}, counts "
+                 f"{score.count_agreement:.1%}, score err {score.score_err:.4f}, float {trial.mac_share:.1%} of MACs")
+        return trial
+
+    def _order(self, name: str) -> int:
+        return self._index.get(name, 0)
+
+    def _accept(self, trial: Trial) -> Trial:
+        accepted = Trial(trial.step, trial.changed, trial.float_blocks, trial.score, True, trial.mac_share)
+        self.trials[self.trials.index(trial)] = accepted
+        return accepted
+
+    def _left(self) -> int:
+        return self.max_trials - len(self.trials)
+
+    def run(self, first: Sequence[str] = ()) -> SearchResult:
+        """Search; returns the chosen float blocks (met=False when the budget was not reached).
+
+        Args:
+            first: blocks tried together in float before anything else (see :func:`boundary_blocks`).
+        """
+        self._index = {b.name: i for i, b in enumerate(self.blocks)}
+        budget = self.budget
+        current = self._accept(self._try("all candidates int8", (), set()))
+        if current.score.meets(budget) or not self.blocks:
+            return SearchResult([], current.score, current.score.meets(budget), self.trials)
+        first = [n for n in first if n in self._index]
+        if first and self._left() > 0:
+            t = self._try(f"float the last layer of each branch ({len(first)} blocks)", first, set(first))
+            if t.score.key(budget) < current.score.key(budget):
+                current = self._accept(t)
+        if not current.score.meets(budget):
+            current = self._add_runs(current)
+        if current.score.meets(budget):
+            current = self._give_back(current)
+        return SearchResult(list(current.float_blocks), current.score, current.score.meets(budget), self.trials)
+
+    def _add_runs(self, current: Trial) -> Trial:
+        """Coarse step: each contiguous run in float on its own, then greedy by gain per MAC."""
+        budget = self.budget
+        rest = [b for b in self.blocks if b.name not in set(current.float_blocks)]
+        runs = split_groups(rest, self.groups)
+        measured = []
+        for i, run in enumerate(runs):
+            if self._left() <= 0:
+                break
+            names = [b.name for b in run]
+            t = self._try(f"float run {i + 1}/{len(runs)} ({names[0]} .. {names[-1]}, {len(names)} blocks)",
+                          names, set(current.float_blocks) | set(names))
+            gain = current.score.score_err - t.score.score_err
+            measured.append((t, names, gain / max(self._share(names), 1e-9)))
+        met = [m for m in measured if m[0].score.meets(budget)]
+        if met:  # one run suffices: the cheapest such
+            return self._accept(min(met, key=lambda m: m[0].mac_share)[0])
+        base = current
+        for t, names, per_mac in sorted(measured, key=lambda m: -m[2]):
+            if per_mac <= 0 or self._left() <= 0:
+                break
+            if current is base:
+                cand = t  # measured on exactly this state already
+            else:
+                cand = self._try(f"add {t.step.split(' (')[0]}", names, set(current.float_blocks) | set(names))
+            if cand.score.key(budget) < current.score.key(budget):
+                current = self._accept(cand)
+                if current.score.meets(budget):
+                    break
+        return current
+
+    def _give_back(self, current: Trial) -> Trial:
+        """Bisect the float set: try halves back in int8, keep them int8 where the budget still holds
+        (within the score-error tolerance)."""
+        pending = [list(current.float_blocks)]
+        err_limit = current.score.score_err * (1.0 + self.give_back_tolerance)
+        while pending and self._left() > 0:
+            part = pending.pop(0)
+            if len(part) < 2:
+                continue
+            for half in (part[: len(part) // 2], part[len(part) // 2:]):
+                if self._left() <= 0:
+                    break
+                float_set = set(current.float_blocks) - set(half)
+                t = self._try(f"back to int8: {half[0]} .. {half[-1]} ({len(half)} blocks)", half, float_set)
+                if t.score.meets(self.budget) and t.score.score_err <= err_limit:
+                    current = self._accept(t)
+                elif len(half) >= 2:
+                    pending.append(half)
+        return current
