@@ -74,11 +74,13 @@ def test_thread_cpu_and_rss_are_measured() -> None:
     def busy() -> None:
         result["id"] = threading.get_native_id()
         go.set()
-        end = time.perf_counter() + 0.4
-        x = 0
-        while time.perf_counter() < end:
-            x += 1
-        result["cpu"] = thread_cpu_s(result["id"])
+        before = thread_cpu_s(result["id"])
+        t0 = time.thread_time()  # this thread's own CPU clock: spin until it has used 0.3 s of CPU
+        deadline = time.monotonic() + 60
+        while time.thread_time() - t0 < 0.3 and time.monotonic() < deadline:
+            pass
+        result["used"] = time.thread_time() - t0
+        result["cpu"] = thread_cpu_s(result["id"]) - before
 
     def idle() -> None:
         result["idle_id"] = threading.get_native_id()
@@ -90,19 +92,26 @@ def test_thread_cpu_and_rss_are_measured() -> None:
         t.start()
     for t in threads:
         t.join()
-    assert result["cpu"] is not None and result["cpu"] > 0.05  # ran at least a slice of its 0.4 s
+    # /proc agrees with the thread's own clock (to the kernel's tick, 10 ms, plus scheduling slack).
+    assert abs(result["cpu"] - result["used"]) < 0.05, result
     assert result["idle_cpu"] is not None and result["idle_cpu"] < result["cpu"]
     assert rss_bytes() > 10 * 1024 * 1024
 
 
 def test_cpu_percent_per_registered_thread() -> None:
     m = Metrics()
-    stop = threading.Event()
+    go, done, stop = threading.Event(), threading.Event(), threading.Event()
+    used = {}
 
     def busy() -> None:
         m.register_thread("busy")
-        while not stop.is_set():
+        go.wait()
+        t0 = time.thread_time()
+        while time.thread_time() - t0 < 0.3:  # 0.3 s of this thread's own CPU, however loaded the machine
             pass
+        used["s"] = time.thread_time() - t0
+        done.set()
+        stop.wait()
 
     def idle() -> None:
         m.register_thread("idle")
@@ -112,14 +121,18 @@ def test_cpu_percent_per_registered_thread() -> None:
     for t in threads:
         t.start()
     time.sleep(0.1)
-    m.snapshot()  # first look sets the baseline
-    time.sleep(0.6)
+    m.snapshot()  # the baseline
+    t_wall = time.monotonic()
+    go.set()
+    assert done.wait(120)
     cpu = m.snapshot()["cpu_percent"]
+    wall = time.monotonic() - t_wall
     stop.set()
     for t in threads:
         t.join()
-    assert cpu["busy"] > 10.0 and cpu["idle"] < 5.0 and cpu["busy"] > cpu["idle"]
-    assert cpu["process"] >= cpu["idle"]
+    # CPU% x wall time gives back the CPU seconds the thread used (to a few clock ticks).
+    assert abs(cpu["busy"] * wall / 100 - used["s"]) < 0.05, (cpu, wall, used)
+    assert cpu["idle"] < 5.0 and cpu["process"] >= cpu["idle"]
 
 
 _SAMPLE = re.compile(r'^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\.)*"\})? '

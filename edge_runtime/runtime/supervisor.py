@@ -32,6 +32,7 @@ import queue
 import re
 import threading
 import time
+from collections import deque
 from concurrent.futures import Future
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
@@ -47,8 +48,9 @@ __all__ = ["ManagedDetector", "Supervisor", "clone_detector"]
 
 log = logging.getLogger(__name__)
 
-_COUNT_QUESTION = re.compile(r"\b(how many|count|counted|number of|crossed|cross|crossing|entered|passed|"
-                             r"went (in|out)|left the)\b", re.IGNORECASE)
+# A question asking for a number ("how many ...", "the number of ...", "count ...", "total ..."); the
+# grounding parser then reads which line/zone, class, direction and window it means.
+_COUNT_QUESTION = re.compile(r"\b(how many|number of|count|counted|total)\b", re.IGNORECASE)
 
 
 def clone_detector(detector: Detector, threads: int) -> Detector:
@@ -113,7 +115,9 @@ class ManagedDetector:
     Args:
         make: builds a detector session for a thread count (e.g. ``lambda n: clone_detector(det, n)``).
         scheduler: picks the session (thread count, CPUs) per frame and time-slices with chat.
-        stuck_timeout_s: an inference longer than this is abandoned and the detector restarted.
+        stuck_timeout_s: an inference longer than this is abandoned and the detector restarted. The
+            limit in force is never below 10x the median of the last 20 inferences, so a board that is
+            merely slow (thermal throttling, other load) is not mistaken for a stuck one.
         load_timeout_s: longest the pipeline waits for (re)loading sessions.
         metrics: receives stuck frames and restarts.
         first: an already loaded detector to reuse for its thread count.
@@ -131,6 +135,9 @@ class ManagedDetector:
         self.metrics = metrics
         self.restarts = 0
         self.timings = DetectorTimings()
+        self._recent_s: "deque[float]" = deque(maxlen=20)
+        #: Inference threads given up on (each may still be blocked inside native code).
+        self.abandoned: List[threading.Thread] = []
         self._counts = scheduler.detector_thread_counts()
         idle, active = scheduler.split(False), scheduler.split(True)
         self._cpus_for = {idle.detector_threads: idle.detector_cpus, active.detector_threads: active.detector_cpus}
@@ -147,6 +154,12 @@ class ManagedDetector:
             raise self._worker.error
 
     @property
+    def limit_s(self) -> float:
+        """The watchdog limit in force for the next inference, seconds."""
+        recent = sorted(self._recent_s)
+        return max(self.stuck_timeout_s, 10.0 * recent[len(recent) // 2]) if recent else self.stuck_timeout_s
+
+    @property
     def inference_native_id(self) -> Optional[int]:
         """Native id of the thread running inference now (for CPU accounting)."""
         return self._worker.native_id
@@ -155,10 +168,13 @@ class ManagedDetector:
         """Detect in one frame with the session the scheduler picks; empty detections if it got stuck."""
         self._wait_ready()
         future: Future = Future()
+        limit = self.limit_s
         with self.scheduler.detection_slot() as split:
+            t0 = time.monotonic()
             self._worker.jobs.put((frame, split.detector_threads, future))
             try:
-                detections, self.timings = future.result(timeout=self.stuck_timeout_s)
+                detections, self.timings = future.result(timeout=limit)
+                self._recent_s.append(time.monotonic() - t0)
                 return detections
             except TimeoutError:
                 pass
@@ -168,8 +184,10 @@ class ManagedDetector:
     detect = __call__
 
     def _restart(self) -> None:
-        log.error("detector stuck for more than %.1f s; restarting it (counts are kept)", self.stuck_timeout_s)
+        log.error("detector stuck for more than %.1f s; restarting it (counts are kept)", self.limit_s)
         self._worker.abandoned = True
+        self._worker.jobs.put(None)  # if it ever comes back, it ends instead of waiting for work
+        self.abandoned.append(self._worker.thread)
         self.restarts += 1
         self.timings = DetectorTimings()
         if self.metrics is not None:
