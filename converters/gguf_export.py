@@ -44,7 +44,7 @@ import math
 from dataclasses import dataclass, field
 from hashlib import sha256
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
@@ -222,9 +222,10 @@ def _plan_tensors(ck: HFCheckpoint, out: OutType) -> List[_Planned]:
         elif permute and ".attn_k." in new:
             load = (lambda n=hf_name: permute_qk(ck.weights.load(n), n_kv))
         mapped[new] = (hf_name, load, ck.weights.shape(hf_name))
-    per_block = (["attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "ffn_norm", "ffn_gate", "ffn_up", "ffn_down"]
-                 if ck.arch != "bert" else
-                 ["attn_q", "attn_k", "attn_v", "attn_output", "attn_output_norm", "ffn_up", "ffn_down", "layer_output_norm"])
+    per_block = (["attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "ffn_norm", "ffn_gate", "ffn_up",
+                  "ffn_down"] if ck.arch != "bert" else
+                 ["attn_q", "attn_k", "attn_v", "attn_output", "attn_output_norm", "ffn_up", "ffn_down",
+                  "layer_output_norm"])
     required = ["token_embd.weight"] + (["output_norm.weight"] if ck.arch != "bert" else
                                         ["position_embd.weight", "token_embd_norm.weight"])
     required += [f"blk.{i}.{t}.weight" for i in range(n_layers) for t in per_block]
@@ -250,7 +251,8 @@ def _rope_freqs(ck: HFCheckpoint) -> Optional[np.ndarray]:
     base = float(rope.get("rope_theta", 10000.0))
     dim = ck.config.get("head_dim") or ck.hparam("hidden_size") // ck.hparam("num_attention_heads")
     freqs = 1.0 / (base ** (np.arange(0, dim, 2, dtype=np.float32) / dim))
-    factor, lo, hi = float(rope.get("factor", 8.0)), float(rope.get("low_freq_factor", 1.0)), float(rope.get("high_freq_factor", 4.0))
+    factor = float(rope.get("factor", 8.0))
+    lo, hi = float(rope.get("low_freq_factor", 1.0)), float(rope.get("high_freq_factor", 4.0))
     old_ctx = float(rope.get("original_max_position_embeddings", 8192))
     lo_wl, hi_wl = old_ctx / lo, old_ctx / hi
     out = []
@@ -369,7 +371,8 @@ def _write_vocab(w, ck: HFCheckpoint, pre_override: Optional[str]) -> int:
     pre = pre_override or tokenizer_pre(tok)
     if pre is None:
         raise ModelFormatError(f"{ck.tokenizer_path}: pre-tokenizer not recognised (its check-text hash is not one "
-                               f"of llama.cpp's known ones); pass tokenizer_pre= one of {sorted(set(_PRE_BY_HASH.values()))}")
+                               "of llama.cpp's known ones); pass tokenizer_pre= one of "
+                               f"{sorted(set(_PRE_BY_HASH.values()))}")
     vocab = tok.get_vocab(with_added_tokens=True)
     added = {int(a["id"]): a for a in spec.get("added_tokens") or [] if isinstance(a, dict) and "id" in a}
     n_vocab = int(ck.config.get("vocab_size") or len(vocab))
@@ -403,16 +406,16 @@ def _write_vocab(w, ck: HFCheckpoint, pre_override: Optional[str]) -> int:
     log.setLevel(logging.ERROR)
     try:
         special = gguf.SpecialVocab(ck.directory, load_merges=ck.arch != "bert", n_vocab=n_vocab)
+        if ck.arch != "bert" and not special.merges:
+            raise ModelFormatError(f"{ck.tokenizer_path}: a BPE tokenizer without merges")
+        if "bos" not in special.add_special_token and ck.arch != "bert":
+            # What HF does when encoding: does the post-processor put BOS first?
+            bos = special.special_token_ids.get("bos")
+            first = tok.encode("a", add_special_tokens=True).ids[:1]
+            special.add_special_token["bos"] = bos is not None and first == [bos]
+        special.add_to_gguf(w, quiet=True)
     finally:
         log.setLevel(level)
-    if ck.arch != "bert" and not special.merges:
-        raise ModelFormatError(f"{ck.tokenizer_path}: a BPE tokenizer without merges")
-    if "bos" not in special.add_special_token and ck.arch != "bert":
-        # What HF does when encoding: does the post-processor put BOS first?
-        bos = special.special_token_ids.get("bos")
-        first = tok.encode("a", add_special_tokens=True).ids[:1]
-        special.add_special_token["bos"] = bos is not None and first == [bos]
-    special.add_to_gguf(w, quiet=True)
     return n_vocab
 
 
@@ -462,7 +465,8 @@ def export_gguf(src: PathLike, dst: PathLike, out_type: Union[OutType, str] = Ou
     try:
         out = OutType(str(getattr(out_type, "value", out_type)).lower())
     except ValueError:
-        raise InputError(f"export_gguf: out_type must be one of {[t.value for t in OutType]}, got {out_type!r}") from None
+        raise InputError(f"export_gguf: out_type must be one of {[t.value for t in OutType]}, "
+                         f"got {out_type!r}") from None
     gguf = _gguf()
     from edge_runtime.llm.gguf_file import GGUFFile, validate
 
@@ -480,7 +484,8 @@ def export_gguf(src: PathLike, dst: PathLike, out_type: Union[OutType, str] = Ou
                 raise ModelFormatError(f"{ck.directory}: token embedding has {emb.shape[0]} rows, vocab has {n_vocab}")
             for p in plan:
                 nbytes = _encoded_nbytes(p.shape, p.qtype)
-                w.add_tensor_info(p.gguf_name, _byte_shape(p.shape, p.qtype), _np_dtype(p.qtype), nbytes, raw_dtype=p.qtype)
+                w.add_tensor_info(p.gguf_name, _byte_shape(p.shape, p.qtype), _np_dtype(p.qtype), nbytes,
+                                  raw_dtype=p.qtype)
             w.write_header_to_file()
             w.write_kv_data_to_file()
             w.write_ti_data_to_file()

@@ -117,7 +117,8 @@ def requantize(src: PathLike, dst: PathLike, out_type: Union[OutType, str], *, t
     try:
         out = OutType(str(getattr(out_type, "value", out_type)).lower())
     except ValueError:
-        raise InputError(f"requantize: out_type must be one of {[t.value for t in OutType]}, got {out_type!r}") from None
+        raise InputError(f"requantize: out_type must be one of {[t.value for t in OutType]}, "
+                         f"got {out_type!r}") from None
     src, dst = Path(src), Path(dst)
     if dst.exists() and src.exists() and dst.resolve() == src.resolve():
         raise InputError(f"requantize: dst {str(dst)!r} is the input file; write to a new path")
@@ -142,8 +143,6 @@ def requantize(src: PathLike, dst: PathLike, out_type: Union[OutType, str], *, t
             plan = []
             for name, info in f.tensors.items():
                 qtype = tensor_type(name, info.shape, out, tied_output=tied)
-                if int(info.ggml_type) == int(qtype) or int(info.ggml_type) not in [int(t) for t in gguf.GGMLQuantizationType]:
-                    qtype = gguf.GGMLQuantizationType(int(info.ggml_type))
                 plan.append((name, info, qtype))
                 block, type_size = gguf.GGML_QUANT_SIZES[qtype]
                 nbytes = int(np.prod(info.shape[:-1], dtype=np.int64)) * (info.shape[-1] // block) * type_size
@@ -153,11 +152,12 @@ def requantize(src: PathLike, dst: PathLike, out_type: Union[OutType, str], *, t
             w.write_ti_data_to_file()
             for name, info, qtype in progress(plan, desc=f"requantize {out.value}", total=len(plan), quiet=quiet):
                 stored = f.tensor(name)
-                if int(info.ggml_type) == int(qtype):
+                if int(info.ggml_type) == int(qtype):  # already the target type: bytes copied as they are
                     data = np.ascontiguousarray(stored)
                     result.copied += 1
                 else:
-                    data = encode_tensor(_dequantize(stored, int(info.ggml_type), info.shape), qtype, name, threads=threads)
+                    values = _dequantize(stored, int(info.ggml_type), info.shape)
+                    data = encode_tensor(values, qtype, name, threads=threads)
                 w.write_tensor_data(data.view(np.uint8).reshape(-1) if data.dtype != np.uint8 else data.reshape(-1))
                 result.tensor_types[qtype.name] = result.tensor_types.get(qtype.name, 0) + 1
         finally:

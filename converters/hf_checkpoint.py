@@ -85,7 +85,8 @@ class SafetensorsIndex:
             head = fh.read(8)
             n = int.from_bytes(head, "little") if len(head) == 8 else -1
             if not 2 <= n <= min(_MAX_ST_HEADER, size - 8):
-                raise ModelFormatError(f"{path}: header size {n} at offset 0; expected 2..{min(_MAX_ST_HEADER, size - 8)}")
+                raise ModelFormatError(f"{path}: header size {n} at offset 0; "
+                                       f"expected 2..{min(_MAX_ST_HEADER, size - 8)}")
             try:
                 header = json.loads(fh.read(n))
             except (UnicodeDecodeError, json.JSONDecodeError) as exc:

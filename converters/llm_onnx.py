@@ -117,7 +117,8 @@ def _from_gguf(path: Path) -> LlamaWeights:
 
         scaling = meta.get("llama.rope.scaling.type")
         if scaling not in (None, "none") or "rope_freqs.weight" in f.tensors:
-            raise ModelFormatError(f"{path}: RoPE scaling ({scaling or 'rope_freqs'}) is not supported by the ONNX export")
+            raise ModelFormatError(f"{path}: RoPE scaling ({scaling or 'rope_freqs'}) is not supported "
+                                   "by the ONNX export")
         hidden, n_head = key("embedding_length"), key("attention.head_count")
         n_kv = int(meta.get("llama.attention.head_count_kv", n_head))
         head_dim = int(meta.get("llama.rope.dimension_count", hidden // n_head))
@@ -303,7 +304,8 @@ def quantize_llm_onnx(src: PathLike, dst: PathLike, *, block_size: int = 32,
         producers = {o: n for n in model.graph.node for o in n.output}
         node = producers.get("logits")
         if node is None or node.op_type != "MatMul":
-            raise ModelFormatError(f"quantize_llm_onnx: {src}: no MatMul produces 'logits'; export it with export_llm_onnx")
+            raise ModelFormatError(f"quantize_llm_onnx: {src}: no MatMul produces 'logits'; "
+                                   "export it with export_llm_onnx")
         head = [node.name]
     del model
     if lm_head_bits == 4:

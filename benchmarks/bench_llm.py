@@ -1,0 +1,248 @@
+"""Local LLM: decode speed of our Chat path vs llama.cpp's own llama-bench, and where the ceiling is.
+
+Questions, all on SmolLM2-135M-Instruct (the shipped Q4_1 GGUF) and the same CPU:
+
+1. Decode tokens/s of ``edge_runtime.llm.chat.Chat`` (our token loop over llama-cpp-python, sampling
+   and detokenizing included) vs ``llama-bench -n N`` (llama.cpp's C++ loop, no sampling), at 1 and 2
+   threads. llama-bench is built from the llama.cpp sources inside the llama-cpp-python sdist of the
+   installed version (same code as the library we call), cached under ``build/llama-bench/VERSION/``.
+   Runs are interleaved (ours, theirs, ours, ...) so a busy moment hits both; the ratio ours/theirs
+   is reported per pair (median, p10, p90). Target: >= 0.97.
+2. The memory-bandwidth bound: a NumPy copy of a 256 MiB array gives GB/s read; a decoded token reads
+   every weight once (the tied embedding is the output matrix), so bound = GB/s / GGUF tensor bytes.
+3. Time to first token for a ~100-token prompt (our Chat stats; llama-bench pp100 for reference).
+4. Peak RSS of this process (our Chat) and of the llama-bench children.
+5. Optional (``--onnx``): the same weights as a 4-bit ONNX decoder (converters.llm_onnx, from the GGUF
+   itself) - next-token logits against llama.cpp and greedy tokens/s on 1 thread.
+
+Run: ``python -m benchmarks.bench_llm [--repeats 7] [--tokens 64] [--threads 1 2] [--onnx]``
+Writes ``benchmarks/results/llm.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Dict, List
+
+import numpy as np
+
+from benchmarks.harness import percentile, write_result
+from edge_runtime.assets import ensure
+
+ROOT = Path(__file__).resolve().parent.parent
+PROMPT = "Write a long, detailed story about a lighthouse keeper who counts the ships that pass each night."
+
+
+# ------------------------------------------------------------------------------------- llama-bench
+
+def llama_cpp_version() -> str:
+    from importlib import metadata
+
+    return metadata.version("llama_cpp_python")
+
+
+def build_llama_bench(version: str) -> Path:
+    """llama-bench from the llama-cpp-python ``version`` sdist; built once, cached under build/."""
+    cache = ROOT / "build" / "llama-bench" / version
+    binary = cache / "llama-bench"
+    if binary.is_file():
+        return binary
+    cmake = shutil.which("cmake")
+    if cmake is None:
+        raise SystemExit("bench_llm: cmake is needed to build llama-bench (apt-get install cmake)")
+    with tempfile.TemporaryDirectory(prefix="llama-bench-") as tmp:
+        work = Path(tmp)
+        print(f"bench_llm: fetching the llama-cpp-python {version} sdist", file=sys.stderr)
+        # --no-build-isolation: pip only reads the sdist's metadata with the venv's scikit-build-core,
+        # instead of building cmake itself from source (which --no-binary :all: would otherwise do).
+        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--no-build-isolation",
+                        "--no-binary", ":all:", f"llama-cpp-python=={version}", "-d", str(work)], check=True)
+        sdist = next(work.glob("llama_cpp_python-*.tar.gz"))
+        with tarfile.open(sdist) as tar:
+            members = [m for m in tar.getmembers() if "/vendor/llama.cpp/" in m.name]
+            tar.extractall(work, members=members, filter="data")
+        src = next(work.glob("llama_cpp_python-*/vendor/llama.cpp"))
+        bdir = work / "build"
+        print("bench_llm: building llama-bench (a few minutes)", file=sys.stderr)
+        subprocess.run([cmake, "-S", str(src), "-B", str(bdir), "-DCMAKE_BUILD_TYPE=Release",
+                        "-DLLAMA_BUILD_TOOLS=ON", "-DLLAMA_BUILD_TESTS=OFF", "-DLLAMA_BUILD_EXAMPLES=OFF",
+                        "-DLLAMA_BUILD_SERVER=OFF", "-DLLAMA_CURL=OFF", "-DBUILD_SHARED_LIBS=OFF"],
+                       check=True, stdout=subprocess.DEVNULL)
+        subprocess.run([cmake, "--build", str(bdir), "--target", "llama-bench", "-j", str(os.cpu_count() or 1)],
+                       check=True, stdout=subprocess.DEVNULL)
+        built = next(bdir.rglob("llama-bench"))
+        cache.mkdir(parents=True, exist_ok=True)
+        tmp_bin = cache / ".llama-bench.tmp"
+        shutil.copy2(built, tmp_bin)
+        os.replace(tmp_bin, binary)
+    return binary
+
+
+def run_llama_bench(binary: Path, model: Path, *, threads: int, n_gen: int = 0, n_prompt: int = 0) -> Dict[str, Any]:
+    """One llama-bench test (``-r 1``, its own warm-up run first); returns its JSON record."""
+    cmd = [str(binary), "-m", str(model), "-t", str(threads), "-p", str(n_prompt), "-n", str(n_gen),
+           "-r", "1", "-o", "json"]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    records = json.loads(out)
+    if len(records) != 1:
+        raise SystemExit(f"bench_llm: llama-bench printed {len(records)} records, expected 1: {out[:300]}")
+    return records[0]
+
+
+# -------------------------------------------------------------------------------------- our path
+
+def chat_decode(chat, n_tokens: int) -> Dict[str, float]:
+    """One greedy generation of up to n_tokens; decode tokens/s from the Chat's own statistics."""
+    with chat.stream(PROMPT, temperature=0.0, max_tokens=n_tokens, repeat_penalty=1.0) as pieces:
+        text = "".join(pieces)
+    st = pieces.stats
+    if st.completion_tokens < n_tokens // 2:
+        raise SystemExit(f"bench_llm: the model stopped after {st.completion_tokens} tokens: {text!r}")
+    return {"tokens_per_s": st.tokens_per_s, "completion_tokens": st.completion_tokens, "ttft_s": st.ttft_s or 0.0}
+
+
+def prompt_of(chat, n_tokens: int) -> str:
+    """A user message whose rendered prompt is about ``n_tokens`` tokens (real prose, repeated)."""
+    words = ("The camera on the walkway counted people crossing the line in both directions while the "
+             "evening light faded over the grass and the river beyond it ").split()
+    text = ""
+    i = 0
+    while chat.count_tokens(text + " " + words[i % len(words)]) <= n_tokens:
+        text += " " + words[i % len(words)]
+        i += 1
+    return text.strip()
+
+
+# ------------------------------------------------------------------------------------- bandwidth
+
+def copy_bandwidth_gbs(n_bytes: int = 256 << 20, repeats: int = 9) -> float:
+    """GB/s read by a NumPy copy of an n_bytes float32 array (the same bytes are written)."""
+    x = np.ones(n_bytes // 4, dtype=np.float32)
+    out = np.empty_like(x)
+    samples = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        np.copyto(out, x)
+        samples.append(time.perf_counter() - t0)
+    return n_bytes / statistics.median(samples) / 1e9
+
+
+def gguf_tensor_bytes(path: Path) -> int:
+    from edge_runtime.llm.gguf_file import GGUFFile
+
+    with GGUFFile.open(path) as f:
+        return sum(t.n_bytes for t in f.tensors.values())
+
+
+# ------------------------------------------------------------------------------------------ ONNX
+
+def onnx_section(model: Path, threads: int) -> Dict[str, Any]:
+    from edge_runtime.converters.llm_onnx import compare_with_gguf, export_llm_onnx, quantize_llm_onnx
+
+    from edge_runtime.converters._io import file_size
+
+    cache = ROOT / "build" / "llm-onnx"
+    cache.mkdir(parents=True, exist_ok=True)
+    fp32, q4 = cache / "smollm2-fp32.onnx", cache / "smollm2-q4.onnx"
+    if not q4.is_file():
+        if not fp32.is_file():
+            export_llm_onnx(model, fp32)
+        quantize_llm_onnx(fp32, q4, block_size=32)
+    import llama_cpp
+
+    llm = llama_cpp.Llama(str(model), vocab_only=True, verbose=False)
+    prompt = llm.tokenize(PROMPT.encode(), add_bos=False)
+    llm.close()
+    res = compare_with_gguf(q4, model, prompt, n_new=32, threads=threads)
+    res.update({"onnx_q4_bytes": file_size(q4), "gguf_bytes": model.stat().st_size, "threads": threads,
+                "speed_ratio_onnx_over_gguf": res["onnx_tokens_per_s"] / res["gguf_tokens_per_s"]})
+    return res
+
+
+# ------------------------------------------------------------------------------------------- main
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--tokens", type=int, default=64)
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--onnx", action="store_true", help="also export + compare the 4-bit ONNX decoder")
+    args = ap.parse_args()
+
+    from edge_runtime.llm.chat import Chat
+
+    model = ensure("smollm2-135m")
+    version = llama_cpp_version()
+    bench = build_llama_bench(version)
+    decode: Dict[str, Any] = {}
+    for t in args.threads:
+        chat = Chat(model, n_threads=t, n_ctx=512, temperature=0.0)
+        chat_decode(chat, 8)  # warm-up
+        ours: List[float] = []
+        theirs: List[float] = []
+        for i in range(args.repeats):
+            order = ("ours", "theirs") if i % 2 == 0 else ("theirs", "ours")
+            for who in order:
+                if who == "ours":
+                    ours.append(chat_decode(chat, args.tokens)["tokens_per_s"])
+                else:
+                    theirs.append(float(run_llama_bench(bench, model, threads=t, n_gen=args.tokens)["avg_ts"]))
+        ratios = [a / b for a, b in zip(ours, theirs)]
+        decode[f"threads_{t}"] = {
+            "threads": t, "tokens": args.tokens, "repeats": args.repeats,
+            "ours_tokens_per_s_median": statistics.median(ours), "llama_bench_tokens_per_s_median": statistics.median(theirs),
+            "ratio_median": statistics.median(ratios), "ratio_p10": percentile(ratios, 10),
+            "ratio_p90": percentile(ratios, 90), "ours_samples": ours, "llama_bench_samples": theirs}
+        print(f"decode, {t} thread(s): ours {statistics.median(ours):.1f} tok/s, llama-bench "
+              f"{statistics.median(theirs):.1f} tok/s, ratio {statistics.median(ratios):.3f} "
+              f"(p10 {percentile(ratios, 10):.3f}, p90 {percentile(ratios, 90):.3f})")
+        if t == args.threads[0]:
+            text = prompt_of(chat, 100)
+            ttft = []
+            for _ in range(5):
+                with chat.stream(text, temperature=0.0, max_tokens=1) as s:
+                    "".join(s)
+                ttft.append(s.stats.ttft_s)
+            pp = run_llama_bench(bench, model, threads=t, n_prompt=100)
+            decode["ttft"] = {"threads": t, "prompt_tokens": s.stats.prompt_tokens, "ttft_s_median": statistics.median(ttft),
+                              "llama_bench_pp100_tokens_per_s": float(pp["avg_ts"]),
+                              "llama_bench_pp100_plus_one_token_s": 100 / float(pp["avg_ts"])
+                              + 1 / decode[f"threads_{t}"]["llama_bench_tokens_per_s_median"]}
+            print(f"time to first token, {s.stats.prompt_tokens}-token prompt: {statistics.median(ttft) * 1e3:.0f} ms")
+        chat.close()
+    bw = copy_bandwidth_gbs()
+    weight_bytes = gguf_tensor_bytes(model)
+    best = max(v["ours_tokens_per_s_median"] for k, v in decode.items() if k.startswith("threads_"))
+    bound = {"copy_bandwidth_gb_s": bw, "gguf_tensor_bytes": weight_bytes,
+             "bound_tokens_per_s": bw * 1e9 / weight_bytes, "ours_best_tokens_per_s": best,
+             "fraction_of_bound": best / (bw * 1e9 / weight_bytes),
+             "note": "L3 is 32 MiB here, the weights ~100 MB: most of each token's reads come from DRAM"}
+    print(f"bandwidth {bw:.1f} GB/s, {weight_bytes / 1e6:.1f} MB of weights per token -> bound "
+          f"{bound['bound_tokens_per_s']:.0f} tok/s; ours reaches {bound['fraction_of_bound']:.2f} of it")
+    rss = {"ours_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+           "llama_bench_peak_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}
+    payload: Dict[str, Any] = {"model": str(model.name), "llama_cpp_python": version,
+                               "llama_bench": str(bench.relative_to(ROOT)), "decode": decode,
+                               "bandwidth": bound, "peak_rss": rss}
+    if args.onnx:
+        payload["onnx_q4_vs_gguf"] = onnx_section(model, args.threads[0])
+        o = payload["onnx_q4_vs_gguf"]
+        print(f"ONNX 4-bit vs GGUF Q4_1: {o['onnx_tokens_per_s']:.1f} vs {o['gguf_tokens_per_s']:.1f} tok/s, "
+              f"argmax agreement {o['argmax_agreement']:.2f}, max |logit err| {o['max_abs_logit_err']:.2f}")
+    path = write_result("llm", payload, threads=max(args.threads))
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
