@@ -14,7 +14,7 @@
 # The CPUs run side by side (EDGE_CROSS_JOBS at a time, default: host cores), each logging to
 # build/cross/<arch>/logs/<cpu>-<tier>.log. Prints one summary line per CPU, then the failing tests of any
 # that failed; exits 1 if anything failed on any CPU.
-# Environment: EDGE_CROSS_TIMEOUT_S (per pytest run, default 1800), EDGE_CROSS_CPUS (e.g. "cortex-a72"),
+# Environment: EDGE_CROSS_TIMEOUT_S (per pytest run, default 3600), EDGE_CROSS_CPUS (e.g. "cortex-a72"),
 # EDGE_CROSS_JOBS, EDGE_CROSS_ALLOW_STALE=1 (test a wheel older than the sources).
 source "$(dirname "$0")/cross/common.sh"
 
@@ -23,7 +23,7 @@ take_lock
 started=$SECONDS
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=("${ARCHES[@]}")
-TIMEOUT_S=${EDGE_CROSS_TIMEOUT_S:-1800}
+TIMEOUT_S=${EDGE_CROSS_TIMEOUT_S:-3600}
 CHROOT=$(command -v chroot)
 
 ensure_host_tools
@@ -132,12 +132,21 @@ EOF
 
 # ---- running on the emulated CPU ----------------------------------------------------------------------
 run_in_target() {  # run_in_target CPU LOG command...: chroot + qemu-user, clean environment, time-limited
-    local cpu=$1 log=$2
+    local cpu=$1 log=$2 pid rc
     shift 2
+    # timeout puts the emulated process in its own process group: note it, so an interrupted run can end it.
     timeout -k 30 "$TIMEOUT_S" env -i PATH=/usr/bin:/bin HOME=/tmp LANG=C.UTF-8 TMPDIR=/tmp \
         QEMU_CPU="$cpu" HYPOTHESIS_PROFILE=qemu HYPOTHESIS_STORAGE_DIRECTORY="/var/tmp/hypothesis-$cpu" \
         PYTHONPATH=/opt/edge:/opt/edge-deps EDGE_RUNTIME_CACHE=/opt/edge-cache EDGE_RUNTIME_OFFLINE=1 \
-        "$CHROOT" "$ROOTFS" "$@" >"$log" 2>&1
+        "$CHROOT" "$ROOTFS" "$@" >"$log" 2>&1 9>&- &
+    pid=$!
+    echo "$pid" >>"$CROSS_DIR/.running"
+    wait "$pid" && rc=0 || rc=$?
+    return "$rc"
+}
+
+cpu_seconds() {  # CPU seconds used by this (sub)shell's finished children, from `times`
+    times | tail -n 1 | awk '{ t = 0; for (i = 1; i <= 2; i++) { split($i, a, "m"); t += a[1] * 60 + a[2] } printf "%d", t }'
 }
 
 verdict() {  # verdict RC LOG -> short text for the summary line
@@ -173,10 +182,11 @@ test_cpu() {  # test_cpu ARCH CPU
         for p in $sel; do args+=("/opt/edge-tests/$p"); done
         for p in ${TIER_DESELECT[$tier]:-}; do args+=(--deselect "/opt/edge-tests/$p"); done
         t0=$SECONDS
-        run_in_target "$cpu" "$log" /usr/bin/python3 -m pytest -q -p no:cacheprovider --durations=5 \
+        # In a subshell so that `times` counts this tier's emulated CPU time alone.
+        (run_in_target "$cpu" "$log" /usr/bin/python3 -m pytest -q -p no:cacheprovider --durations=5 \
             --basetemp="/tmp/pytest-$cpu-$tier" --rootdir=/opt/edge-tests -c /opt/edge-tests/pyproject.toml \
-            "${args[@]}" && rc=0 || rc=$?
-        line+="; $tier: $(verdict $rc "$log") [$((SECONDS - t0)) s]"
+            "${args[@]}" && rc=0 || rc=$?; cpu_seconds >"$log.cpu"; exit $rc) && rc=0 || rc=$?
+        line+="; $tier: $(verdict $rc "$log") [$((SECONDS - t0)) s wall, $(cat "$log.cpu") s CPU]"
         if [ $rc -ne 0 ]; then
             status=FAIL
             { echo "--- $arch/$cpu $tier (${log#"$REPO"/}):"
@@ -193,7 +203,19 @@ test_cpu() {  # test_cpu ARCH CPU
 # host cores) run at once; each has its own hypothesis database and pytest temp dir in the root filesystem.
 JOBS_MAX=${EDGE_CROSS_JOBS:-$(nproc)}
 MOUNTED=()
-trap 'for r in "${MOUNTED[@]}"; do unmount_proc "$r"; done' EXIT
+cleanup() {
+    local pid
+    if [ -f "$CROSS_DIR/.running" ]; then
+        while read -r pid; do kill -TERM -- "-$pid" 2>/dev/null || true; done <"$CROSS_DIR/.running"
+        sleep 1
+        while read -r pid; do kill -KILL -- "-$pid" 2>/dev/null || true; done <"$CROSS_DIR/.running"
+        rm -f "$CROSS_DIR/.running"
+    fi
+    for r in "${MOUNTED[@]}"; do unmount_proc "$r"; done
+}
+trap cleanup EXIT
+trap 'say "interrupted: stopping the emulated runs"; exit 130' INT TERM
+rm -f "$CROSS_DIR/.running"
 declare -a JOB_ARCH JOB_CPU
 for arch in "${targets[@]}"; do
     arch_setup "$arch"
@@ -224,7 +246,7 @@ for arch in "${targets[@]}"; do
     done
 done
 
-say "running ${#JOB_CPU[@]} emulated CPU(s), up to $JOBS_MAX at a time: $(for i in "${!JOB_CPU[@]}"; do printf '%s/%s ' "${JOB_ARCH[$i]}" "${JOB_CPU[$i]}"; done)"
+say "set-up done in $((SECONDS - started)) s; running ${#JOB_CPU[@]} emulated CPU(s), up to $JOBS_MAX at a time: $(for i in "${!JOB_CPU[@]}"; do printf '%s/%s ' "${JOB_ARCH[$i]}" "${JOB_CPU[$i]}"; done)"
 for i in "${!JOB_CPU[@]}"; do
     while [ "$(jobs -rp | wc -l)" -ge "$JOBS_MAX" ]; do wait -n || true; done
     arch_setup "${JOB_ARCH[$i]}"
