@@ -112,16 +112,17 @@ def chat_decode(chat, n_tokens: int) -> Dict[str, float]:
     return {"tokens_per_s": st.tokens_per_s, "completion_tokens": st.completion_tokens, "ttft_s": st.ttft_s or 0.0}
 
 
-def prompt_of(chat, n_tokens: int) -> str:
-    """A user message whose rendered prompt is about ``n_tokens`` tokens (real prose, repeated)."""
+def cold_prompt(chat, n_tokens: int, run: int) -> list:
+    """Messages whose rendered prompt is about ``n_tokens`` tokens (real prose); the system message is
+    different for every ``run`` so llama-cpp-python's prefix reuse cannot skip the prompt (cold TTFT)."""
     words = ("The camera on the walkway counted people crossing the line in both directions while the "
-             "evening light faded over the grass and the river beyond it ").split()
-    text = ""
-    i = 0
-    while chat.count_tokens(text + " " + words[i % len(words)]) <= n_tokens:
+             "evening light faded over the grass and the river beyond it").split()
+    system = {"role": "system", "content": f"Run {run}: answer briefly."}
+    text, i = "", 0
+    while chat.count_tokens([system, {"role": "user", "content": f"{text} {words[i % len(words)]}"}]) <= n_tokens:
         text += " " + words[i % len(words)]
         i += 1
-    return text.strip()
+    return [system, {"role": "user", "content": text.strip()}]
 
 
 # ------------------------------------------------------------------------------------- bandwidth
@@ -201,21 +202,22 @@ def main() -> None:
         ratios = [a / b for a, b in zip(ours, theirs)]
         decode[f"threads_{t}"] = {
             "threads": t, "tokens": args.tokens, "repeats": args.repeats,
-            "ours_tokens_per_s_median": statistics.median(ours), "llama_bench_tokens_per_s_median": statistics.median(theirs),
+            "ours_tokens_per_s_median": statistics.median(ours),
+            "llama_bench_tokens_per_s_median": statistics.median(theirs),
             "ratio_median": statistics.median(ratios), "ratio_p10": percentile(ratios, 10),
             "ratio_p90": percentile(ratios, 90), "ours_samples": ours, "llama_bench_samples": theirs}
         print(f"decode, {t} thread(s): ours {statistics.median(ours):.1f} tok/s, llama-bench "
               f"{statistics.median(theirs):.1f} tok/s, ratio {statistics.median(ratios):.3f} "
               f"(p10 {percentile(ratios, 10):.3f}, p90 {percentile(ratios, 90):.3f})")
         if t == args.threads[0]:
-            text = prompt_of(chat, 100)
             ttft = []
-            for _ in range(5):
-                with chat.stream(text, temperature=0.0, max_tokens=1) as s:
+            for run in range(5):
+                with chat.stream(cold_prompt(chat, 100, run), temperature=0.0, max_tokens=1) as s:
                     "".join(s)
                 ttft.append(s.stats.ttft_s)
             pp = run_llama_bench(bench, model, threads=t, n_prompt=100)
-            decode["ttft"] = {"threads": t, "prompt_tokens": s.stats.prompt_tokens, "ttft_s_median": statistics.median(ttft),
+            decode["ttft"] = {"threads": t, "prompt_tokens": s.stats.prompt_tokens,
+                              "ttft_s_median": statistics.median(ttft),
                               "llama_bench_pp100_tokens_per_s": float(pp["avg_ts"]),
                               "llama_bench_pp100_plus_one_token_s": 100 / float(pp["avg_ts"])
                               + 1 / decode[f"threads_{t}"]["llama_bench_tokens_per_s_median"]}

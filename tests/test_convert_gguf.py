@@ -242,6 +242,29 @@ def test_llama_q4_logits(tiny_llama, tiny_ids, tmp_path, out_type):
     assert np.abs(got - hf_logits(model, tiny_ids)).mean() <= 0.6
 
 
+def test_qwen2_with_biases_and_untied_head(tmp_path):
+    from tokenizers import Tokenizer
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    d = tmp_path / "qwen2"
+    d.mkdir()
+    vocab = write_smollm2_tokenizer(d)
+    cfg = Qwen2Config(vocab_size=vocab, hidden_size=256, intermediate_size=512, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048, rms_norm_eps=1e-6,
+                      rope_theta=1000000.0, tie_word_embeddings=False, bos_token_id=1, eos_token_id=2)
+    torch.manual_seed(1)
+    model = Qwen2ForCausalLM(cfg).eval()
+    with torch.no_grad():
+        for name, p in model.named_parameters():  # biases in [-0.2, 0.2], norms near 1
+            p.normal_(0, 0.08) if p.dim() > 1 else p.uniform_(0.8, 1.2) if "norm" in name else p.uniform_(-0.2, 0.2)
+    model.save_pretrained(d, safe_serialization=True)
+    res = export_gguf(d, tmp_path / "q.gguf", "f16")
+    assert res.arch == "qwen2" and res.tensor_types == {"F16": 16, "F32": 11}  # Q/K/V biases stay F32
+    ids = Tokenizer.from_file(str(d / "tokenizer.json")).encode(PROMPT).ids
+    err = np.abs(llama_cpp_logits(res.path, ids) - hf_logits(model, ids))
+    assert err.max() <= 0.05 and err.mean() <= 0.005, (err.max(), err.mean())  # no Q/K permutation for qwen2
+
+
 def test_untied_output_rules(tmp_path):
     d = tmp_path / "untied"
     build_tiny_llama(d, tied=False, layers=1)
