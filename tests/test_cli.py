@@ -49,7 +49,7 @@ def test_help_lists_commands_without_importing_them():
             "try:\n    cli.main(['--help'])\nexcept SystemExit as e:\n    assert e.code == 0, e.code\n"
             "heavy = [m for m in ('edge_runtime.assets', 'numpy', 'cv2', 'onnxruntime') if m in sys.modules]\n"
             "print('HEAVY', heavy)\n")
-    out = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, PYTHONPATH=str(REPO)),
+    out = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, PYTHONPATH=str(REPO), COLUMNS="200"),
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert "HEAVY []" in out.stdout

@@ -155,8 +155,9 @@ def test_long_chat_does_not_stall_counting_and_answers_are_grounded() -> None:
         assert sup._thread.is_alive(), "the video ended during the generation; the check below needs it live"
         during = [t for t in sink.times if t_chat0 <= t <= t_chat1]
         # Counting kept going through the generation: frames completed all along, never a gap longer than
-        # one paced slot (1 / 0.5 fps) plus a few solo frame times.
-        assert len(during) >= 2, (len(during), t_chat1 - t_chat0)
+        # one paced slot (1 / 0.5 fps) plus a few solo frame times. The gap bound (which includes the
+        # generation's start and end as edges) is the property; a short generation may hold one frame.
+        assert len(during) >= 1, (len(during), t_chat1 - t_chat0)
         edges = [t_chat0, *during, t_chat1]
         worst_gap = max(b - a for a, b in zip(edges, edges[1:]))
         assert worst_gap <= 2.0 + 4 * solo_s + 2.0, (worst_gap, solo_s)
