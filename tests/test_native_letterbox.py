@@ -9,6 +9,8 @@ OpenCV (11-bit fixed-point weights) agrees within 1 uint8 level; that test needs
 
 from __future__ import annotations
 
+import platform
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -256,11 +258,17 @@ def _cv2_letterbox(cv2, frame: np.ndarray, info: ops.LetterboxInfo) -> np.ndarra
                                                   ((1280, 1280), (640, 640), False), ((97, 131), (640, 640), False),
                                                   ((480, 640), (320, 416), False)])
 def test_agrees_with_opencv_within_one_level(src_hw, dst_hw, auto):
-    """Separate from the kernel tests: opencv has no armv7 wheel, so this one needs cv2 present."""
+    """Separate from the kernel tests: opencv has no armv7 wheel, so this one needs cv2 present.
+
+    OpenCV's uint8 bilinear resize is fixed-point (11-bit weights) and its aarch64 build takes a NEON path
+    that rounds differently from its x86 one: measured up to 2 levels apart on downscales under qemu
+    Cortex-A72, while our kernel matches the NumPy reference on both. One level on x86-64, two elsewhere.
+    """
     cv2 = pytest.importorskip("cv2", reason="opencv has no armv7 wheel")
+    levels = 1 if platform.machine() in ("x86_64", "AMD64") else 2
     frame = make_frame(*src_hw, seed=11)
     tensor8, info = ops.letterbox(frame, dst_hw, auto=auto, dtype=np.uint8)
     expected = _cv2_letterbox(cv2, frame, info).astype(np.int16)
-    assert np.abs(tensor8.astype(np.int16) - expected).max() <= 1
+    assert np.abs(tensor8.astype(np.int16) - expected).max() <= levels
     tensor32, _ = ops.letterbox(frame, dst_hw, auto=auto)
-    assert np.abs(tensor32.astype(np.float64) * 255 - expected).max() <= 1.0 + 1e-3
+    assert np.abs(tensor32.astype(np.float64) * 255 - expected).max() <= levels + 1e-3
