@@ -42,6 +42,7 @@ __all__ = [
     "collect_ranges",
     "load_frames",
     "parse_frame_range",
+    "split_interleaved",
 ]
 
 log = logging.getLogger(__name__)
@@ -274,6 +275,22 @@ def load_frames(source: Union[str, os.PathLike], frames: Optional[FrameRange] = 
     else:
         raise InputError(f"{path}: no such calibration source (expected an image folder or a video file)")
     return FrameSet(path, tuple(out))
+
+
+def split_interleaved(frames: FrameSet, count: int) -> Tuple[FrameSet, FrameSet]:
+    """Split a sampled range into (rest, ``count`` frames spread evenly between them), disjoint.
+
+    Used to hold validation frames out of the calibration frames of the same range.
+
+    Raises:
+        InputError: ``count`` not in 1..len(frames) - 1.
+    """
+    n = len(frames)
+    if not 1 <= count < n:
+        raise InputError(f"{frames.source}: cannot hold {count} of {n} frames out; need 1..{n - 1}")
+    picks = sorted({int(round(x)) for x in np.linspace(0, n - 1, 2 * count + 1)[1::2]})
+    held = set(picks)
+    return frames.subset([p for p in range(n) if p not in held]), frames.subset(picks)
 
 
 class Preprocessor:

@@ -20,7 +20,7 @@ Shape legend: F frames; per frame a :class:`~edge_runtime.vision.detections.Dete
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -31,6 +31,7 @@ from edge_runtime.vision.tracking import iou_matrix
 
 __all__ = [
     "AgreementReport",
+    "agreement_at",
     "average_precision",
     "compare_detections",
     "count_agreement",
@@ -89,7 +90,10 @@ def match_frame(candidate: Detections, reference: Detections, iou_threshold: flo
     taken = np.zeros(m, bool)
     for i in np.argsort(-candidate.score, kind="stable"):
         row = np.where(taken, -1.0, iou[i])
-        j = int(np.argmax(row))
+        best = np.flatnonzero(row == row.max())
+        # Equal IoU (duplicate boxes): take the reference whose score is closest, so identical
+        # detection sets always pair each box with itself.
+        j = int(best[np.argmin(np.abs(reference.score[best] - candidate.score[i]))])
         if row[j] >= iou_threshold:
             matched[i] = j
             taken[j] = True
@@ -237,6 +241,8 @@ class AgreementReport:
         score_err_max, score_err_mean: |score difference| over matched boxes.
         matched: number of matched box pairs.
         reference_boxes: total reference boxes at the operating threshold.
+        low_score_err_mean: mean |score difference| over boxes matched at the low threshold (None when
+            not computed): smooth, and it covers the borderline boxes whose flips decide the counts.
     """
 
     frames: int
@@ -248,6 +254,7 @@ class AgreementReport:
     score_err_mean: float
     matched: int
     reference_boxes: int
+    low_score_err_mean: Optional[float] = None
 
     def meets(self, min_map50: float, min_count_agreement: float) -> bool:
         """Whether both budgets hold."""
@@ -287,3 +294,29 @@ def compare_detections(candidate_low: Sequence[Detections], candidate: Sequence[
         frames=len(reference), map50=m, ap_per_class=ap, count_agreement=agree,
         count_diff_max=int(np.abs(diff).max()) if diff.size else 0, score_err_max=err_max,
         score_err_mean=err_mean, matched=matched, reference_boxes=int(sum(len(r) for r in reference)))
+
+
+def agreement_at(candidate_low: Sequence[Detections], reference_low: Sequence[Detections], conf_threshold: float,
+                 count_classes: Optional[Sequence[int]] = None, *, iou_threshold: float = 0.5) -> AgreementReport:
+    """:func:`compare_detections` from detections taken once at a low threshold.
+
+    The operating-threshold detections are a score filter of the low-threshold ones (greedy NMS never
+    lets a lower score suppress a higher one, so filtering after NMS equals NMS after filtering), so one
+    detector run per frame at the low threshold serves both mAP and counts.
+
+    Args:
+        candidate_low, reference_low: per frame, detections at the low threshold.
+        conf_threshold: the operating threshold for counts and score errors.
+        count_classes: counted class ids (None = all).
+
+    Raises:
+        InputError: frame counts differ or a bad threshold.
+    """
+    if not 0.0 <= conf_threshold <= 1.0:
+        raise InputError(f"agreement_at: conf_threshold must be in [0, 1], got {conf_threshold}")
+    _check_pairs(candidate_low, reference_low, "agreement_at")
+    cand = [d[d.score >= conf_threshold] for d in candidate_low]
+    ref = [d[d.score >= conf_threshold] for d in reference_low]
+    report = compare_detections(candidate_low, cand, ref, iou_threshold=iou_threshold, count_classes=count_classes)
+    _, low_err, _ = score_errors(candidate_low, reference_low, iou_threshold=iou_threshold)
+    return replace(report, low_score_err_mean=low_err)

@@ -400,18 +400,21 @@ class FallbackSearch:
         give_back_tolerance: a half goes back to int8 only if the budget still holds and the mean score
             error grows by at most this fraction over the state that first met the budget: a margin,
             since the budget is checked on a handful of validation frames.
+        min_give_back_share: halves holding less than this share of the candidate compute are not tried
+            back in int8: too little speed to win for the accuracy risked (the last layer of each branch).
         log_fn: progress messages.
     """
 
     def __init__(self, blocks: Sequence[Block], evaluate: Callable[[Sequence[str]], TrialScore], *,
-                 budget: Budget, max_trials: int = 16, groups: int = 6, give_back_tolerance: float = 0.10,
-                 log_fn: Optional[Callable[[str], None]] = None):
+                 budget: Budget, max_trials: int = 16, groups: int = 6, give_back_tolerance: float = 0.05,
+                 min_give_back_share: float = 0.02, log_fn: Optional[Callable[[str], None]] = None):
         self.blocks = [b for b in blocks if b.op_type not in NEUTRAL_OPS]
         self.evaluate = evaluate
         self.budget = budget
         self.max_trials = max(1, int(max_trials))
         self.groups = groups
         self.give_back_tolerance = float(give_back_tolerance)
+        self.min_give_back_share = float(min_give_back_share)
         self.log = log_fn or log.info
         self._macs = {b.name: max(b.macs, 0) for b in self.blocks}
         self._total = sum(self._macs.values()) or 1
@@ -500,11 +503,13 @@ class FallbackSearch:
         err_limit = current.score.score_err * (1.0 + self.give_back_tolerance)
         while pending and self._left() > 0:
             part = pending.pop(0)
-            if len(part) < 2:
+            if len(part) < 2 or self._share(part) < 2 * self.min_give_back_share:
                 continue
             for half in (part[: len(part) // 2], part[len(part) // 2:]):
                 if self._left() <= 0:
                     break
+                if self._share(half) < self.min_give_back_share:
+                    continue
                 float_set = set(current.float_blocks) - set(half)
                 t = self._try(f"back to int8: {half[0]} .. {half[-1]} ({len(half)} blocks)", half, float_set)
                 if t.score.meets(self.budget) and t.score.score_err <= err_limit:
