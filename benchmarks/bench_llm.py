@@ -81,7 +81,7 @@ def build_llama_bench(version: str) -> Path:
                        check=True, stdout=subprocess.DEVNULL)
         subprocess.run([cmake, "--build", str(bdir), "--target", "llama-bench", "-j", str(os.cpu_count() or 1)],
                        check=True, stdout=subprocess.DEVNULL)
-        built = next(bdir.rglob("llama-bench"))
+        built = next(p for p in bdir.rglob("llama-bench") if p.is_file())  # not the tools/llama-bench dir
         cache.mkdir(parents=True, exist_ok=True)
         tmp_bin = cache / ".llama-bench.tmp"
         shutil.copy2(built, tmp_bin)

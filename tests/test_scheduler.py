@@ -14,7 +14,7 @@ import pytest
 
 from edge_runtime.errors import ConfigError
 from edge_runtime.runtime.config import BudgetConfig
-from edge_runtime.runtime.scheduler import Policy, Scheduler, pin_thread, usable_cpus
+from edge_runtime.runtime.scheduler import PACE_HEADROOM, Policy, Scheduler, pin_thread, usable_cpus
 
 CPUS = usable_cpus()
 TWO = len(CPUS) >= 2
@@ -42,12 +42,14 @@ def test_splits_per_policy_on_two_cores() -> None:
         idle = Scheduler(2, policy).split(chat_active=False)
         assert (idle.detector_threads, idle.pace_fps, idle.chat_yields) == (2, None, False)  # chat idle: all to detection
     df = Scheduler(2, "detection-first", min_fps=3).split(True)
-    assert (df.detector_threads, df.chat_threads, df.pace_fps, df.chat_yields) == (2, 1, 3.0, True)
+    assert (df.detector_threads, df.chat_threads, df.chat_yields) == (2, 1, True)
+    assert df.pace_fps == pytest.approx(3.0 * PACE_HEADROOM)  # a little above the target: it holds at p95
     fair = Scheduler(2, "fair").split(True)
     assert (fair.detector_threads, fair.chat_threads, fair.pace_fps, fair.chat_yields) == (1, 1, None, False)
     assert set(fair.detector_cpus).isdisjoint(fair.chat_cpus) and len(fair.detector_cpus + fair.chat_cpus) == 2
     cf = Scheduler(2, "chat-first", min_fps=1.5).split(True)
-    assert (cf.detector_threads, cf.chat_threads, cf.pace_fps, cf.chat_yields) == (1, 1, 1.5, False)
+    assert (cf.detector_threads, cf.chat_threads, cf.chat_yields) == (1, 1, False)
+    assert cf.pace_fps == pytest.approx(1.5 * PACE_HEADROOM)
     assert Scheduler(2, "fair").detector_thread_counts() == (2, 1)
     assert Scheduler(2, "detection-first").detector_thread_counts() == (2,)
 
@@ -110,10 +112,10 @@ def test_detection_first_parks_chat_during_frames_and_paces_them() -> None:
     # No token was being computed while a frame ran: chat parked between tokens.
     assert _overlaps(trace.tokens, trace.frames) == 0
     assert sched.stats["yields"] >= 5 and sched.stats["due_timeouts"] == 0
-    # Frames were held to the 8 fps target while chat was active (chat got the time in between).
+    # Frames were held to the 8 fps target (plus the pacing headroom) while chat was active.
     starts = [f[0] for f in trace.frames]
     gaps = [b - a for a, b in zip(starts, starts[1:])]
-    assert min(gaps) >= 1 / 8 - 0.01, gaps
+    assert min(gaps) >= 1 / (8 * PACE_HEADROOM) - 0.01, gaps
     # Tokens did run between the frames.
     assert any(starts[0] < t0 < starts[-1] for t0, _ in trace.tokens)
 
@@ -143,7 +145,7 @@ def test_idle_chat_means_no_pacing() -> None:
     assert sched.pace_delay_s() == 0.0  # chat idle: detection free-runs
     sched.chat_started()
     try:
-        assert 0.9 < sched.pace_delay_s() <= 1.0
+        assert 0.9 / PACE_HEADROOM < sched.pace_delay_s() <= 1.0 / PACE_HEADROOM
     finally:
         sched.chat_finished()
     assert sched.pace_delay_s() == 0.0
