@@ -22,7 +22,8 @@ between completed frames is <= 1 / target.
 
 Writes benchmarks/results/cosched.json and cosched.png (fps and tokens/s over time, every run).
 
-Run: ``python -m benchmarks.bench_cosched [--seconds 40] [--policies detection-first,fair]``
+Run: ``python -m benchmarks.bench_cosched [--seconds 40] [--policies detection-first,fair] [--model M.onnx
+--name cosched-int8]`` (``--model``: another detector, e.g. the int8 model ``bench_int8`` converts).
 """
 
 from __future__ import annotations
@@ -139,9 +140,17 @@ def _http_ask(base: str):
     return ask
 
 
+#: The detector every run uses: "builtin:NAME" (a cached asset) or a path; set from ``--model``.
+MODEL = "builtin:yolov8s-person"
+
+
+def _model_path() -> Any:
+    return ensure(MODEL.split(":", 1)[1]) if MODEL.startswith("builtin:") else MODEL
+
+
 def run_solo_detection(seconds: float, cores: int) -> Trace:
     trace, stop = Trace(), threading.Event()
-    pipe = _pipeline(Detector(ensure("yolov8s-person"), threads=cores, classes=[0]))
+    pipe = _pipeline(Detector(_model_path(), threads=cores, classes=[0]))
     t = threading.Thread(target=_drive, args=(pipe, trace, stop))
     t.start()
     time.sleep(seconds)
@@ -160,7 +169,7 @@ def run_solo_chat(chat: Chat, n_generations: int) -> Trace:
 def run_unmanaged(seconds: float) -> Trace:
     """Both libraries at their defaults, side by side."""
     trace, stop = Trace(), threading.Event()
-    detector = Detector(ensure("yolov8s-person"), threads=None, spin=True, classes=[0])  # onnxruntime defaults
+    detector = Detector(_model_path(), threads=None, spin=True, classes=[0])  # onnxruntime defaults
     chat = Chat(ensure("smollm2-135m"), n_ctx=1024)  # n_threads default: cpu_count // 2, as llama-cpp-python
     trace.t0 = time.monotonic()  # the clock starts once both models are loaded, as in the managed runs
     threads = [threading.Thread(target=_drive, args=(_pipeline(detector), trace, stop)),
@@ -178,7 +187,7 @@ def run_unmanaged(seconds: float) -> Trace:
 def run_managed(seconds: float, policy: str, target_fps: float, cores: int) -> Tuple[Trace, Dict[str, Any]]:
     config = config_from_dict({
         "source": {"uri": "builtin:vtest-video", "mode": "latest"},
-        "model": {"path": "builtin:yolov8s-person", "classes": [0]},
+        "model": {"path": str(MODEL), "classes": [0]},
         "lines": [{"name": LINE[0], "start": list(LINE[1]), "end": list(LINE[2])}],
         "output": {"db": "", "print_every_s": 0.0},
         "budget": {"cores": cores, "policy": policy, "min_fps": target_fps},
@@ -248,11 +257,15 @@ def plot(traces: Dict[str, Trace], target_fps: float, solo_tps: float, path) -> 
 
 
 def main(argv: Optional[List[str]] = None) -> None:
+    global MODEL
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=40.0, help="length of each co-scheduled run")
     parser.add_argument("--policies", default="detection-first,fair", help="managed runs, comma-separated")
     parser.add_argument("--target-fps", type=float, default=None, help="detection target (default: from solo)")
+    parser.add_argument("--model", default="builtin:yolov8s-person", help="detector: builtin:NAME or an .onnx path")
+    parser.add_argument("--name", default="cosched", help="result name under benchmarks/results (.json, .png)")
     args = parser.parse_args(argv)
+    MODEL = args.model
     cores = len(usable_cpus())
 
     solo_det = run_solo_detection(min(args.seconds, 20.0), cores)
@@ -285,11 +298,11 @@ def main(argv: Optional[List[str]] = None) -> None:
         results[name]["meets_both"] = bool(results[name].get("holds_target_at_p95")) and tps >= 0.8 * solo_tps
 
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    png = RESULTS_DIR / "cosched.png"
+    png = RESULTS_DIR / f"{args.name}.png"
     plot(traces, target, solo_tps, png)
-    path = write_result("cosched", {
+    path = write_result(args.name, {
         "question": "detection target at p95 and chat decode vs solo, managed vs unmanaged, one CPU",
-        "cores": cores, "target_fps": target, "solo_frame_s": solo_frame_s, "solo_inference_s": d_s,
+        "model": str(MODEL), "cores": cores, "target_fps": target, "solo_frame_s": solo_frame_s, "solo_inference_s": d_s,
         "solo_tokens_per_s": solo_tps, "seconds_per_run": args.seconds, "max_tokens": MAX_TOKENS,
         "runs": results,
         "series": {name: {"frames_s": [round(f, 3) for f in t.frames], "generations": t.gens}

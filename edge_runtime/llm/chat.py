@@ -219,6 +219,33 @@ class _StopMatcher:
         return out
 
 
+def _greedy_tokens(llm: Any, tokens: Sequence[int]) -> Iterator[int]:
+    """Greedy decoding without llama-cpp-python's sampler chain: argmax over the last logits row.
+
+    The same tokens as ``Llama.generate`` at temperature 0 with no repeat penalty (llama.cpp's greedy
+    sampler also takes the first maximum), minus its per-token candidate-array set-up, which costs
+    about a tenth of a token's time on a 135M model. The KV cache is reused for the prompt prefix the
+    context already holds, as ``generate`` does.
+    """
+    import numpy as np
+
+    llama_cpp, _ = _import_llama_cpp()
+    held = llm.input_ids[: llm.n_tokens]
+    keep = 0
+    for a, b in zip(held, tokens[:-1]):  # at least one prompt token is evaluated, for fresh logits
+        if a != b:
+            break
+        keep += 1
+    llm.n_tokens = keep
+    llm.eval(tokens[keep:])
+    n_vocab = llm.n_vocab()
+    while True:
+        row = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm._ctx.ctx, -1), shape=(n_vocab,))
+        token = int(np.argmax(row))
+        yield token
+        llm.eval([token])
+
+
 def _import_llama_cpp() -> Any:
     try:
         import llama_cpp
@@ -573,8 +600,11 @@ class Chat:
             # The EOS text as a stop string too, as llama-cpp-python's chat handler does.
             matcher = _StopMatcher(params.stop + ((self._eos_text,) if self._eos_text else ()))
             llm.set_seed(params.seed)
-            gen = llm.generate(tokens, top_k=params.top_k, top_p=params.top_p, min_p=params.min_p,
-                               temp=params.temperature, repeat_penalty=params.repeat_penalty, reset=True)
+            if params.temperature == 0.0 and params.repeat_penalty == 1.0:
+                gen = _greedy_tokens(llm, tokens)
+            else:
+                gen = llm.generate(tokens, top_k=params.top_k, top_p=params.top_p, min_p=params.min_p,
+                                   temp=params.temperature, repeat_penalty=params.repeat_penalty, reset=True)
             finish = FinishReason.STOP  # also when llama.cpp's generator ends by itself
             hit = False
             try:
