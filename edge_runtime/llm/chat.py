@@ -223,9 +223,9 @@ def _greedy_tokens(llm: Any, tokens: Sequence[int]) -> Iterator[int]:
     """Greedy decoding without llama-cpp-python's sampler chain: argmax over the last logits row.
 
     The same tokens as ``Llama.generate`` at temperature 0 with no repeat penalty (llama.cpp's greedy
-    sampler also takes the first maximum), minus its per-token candidate-array set-up, which costs
-    about a tenth of a token's time on a 135M model. The KV cache is reused for the prompt prefix the
-    context already holds, as ``generate`` does.
+    sampler also takes the first maximum), without building its sampler chain and candidate array for
+    every token. The KV cache is reused for the prompt prefix the context already holds, as
+    ``generate`` does.
     """
     import numpy as np
 
