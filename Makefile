@@ -60,7 +60,7 @@ cross-test: cross
 test: pytest cross-test
 
 # Every benchmark, one after the other (each writes benchmarks/results/NAME.json). Run on a quiet machine.
-BENCHMARKS ?= bench_kernels bench_tracker bench_quant "bench_pipeline --motion-gate" bench_int8 bench_llm
+BENCHMARKS ?= bench_kernels bench_tracker bench_quant "bench_pipeline --motion-gate" bench_int8 bench_llm bench_cosched
 bench: $(VENV)/.setup-dev assets
 	for b in $(BENCHMARKS); do $(PY) -m benchmarks.$$b || exit 1; done
 

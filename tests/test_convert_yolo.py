@@ -53,9 +53,9 @@ pytestmark = pytest.mark.convert
 
 # The budget is counts identical on >= 95 % of held-out frames. On a CPU without an int8
 # dot-product instruction (this project's CI: AVX2, no VNNI) ONNX Runtime's fast int8 path needs 7-bit
-# weights, and measured here no fallback within reach holds 95 %: 91.7 % on validation with a third to
-# half of the compute left in float, which then is no faster than fp32 (the converter says so and writes
-# nothing, tested below). So the real model is converted with the budget this CPU can keep, and the test
+# weights, and measured here no fallback within reach holds 95 %: 91.7 % at best on validation, with a
+# third to half of the compute left in float (the converter then says so and writes nothing, as tested
+# below with an unmeetable budget). So the real model is converted with the budget this CPU can keep, and the test
 # checks that the converter's promise holds on frames it never saw; bench_int8 records the figures.
 BUDGET = Budget(min_map50=0.95, min_count_agreement=0.80)
 CALIB = FrameRange(0, 400)
