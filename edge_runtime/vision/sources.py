@@ -107,15 +107,22 @@ class _VideoReader:
         self._next += 1
         self.position = (index, index / self.fps)
         if self._pace:
-            if self._t0 is None:
-                self._t0 = time.monotonic() - index / self.fps
-            wait_s = self._t0 + index / self.fps - time.monotonic()
-            if wait_s > 0:
-                self._stop.wait(wait_s)
+            self._t0 = _pace_to(index, self.fps, self._t0, self._stop)
         return image
 
     def release(self) -> None:
         self._cap.release()
+
+
+def _pace_to(index: int, fps: float, t0: Optional[float], stop: threading.Event) -> float:
+    """Wait until frame ``index`` is due at ``fps`` on a clock started at ``t0`` (None: start it now, as if
+    this frame were on time); returns the clock's start. A set ``stop`` cuts the wait short."""
+    if t0 is None:
+        t0 = time.monotonic() - index / fps
+    wait_s = t0 + index / fps - time.monotonic()
+    if wait_s > 0:
+        stop.wait(wait_s)
+    return t0
 
 
 class _FolderReader:
@@ -143,11 +150,7 @@ class _FolderReader:
             raise SourceError(f"{path}: not an image OpenCV can decode (frame {index} of {self.frame_count})")
         self.position = (index, index / self.fps)
         if self._pace:
-            if self._t0 is None:
-                self._t0 = time.monotonic() - index / self.fps
-            wait_s = self._t0 + index / self.fps - time.monotonic()
-            if wait_s > 0:
-                self._stop.wait(wait_s)
+            self._t0 = _pace_to(index, self.fps, self._t0, self._stop)
         return image
 
     def release(self) -> None:
