@@ -59,7 +59,7 @@ def test_greedy_output_matches_llama_cpp_chat_completion(chat, model_path):
     import llama_cpp
 
     messages = [{"role": "system", "content": "You answer briefly."}, user("What is the capital of Japan?")]
-    ref_llm = llama_cpp.Llama(model_path=str(model_path), n_ctx=N_CTX, n_threads=1, verbose=False)
+    ref_llm = llama_cpp.Llama(model_path=str(model_path), n_ctx=N_CTX, n_threads=1, flash_attn=True, verbose=False)
     try:
         ref = ref_llm.create_chat_completion(messages, temperature=0.0, max_tokens=20, repeat_penalty=1.0)
     finally:
