@@ -302,7 +302,10 @@ def _start_fetch_from_fifo(cache: Path, src: Path) -> subprocess.Popen:
     os.mkfifo(src / "bikes.mp4")
     return subprocess.Popen(
         [sys.executable, "-m", "edge_runtime.cli", "assets", "fetch", "bikes-video", "--from", str(src)],
-        env=child_env(cache, EDGE_RUNTIME_OFFLINE="1"), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        env=child_env(cache, EDGE_RUNTIME_OFFLINE="1"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        # A test run started in the background by a non-interactive shell inherits SIGINT ignored, and
+        # Python keeps an ignored SIGINT ignored: give the child the default Ctrl-C a terminal gives.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def _feed_half_and_wait(cache: Path, src: Path, data: bytes) -> int:
@@ -327,7 +330,7 @@ def test_interrupted_write_leaves_nothing_visible(cache, wheel_dir, tmp_path, si
     proc = _start_fetch_from_fifo(cache, src)
     fd = _feed_half_and_wait(cache, src, data)
     proc.send_signal(sig)
-    _, err = proc.communicate(timeout=120)  # generous: CI boxes are loaded; a hang still fails
+    _, err = proc.communicate(timeout=60)
     os.close(fd)
     final = cache / "bikes-video" / "bikes.mp4"
     assert not final.exists() and not (cache / ".stamps" / "bikes-video.json").exists()
