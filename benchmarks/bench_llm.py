@@ -3,8 +3,10 @@
 Questions, all on SmolLM2-135M-Instruct (the shipped Q4_1 GGUF) and the same CPU:
 
 1. Decode tokens/s of ``edge_runtime.llm.chat.Chat`` (our token loop over llama-cpp-python, sampling
-   and detokenizing included) vs ``llama-bench -n N`` (llama.cpp's C++ loop, no sampling), at 1 and 2
-   threads. llama-bench is built from the llama.cpp sources inside the llama-cpp-python sdist of the
+   and detokenizing included) vs ``llama-bench -n N -d P`` (llama.cpp's C++ loop, no sampling), at 1
+   and 2 threads, with flash attention on in both and llama-bench decoding at the KV depth P of our
+   prompt (without ``-d`` it would decode into an empty cache, a shorter context than any answer
+   has). llama-bench is built from the llama.cpp sources inside the llama-cpp-python sdist of the
    installed version (same code as the library we call), cached under ``build/llama-bench/VERSION/``.
    Runs are interleaved (ours, theirs, ours, ...) so a busy moment hits both; the ratio ours/theirs
    is reported per pair (median, p10, p90). Target: >= 0.97.
@@ -15,7 +17,7 @@ Questions, all on SmolLM2-135M-Instruct (the shipped Q4_1 GGUF) and the same CPU
 5. Optional (``--onnx``): the same weights as a 4-bit ONNX decoder (converters.llm_onnx, from the GGUF
    itself) - next-token logits against llama.cpp and greedy tokens/s on 1 thread.
 
-Run: ``python -m benchmarks.bench_llm [--repeats 7] [--tokens 64] [--threads 1 2] [--onnx]``
+Run: ``python -m benchmarks.bench_llm [--repeats 15] [--tokens 128] [--threads 1 2] [--onnx]``
 Writes ``benchmarks/results/llm.json``.
 """
 
@@ -89,10 +91,16 @@ def build_llama_bench(version: str) -> Path:
     return binary
 
 
-def run_llama_bench(binary: Path, model: Path, *, threads: int, n_gen: int = 0, n_prompt: int = 0) -> Dict[str, Any]:
-    """One llama-bench test (``-r 1``, its own warm-up run first); returns its JSON record."""
+def run_llama_bench(binary: Path, model: Path, *, threads: int, n_gen: int = 0, n_prompt: int = 0,
+                    n_depth: int = 0) -> Dict[str, Any]:
+    """One llama-bench test (``-r 1``, its own warm-up run first); returns its JSON record.
+
+    ``n_depth`` tokens are put in the KV cache before the test (``-d``), so a decode test runs at the
+    same context length as a chat answer that follows an ``n_depth``-token prompt. Flash attention is
+    on, as in :class:`~edge_runtime.llm.chat.Chat`.
+    """
     cmd = [str(binary), "-m", str(model), "-t", str(threads), "-p", str(n_prompt), "-n", str(n_gen),
-           "-r", "1", "-o", "json"]
+           "-d", str(n_depth), "-fa", "on", "-r", "1", "-o", "json"]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     records = json.loads(out)
     if len(records) != 1:
@@ -109,7 +117,8 @@ def chat_decode(chat, n_tokens: int) -> Dict[str, float]:
     st = pieces.stats
     if st.completion_tokens < n_tokens // 2:
         raise SystemExit(f"bench_llm: the model stopped after {st.completion_tokens} tokens: {text!r}")
-    return {"tokens_per_s": st.tokens_per_s, "completion_tokens": st.completion_tokens, "ttft_s": st.ttft_s or 0.0}
+    return {"tokens_per_s": st.tokens_per_s, "completion_tokens": st.completion_tokens, "ttft_s": st.ttft_s or 0.0,
+            "prompt_tokens": st.prompt_tokens}
 
 
 def cold_prompt(chat, n_tokens: int, run: int) -> list:
@@ -175,8 +184,8 @@ def onnx_section(model: Path, threads: int) -> Dict[str, Any]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeats", type=int, default=7)
-    ap.add_argument("--tokens", type=int, default=64)
+    ap.add_argument("--repeats", type=int, default=15)
+    ap.add_argument("--tokens", type=int, default=128)
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--onnx", action="store_true", help="also export + compare the 4-bit ONNX decoder")
     args = ap.parse_args()
@@ -189,7 +198,7 @@ def main() -> None:
     decode: Dict[str, Any] = {}
     for t in args.threads:
         chat = Chat(model, n_threads=t, n_ctx=512, temperature=0.0)
-        chat_decode(chat, 8)  # warm-up
+        depth = chat_decode(chat, 8)["prompt_tokens"]  # warm-up; llama-bench decodes at this KV depth too
         ours: List[float] = []
         theirs: List[float] = []
         for i in range(args.repeats):
@@ -198,10 +207,11 @@ def main() -> None:
                 if who == "ours":
                     ours.append(chat_decode(chat, args.tokens)["tokens_per_s"])
                 else:
-                    theirs.append(float(run_llama_bench(bench, model, threads=t, n_gen=args.tokens)["avg_ts"]))
+                    theirs.append(float(run_llama_bench(bench, model, threads=t, n_gen=args.tokens,
+                                                        n_depth=depth)["avg_ts"]))
         ratios = [a / b for a, b in zip(ours, theirs)]
         decode[f"threads_{t}"] = {
-            "threads": t, "tokens": args.tokens, "repeats": args.repeats,
+            "threads": t, "tokens": args.tokens, "repeats": args.repeats, "kv_depth_tokens": depth,
             "ours_tokens_per_s_median": statistics.median(ours),
             "llama_bench_tokens_per_s_median": statistics.median(theirs),
             "ratio_median": statistics.median(ratios), "ratio_p10": percentile(ratios, 10),

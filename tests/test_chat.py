@@ -71,6 +71,27 @@ def test_greedy_output_matches_llama_cpp_chat_completion(chat, model_path):
     assert chat.last_stats.completion_tokens == ref["usage"]["completion_tokens"]
 
 
+def test_greedy_fast_path_matches_llama_cpp_over_turns_that_reuse_the_cache(chat, model_path):
+    # Our greedy loop decodes on the context directly; the second turn extends the first, so it also
+    # reuses the KV prefix the first turn left: the bookkeeping must match llama-cpp-python's own.
+    import llama_cpp
+
+    first = [{"role": "system", "content": "You are a storyteller."}, user("Tell a story about a duck barn.")]
+    ref_llm = llama_cpp.Llama(model_path=str(model_path), n_ctx=N_CTX, n_threads=1, flash_attn=True, verbose=False)
+    try:
+        answers = []
+        for extra in ([], [None, user("And what happened the next morning?")]):
+            messages = first + ([{"role": "assistant", "content": answers[0]}, extra[1]] if extra else [])
+            ref = ref_llm.create_chat_completion(messages, temperature=0.0, max_tokens=60, repeat_penalty=1.0)
+            ours = chat.ask(messages, max_tokens=60, repeat_penalty=1.0)
+            assert ours == ref["choices"][0]["message"]["content"]
+            assert chat.last_stats.completion_tokens == ref["usage"]["completion_tokens"]
+            answers.append(ours)
+    finally:
+        ref_llm.close()
+    assert len(answers[0]) > 100 and answers[1] != answers[0]
+
+
 def test_stream_pieces_join_to_the_ask_answer(chat):
     pieces = list(chat.stream("What is 2+2?"))
     assert len(pieces) > 1 and all(pieces)

@@ -36,6 +36,7 @@ Example:
 from __future__ import annotations
 
 import codecs
+import ctypes
 import dataclasses
 import enum
 import os
@@ -225,7 +226,14 @@ def _greedy_tokens(llm: Any, tokens: Sequence[int]) -> Iterator[int]:
     The same tokens as ``Llama.generate`` at temperature 0 with no repeat penalty (llama.cpp's greedy
     sampler also takes the first maximum), without building its sampler chain and candidate array for
     every token. The KV cache is reused for the prompt prefix the context already holds, as
-    ``generate`` does.
+    ``generate`` does. The prompt goes through ``Llama.eval``; each generated token is then decoded
+    with one ``llama_decode`` on the context's own one-token batch, and ``input_ids`` / ``n_tokens``
+    are kept as ``eval`` keeps them, so later calls see the same state. This keeps Python's share of a
+    token to tens of microseconds (``eval`` and a fresh NumPy view of the logits per token cost ~0.2 ms,
+    2 % of a token at 2 threads on SmolLM2-135M).
+
+    Raises:
+        RuntimeError: llama_decode failed (as ``Llama.eval`` raises it), e.g. the context is full.
     """
     import numpy as np
 
@@ -238,12 +246,28 @@ def _greedy_tokens(llm: Any, tokens: Sequence[int]) -> Iterator[int]:
         keep += 1
     llm.n_tokens = keep
     llm.eval(tokens[keep:])
-    n_vocab = llm.n_vocab()
+    ctx, n_vocab = llm._ctx.ctx, llm.n_vocab()
+    batch = llm._batch.batch
+    view, view_addr = None, None
     while True:
-        row = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm._ctx.ctx, -1), shape=(n_vocab,))
-        token = int(np.argmax(row))
+        ptr = llama_cpp.llama_get_logits_ith(ctx, -1)
+        addr = ctypes.addressof(ptr.contents)
+        if addr != view_addr:  # the logits buffer moves only when llama.cpp reallocates it
+            view, view_addr = np.ctypeslib.as_array(ptr, shape=(n_vocab,)), addr
+        token = int(view.argmax())
         yield token
-        llm.eval([token])
+        n_past = llm.n_tokens
+        batch.n_tokens = 1
+        batch.token[0] = token
+        batch.pos[0] = n_past
+        batch.n_seq_id[0] = 1
+        batch.seq_id[0][0] = 0
+        batch.logits[0] = True
+        code = llama_cpp.llama_decode(ctx, batch)
+        if code != 0:
+            raise RuntimeError(f"llama_decode returned {code}")
+        llm.input_ids[n_past] = token
+        llm.n_tokens = n_past + 1
 
 
 def _import_llama_cpp() -> Any:
@@ -434,6 +458,7 @@ class Chat:
         self.model_name = str(meta.get("general.name") or self.model_path.stem)
         self._lock = threading.Lock()
         self._last_stats: Optional[GenerationStats] = None
+        self._pieces: Dict[int, bytes] = {}  # token id -> its bytes, filled as tokens are generated
         self._llm = llm
 
     def set_threads(self, n_threads: int) -> None:
@@ -620,7 +645,10 @@ class Chat:
                     if stats.ttft_s is None:
                         stats.ttft_s = now - t0
                     stats.elapsed_s = now - t0
-                    text, hit = matcher.feed(decoder.decode(llm.detokenize([token])))
+                    piece = self._pieces.get(token)
+                    if piece is None:  # a token's bytes do not depend on its neighbours
+                        piece = self._pieces[token] = llm.detokenize([token])
+                    text, hit = matcher.feed(decoder.decode(piece))
                     if text:
                         yield text
                     if hit:
