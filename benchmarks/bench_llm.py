@@ -233,6 +233,9 @@ def main() -> None:
                               + 1 / decode[f"threads_{t}"]["llama_bench_tokens_per_s_median"]}
             print(f"time to first token, {s.stats.prompt_tokens}-token prompt: {statistics.median(ttft) * 1e3:.0f} ms")
         chat.close()
+    # Peak RSS now, before the bandwidth test's two 256 MiB arrays would dominate it.
+    rss = {"ours_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+           "llama_bench_peak_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}
     bw = copy_bandwidth_gbs()
     weight_bytes = gguf_tensor_bytes(model)
     best = max(v["ours_tokens_per_s_median"] for k, v in decode.items() if k.startswith("threads_"))
@@ -242,8 +245,6 @@ def main() -> None:
              "note": "L3 is 32 MiB here, the weights ~100 MB: most of each token's reads come from DRAM"}
     print(f"bandwidth {bw:.1f} GB/s, {weight_bytes / 1e6:.1f} MB of weights per token -> bound "
           f"{bound['bound_tokens_per_s']:.0f} tok/s; ours reaches {bound['fraction_of_bound']:.2f} of it")
-    rss = {"ours_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-           "llama_bench_peak_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}
     payload: Dict[str, Any] = {"model": str(model.name), "llama_cpp_python": version,
                                "llama_bench": str(bench.relative_to(ROOT)), "decode": decode,
                                "bandwidth": bound, "peak_rss": rss}
