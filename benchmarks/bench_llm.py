@@ -13,7 +13,8 @@ Questions, all on SmolLM2-135M-Instruct (the shipped Q4_1 GGUF) and the same CPU
 2. The memory-bandwidth bound: a NumPy copy of a 256 MiB array gives GB/s read; a decoded token reads
    every weight once (the tied embedding is the output matrix), so bound = GB/s / GGUF tensor bytes.
 3. Time to first token for a ~100-token prompt (our Chat stats; llama-bench pp100 for reference).
-4. Peak RSS of this process (our Chat) and of the llama-bench children.
+4. Peak RSS of this process (our Chat, the Python interpreter included) and of a llama-bench
+   decode run (its VmHWM).
 5. Optional (``--onnx``): the same weights as a 4-bit ONNX decoder (converters.llm_onnx, from the GGUF
    itself) - next-token logits against llama.cpp and greedy tokens/s on 1 thread.
 
@@ -106,6 +107,31 @@ def run_llama_bench(binary: Path, model: Path, *, threads: int, n_gen: int = 0, 
     if len(records) != 1:
         raise SystemExit(f"bench_llm: llama-bench printed {len(records)} records, expected 1: {out[:300]}")
     return records[0]
+
+
+def llama_bench_peak_rss_mb(binary: Path, model: Path, *, threads: int, n_gen: int, n_depth: int) -> float:
+    """Peak RSS (MiB) of one llama-bench decode run: its VmHWM, polled from /proc until it exits.
+
+    Not ``RUSAGE_CHILDREN``: Linux carries a process's peak RSS across ``exec``, so a child spawned
+    from this process reports at least this process's own peak (the Python, NumPy and chat model).
+    VmHWM belongs to the address space the exec created, so it is llama-bench's alone.
+    """
+    cmd = [str(binary), "-m", str(model), "-t", str(threads), "-p", "0", "-n", str(n_gen),
+           "-d", str(n_depth), "-fa", "on", "-r", "1", "-o", "json"]
+    peak_kb = 0
+    with subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as proc:
+        status = Path(f"/proc/{proc.pid}/status")
+        while proc.poll() is None:
+            try:
+                for line in status.read_text().splitlines():
+                    if line.startswith("VmHWM:"):
+                        peak_kb = max(peak_kb, int(line.split()[1]))
+            except (OSError, ValueError):  # exiting between poll() and the read
+                pass
+            time.sleep(0.01)
+    if proc.returncode != 0 or peak_kb == 0:
+        raise SystemExit(f"bench_llm: llama-bench exited with {proc.returncode} (peak RSS {peak_kb} kB read)")
+    return peak_kb / 1024
 
 
 # -------------------------------------------------------------------------------------- our path
@@ -235,7 +261,8 @@ def main() -> None:
         chat.close()
     # Peak RSS now, before the bandwidth test's two 256 MiB arrays would dominate it.
     rss = {"ours_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-           "llama_bench_peak_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}
+           "llama_bench_peak_rss_mb": llama_bench_peak_rss_mb(bench, model, threads=max(args.threads),
+                                                              n_gen=args.tokens, n_depth=depth)}
     bw = copy_bandwidth_gbs()
     weight_bytes = gguf_tensor_bytes(model)
     best = max(v["ours_tokens_per_s_median"] for k, v in decode.items() if k.startswith("threads_"))
