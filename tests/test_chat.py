@@ -395,17 +395,10 @@ def test_closed_chat_refuses_work(model_path):
 
 @pytest.fixture
 def cli_main():
-    """edge_runtime.cli.main, with the logging set-up it does as a program undone afterwards (its
-    handler would otherwise outlive pytest's captured stderr)."""
-    import logging
-
+    """edge_runtime.cli.main (conftest undoes the logging set-up it does as a program)."""
     from edge_runtime.cli import main
 
-    logger = logging.getLogger("edge_runtime")
-    handlers, level = list(logger.handlers), logger.level
-    yield main
-    logger.handlers[:] = handlers
-    logger.setLevel(level)
+    return main
 
 
 def test_cli_one_shot_prints_the_answer(model_path, capsys, cli_main):
