@@ -18,7 +18,7 @@ Questions, all on SmolLM2-135M-Instruct (the shipped Q4_1 GGUF) and the same CPU
 5. Optional (``--onnx``): the same weights as a 4-bit ONNX decoder (converters.llm_onnx, from the GGUF
    itself) - next-token logits against llama.cpp and greedy tokens/s on 1 thread.
 
-Run: ``python -m benchmarks.bench_llm [--repeats 15] [--tokens 128] [--threads 1 2] [--onnx]``
+Run: ``python -m benchmarks.bench_llm [--repeats 25] [--tokens 128] [--threads 1 2] [--onnx]``
 Writes ``benchmarks/results/llm.json``.
 """
 
@@ -210,7 +210,7 @@ def onnx_section(model: Path, threads: int) -> Dict[str, Any]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeats", type=int, default=15)
+    ap.add_argument("--repeats", type=int, default=25)
     ap.add_argument("--tokens", type=int, default=128)
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--onnx", action="store_true", help="also export + compare the 4-bit ONNX decoder")
