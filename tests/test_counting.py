@@ -14,6 +14,8 @@ from edge_runtime.vision.tracking import ByteTracker
 
 # A horizontal counting segment from (100, 200) to (300, 200): walking down the image is "in".
 START, END = (100.0, 200.0), (300.0, 200.0)
+# No dead band and no touch-and-return delay: every side change of the anchor is a candidate crossing.
+EXACT = {"margin_rel": 0.0, "return_s": 0.0}
 
 
 def tracked(*objects) -> Detections:
@@ -32,14 +34,14 @@ def run(counter, frames):
 
 
 def test_two_objects_crossing_at_once_are_both_counted():
-    line = LineCounter("gate", START, END, hysteresis_frames=1)
+    line = LineCounter("gate", START, END, hysteresis_frames=1, **EXACT)
     frames = [tracked((1, 150, y), (2, 250, y)) for y in (180, 190, 210, 220)]
     assert run(line, frames) == [[], [], [(1, "in", 0), (2, "in", 0)], []]
     assert (line.in_total, line.out_total) == (2, 0)
 
 
 def test_crossing_both_ways_and_back():
-    line = LineCounter("gate", START, END, hysteresis_frames=1)
+    line = LineCounter("gate", START, END, hysteresis_frames=1, **EXACT)
     frames = [
         tracked((1, 150, 180), (2, 250, 230)),
         tracked((1, 150, 210), (2, 250, 190)),  # 1 goes down (in), 2 goes up (out), same frame
@@ -50,7 +52,7 @@ def test_crossing_both_ways_and_back():
 
 
 def test_flicker_at_the_line_counts_once_with_hysteresis():
-    line = LineCounter("gate", START, END, hysteresis_frames=3)
+    line = LineCounter("gate", START, END, hysteresis_frames=3, **EXACT)
     ys = [180, 195, 203, 198, 204, 197, 205, 206, 207, 208, 209]
     got = run(line, [tracked((1, 200, y)) for y in ys])
     # Only at the third consecutive frame below the line (y = 205, 206, 207) does the crossing count.
@@ -59,13 +61,13 @@ def test_flicker_at_the_line_counts_once_with_hysteresis():
 
 
 def test_flicker_without_hysteresis_nets_out():
-    line = LineCounter("gate", START, END, hysteresis_frames=1)
+    line = LineCounter("gate", START, END, hysteresis_frames=1, **EXACT)
     run(line, [tracked((1, 200, y)) for y in (190, 210, 190, 210)])
     assert (line.in_total, line.out_total) == (2, 1)  # in - out = 1: the net flow is still right
 
 
 def test_passing_beside_the_segment_is_not_counted():
-    line = LineCounter("gate", START, END, hysteresis_frames=1)
+    line = LineCounter("gate", START, END, hysteresis_frames=1, **EXACT)
     # Crosses y = 200 at x = 350, beyond the segment's end at x = 300 (the infinite line would count it).
     assert run(line, [tracked((1, 350, y)) for y in (150, 190, 210, 250)]) == [[]] * 4
     # A diagonal path whose crossing point (x = 305) is outside even though it starts above the segment.
@@ -76,14 +78,14 @@ def test_passing_beside_the_segment_is_not_counted():
 
 
 def test_crossing_point_decides_not_the_endpoints():
-    line = LineCounter("gate", START, END, hysteresis_frames=1)
+    line = LineCounter("gate", START, END, hysteresis_frames=1, **EXACT)
     # From (320, 190), beyond the segment's end, to (280, 210): the path meets y = 200 at x = 300, the
     # segment's end point, so it is a crossing (inclusive ends).
     assert run(line, [tracked((1, 320, 190)), tracked((1, 280, 210))]) == [[], [(1, "in", 0)]]
 
 
 def test_unconfirmed_tracks_never_count():
-    line = LineCounter("gate", START, END, hysteresis_frames=1)
+    line = LineCounter("gate", START, END, hysteresis_frames=1, **EXACT)
     # Many tentative detections (id -1) walking across: the inflation users saw with shared -1 ids.
     frames = [tracked(*[(-1, 110 + 20 * k, y) for k in range(9)]) for y in (180, 220, 180, 220)]
     assert run(line, frames) == [[]] * 4
@@ -91,7 +93,7 @@ def test_unconfirmed_tracks_never_count():
 
 
 def test_a_track_lost_and_found_again_is_not_counted_twice():
-    line = LineCounter("gate", START, END, hysteresis_frames=2)
+    line = LineCounter("gate", START, END, hysteresis_frames=2, **EXACT)
     frames = [tracked((4, 200, 170)), tracked((4, 200, 185)), tracked(), tracked(),  # occluded at the line
               tracked((4, 200, 215)), tracked((4, 200, 225)), tracked(), tracked((4, 200, 240))]
     assert run(line, frames) == [[], [], [], [], [], [(4, "in", 0)], [], []]
@@ -100,7 +102,7 @@ def test_a_track_lost_and_found_again_is_not_counted_twice():
 
 def test_tracker_and_counter_together_on_a_walk_with_an_occlusion():
     tracker = ByteTracker(min_hits=2, lost_frames=10)
-    line = LineCounter("gate", START, END, hysteresis_frames=2)
+    line = LineCounter("gate", START, END, hysteresis_frames=2, **EXACT)
     events = []
     for t in range(40):
         y = 120 + 5 * t  # walks down across the line at t = 16
@@ -115,7 +117,7 @@ def test_tracker_and_counter_together_on_a_walk_with_an_occlusion():
 def test_a_crowd_crossing_both_ways_at_once_through_the_tracker():
     # Six people in adjacent lanes, three walking down and three up, all on the line at the same frame.
     tracker = ByteTracker(min_hits=2)
-    line = LineCounter("gate", (0, 200), (600, 200), hysteresis_frames=2)
+    line = LineCounter("gate", (0, 200), (600, 200), hysteresis_frames=2, **EXACT)
     per_frame = []
     for t in range(30):
         boxes = []
@@ -132,7 +134,7 @@ def test_a_crowd_crossing_both_ways_at_once_through_the_tracker():
 
 
 def test_class_is_the_tracks_majority_class():
-    line = LineCounter("gate", START, END, hysteresis_frames=1)
+    line = LineCounter("gate", START, END, hysteresis_frames=1, **EXACT)
     # Mostly class 2 ("bicycle"); the detector says 0 on the very frame it crosses.
     frames = [tracked((1, 200, y, c)) for y, c in ((150, 2), (160, 2), (170, 0), (180, 2), (210, 0), (220, 2))]
     assert run(line, frames) == [[], [], [], [], [(1, "in", 2)], []]
@@ -140,7 +142,7 @@ def test_class_is_the_tracks_majority_class():
 
 
 def test_per_class_totals():
-    line = LineCounter("gate", START, END, hysteresis_frames=1)
+    line = LineCounter("gate", START, END, hysteresis_frames=1, **EXACT)
     frames = [tracked((1, 120, 190, 0), (2, 160, 190, 0), (3, 200, 210, 1), (4, 240, 190, 3)),
               tracked((1, 120, 210, 0), (2, 160, 210, 0), (3, 200, 190, 1), (4, 240, 210, 3))]
     run(line, frames)
@@ -149,18 +151,18 @@ def test_per_class_totals():
 
 
 def test_anchor_point_is_configurable():
-    feet = LineCounter("gate", START, END, hysteresis_frames=1)
-    centre = LineCounter("gate", START, END, hysteresis_frames=1, anchor="center")
+    feet = LineCounter("gate", START, END, hysteresis_frames=1, **EXACT)
+    centre = LineCounter("gate", START, END, hysteresis_frames=1, **EXACT, anchor="center")
     frames = [tracked((1, 200, y)) for y in (190, 210, 230, 250)]  # box centre is 20 px above the feet
     assert run(feet, frames) == [[], [(1, "in", 0)], [], []]
     assert run(centre, frames) == [[], [], [(1, "in", 0)], []]
 
 
 def test_events_carry_frame_time_and_persist_as_plain_rows():
-    line = LineCounter("north gate", START, END, hysteresis_frames=1)
+    line = LineCounter("north gate", START, END, hysteresis_frames=1, **EXACT)
     line.update(tracked((9, 200, 190, 1)), frame_index=10, timestamp_s=1.0)
     (event,) = line.update(tracked((9, 200, 210, 1)), frame_index=12, timestamp_s=1.2)
-    assert event == CountEvent(12, 1.2, 9, 1, Direction.IN, "north gate")
+    assert event == CountEvent(12, 1.2, 9, 1, Direction.IN, "north gate", 11, 1.1)
     db = sqlite3.connect(":memory:")
     db.execute("create table events (frame, ts, track, cls, direction, name)")
     db.execute("insert into events values (?, ?, ?, ?, ?, ?)", event.as_row())
@@ -168,7 +170,7 @@ def test_events_carry_frame_time_and_persist_as_plain_rows():
 
 
 def test_zone_entries_exits_and_occupancy_with_hysteresis():
-    zone = ZoneCounter("bench", [(100, 100), (300, 100), (300, 300), (100, 300)], hysteresis_frames=2)
+    zone = ZoneCounter("bench", [(100, 100), (300, 100), (300, 300), (100, 300)], hysteresis_frames=2, margin_rel=0.0)
     xs = [50, 150, 60, 150, 160, 170, 350, 180, 360, 370]  # in, out (flicker), in in, out, in, out out
     occupancy, events = [], []
     for x in xs:
@@ -180,7 +182,7 @@ def test_zone_entries_exits_and_occupancy_with_hysteresis():
 
 
 def test_zone_occupancy_per_class_and_first_seen_inside():
-    zone = ZoneCounter("room", [(0, 0), (400, 0), (400, 400), (0, 400)], hysteresis_frames=1)
+    zone = ZoneCounter("room", [(0, 0), (400, 0), (400, 400), (0, 400)], hysteresis_frames=1, margin_rel=0.0)
     assert zone.update(tracked((1, 50, 50, 0), (2, 100, 100, 1), (3, 600, 100, 1), (-1, 200, 200, 1))) == []
     assert zone.occupancy == {0: 1, 1: 1}  # 3 is outside, -1 is not a track
     assert zone.entries == {}  # present from the first frame: occupancy, not an entry
@@ -191,7 +193,7 @@ def test_zone_occupancy_per_class_and_first_seen_inside():
 
 def test_concave_zone():
     # An L-shaped zone; (300, 100) is in its notch, i.e. outside.
-    zone = ZoneCounter("L", [(0, 0), (200, 0), (200, 200), (400, 200), (400, 400), (0, 400)], hysteresis_frames=1)
+    zone = ZoneCounter("L", [(0, 0), (200, 0), (200, 200), (400, 200), (400, 400), (0, 400)], hysteresis_frames=1, margin_rel=0.0)
     zone.update(tracked((1, 300, 100), (2, 100, 100), (3, 300, 300)))
     assert zone.occupancy_total == 2
 
@@ -205,7 +207,7 @@ def test_count_by_class():
 
 
 def test_stale_tracks_are_forgotten():
-    line = LineCounter("gate", START, END, forget_frames=5)
+    line = LineCounter("gate", START, END, forget_s=0.5)
     line.update(tracked((1, 200, 150)))
     for _ in range(70):
         line.update(tracked())
@@ -226,7 +228,7 @@ def test_bad_input_and_config_are_reported():
     with pytest.raises(ConfigError, match="anchor"):
         LineCounter("gate", START, END, anchor="top")
     with pytest.raises(ConfigError, match="hysteresis_frames"):
-        LineCounter("gate", START, END, hysteresis_frames=0)
+        LineCounter("gate", START, END, hysteresis_frames=0, **EXACT)
     with pytest.raises(ConfigError, match="finite"):
         LineCounter("gate", (0, float("nan")), END)
     with pytest.raises(ConfigError, match="V >= 3"):
@@ -236,8 +238,8 @@ def test_bad_input_and_config_are_reported():
 
 
 def test_class_filter_counts_only_the_chosen_classes():
-    line = LineCounter("gate", START, END, hysteresis_frames=1, classes=[2])
-    zone = ZoneCounter("below", [(0, 200), (600, 200), (600, 600), (0, 600)], hysteresis_frames=1, classes=[2])
+    line = LineCounter("gate", START, END, hysteresis_frames=1, **EXACT, classes=[2])
+    zone = ZoneCounter("below", [(0, 200), (600, 200), (600, 600), (0, 600)], hysteresis_frames=1, margin_rel=0.0, classes=[2])
     frames = [tracked((1, 150, 190, 0), (2, 250, 190, 2)), tracked((1, 150, 210, 0), (2, 250, 210, 2))]
     assert run(line, frames) == [[], [(2, "in", 2)]]
     assert [[e.track_id for e in zone.update(f)] for f in frames] == [[], [2]]

@@ -74,8 +74,9 @@ def build_pipeline(config: Config, *, restart_source: bool = False, quiet: bool 
     """
     threads = config.model.threads or config.budget.cores or available_cores()
     model_path = resolve(config.model.path)
-    detector = Detector(model_path, threads=threads, conf_threshold=min(config.model.conf, config.tracker.low_score)
-                        if config.lines or config.zones else config.model.conf,
+    # The detector also returns boxes down to the tracker's low-score floor, for its second association;
+    # the pipeline reports those only where they extend a confirmed track (min_score below).
+    detector = Detector(model_path, threads=threads, conf_threshold=min(config.model.conf, config.tracker.low_score),
                         iou_threshold=config.model.iou, max_det=config.model.max_det, classes=config.model.classes,
                         labels=config.model.labels)
 
@@ -102,11 +103,15 @@ def build_pipeline(config: Config, *, restart_source: bool = False, quiet: bool 
                                     new_track_score=min(1.0, config.tracker.high_score + 0.1))
     counters: List[Counter] = []
     for line in config.lines:
-        counters.append(LineCounter(line.name, line.start, line.end, hysteresis_frames=line.hysteresis_frames,
-                                    anchor=line.anchor, classes=line.classes))
+        counters.append(LineCounter(line.name, line.start, line.end, trigger=line.trigger, anchor=line.anchor,
+                                    margin_rel=line.margin_rel, margin_px=line.margin_px, return_s=line.return_s,
+                                    hysteresis_frames=line.hysteresis_frames, classes=line.classes,
+                                    nominal_fps=fps))
     for zone in config.zones:
-        counters.append(ZoneCounter(zone.name, zone.polygon, hysteresis_frames=zone.hysteresis_frames, anchor=zone.anchor,
-                                    classes=zone.classes))
+        counters.append(ZoneCounter(zone.name, zone.polygon, anchor=zone.anchor, margin_rel=zone.margin_rel,
+                                    margin_px=zone.margin_px, return_s=zone.return_s,
+                                    hysteresis_frames=zone.hysteresis_frames, classes=zone.classes,
+                                    nominal_fps=fps))
     if store is not None:
         _seed_totals(store, counters)
 
@@ -124,7 +129,8 @@ def build_pipeline(config: Config, *, restart_source: bool = False, quiet: bool 
     gate = None
     if config.source.motion_gate:
         gate = MotionGate(config.source.motion_threshold, config.source.motion_max_skip)
-    pipeline = Pipeline(source, detector, tracker=tracker, counters=counters, sinks=sinks, motion_gate=gate)
+    pipeline = Pipeline(source, detector, tracker=tracker, counters=counters, sinks=sinks, motion_gate=gate,
+                        min_score=config.model.conf)
     pipeline.store = store  # type: ignore[attr-defined]  # for the caller's queries (chat grounding)
     return pipeline
 

@@ -15,9 +15,9 @@ Example (the built-in default, ``edge-runtime run`` with no argument)::
     labels = ["person", "fallen person"]
 
     [[lines]]
-    name = "walkway"
-    start = [400, 150]
-    end = [400, 400]
+    name = "walkway"          # facing from start to end, "in" = crossing from your left to your right:
+    start = [400, 400]        # drawn upwards, so "in" is walking right on the image
+    end = [400, 150]
 """
 
 from __future__ import annotations
@@ -80,11 +80,17 @@ class TrackerConfig:
 
 @dataclass(frozen=True)
 class LineConfig:
+    """A counting line. Facing from start to end, "in" is a crossing from your left to your right."""
+
     name: str
     start: Tuple[float, float]
     end: Tuple[float, float]
-    hysteresis_frames: int = _range(1, 1000, default=2)
+    trigger: str = _choice("anchor", "box", default="anchor")  # the anchor point, or all four box corners
     anchor: str = _choice("bottom_center", "center", default="bottom_center")
+    margin_rel: float = _range(0.0, 10.0, default=0.1)  # dead band half-width, fraction of the box height
+    margin_px: float = _range(0.0, 10_000.0, default=0.0)  # ... and at least this many pixels
+    return_s: float = _range(0.0, 3600.0, default=1.0)  # a crossing undone within this counts neither way
+    hysteresis_frames: int = _range(1, 1000, default=1)  # processed frames on the new side, in a row
     classes: Optional[List[int]] = None
 
 
@@ -92,8 +98,11 @@ class LineConfig:
 class ZoneConfig:
     name: str
     polygon: List[Tuple[float, float]]
-    hysteresis_frames: int = _range(1, 1000, default=2)
     anchor: str = _choice("bottom_center", "center", default="bottom_center")
+    margin_rel: float = _range(0.0, 10.0, default=0.1)
+    margin_px: float = _range(0.0, 10_000.0, default=0.0)
+    return_s: float = _range(0.0, 3600.0, default=0.0)
+    hysteresis_frames: int = _range(1, 1000, default=1)
     classes: Optional[List[int]] = None
 
 
@@ -238,6 +247,14 @@ def _check_semantics(config: Config) -> None:
         if len(zone.polygon) < 3:
             raise ConfigError(f"config key 'zones[{i}].polygon' ({zone.name}): expected at least 3 points, "
                               f"got {len(zone.polygon)}")
+    # The counters' own checks (self-intersecting zones, ...) at load time, under the config's key names.
+    from ..vision.counting import ZoneCounter
+
+    for i, zone in enumerate(config.zones):
+        try:
+            ZoneCounter(zone.name, zone.polygon, margin_rel=zone.margin_rel, margin_px=zone.margin_px)
+        except ConfigError as exc:
+            raise ConfigError(f"config key 'zones[{i}].polygon': {exc}") from None
 
 
 def config_from_dict(raw: Dict[str, Any]) -> Config:
@@ -293,12 +310,13 @@ def default_config() -> Config:
     """The built-in job: the real person detector on the real pedestrian video, a line across the walkway.
 
     The line is vertical at x = 400 px of the 768x576 frame, spanning the paved walkway (y 150..400)
-    just left of the lamp post, where walkers pass left to right ("in") and back ("out").
+    just left of the lamp post. It is drawn upwards (start below end), so walking right is "in" and
+    walking left is "out".
     """
     return config_from_dict({
         "source": {"uri": "builtin:vtest-video"},
         # The model calls its classes "Normal" and "Fall": an upright and a fallen person.
         "model": {"path": "builtin:yolov8s-person", "classes": [0], "labels": ["person", "fallen person"]},
-        "lines": [{"name": "walkway", "start": [400, 150], "end": [400, 400]}],
+        "lines": [{"name": "walkway", "start": [400, 400], "end": [400, 150]}],
         "output": {"db": "", "print_every_s": 2.0},
     })

@@ -115,6 +115,9 @@ class Pipeline:
         counters: line and zone counters, fed tracked detections every inferred frame.
         sinks: receive every FrameResult, in order.
         motion_gate: skips inference while nothing moves (None = infer every frame).
+        min_score: detections scoring below this are reported only when they extend a confirmed track
+            (a detector run at a lower threshold feeds the tracker's low-score association; see
+            ``model.conf`` and ``tracker.low_score`` in the config).
 
     Raises:
         InputError: counters without a tracker.
@@ -122,7 +125,7 @@ class Pipeline:
 
     def __init__(self, source: FrameSource, detector: Detector, *, tracker: Optional[ByteTracker] = None,
                  counters: Sequence[Counter] = (), sinks: Sequence[Sink] = (),
-                 motion_gate: Optional[MotionGate] = None) -> None:
+                 motion_gate: Optional[MotionGate] = None, min_score: float = 0.0) -> None:
         if counters and tracker is None:
             raise InputError("Pipeline: counters need tracked detections; pass a tracker")
         self.source = source
@@ -131,7 +134,13 @@ class Pipeline:
         self.counters = list(counters)
         self.sinks = list(sinks)
         self.motion_gate = motion_gate
+        self.min_score = float(min_score)
         self.summary = RunSummary()
+        #: Events the counters still held when the stream ended (crossings waiting out ``return_s``),
+        #: reported by :meth:`frames` on its way out; sinks receive them in ``close``.
+        self.final_events: List[CountEvent] = []
+        #: The last frame processed.
+        self.last_frame: Optional[Frame] = None
         self._last = Detections.empty(with_track_id=tracker is not None)
         self._stop = threading.Event()
         #: The latest counting events (bounded), for questions about "the last N minutes" without a database.
@@ -164,6 +173,10 @@ class Pipeline:
             if self.tracker is not None:
                 t1 = time.perf_counter()
                 detections = self.tracker.update(detections)
+                if self.min_score > 0.0 and len(detections):
+                    keep = (detections.score >= self.min_score) | (detections.track_id >= 0)
+                    if not keep.all():
+                        detections = detections[keep]
                 t2 = time.perf_counter()
                 for counter in self.counters:
                     events.extend(counter.update(detections, frame_index=frame.index, timestamp_s=frame.timestamp_s))
@@ -183,6 +196,22 @@ class Pipeline:
     def frames(self, max_frames: int = 0) -> Iterator[FrameResult]:
         """As iterating the pipeline, stopping after ``max_frames`` frames (0 = until the source ends)."""
         start = time.perf_counter()
+        try:
+            yield from self._frames(max_frames, start)
+        finally:
+            self._flush()
+
+    def _flush(self) -> None:
+        """Collect what the counters still hold (crossings waiting out return_s) into final_events."""
+        events: List[CountEvent] = []
+        for counter in self.counters:
+            events.extend(counter.flush())
+        if events:
+            self.final_events.extend(events)
+            self.recent_events.extend(events)
+            self.summary.events += len(events)
+
+    def _frames(self, max_frames: int, start: float) -> Iterator[FrameResult]:
         with self.source:
             for frame in self.source:
                 if self._stop.is_set() or (max_frames and self.summary.frames >= max_frames):
@@ -206,6 +235,7 @@ class Pipeline:
                 self.summary.gaps = int(stats.gap_count)
 
     def _account(self, result: FrameResult) -> None:
+        self.last_frame = result.frame
         self.recent_events.extend(result.events)
         self.now_s = result.frame.timestamp_s
         s = self.summary

@@ -72,16 +72,20 @@ class JsonlSink:
         self.stream = stream or sys.stdout
 
     def write(self, result: "FrameResult", pipeline: "Pipeline") -> None:
+        self._emit(result.events, pipeline)
+
+    def _emit(self, events, pipeline: "Pipeline") -> None:
         names = pipeline.detector.class_names
-        for e in result.events:
-            record = {"frame": e.frame_index, "t_s": e.timestamp_s, "track_id": e.track_id,
-                      "class_id": e.class_id, "class": names.get(e.class_id, str(e.class_id)),
-                      "event": e.direction.value, "name": e.name}
+        for e in events:
+            record = {"frame": e.frame_index, "t_s": e.timestamp_s, "crossed_frame": e.crossed_frame,
+                      "crossed_s": e.crossed_s, "track_id": e.track_id, "class_id": e.class_id,
+                      "class": names.get(e.class_id, str(e.class_id)), "event": e.direction.value, "name": e.name}
             self.stream.write(json.dumps(record) + "\n")
-        if result.events:
+        if events:
             self.stream.flush()
 
     def close(self, pipeline: "Pipeline") -> None:
+        self._emit(pipeline.final_events, pipeline)
         self.stream.flush()
 
 
@@ -150,6 +154,14 @@ class StoreSink:
             self.unsaved_events += len(result.events)
 
     def close(self, pipeline: "Pipeline") -> None:
+        final = pipeline.final_events
+        if final and pipeline.last_frame is not None:
+            frame = pipeline.last_frame
+            try:
+                self.store.record_frame(self.run_id, frame.index, frame.timestamp_s, final, again=True)
+            except StoreError as exc:
+                log.error("%s; %d events reported at the end of the stream were not stored", exc, len(final))
+                self.unsaved_events += len(final)
         try:
             self.store.end_run(self.run_id)
         except StoreError as exc:

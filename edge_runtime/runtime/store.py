@@ -211,7 +211,7 @@ class Store:
                         "ending a run")
 
     def record_frame(self, run_id: int, frame_index: int, timestamp_s: float, events: Sequence[Any] = (),
-                     occupancy: Optional[Mapping[str, Mapping[int, int]]] = None) -> bool:
+                     occupancy: Optional[Mapping[str, Mapping[int, int]]] = None, *, again: bool = False) -> bool:
         """Record one processed frame: its events, totals, interval counts and checkpoint, atomically.
 
         Args:
@@ -221,6 +221,8 @@ class Store:
             events: the frame's counting events (``CountEvent`` or anything with ``frame_index``,
                 ``timestamp_s`` (None = the frame's), ``track_id``, ``class_id``, ``direction`` and ``name``).
             occupancy: {zone name: {class_id: tracks inside}} for this frame.
+            again: the frame may be the last one recorded (events reported after it, e.g. the crossings
+                the counters still held when the stream ended).
 
         Returns:
             True if a transaction was committed now; False if only the checkpoint was deferred.
@@ -238,7 +240,7 @@ class Store:
         with self._lock:
             source, names = self._source(run_id)
             last = self._last_frame.get(run_id)
-            if last is not None and frame_index <= last:
+            if last is not None and (frame_index < last or (frame_index == last and not again)):
                 raise InputError(f"Store.record_frame: run {run_id}: frame {frame_index} after frame {last}; "
                                  f"frame indices must increase")
             rows = [self._event_row(run_id, frame_index, ts, ev, names) for ev in events]

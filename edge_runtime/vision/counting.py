@@ -1,24 +1,33 @@
-"""Line-crossing and zone counting over tracked detections, with the fixes users ask of the peers.
+"""Line-crossing and zone counting over tracked detections: a crossing means the object passed.
 
 Shape legend: N detections per frame with ``track_id`` (N,) int32 (-1 = no confirmed track); points are
-(x, y) in source-image pixels, y pointing down; a line is two points, a zone a polygon of >= 3 points.
+(x, y) in source-image pixels, y pointing down; a line is two points, a zone a polygon of >= 3 points;
+times are seconds on the frames' clock.
 
-Semantics (each one is a bug report against a widely used counter):
+Direction, defined once: stand at the line's ``start`` and face its ``end``; **in** is a crossing from
+your left to your right. On the image (y down) that is the side where ``(end - start) x (p - start) > 0``.
+A line drawn bottom to top (start below end) therefore counts walking right as ``in``. Zones count
+``enter`` and ``exit``.
 
-- Only confirmed tracks count. Detections with track id -1 are ignored entirely, so tentative tracks
-  that share -1 can never inflate a count.
-- A line counts only crossings of the *segment*: the track's path between its last position on the old
-  side and its first position on the new side must cut the segment itself, not its infinite extension.
-- Hysteresis: a side (or inside/outside) change is accepted only after the track has been ``hysteresis_frames``
-  consecutive observed frames on the new side (1 = at once). Flicker at the line never counts twice.
-- State is kept per track id. The tracker's ids are never reused (see ByteTracker), so a track that is
-  lost and found again under the same id keeps its state and is not counted again; crossing back
-  counts one ``out``.
-- A track's class is the majority class of its detections seen by the counter (ties keep the current
-  one); counts and events are per class.
+What counts (each rule answers a way the common counters go wrong):
 
-Every crossing, entry and exit is returned as a :class:`CountEvent`, a plain dataclass ready to be
-stored (``as_row``).
+- **Dead band.** The judged point (the anchor, or every corner of the box with ``trigger="box"``) must
+  reach ``margin`` pixels beyond the line on the new side, where ``margin = max(margin_px, margin_rel *
+  box height)``. Inside the band nothing changes, so a person standing on the line or walking along it,
+  whose feet wander a few pixels to and fro, never counts. Zones use the same band around the polygon's
+  edge (inside by ``margin`` to be in, outside by ``margin`` to be out).
+- **The segment, not the infinite line.** The path from the last position beyond the band on the old
+  side to the first beyond it on the new side must cut the segment itself.
+- **Interpolated.** That path is a straight line between processed frames however far apart they are,
+  so an object that jumps over the band between two low-rate frames counts once; the event carries the
+  interpolated frame and time at which the point crossed (``crossed_frame``, ``crossed_s``).
+- **Touch and return.** A crossing undone by crossing back within ``return_s`` seconds counts neither
+  way. Events are therefore reported once ``return_s`` has passed since the crossing (or at
+  :meth:`flush`, at the end of a stream); with ``return_s = 0`` they are reported at once.
+- **Hysteresis** (optional): the new side must also be seen on ``hysteresis_frames`` consecutive
+  processed frames.
+- Only confirmed tracks count (id -1 never does), state is per track id (the tracker never reuses an
+  id), and a track's class is the majority class of its detections; counts are per class.
 """
 
 from __future__ import annotations
@@ -40,17 +49,19 @@ __all__ = [
     "ZoneCounter",
     "count_by_class",
     "ANCHORS",
+    "TRIGGERS",
 ]
 
 ANCHORS = ("bottom_center", "center")
+TRIGGERS = ("anchor", "box")
 Point = Tuple[float, float]
 
 
 class Direction(str, enum.Enum):
     """What a :class:`CountEvent` records."""
 
-    IN = "in"  # line crossed from its left to its right side (see LineCounter)
-    OUT = "out"  # line crossed from its right to its left side
+    IN = "in"  # line crossed from its left to its right (facing from start to end)
+    OUT = "out"  # the other way
     ENTER = "enter"  # zone entered
     EXIT = "exit"  # zone left
 
@@ -60,12 +71,14 @@ class CountEvent:
     """One counted crossing, entry or exit.
 
     Attributes:
-        frame_index: index of the frame on which the change was accepted (after hysteresis).
-        timestamp_s: that frame's timestamp in seconds, if the caller gave one.
+        frame_index: the frame on which the event was reported (``return_s`` after the crossing).
+        timestamp_s: that frame's time in seconds, if the caller gave one.
         track_id: the confirmed track's id.
-        class_id: the track's majority class at that moment.
+        class_id: the track's majority class.
         direction: in / out for lines, enter / exit for zones.
         name: the line's or zone's name.
+        crossed_frame: the (interpolated) frame at which the object crossed; = frame_index if not known.
+        crossed_s: the (interpolated) time at which it crossed, if the caller gave times.
     """
 
     frame_index: int
@@ -74,9 +87,11 @@ class CountEvent:
     class_id: int
     direction: Direction
     name: str
+    crossed_frame: Optional[int] = None
+    crossed_s: Optional[float] = None
 
     def as_row(self) -> Tuple[int, Optional[float], int, int, str, str]:
-        """Plain Python values in field order (for SQLite / JSON)."""
+        """Plain Python values (frame, time, track, class, direction, name) for SQLite / JSON."""
         return (self.frame_index, self.timestamp_s, self.track_id, self.class_id, self.direction.value, self.name)
 
 
@@ -110,25 +125,39 @@ def _point(name: str, where: str, value: object) -> Tuple[float, float]:
     return x, y
 
 
-def _check_common(where: str, hysteresis_frames: int, anchor: str, forget_frames: int) -> None:
-    if isinstance(hysteresis_frames, bool) or int(hysteresis_frames) != hysteresis_frames or hysteresis_frames < 1:
-        raise ConfigError(f"{where}: hysteresis_frames must be an integer >= 1, got {hysteresis_frames!r}")
-    if anchor not in ANCHORS:
-        raise ConfigError(f"{where}: anchor must be one of {ANCHORS}, got {anchor!r}")
-    if isinstance(forget_frames, bool) or int(forget_frames) != forget_frames or forget_frames < 1:
-        raise ConfigError(f"{where}: forget_frames must be an integer >= 1, got {forget_frames!r}")
+def _number(where: str, key: str, value: object, lo: float, hi: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or not lo <= value <= hi:
+        raise ConfigError(f"{where}: {key} must be a number in [{lo:g}, {hi:g}], got {value!r}")
+    return float(value)
+
+
+@dataclass
+class _Pending:
+    """A crossing waiting out ``return_s`` before it is reported."""
+
+    direction: Direction
+    crossed_frame: int
+    crossed_s: float
+    due_s: float
 
 
 @dataclass
 class _TrackState:
-    """Hysteresis state of one track against one line or zone."""
+    """What a counter remembers of one track."""
 
-    state: int  # committed side (-1 / +1) of a line, or 0 / 1 = outside / inside a zone
-    last_seen: int
+    side: int  # committed side: +1 / -1 (line: in side / out side; zone: inside / outside), 0 = not yet known
+    last_seen_s: float
+    before: Point = (0.0, 0.0)  # last position beyond the band on the committed side
+    after: Point = (0.0, 0.0)  # first position beyond the band on the candidate side
     candidate: int = 0
     streak: int = 0
-    anchor_before: Point = (0.0, 0.0)  # last position in the committed state
-    anchor_after: Point = (0.0, 0.0)  # first position of the current candidate streak
+    prev_d: float = 0.0  # the anchor's signed distance on the previous observation
+    prev_frame: int = 0
+    prev_s: float = 0.0
+    zero_frame: int = 0  # where the anchor last changed sign (interpolated)
+    zero_s: float = 0.0
+    pending: Optional[_Pending] = None
     votes: Dict[int, int] = field(default_factory=dict)
     class_id: int = -1
 
@@ -139,143 +168,248 @@ class _TrackState:
         return self.class_id
 
 
-class _HysteresisCounter:
-    """Per-track binary state with N-frame hysteresis; subclasses say what the state is and what counts."""
+def _add(counts: Dict[int, int], class_id: int) -> None:
+    counts[class_id] = counts.get(class_id, 0) + 1
 
-    def __init__(self, name: str, where: str, hysteresis_frames: int, anchor: str, forget_frames: int,
-                 classes: Optional[Sequence[int]]) -> None:
+
+class _SideCounter:
+    """Per-track side state with a dead band, touch-and-return and optional hysteresis.
+
+    Subclasses give each detection a signed distance (pixels, > 0 on the in / inside side) and say
+    whether a side change counts and in which direction.
+    """
+
+    _kind = "counter"
+
+    def __init__(self, name: str, *, anchor: str, margin_rel: float, margin_px: float, return_s: float,
+                 hysteresis_frames: int, forget_s: float, classes: Optional[Sequence[int]],
+                 nominal_fps: float) -> None:
+        where = f"{type(self).__name__}"
         if not isinstance(name, str) or not name:
             raise ConfigError(f"{where}: name must be a non-empty string, got {name!r}")
-        _check_common(f"{where} {name!r}", hysteresis_frames, anchor, forget_frames)
+        where = f"{where} {name!r}"
+        if anchor not in ANCHORS:
+            raise ConfigError(f"{where}: anchor must be one of {ANCHORS}, got {anchor!r}")
+        if isinstance(hysteresis_frames, bool) or not isinstance(hysteresis_frames, (int, np.integer)) \
+                or hysteresis_frames < 1:
+            raise ConfigError(f"{where}: hysteresis_frames must be an integer >= 1, got {hysteresis_frames!r}")
         self.name = name
+        self.anchor = anchor
+        self.margin_rel = _number(where, "margin_rel", margin_rel, 0.0, 10.0)
+        self.margin_px = _number(where, "margin_px", margin_px, 0.0, 1e5)
+        self.return_s = _number(where, "return_s", return_s, 0.0, 3600.0)
+        self.forget_s = _number(where, "forget_s", forget_s, 0.0, 1e7)
+        self.nominal_fps = _number(where, "nominal_fps", nominal_fps, 1e-3, 1e4)
+        self.hysteresis_frames = int(hysteresis_frames)
         if classes is not None:
             try:
                 classes = frozenset(int(c) for c in classes)
             except (TypeError, ValueError):
-                raise ConfigError(f"{where} {name!r}: classes must be a list of class ids, got {classes!r}") from None
+                raise ConfigError(f"{where}: classes must be a list of class ids, got {classes!r}") from None
         self.classes: Optional[frozenset] = classes
-        self.hysteresis_frames = int(hysteresis_frames)
-        self.anchor = anchor
-        self.forget_frames = int(forget_frames)
         self._tracks: Dict[int, _TrackState] = {}
+        self._pending: Dict[int, _TrackState] = {}
         self._frame = -1
-        self._next_prune = 0
+        self._now_s = 0.0
+        self._next_prune_s = 0.0
 
-    # Lines: state 0 means "exactly on the line", which carries no side; zones: 0 is "outside".
-    _on_line_is_unknown = False
+    # --- what subclasses provide -------------------------------------------------------------------
 
-    def _states(self, points: np.ndarray) -> np.ndarray:
-        """(K, 2) anchor points -> (K,) int8 states; 0 for a line means 'exactly on it' (no information)."""
+    def _distances(self, detections: Detections, anchors: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        """(K,) signed distance used to decide the side, (K,) signed distance of the anchor itself."""
         raise NotImplementedError
 
-    def _accept(self, st: _TrackState, new_state: int) -> Optional[Direction]:
-        """A change to new_state passed the hysteresis: the event direction, or None if it doesn't count."""
+    def _direction(self, st: _TrackState, new_side: int) -> Optional[Direction]:
+        """A side change passed the band (and hysteresis): its direction, or None if it doesn't count."""
         raise NotImplementedError
 
-    def _observe(self, detections: Detections, frame_index: Optional[int],
-                 timestamp_s: Optional[float]) -> Tuple[List[CountEvent], np.ndarray, np.ndarray, np.ndarray]:
+    def _tally(self, direction: Direction, class_id: int) -> None:
+        raise NotImplementedError
+
+    # --- the state machine -------------------------------------------------------------------------
+
+    def _observe(self, detections: Detections, frame_index: Optional[int], timestamp_s: Optional[float]
+                 ) -> Tuple[List[CountEvent], np.ndarray]:
+        name = type(self).__name__
         if not isinstance(detections, Detections):
-            raise InputError(f"{type(self).__name__}.update: expected Detections, got {type(detections).__name__}")
+            raise InputError(f"{name}.update: expected Detections, got {type(detections).__name__}")
         if detections.track_id is None:
-            raise InputError(f"{type(self).__name__}.update: detections are not tracked (track_id is None); "
+            raise InputError(f"{name}.update: detections are not tracked (track_id is None); "
                              "run them through a tracker first")
         if frame_index is None:
             frame_index = self._frame + 1
         elif int(frame_index) <= self._frame:
-            raise InputError(f"{type(self).__name__}.update: frame_index must increase, got {frame_index} "
-                             f"after {self._frame}")
-        self._frame = frame = int(frame_index)
+            raise InputError(f"{name}.update: frame_index must increase, got {frame_index} after {self._frame}")
+        frame = int(frame_index)
+        now = float(timestamp_s) if timestamp_s is not None else frame / self.nominal_fps
+        if not math.isfinite(now):
+            raise InputError(f"{name}.update: timestamp_s must be finite, got {timestamp_s!r}")
+        self._frame, self._now_s, self._has_time = frame, now, timestamp_s is not None
         confirmed = np.flatnonzero(detections.track_id >= 0)
         track_ids = detections.track_id[confirmed]
         if np.unique(track_ids).size != track_ids.size:
-            raise InputError(f"{type(self).__name__}.update: a track id occurs twice in one frame: "
-                             f"{track_ids.tolist()}")
-        points = detections.anchor(self.anchor)[confirmed].astype(np.float64)
-        states = self._states(points)
-        classes = detections.class_id[confirmed]
+            raise InputError(f"{name}.update: a track id occurs twice in one frame: {track_ids.tolist()}")
         events: List[CountEvent] = []
-        for k in range(confirmed.size):
-            tid, s, p = int(track_ids[k]), int(states[k]), (float(points[k, 0]), float(points[k, 1]))
-            st = self._tracks.get(tid)
-            if st is None:  # first sight: learn the state, nothing to count yet
-                st = self._tracks[tid] = _TrackState(state=s, last_seen=frame, anchor_before=p)
-            st.last_seen = frame
-            cls = st.vote(int(classes[k]))
-            if self._on_line_is_unknown and s == 0:
-                continue  # exactly on the line: no information, the streak neither grows nor resets
-            if self._on_line_is_unknown and st.state == 0:
-                st.state, st.anchor_before = s, p  # first seen on the line: adopt the first side it takes
-                continue
-            if s == st.state:
-                st.anchor_before, st.streak = p, 0  # (back) on the accepted side: any streak is void
-                continue
-            if st.streak == 0 or s != st.candidate:
-                st.candidate, st.streak, st.anchor_after = s, 0, p
-            st.streak += 1
-            if st.streak >= self.hysteresis_frames:
-                direction = self._accept(st, s) if self._counts(st.class_id) else None
-                st.state, st.streak, st.anchor_before = s, 0, p
-                if direction is not None:
-                    events.append(CountEvent(frame, timestamp_s, tid, cls, direction, self.name))
-        if frame >= self._next_prune:  # bounded memory: forget tracks not seen for forget_frames
-            self._next_prune = frame + 64
-            for t in [t for t, st in self._tracks.items() if frame - st.last_seen > self.forget_frames]:
+        if confirmed.size:
+            sub = detections[confirmed]
+            anchors = sub.anchor(self.anchor).astype(np.float64)
+            decide, anchor_d = self._distances(sub, anchors)
+            heights = (sub.xyxy[:, 3] - sub.xyxy[:, 1]).astype(np.float64)
+            margins = np.maximum(self.margin_px, self.margin_rel * np.maximum(heights, 0.0))
+            sides = np.where((decide > 0) & (decide >= margins), 1, np.where((decide < 0) & (decide <= -margins), -1, 0))
+            classes = sub.class_id
+            for k in range(confirmed.size):
+                self._step(int(track_ids[k]), int(sides[k]), float(anchor_d[k]),
+                           (float(anchors[k, 0]), float(anchors[k, 1])), int(classes[k]), frame, now, events)
+        events.extend(self._due(frame, now))
+        if now >= self._next_prune_s:  # bounded memory: forget tracks unseen for forget_s
+            self._next_prune_s = now + max(self.forget_s / 8, 1.0)
+            stale = [t for t, st in self._tracks.items() if now - st.last_seen_s > self.forget_s]
+            for t in stale:
+                if self._tracks[t].pending is not None:
+                    events.extend(self._report(t, self._tracks[t], frame, now))
                 del self._tracks[t]
-        return events, track_ids, states, classes
+        return events, track_ids
+
+    def _step(self, tid: int, side: int, d: float, p: Point, class_id: int, frame: int, now: float,
+              events: List[CountEvent]) -> None:
+        st = self._tracks.get(tid)
+        if st is None:  # first sight: learn the side (if out of the band), nothing to count yet
+            st = self._tracks[tid] = _TrackState(side=side, last_seen_s=now, before=p, prev_d=d,
+                                                 prev_frame=frame, prev_s=now, zero_frame=frame, zero_s=now)
+        if (st.prev_d > 0) != (d > 0) and st.prev_d != d:  # the anchor changed sign: interpolate where
+            w = st.prev_d / (st.prev_d - d)
+            st.zero_frame = int(round(st.prev_frame + w * (frame - st.prev_frame)))
+            st.zero_s = st.prev_s + w * (now - st.prev_s)
+        st.prev_d, st.prev_frame, st.prev_s, st.last_seen_s = d, frame, now, now
+        st.vote(class_id)
+        if side == 0:
+            return  # in the band: no information; a hysteresis streak neither grows nor resets
+        if st.side == 0:
+            st.side, st.before = side, p  # first time out of the band: adopt that side
+            return
+        if side == st.side:
+            st.before, st.streak = p, 0
+            return
+        if st.streak == 0 or side != st.candidate:
+            st.candidate, st.streak, st.after = side, 0, p
+        st.streak += 1
+        if st.streak < self.hysteresis_frames:
+            return
+        st.streak = 0
+        if st.pending is not None:  # back across within return_s: the earlier crossing is undone
+            st.pending = None
+            self._pending.pop(tid, None)
+            st.side, st.before = side, p
+            return
+        direction = self._direction(st, side) if self._counts(st.class_id) else None
+        st.side, st.before = side, p
+        if direction is None:
+            return
+        crossed_frame = min(max(st.zero_frame, 0), frame)
+        crossed_s = min(st.zero_s, now)
+        st.pending = _Pending(direction, crossed_frame, crossed_s, crossed_s + self.return_s)
+        self._pending[tid] = st
+        if self.return_s == 0.0:
+            events.extend(self._report(tid, st, frame, now))
+
+    def _due(self, frame: int, now: float) -> List[CountEvent]:
+        events: List[CountEvent] = []
+        if self._pending:
+            for tid in [t for t, st in self._pending.items() if st.pending is not None and st.pending.due_s <= now]:
+                events.extend(self._report(tid, self._pending[tid], frame, now))
+        return events
+
+    def _report(self, tid: int, st: _TrackState, frame: int, now: float) -> List[CountEvent]:
+        pending, st.pending = st.pending, None
+        self._pending.pop(tid, None)
+        if pending is None:
+            return []
+        self._tally(pending.direction, st.class_id)
+        return [CountEvent(frame, now if self._has_time else None, tid, st.class_id, pending.direction, self.name,
+                           pending.crossed_frame, pending.crossed_s if self._has_time else None)]
+
+    def flush(self) -> List[CountEvent]:
+        """Report every crossing still waiting out ``return_s`` (call at the end of a stream)."""
+        if self._frame < 0:
+            return []
+        events: List[CountEvent] = []
+        for tid in list(self._pending):
+            events.extend(self._report(tid, self._pending[tid], self._frame, self._now_s))
+        return events
+
+    _has_time = False
 
     def _counts(self, class_id: int) -> bool:
         return self.classes is None or class_id in self.classes
 
     @property
     def num_tracks(self) -> int:
-        """Tracks whose state is held (seen within forget_frames)."""
+        """Tracks whose state is held (seen within forget_s)."""
         return len(self._tracks)
 
+    @property
+    def num_pending(self) -> int:
+        """Crossings accepted but not yet reported (waiting out return_s)."""
+        return len(self._pending)
 
-def _add(counts: Dict[int, int], class_id: int) -> None:
-    counts[class_id] = counts.get(class_id, 0) + 1
 
-
-class LineCounter(_HysteresisCounter):
+class LineCounter(_SideCounter):
     """Count confirmed tracks crossing a line segment, per direction and class.
 
-    ``in`` is a crossing from the left to the right of the segment as drawn from ``start`` to ``end`` on
-    the image (y down): for a line drawn left to right, ``in`` is walking down the image. Swap the
-    points to swap the directions.
+    ``in``: facing from ``start`` to ``end``, a crossing from your left to your right (see the module
+    docstring). For a line drawn upwards on the image, ``in`` is walking right.
 
     Args:
         name: the line's name (goes into events).
         start, end: the segment's end points (x, y) in pixels.
-        hysteresis_frames: consecutive frames a track must spend on the new side before the crossing counts.
-        anchor: the point of a box that must cross: 'bottom_center' (feet) or 'center'.
-        forget_frames: state of a track unseen for this many frames is dropped (memory bound).
+        trigger: 'anchor' (the anchor point must pass the band) or 'box' (every corner of the box must,
+            as supervision's LineZone; then an object straddling the line is in the band).
+        anchor: the point that must cross, and whose path must cut the segment: 'bottom_center' (feet)
+            or 'center'.
+        margin_rel: the dead band's half-width as a fraction of the box height.
+        margin_px: a minimum half-width in pixels (the band is the larger of the two).
+        return_s: a crossing undone within this many seconds counts neither way; events are reported
+            this long after the crossing.
+        hysteresis_frames: processed frames the new side must also be seen on, in a row (1 = no extra
+            condition).
+        forget_s: state of a track unseen for this long is dropped (memory bound).
         classes: count only tracks whose majority class is one of these (None = all).
+        nominal_fps: the clock used when ``update`` is given no timestamps (frame index / fps).
 
     Raises:
-        ConfigError: a bad name, point, zero-length segment, hysteresis_frames < 1 or unknown anchor.
+        ConfigError: a bad name, point, zero-length segment or option.
 
     Example:
-        >>> line = LineCounter("door", (0, 100), (200, 100), hysteresis_frames=1)
+        >>> line = LineCounter("door", (0, 100), (200, 100), margin_rel=0.1, return_s=0)  # in = walking down
         >>> walk = lambda y: Detections(np.array([[90, y - 50, 110, y]], np.float32),
         ...                             np.array([0.9], np.float32), np.array([0], np.int32), np.array([7]))
-        >>> [[(e.track_id, e.direction.value) for e in line.update(walk(y))] for y in (80, 95, 105, 120)]
-        [[], [], [(7, 'in')], []]
+        >>> [[(e.track_id, e.direction.value) for e in line.update(walk(y))] for y in (80, 97, 104, 120)]
+        [[], [], [], [(7, 'in')]]
         >>> line.in_counts, line.out_counts
         ({0: 1}, {})
     """
 
-    _on_line_is_unknown = True
-
-    def __init__(self, name: str, start: Sequence[float], end: Sequence[float], *, hysteresis_frames: int = 2,
-                 anchor: str = "bottom_center", forget_frames: int = 600,
-                 classes: Optional[Sequence[int]] = None) -> None:
-        super().__init__(name, "LineCounter", hysteresis_frames, anchor, forget_frames, classes)
-        self.start = _point("start", f"LineCounter {name!r}", start)
-        self.end = _point("end", f"LineCounter {name!r}", end)
+    def __init__(self, name: str, start: Sequence[float], end: Sequence[float], *, trigger: str = "anchor",
+                 anchor: str = "bottom_center", margin_rel: float = 0.1, margin_px: float = 0.0,
+                 return_s: float = 1.0, hysteresis_frames: int = 1, forget_s: float = 60.0,
+                 classes: Optional[Sequence[int]] = None, nominal_fps: float = 10.0) -> None:
+        super().__init__(name, anchor=anchor, margin_rel=margin_rel, margin_px=margin_px, return_s=return_s,
+                         hysteresis_frames=hysteresis_frames, forget_s=forget_s, classes=classes,
+                         nominal_fps=nominal_fps)
+        where = f"LineCounter {name!r}"
+        if trigger not in TRIGGERS:
+            raise ConfigError(f"{where}: trigger must be one of {TRIGGERS}, got {trigger!r}")
+        self.trigger = trigger
+        self.start = _point("start", where, start)
+        self.end = _point("end", where, end)
         dx, dy = self.end[0] - self.start[0], self.end[1] - self.start[1]
-        if dx == 0 and dy == 0:
-            raise ConfigError(f"LineCounter {name!r}: start and end are the same point {self.start}")
-        self._direction = (dx, dy)
+        length = math.hypot(dx, dy)
+        if length == 0:
+            raise ConfigError(f"{where}: start and end are the same point {self.start}; a line needs two "
+                              "distinct points")
+        self._unit = (dx / length, dy / length)
+        self.length_px = length
         self.in_counts: Dict[int, int] = {}
         self.out_counts: Dict[int, int] = {}
 
@@ -287,36 +421,46 @@ class LineCounter(_HysteresisCounter):
     def out_total(self) -> int:
         return sum(self.out_counts.values())
 
-    def _states(self, points: np.ndarray) -> np.ndarray:
-        dx, dy = self._direction
-        cross = dx * (points[:, 1] - self.start[1]) - dy * (points[:, 0] - self.start[0])
-        return np.sign(cross).astype(np.int8)
+    def signed_distance(self, points: np.ndarray) -> np.ndarray:
+        """(K, 2) points -> (K,) distance in pixels from the infinite line, > 0 on the in side."""
+        ux, uy = self._unit
+        return ux * (points[:, 1] - self.start[1]) - uy * (points[:, 0] - self.start[0])
 
-    def _accept(self, st: _TrackState, new_state: int) -> Optional[Direction]:
-        if not self._cuts_segment(st.anchor_before, st.anchor_after):
+    def _distances(self, detections: Detections, anchors: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        anchor_d = self.signed_distance(anchors)
+        if self.trigger == "anchor":
+            return anchor_d, anchor_d
+        b = detections.xyxy.astype(np.float64)
+        corners = np.stack([self.signed_distance(b[:, [x, y]]) for x, y in ((0, 1), (2, 1), (0, 3), (2, 3))], 1)
+        lo, hi = corners.min(1), corners.max(1)
+        return np.where(lo > 0, lo, np.where(hi < 0, hi, 0.0)), anchor_d
+
+    def _direction(self, st: _TrackState, new_side: int) -> Optional[Direction]:
+        if not self._cuts_segment(st.before, st.after):
             return None  # passed beside the segment: the side changes, nothing counts
-        direction = Direction.IN if new_state > 0 else Direction.OUT
-        _add(self.in_counts if direction is Direction.IN else self.out_counts, st.class_id)
-        return direction
+        return Direction.IN if new_side > 0 else Direction.OUT
+
+    def _tally(self, direction: Direction, class_id: int) -> None:
+        _add(self.in_counts if direction is Direction.IN else self.out_counts, class_id)
 
     def _cuts_segment(self, p0: Point, p1: Point) -> bool:
-        """Whether the path p0 -> p1 (on strictly opposite sides) meets the segment within its span."""
-        (ax, ay), (dx, dy) = self.start, self._direction
+        """Whether the straight path p0 -> p1 meets the segment within its span (ends included)."""
+        (ax, ay), (dx, dy) = self.start, (self.end[0] - self.start[0], self.end[1] - self.start[1])
         ex, ey = p1[0] - p0[0], p1[1] - p0[1]
         denom = dx * ey - dy * ex
-        if denom == 0:  # cannot happen for points on opposite sides; guarded anyway
+        if denom == 0:  # the path runs parallel to the line: it cannot pass it
             return False
         t = ((p0[0] - ax) * ey - (p0[1] - ay) * ex) / denom
         return 0.0 <= t <= 1.0
 
     def update(self, detections: Detections, *, frame_index: Optional[int] = None,
                timestamp_s: Optional[float] = None) -> List[CountEvent]:
-        """Feed one frame of tracked detections; returns the crossings accepted on this frame.
+        """Feed one processed frame of tracked detections; returns the crossings reported on it.
 
         Args:
             detections: tracked detections (track_id set; -1 entries are ignored).
             frame_index: this frame's index (strictly increasing); default: previous + 1.
-            timestamp_s: this frame's time in seconds, copied into the events.
+            timestamp_s: this frame's time in seconds (default: frame_index / nominal_fps).
 
         Raises:
             InputError: untracked detections, a repeated track id, or a non-increasing frame_index.
@@ -325,7 +469,7 @@ class LineCounter(_HysteresisCounter):
 
 
 def _inside_polygon(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
-    """(K, 2) points, (V, 2) polygon -> (K,) bool, even-odd rule (points exactly on an edge may go either way)."""
+    """(K, 2) points, (V, 2) polygon -> (K,) bool, even-odd rule."""
     x, y = points[:, 0:1], points[:, 1:2]
     x0, y0 = polygon[:, 0], polygon[:, 1]
     x1, y1 = np.roll(x0, -1), np.roll(y0, -1)
@@ -335,22 +479,47 @@ def _inside_polygon(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
     return (straddles & (x < x_cross)).sum(axis=1) % 2 == 1
 
 
-class ZoneCounter(_HysteresisCounter):
-    """Occupancy of a polygon zone per frame, and entries / exits of confirmed tracks per class.
+def _edge_distance(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
+    """(K, 2) points -> (K,) distance in pixels to the nearest polygon edge."""
+    a = polygon[None, :, :]
+    b = np.roll(polygon, -1, axis=0)[None, :, :]
+    p = points[:, None, :]
+    ab = b - a
+    t = np.clip(((p - a) * ab).sum(-1) / np.maximum((ab * ab).sum(-1), 1e-12), 0.0, 1.0)
+    nearest = a + t[..., None] * ab
+    return np.sqrt(((p - nearest) ** 2).sum(-1)).min(axis=1)
 
-    Entering (or leaving) counts once the track's anchor has been inside (outside) for ``hysteresis_frames``
-    consecutive frames. A track first seen inside is part of the occupancy but is not an entry.
+
+def _segments_cross(p1, p2, p3, p4) -> bool:
+    """Whether segments p1-p2 and p3-p4 properly intersect (touching at a point excluded)."""
+    def orient(a, b, c):
+        v = (b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0])
+        return (v > 0) - (v < 0)
+
+    return orient(p1, p2, p3) * orient(p1, p2, p4) < 0 and orient(p3, p4, p1) * orient(p3, p4, p2) < 0
+
+
+class ZoneCounter(_SideCounter):
+    """Occupancy of a polygon zone, and entries / exits of confirmed tracks per class.
+
+    A track is inside once its anchor is ``margin`` pixels inside the polygon's edge and outside once it
+    is ``margin`` pixels outside; in between its state does not change. A track first seen inside is
+    part of the occupancy but is not an entry.
 
     Args:
         name: the zone's name (goes into events).
-        polygon: (V, 2) vertices in pixels, V >= 3, in drawing order.
-        hysteresis_frames, anchor, forget_frames, classes: as for :class:`LineCounter`.
+        polygon: (V, 2) vertices in pixels, V >= 3, in drawing order, edges not crossing each other.
+        anchor, margin_rel, margin_px, hysteresis_frames, forget_s, classes, nominal_fps: as for
+            :class:`LineCounter`.
+        return_s: an entry undone by leaving again within this many seconds counts neither way (0 by
+            default: walking through a small zone quickly is an entry and an exit).
 
     Raises:
-        ConfigError: a bad name, fewer than 3 vertices, non-finite or zero-area polygon, bad options.
+        ConfigError: a bad name, fewer than 3 vertices, non-finite, zero-area or self-intersecting
+            polygon, bad options.
 
     Example:
-        >>> zone = ZoneCounter("desk", [(0, 0), (100, 0), (100, 100), (0, 100)], hysteresis_frames=1)
+        >>> zone = ZoneCounter("desk", [(0, 0), (100, 0), (100, 100), (0, 100)], margin_rel=0)
         >>> at = lambda x: Detections(np.array([[x, 40, x + 10, 60]], np.float32),
         ...                           np.array([0.9], np.float32), np.array([2], np.int32), np.array([3]))
         >>> [[e.direction.value for e in zone.update(at(x))] for x in (150, 50, 60, 150)]
@@ -359,21 +528,35 @@ class ZoneCounter(_HysteresisCounter):
         ({2: 1}, {2: 1}, {})
     """
 
-    def __init__(self, name: str, polygon: Sequence[Sequence[float]], *, hysteresis_frames: int = 2,
-                 anchor: str = "bottom_center", forget_frames: int = 600,
-                 classes: Optional[Sequence[int]] = None) -> None:
-        super().__init__(name, "ZoneCounter", hysteresis_frames, anchor, forget_frames, classes)
+    def __init__(self, name: str, polygon: Sequence[Sequence[float]], *, anchor: str = "bottom_center",
+                 margin_rel: float = 0.1, margin_px: float = 0.0, return_s: float = 0.0,
+                 hysteresis_frames: int = 1, forget_s: float = 60.0, classes: Optional[Sequence[int]] = None,
+                 nominal_fps: float = 10.0) -> None:
+        super().__init__(name, anchor=anchor, margin_rel=margin_rel, margin_px=margin_px, return_s=return_s,
+                         hysteresis_frames=hysteresis_frames, forget_s=forget_s, classes=classes,
+                         nominal_fps=nominal_fps)
+        where = f"ZoneCounter {name!r}"
         try:
             vertices = np.asarray(polygon, np.float64)
         except (TypeError, ValueError):
-            raise ConfigError(f"ZoneCounter {name!r}: polygon must be (V, 2) numbers, got {polygon!r}") from None
+            raise ConfigError(f"{where}: polygon must be (V, 2) numbers, got {polygon!r}") from None
         if vertices.ndim != 2 or vertices.shape[1] != 2 or vertices.shape[0] < 3:
-            raise ConfigError(f"ZoneCounter {name!r}: polygon must be (V, 2) with V >= 3, got shape {vertices.shape}")
+            raise ConfigError(f"{where}: polygon must be (V, 2) with V >= 3, got shape {vertices.shape}")
         if not np.isfinite(vertices).all():
-            raise ConfigError(f"ZoneCounter {name!r}: polygon has NaN or infinite vertices")
+            raise ConfigError(f"{where}: polygon has NaN or infinite vertices")
         x, y = vertices[:, 0], vertices[:, 1]
         if abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1)))) == 0.0:
-            raise ConfigError(f"ZoneCounter {name!r}: polygon has zero area")
+            raise ConfigError(f"{where}: polygon has zero area")
+        v = [tuple(p) for p in vertices.tolist()]
+        n = len(v)
+        for i in range(n):
+            for j in range(i + 2, n):
+                if i == 0 and j == n - 1:
+                    continue  # adjacent through the closing edge
+                if _segments_cross(v[i], v[(i + 1) % n], v[j], v[(j + 1) % n]):
+                    raise ConfigError(f"{where}: polygon edges {i} ({v[i]}->{v[(i + 1) % n]}) and {j} "
+                                      f"({v[j]}->{v[(j + 1) % n]}) cross; expected a simple polygon "
+                                      "(vertices in drawing order around its edge)")
         self.polygon = vertices
         self.entries: Dict[int, int] = {}
         self.exits: Dict[int, int] = {}
@@ -383,28 +566,33 @@ class ZoneCounter(_HysteresisCounter):
     def occupancy_total(self) -> int:
         return sum(self.occupancy.values())
 
-    def _states(self, points: np.ndarray) -> np.ndarray:
-        return _inside_polygon(points, self.polygon).astype(np.int8)
+    def signed_distance(self, points: np.ndarray) -> np.ndarray:
+        """(K, 2) points -> (K,) distance in pixels to the polygon's edge, > 0 inside."""
+        dist = _edge_distance(points, self.polygon)
+        return np.where(_inside_polygon(points, self.polygon), dist, -dist)
 
-    def _accept(self, st: _TrackState, new_state: int) -> Optional[Direction]:
-        direction = Direction.ENTER if new_state == 1 else Direction.EXIT
-        _add(self.entries if direction is Direction.ENTER else self.exits, st.class_id)
-        return direction
+    def _distances(self, detections: Detections, anchors: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        d = self.signed_distance(anchors)
+        return d, d
+
+    def _direction(self, st: _TrackState, new_side: int) -> Optional[Direction]:
+        return Direction.ENTER if new_side > 0 else Direction.EXIT
+
+    def _tally(self, direction: Direction, class_id: int) -> None:
+        _add(self.entries if direction is Direction.ENTER else self.exits, class_id)
 
     def update(self, detections: Detections, *, frame_index: Optional[int] = None,
                timestamp_s: Optional[float] = None) -> List[CountEvent]:
-        """Feed one frame; returns this frame's entries and exits and refreshes :attr:`occupancy`.
-
-        Occupancy counts the confirmed tracks seen on this frame whose accepted state is inside, by
-        their majority class.
+        """Feed one processed frame; returns the entries and exits reported on it and refreshes
+        :attr:`occupancy` (confirmed tracks seen on this frame whose state is inside, by majority class).
 
         Args / Raises: as :meth:`LineCounter.update`.
         """
-        events, track_ids, _, _ = self._observe(detections, frame_index, timestamp_s)
+        events, track_ids = self._observe(detections, frame_index, timestamp_s)
         occupancy: Dict[int, int] = {}
         for tid in track_ids.tolist():
             st = self._tracks[tid]
-            if st.state == 1 and self._counts(st.class_id):
+            if st.side > 0 and self._counts(st.class_id):
                 _add(occupancy, st.class_id)
         self.occupancy = occupancy
         return events
