@@ -110,7 +110,7 @@ def _run_ours(model: str, video: str, threads: int, motion_gate: bool = False) -
     detector = Detector(model, threads=threads, conf_threshold=CONF, iou_threshold=IOU, classes=[0])
     line = LineCounter("walkway", LINE_START, LINE_END, hysteresis_frames=2)
     tracker = ByteTracker(high_score=0.5, low_score=0.1, new_track_score=0.6, match_iou=0.2, min_hits=3,
-                          lost_frames=30)
+                          lost_s=3.0)
     gate = None
     if motion_gate:
         from edge_runtime.vision.motion import MotionGate

@@ -120,7 +120,7 @@ def detect_video(threads: int, max_frames: Optional[int] = None) -> Frames:
 
 def make_ours() -> ByteTracker:
     return ByteTracker(high_score=0.5, low_score=0.1, new_track_score=0.6, match_iou=0.2, low_match_iou=0.2,
-                       min_hits=3, lost_frames=LOST_FRAMES, revive_lost=True)
+                       min_hits=3, lost_s=LOST_FRAMES / FPS, fps=FPS, revive_lost=True)
 
 
 def make_theirs():
@@ -259,7 +259,7 @@ def main(argv: Sequence[str] = ()) -> int:
         "detections_per_frame_mean": float(np.mean([len(f[0]) for f in frames])),
         "detector": {"model": "yolov8s-person", "conf_threshold": CONF_THRESHOLD},
         "settings": {"high_score": 0.5, "new_track_score": 0.6, "match_iou": 0.2, "low_match_iou": 0.2,
-                     "min_hits": 3, "lost_frames": LOST_FRAMES, "revive_lost": True},
+                     "min_hits": 3, "lost_s": LOST_FRAMES / FPS, "revive_lost": True},
         "whole_video": {**timing, "ours_ms_per_frame": timing["candidate_ms_median"] / len(frames),
                         "theirs_ms_per_frame": timing["baseline_ms_median"] / len(frames)},
         "per_frame": per_frame,

@@ -65,12 +65,13 @@ def kalman_initiate(boxes: np.ndarray, std_position: float = 1.0 / 20, std_veloc
 
 
 def kalman_predict(mean: np.ndarray, cov: np.ndarray, miss: np.ndarray, std_position: float = 1.0 / 20,
-                   std_velocity: float = 1.0 / 160) -> np.ndarray:
-    """Kalman predict in place (tracks with miss > 0 coast with zero height velocity); returns (T, 4) boxes."""
+                   std_velocity: float = 1.0 / 160, dt: float = 1.0) -> np.ndarray:
+    """Kalman predict dt frames ahead in place (tracks with miss > 0 coast with zero height velocity);
+    returns (T, 4) boxes."""
     from .vision.kalman import KalmanXYAH, xyah_to_xyxy
 
     mean[np.asarray(miss) > 0, 7] = 0.0
-    mean[...], cov[...] = KalmanXYAH(std_position, std_velocity).predict(mean, cov)
+    mean[...], cov[...] = KalmanXYAH(std_position, std_velocity).predict(mean, cov, dt)
     return xyah_to_xyxy(mean)
 
 

@@ -101,7 +101,7 @@ def test_a_track_lost_and_found_again_is_not_counted_twice():
 
 
 def test_tracker_and_counter_together_on_a_walk_with_an_occlusion():
-    tracker = ByteTracker(min_hits=2, lost_frames=10)
+    tracker = ByteTracker(min_hits=2, lost_s=1.0)
     line = LineCounter("gate", START, END, hysteresis_frames=2, **EXACT)
     events = []
     for t in range(40):

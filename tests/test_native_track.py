@@ -209,9 +209,9 @@ def kalman_states(draw):
 def test_kalman_predict_and_update_match_numpy(state):
     mean, cov, miss, measured, rows = state
     ref_mean, ref_cov = mean.copy(), cov.copy()
-    for _ in range(3):  # a few frames so the covariance gets off-diagonal terms
-        boxes = _native.kalman_predict(mean, cov, miss)
-        ref_boxes = reference.kalman_predict(ref_mean, ref_cov, miss)
+    for dt in (1.0, 3.0, 0.4):  # a few steps, some skipping frames, so the covariance gets off-diagonal terms
+        boxes = _native.kalman_predict(mean, cov, miss, dt=dt)
+        ref_boxes = reference.kalman_predict(ref_mean, ref_cov, miss, dt=dt)
         np.testing.assert_allclose(boxes, ref_boxes, rtol=1e-6, atol=1e-3)
         np.testing.assert_allclose(mean, ref_mean, rtol=1e-12, atol=1e-9)
         np.testing.assert_allclose(cov, ref_cov, rtol=1e-12, atol=1e-9)
@@ -232,6 +232,22 @@ def test_kalman_follows_a_constant_velocity_box():
         _native.kalman_update(mean, cov, np.zeros(1, np.int64), box)
     predicted = _native.kalman_predict(mean, cov, miss)
     np.testing.assert_allclose(predicted, [[90, 0, 110, 40]], atol=0.5)
+
+
+def test_kalman_predict_dt_is_several_single_steps_for_the_mean():
+    mean, cov = KalmanXYAH().initiate(xyxy_to_xyah(np.array([[0, 0, 20, 40]], np.float32)))
+    mean[0, 4:6] = (3.0, -1.0)
+    one, two = mean.copy(), mean.copy()
+    cov1, cov2 = cov.copy(), cov.copy()
+    miss = np.zeros(1, np.int64)
+    for _ in range(3):
+        _native.kalman_predict(one, cov1, miss)
+    box = _native.kalman_predict(two, cov2, miss, dt=3.0)
+    np.testing.assert_allclose(two, one, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(box, [[9, -3, 29, 37]], atol=1e-4)
+    assert cov2[0, 0, 0] > cov[0, 0, 0]  # uncertainty grew with the time that passed
+    with pytest.raises(ValueError, match="dt"):
+        _native.kalman_predict(two, cov2, miss, dt=-1.0)
 
 
 def test_kalman_binding_checks():

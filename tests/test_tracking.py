@@ -7,7 +7,7 @@ import pytest
 
 from edge_runtime.errors import ConfigError, InputError
 from edge_runtime.vision.detections import Detections
-from edge_runtime.vision.tracking import ByteTracker, lost_frames_for
+from edge_runtime.vision.tracking import ByteTracker
 
 # Boxes are (x1, y1, x2, y2) in pixels; a "person" is 40 x 100 px.
 W, H = 40.0, 100.0
@@ -64,7 +64,7 @@ def test_two_boxes_crossing_paths_keep_their_ids():
 
 
 def test_a_gap_shorter_than_the_lost_buffer_keeps_the_id():
-    tracker = ByteTracker(min_hits=2, lost_frames=5)
+    tracker = ByteTracker(min_hits=2, lost_s=0.5)
     for t in range(10):
         assert ids(tracker, frame((10 + 5 * t, 50))) == ([-1] if t == 0 else [0])
     for t in range(10, 15):  # 5 frames unseen (occluded), still walking
@@ -74,7 +74,7 @@ def test_a_gap_shorter_than_the_lost_buffer_keeps_the_id():
 
 
 def test_a_gap_longer_than_the_lost_buffer_gives_a_new_id():
-    tracker = ByteTracker(min_hits=2, lost_frames=5)
+    tracker = ByteTracker(min_hits=2, lost_s=0.5)
     for t in range(10):
         ids(tracker, frame((10 + 5 * t, 50)))
     for _ in range(6):
@@ -85,7 +85,7 @@ def test_a_gap_longer_than_the_lost_buffer_gives_a_new_id():
 
 def test_low_score_detections_extend_a_track_through_the_second_stage():
     def run(low_score_of_frames: float) -> list:
-        tracker = ByteTracker(min_hits=2, lost_frames=0)  # lost_frames=0: a single miss ends the track
+        tracker = ByteTracker(min_hits=2, lost_s=0)  # lost_s=0: a single miss ends the track
         out = [ids(tracker, frame((10 + 4 * t, 50))) for t in range(5)]
         out += [ids(tracker, frame((10 + 4 * t, 50, low_score_of_frames))) for t in range(5, 10)]
         out += [ids(tracker, frame((10 + 4 * t, 50))) for t in range(10, 12)]
@@ -139,7 +139,7 @@ def test_unconfirmed_detections_keep_their_own_class():
 
 
 def test_ids_are_never_reused_not_even_after_reset():
-    tracker = ByteTracker(min_hits=1, lost_frames=0)
+    tracker = ByteTracker(min_hits=1, lost_s=0)
     assert ids(tracker, frame((10, 50))) == [0]
     assert ids(tracker, frame()) == []
     assert ids(tracker, frame((10, 50))) == [1]
@@ -176,18 +176,34 @@ def test_bad_input_and_config_are_reported():
         ByteTracker().update(np.zeros((1, 4)))
     with pytest.raises(ConfigError, match="min_hits"):
         ByteTracker(min_hits=0)
-    with pytest.raises(ConfigError, match="lost_frames"):
-        ByteTracker(lost_frames=-1)
+    with pytest.raises(ConfigError, match="lost_s"):
+        ByteTracker(lost_s=-1)
+    with pytest.raises(ConfigError, match="fps"):
+        ByteTracker(fps=0)
     with pytest.raises(ConfigError, match="match_iou"):
         ByteTracker(match_iou=1.5)
     with pytest.raises(ConfigError, match="low_score"):
         ByteTracker(low_score=0.6, high_score=0.5)
 
 
-def test_lost_buffer_from_seconds_and_fps():
-    assert lost_frames_for(2.0, 10) == 20
-    assert lost_frames_for(1.0, 29.97) == 30
-    assert lost_frames_for(0, 30) == 0
-    assert ByteTracker.for_video(25, lost_s=1.5).lost_frames == 38
-    with pytest.raises(ConfigError, match="fps"):
-        lost_frames_for(1.0, 0)
+def test_lost_buffer_is_in_seconds_whatever_the_processed_rate():
+    box = lambda x: Detections(np.array([[x, 0, x + 40, 100]], np.float32), np.array([0.9], np.float32),
+                               np.array([0], np.int32))
+    for step_s in (0.1, 0.4):  # every frame of a 10 fps camera, or every 4th
+        tracker = ByteTracker(min_hits=1, lost_s=1.0, fps=10)
+        assert tracker.update(box(0), timestamp_s=0.0).track_id.tolist() == [0]
+        t = step_s
+        while t <= 0.95:  # hidden for up to 0.95 s: the track survives
+            tracker.update(Detections.empty(), timestamp_s=t)
+            t += step_s
+        assert tracker.update(box(2), timestamp_s=1.0).track_id.tolist() == [0]
+        tracker.update(Detections.empty(), timestamp_s=1.5)
+        tracker.update(Detections.empty(), timestamp_s=2.1)  # 1.1 s unseen: dropped
+        assert tracker.update(box(4), timestamp_s=2.2).track_id.tolist() == [1]
+
+
+def test_timestamps_must_not_go_backwards():
+    tracker = ByteTracker()
+    tracker.update(Detections.empty(), timestamp_s=5.0)
+    with pytest.raises(InputError, match="backwards"):
+        tracker.update(Detections.empty(), timestamp_s=4.0)

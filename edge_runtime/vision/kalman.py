@@ -81,23 +81,27 @@ class KalmanXYAH:
         cov[:, idx, idx] = std * std
         return mean, cov
 
-    def predict(self, mean: np.ndarray, cov: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-        """One frame ahead: x' = F x, P' = F P F^T + Q with F = [[I, I], [0, I]] (new arrays)."""
+    def predict(self, mean: np.ndarray, cov: np.ndarray, dt: float = 1.0) -> Tuple[np.ndarray, np.ndarray]:
+        """``dt`` frames ahead (new arrays): x' = F x, P' = F P F^T + dt Q with F = [[I, dt I], [0, I]].
+
+        Velocities are per frame of the nominal rate, so a tracker that processed every 3rd frame
+        predicts with dt = 3 and the process noise grows in proportion to the time that passed.
+        """
         t = mean.shape[0]
         h = self._noise_height(mean[:, 3])
         p, v = self.std_position * h, self.std_velocity * h
         q = np.stack([p, p, np.full(t, 1e-2), p, v, v, np.full(t, 1e-5), v], axis=1)
         new_mean = mean.copy()
-        new_mean[:, :4] += mean[:, 4:]
-        # F P F^T by blocks, P = [[A, B], [C, D]]: [[A + B + C + D, B + D], [C + D, D]].
+        new_mean[:, :4] += dt * mean[:, 4:]
+        # F P F^T by blocks, P = [[A, B], [C, D]]: [[A + dt (B + C) + dt^2 D, B + dt D], [C + dt D, D]].
         a, b, c, d = cov[:, :4, :4], cov[:, :4, 4:], cov[:, 4:, :4], cov[:, 4:, 4:]
         new_cov = np.empty_like(cov)
-        new_cov[:, :4, 4:] = b + d
-        new_cov[:, 4:, :4] = c + d
-        new_cov[:, :4, :4] = a + b + c + d
+        new_cov[:, :4, 4:] = b + dt * d
+        new_cov[:, 4:, :4] = c + dt * d
+        new_cov[:, :4, :4] = a + dt * (b + c) + dt * dt * d
         new_cov[:, 4:, 4:] = d
         idx = np.arange(8)
-        new_cov[:, idx, idx] += q * q
+        new_cov[:, idx, idx] += dt * (q * q)
         return new_mean, new_cov
 
     def update(self, mean: np.ndarray, cov: np.ndarray, xyah: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:

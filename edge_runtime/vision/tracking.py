@@ -18,7 +18,15 @@ unmatched high-score boxes start tentative tracks. Differences that matter to co
   track's id and class, otherwise track id -1 and its own class;
 - by default low-score boxes may also re-find tracks lost for a few frames (``revive_lost``), and the
   second stage needs IoU > 0.2 rather than 0.5: tuned for small edge models whose person scores hover
-  around the high threshold (see ``benchmarks/bench_tracker.py``).
+  around the high threshold (see ``benchmarks/bench_tracker.py``);
+- time is real time: :meth:`ByteTracker.update` takes the frame's timestamp, the Kalman filter predicts
+  over the time that passed since the last processed frame (velocities are per frame of the nominal
+  ``fps``), and the lost buffer is in seconds. A board that processes every 3rd frame, or whatever
+  frame was newest ("latest" mode), tracks with the same settings as one that processes every frame;
+- association boxes grow with the time since a track was last matched (``buffer_rel`` of the box size
+  per nominal frame, the "buffered IoU" of C-BIoU), so a person who moved more than their own width
+  between two processed frames is still found, and a pair whose centres are further apart than
+  ``max_jump_rel`` box heights per nominal frame (after the prediction) is never matched.
 
 The per-frame hot path (Kalman predict, the three IoU + optimal-assignment stages, Kalman update) runs in
 C++ (``edge_runtime._native``) with the GIL released, over track state kept in NumPy arrays; the NumPy
@@ -29,6 +37,8 @@ references are in :mod:`edge_runtime.reference` and :mod:`edge_runtime.vision.ka
 from __future__ import annotations
 
 import math
+from typing import Optional
+
 import numpy as np
 
 from .. import _native
@@ -36,7 +46,7 @@ from ..errors import ConfigError, InputError
 from .detections import Detections
 from .kalman import KalmanXYAH, xyah_to_xyxy
 
-__all__ = ["ByteTracker", "iou_matrix", "linear_assignment", "lost_frames_for"]
+__all__ = ["ByteTracker", "iou_matrix", "linear_assignment"]
 
 _NO_MATCH = np.zeros(0, np.int32)
 
@@ -110,17 +120,14 @@ def _as_boxes(name: str, boxes: object) -> np.ndarray:
     return np.ascontiguousarray(array, np.float32)
 
 
-def lost_frames_for(seconds: float, fps: float) -> int:
-    """How many missed frames make ``seconds`` at ``fps`` (rounded up): the tracker's lost buffer.
-
-    Raises:
-        ConfigError: seconds < 0 or fps <= 0 (or either not finite).
-    """
-    if not (math.isfinite(seconds) and seconds >= 0):
-        raise ConfigError(f"tracker lost buffer: seconds must be finite and >= 0, got {seconds!r}")
-    if not (math.isfinite(fps) and fps > 0):
-        raise ConfigError(f"tracker lost buffer: fps must be finite and > 0, got {fps!r}")
-    return int(math.ceil(seconds * fps - 1e-9))
+def _check_nonneg(name: str, value: float) -> float:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"ByteTracker: {name} must be a number >= 0, got {value!r}") from None
+    if not (math.isfinite(value) and value >= 0):
+        raise ConfigError(f"ByteTracker: {name} must be finite and >= 0, got {value!r}")
+    return value
 
 
 def _check_unit(name: str, value: float) -> float:
@@ -139,8 +146,8 @@ class ByteTracker:
     Args:
         high_score: detections scoring at least this take part in the first association and may start
             tracks.
-        low_score: detections scoring in [low_score, high_score) are used only to extend tracks seen in
-            the previous frame (second association); lower ones are returned untracked.
+        low_score: detections scoring in [low_score, high_score) are used only to extend confirmed
+            tracks (second association); lower ones are returned untracked.
         new_track_score: minimum score of an unmatched detection to start a tentative track
             (>= high_score makes sense; ByteTrack uses high_score + 0.1).
         match_iou: first association: a pair needs IoU (times the detection score if ``fuse_score``)
@@ -148,17 +155,23 @@ class ByteTracker:
         low_match_iou: second association (low-score boxes): IoU strictly above this (ByteTrack: 0.5).
         tentative_match_iou: tentative tracks: IoU (times score if ``fuse_score``) strictly above this.
         min_hits: consecutive matched frames before a track is confirmed and gets an id (1 = at once).
-        lost_frames: frames a confirmed track survives without a match (its id is kept if it is found
-            again within them); see :func:`lost_frames_for` and :meth:`for_video`.
+        lost_s: seconds a confirmed track survives without a match (its id is kept if it is found
+            again within them).
+        fps: the nominal frame rate: the unit of the Kalman velocities and of ``buffer_rel`` /
+            ``max_jump_rel``, and the clock when :meth:`update` gets no timestamps.
+        buffer_rel: association boxes are widened on every side by this fraction of their width and
+            height per nominal frame since the track was last matched (0 = plain IoU).
+        max_buffer_rel: the widening stops at this fraction.
+        max_jump_rel: a pair whose centres are more than this many box heights apart per nominal frame
+            since the last match (after the Kalman prediction) is never matched (0 = no gate).
         fuse_score: weight IoU by detection score in the high-score associations (as ByteTrack on MOT17).
         revive_lost: low-score detections may also re-find confirmed tracks lost before the last frame,
-            not only extend tracks seen in it (the original ByteTrack). Small edge models score people
-            around the high threshold, so a walker flickers between high and low: on vtest.avi with
-            YOLOv8s this (with low_match_iou 0.2) cut the ids issued from 32 to 20 for the same people.
+            not only extend tracks seen in it. Small edge models score people around the high
+            threshold, so a walker flickers between high and low.
 
     Raises:
-        ConfigError: a threshold outside [0, 1], low_score > high_score, min_hits < 1 or
-            lost_frames < 0.
+        ConfigError: a threshold outside [0, 1], low_score > high_score, min_hits < 1, or a negative or
+            non-finite time setting.
 
     Example:
         >>> tracker = ByteTracker(min_hits=2)
@@ -178,7 +191,11 @@ class ByteTracker:
         low_match_iou: float = 0.2,
         tentative_match_iou: float = 0.3,
         min_hits: int = 3,
-        lost_frames: int = 30,
+        lost_s: float = 3.0,
+        fps: float = 10.0,
+        buffer_rel: float = 0.0,
+        max_buffer_rel: float = 1.0,
+        max_jump_rel: float = 0.0,
         fuse_score: bool = True,
         revive_lost: bool = True,
     ) -> None:
@@ -193,10 +210,14 @@ class ByteTracker:
         self._max_cost_tentative = 1.0 - _check_unit("tentative_match_iou", tentative_match_iou)
         if isinstance(min_hits, bool) or int(min_hits) != min_hits or min_hits < 1:
             raise ConfigError(f"ByteTracker: min_hits must be an integer >= 1, got {min_hits!r}")
-        if isinstance(lost_frames, bool) or int(lost_frames) != lost_frames or lost_frames < 0:
-            raise ConfigError(f"ByteTracker: lost_frames must be an integer >= 0, got {lost_frames!r}")
         self.min_hits = int(min_hits)
-        self.lost_frames = int(lost_frames)
+        self.lost_s = _check_nonneg("lost_s", lost_s)
+        self.fps = _check_nonneg("fps", fps)
+        if self.fps == 0:
+            raise ConfigError("ByteTracker: fps must be > 0, got 0")
+        self.buffer_rel = _check_nonneg("buffer_rel", buffer_rel)
+        self.max_buffer_rel = _check_nonneg("max_buffer_rel", max_buffer_rel)
+        self.max_jump_rel = _check_nonneg("max_jump_rel", max_jump_rel)
         self.fuse_score = bool(fuse_score)
         self.revive_lost = bool(revive_lost)
         self._kf = KalmanXYAH()
@@ -204,9 +225,9 @@ class ByteTracker:
         self.reset()
 
     @classmethod
-    def for_video(cls, fps: float, *, lost_s: float = 2.0, **kwargs: object) -> "ByteTracker":
-        """A tracker whose lost buffer is ``lost_s`` seconds of a ``fps`` stream; other args as __init__."""
-        return cls(lost_frames=lost_frames_for(lost_s, fps), **kwargs)  # type: ignore[arg-type]
+    def for_video(cls, fps: float, **kwargs: object) -> "ByteTracker":
+        """A tracker for a stream of nominal rate ``fps``; other args as __init__."""
+        return cls(fps=fps, **kwargs)  # type: ignore[arg-type]
 
     def reset(self) -> None:
         """Forget every track (e.g. on a scene cut). Ids keep counting up, so none is ever reused."""
@@ -215,9 +236,11 @@ class ByteTracker:
         self._tid = np.zeros(0, np.int64)  # -1 while tentative
         self._hits = np.zeros(0, np.int64)  # consecutive matched frames
         self._miss = np.zeros(0, np.int64)  # consecutive missed frames
+        self._last_s = np.zeros(0, np.float64)  # time of the last match
         self._cls = np.zeros(0, np.int32)  # majority class
         self._votes = np.zeros((0, 1), np.int32)  # (T, C) matched detections per class
         self.frame_index = -1
+        self._now_s: Optional[float] = None
 
     @property
     def ids_issued(self) -> int:
@@ -244,11 +267,13 @@ class ByteTracker:
             self._tid[keep].astype(np.int32),
         )
 
-    def update(self, detections: Detections) -> Detections:
-        """Advance one frame: predict, associate, confirm, age and drop tracks.
+    def update(self, detections: Detections, *, timestamp_s: Optional[float] = None) -> Detections:
+        """Advance to this frame: predict, associate, confirm, age and drop tracks.
 
         Args:
             detections: this frame's detections (any score; see the thresholds of the constructor).
+            timestamp_s: the frame's time in seconds (increasing); default: one nominal frame
+                (1 / fps) after the previous call.
 
         Returns:
             The same N detections in the same order, with ``track_id`` set (id of the confirmed track
@@ -256,26 +281,43 @@ class ByteTracker:
             matched to a confirmed track.
 
         Raises:
-            InputError: detections is not a :class:`Detections`.
+            InputError: detections is not a :class:`Detections`, or the timestamp is not finite or
+                goes backwards.
         """
         if not isinstance(detections, Detections):
             raise InputError(f"ByteTracker.update: expected Detections, got {type(detections).__name__}")
+        previous = self._now_s
+        if timestamp_s is None:
+            now = 0.0 if previous is None else previous + 1.0 / self.fps
+        else:
+            now = float(timestamp_s)
+            if not math.isfinite(now) or (previous is not None and now < previous):
+                raise InputError(f"ByteTracker.update: timestamp_s must be finite and not go backwards, got "
+                                 f"{timestamp_s!r} after {previous!r}")
+        dt_frames = 1.0 if previous is None else (now - previous) * self.fps
+        self._now_s = now
         self.frame_index += 1
         xyxy, score, class_id = detections.xyxy, detections.score, detections.class_id
         num_tracks = self._tid.shape[0]
 
         # Predict (in place) and associate in C++; det_track[j] = index of the matched track or -1.
         track_boxes = _native.kalman_predict(self._mean, self._cov, self._miss, self._kf.std_position,
-                                             self._kf.std_velocity)
+                                             self._kf.std_velocity, dt_frames)
+        det_boxes = xyxy
+        if num_tracks and xyxy.shape[0]:
+            track_boxes, det_boxes = self._gate_boxes(track_boxes, xyxy, now)
         det_track = _native.associate_bytetrack(
-            track_boxes, self._tid, self._miss, xyxy, score, self.high_score, self.low_score,
+            track_boxes, self._tid, self._miss, det_boxes, score, self.high_score, self.low_score,
             self._max_cost_high, self._max_cost_low, self._max_cost_tentative, self.fuse_score, self.revive_lost)
+        if self.max_jump_rel > 0 and num_tracks and xyxy.shape[0]:
+            det_track = self._drop_jumps(det_track, xyxy, now)
 
         matched_dets = np.nonzero(det_track >= 0)[0]
         matched_tracks = det_track[matched_dets].astype(np.int64)
         if matched_dets.size:
             _native.kalman_update(self._mean, self._cov, matched_tracks, xyxy[matched_dets], self._kf.std_position)
             self._observe(matched_tracks, class_id[matched_dets])
+            self._last_s[matched_tracks] = now
 
         # Output, read before tracks are dropped or appended (which moves indices).
         track_id = np.full(xyxy.shape[0], -1, np.int32)
@@ -287,13 +329,50 @@ class ByteTracker:
             if confirmed_now.any():
                 out_class = class_id.copy()
                 out_class[matched_dets[confirmed_now]] = self._cls[matched_tracks[confirmed_now]]
-        self._age(matched_tracks, num_tracks)
+        self._age(matched_tracks, num_tracks, now)
 
         # Unmatched high-score detections start tracks.
         new = np.nonzero((det_track < 0) & (score >= max(self.high_score, self.new_track_score)))[0]
         if new.size:
-            track_id[new] = self._start(xyxy[new], class_id[new])
+            track_id[new] = self._start(xyxy[new], class_id[new], now)
         return Detections(xyxy, score, out_class, track_id)
+
+    def _elapsed_frames(self, now: float) -> np.ndarray:
+        """(T,) nominal frames since each track's last match (at least 1)."""
+        return np.maximum((now - self._last_s) * self.fps, 1.0)
+
+    def _gate_boxes(self, track_boxes: np.ndarray, det_boxes: np.ndarray, now: float):
+        """Widen track and detection boxes for the IoU by the time since each track's last match."""
+        if self.buffer_rel <= 0:
+            return track_boxes, det_boxes
+        grow = np.minimum(self.buffer_rel * self._elapsed_frames(now), self.max_buffer_rel)
+        wh = track_boxes[:, 2:] - track_boxes[:, :2]
+        pad = (grow[:, None] * wh).astype(np.float32)
+        tracks = np.ascontiguousarray(np.concatenate([track_boxes[:, :2] - pad, track_boxes[:, 2:] + pad], 1),
+                                      np.float32)
+        # Detections get the median widening of the tracks, so a pair keeps its IoU scale.
+        g = np.float32(np.median(grow))
+        dwh = det_boxes[:, 2:] - det_boxes[:, :2]
+        dets = np.ascontiguousarray(np.concatenate([det_boxes[:, :2] - g * dwh, det_boxes[:, 2:] + g * dwh], 1),
+                                    np.float32)
+        return tracks, dets
+
+    def _drop_jumps(self, det_track: np.ndarray, xyxy: np.ndarray, now: float) -> np.ndarray:
+        """Unmatch pairs whose centres moved further than the gate allows (from the prediction)."""
+        matched = np.nonzero(det_track >= 0)[0]
+        if not matched.size:
+            return det_track
+        rows = det_track[matched]
+        predicted = xyah_to_xyxy(self._mean[rows])
+        pc = (predicted[:, :2] + predicted[:, 2:]) * 0.5
+        dc = (xyxy[matched, :2] + xyxy[matched, 2:]) * 0.5
+        height = np.maximum(xyxy[matched, 3] - xyxy[matched, 1], 1.0)
+        limit = self.max_jump_rel * height * self._elapsed_frames(now)[rows]
+        too_far = np.hypot(*(pc - dc).T) > limit
+        if too_far.any():
+            det_track = det_track.copy()
+            det_track[matched[too_far]] = -1
+        return det_track
 
     def _observe(self, tracks: np.ndarray, class_id: np.ndarray) -> None:
         """Count hits and class votes of the matched (already Kalman-corrected) tracks; confirm mature ones."""
@@ -318,7 +397,7 @@ class ByteTracker:
             grown[:, : self._votes.shape[1]] = self._votes
             self._votes = grown
 
-    def _age(self, matched: np.ndarray, num_tracks: int) -> None:
+    def _age(self, matched: np.ndarray, num_tracks: int, now: float) -> None:
         """Count a miss for every unmatched track; drop unmatched tentative and lost-too-long tracks."""
         if matched.size == num_tracks:
             return
@@ -326,14 +405,15 @@ class ByteTracker:
         unmatched[matched] = False
         self._miss[unmatched] += 1
         self._hits[unmatched] = 0
-        keep = (self._miss <= self.lost_frames) & ~(unmatched & (self._tid < 0))
+        keep = (now - self._last_s <= self.lost_s + 1e-9) & ~(unmatched & (self._tid < 0))
         if keep.all():
             return
         self._mean, self._cov = self._mean[keep], self._cov[keep]
         self._tid, self._hits, self._miss = self._tid[keep], self._hits[keep], self._miss[keep]
+        self._last_s = self._last_s[keep]
         self._cls, self._votes = self._cls[keep], self._votes[keep]
 
-    def _start(self, xyxy: np.ndarray, class_id: np.ndarray) -> np.ndarray:
+    def _start(self, xyxy: np.ndarray, class_id: np.ndarray, now: float) -> np.ndarray:
         """Append tentative tracks (confirmed at once if min_hits == 1); returns their ids (-1 if tentative)."""
         count = xyxy.shape[0]
         mean, cov = _native.kalman_initiate(xyxy, self._kf.std_position, self._kf.std_velocity)
@@ -350,6 +430,7 @@ class ByteTracker:
         self._tid = np.concatenate([self._tid, ids])
         self._hits = np.concatenate([self._hits, np.ones(count, np.int64)])
         self._miss = np.concatenate([self._miss, np.zeros(count, np.int64)])
+        self._last_s = np.concatenate([self._last_s, np.full(count, now)])
         self._cls = np.concatenate([self._cls, class_id.astype(np.int32)])
         self._votes = np.concatenate([self._votes, votes])
         return ids.astype(np.int32)

@@ -3,6 +3,7 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <cmath>
 #include <cstdint>
 #include <limits>
 #include <stdexcept>
@@ -115,8 +116,11 @@ void bind_track(py::module_& m) {
 
     m.def(
         "kalman_predict",
-        [](f64c mean, f64c cov, i64c miss, double std_position, double std_velocity) {
+        [](f64c mean, f64c cov, i64c miss, double std_position, double std_velocity, double dt) {
             const std::size_t t = require_state(mean, cov, "kalman_predict");
+            if (!(dt >= 0.0) || !std::isfinite(dt)) {
+                throw std::invalid_argument("kalman_predict: dt must be finite and >= 0, got " + std::to_string(dt));
+            }
             require_vector(miss, mean.shape(0), "kalman_predict", "miss");
             const std::int64_t* miss_ptr = miss.data();
             py::array_t<float> boxes({mean.shape(0), py::ssize_t(4)});
@@ -125,14 +129,14 @@ void bind_track(py::module_& m) {
             float* bp = boxes.mutable_data();
             {
                 py::gil_scoped_release nogil;
-                edge::kalman_predict(mp, cp, t, miss_ptr, edge::KalmanNoise{std_position, std_velocity}, bp);
+                edge::kalman_predict(mp, cp, t, miss_ptr, edge::KalmanNoise{std_position, std_velocity}, bp, dt);
             }
             return boxes;
         },
         py::arg("mean").noconvert(), py::arg("cov").noconvert(), py::arg("miss").noconvert(),
-        py::arg("std_position") = 1.0 / 20.0, py::arg("std_velocity") = 1.0 / 160.0,
-        "Kalman predict in place for mean (T, 8) / cov (T, 8, 8) float64; tracks whose miss (T,) int64 > 0\n"
-        "coast with zero height velocity. Returns the predicted boxes (T, 4) float32 xyxy.");
+        py::arg("std_position") = 1.0 / 20.0, py::arg("std_velocity") = 1.0 / 160.0, py::arg("dt") = 1.0,
+        "Kalman predict dt frames ahead, in place, for mean (T, 8) / cov (T, 8, 8) float64; tracks whose\n"
+        "miss (T,) int64 > 0 coast with zero height velocity. Returns the predicted boxes (T, 4) float32 xyxy.");
 
     m.def(
         "kalman_update",

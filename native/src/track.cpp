@@ -275,7 +275,7 @@ void kalman_initiate(const float* boxes, std::size_t k, KalmanNoise noise, doubl
 }
 
 void kalman_predict(double* mean, double* cov, std::size_t t, const std::int64_t* miss, KalmanNoise noise,
-                    float* boxes_out) {
+                    float* boxes_out, double dt) {
     for (std::size_t i = 0; i < t; ++i) {
         double* x = mean + 8 * i;
         double* p = cov + 64 * i;
@@ -283,18 +283,19 @@ void kalman_predict(double* mean, double* cov, std::size_t t, const std::int64_t
         const double sp = noise.std_position * h, sv = noise.std_velocity * h;
         const double q[8] = {sp * sp, sp * sp, 1e-4, sp * sp, sv * sv, sv * sv, 1e-10, sv * sv};
         if (miss && miss[i] > 0) x[7] = 0.0;
-        for (int k = 0; k < 4; ++k) x[k] += x[k + 4];
-        // F P F^T with F = [[I, I], [0, I]], by 4x4 blocks [[A, B], [C, D]] -> [[A+B+C+D, B+D], [C+D, D]].
+        for (int k = 0; k < 4; ++k) x[k] += dt * x[k + 4];
+        // F P F^T with F = [[I, dt I], [0, I]], by 4x4 blocks [[A, B], [C, D]] ->
+        // [[A + dt (B + C) + dt^2 D, B + dt D], [C + dt D, D]].
         for (int r = 0; r < 4; ++r) {
             for (int c = 0; c < 4; ++c) {
                 const double pa = p[r * 8 + c], pb = p[r * 8 + c + 4];
                 const double pc = p[(r + 4) * 8 + c], pd = p[(r + 4) * 8 + c + 4];
-                p[r * 8 + c] = pa + pb + pc + pd;
-                p[r * 8 + c + 4] = pb + pd;
-                p[(r + 4) * 8 + c] = pc + pd;
+                p[r * 8 + c] = pa + dt * (pb + pc) + dt * dt * pd;
+                p[r * 8 + c + 4] = pb + dt * pd;
+                p[(r + 4) * 8 + c] = pc + dt * pd;
             }
         }
-        for (int k = 0; k < 8; ++k) p[k * 8 + k] += q[k];
+        for (int k = 0; k < 8; ++k) p[k * 8 + k] += dt * q[k];
         if (boxes_out) state_to_box(x, boxes_out + 4 * i);
     }
 }

@@ -95,17 +95,20 @@ def dedupe(d: Detections) -> Detections:
 
 def events_of(tracked: Sequence[Detections], item: dict, is_zone: bool, anchor: str) -> List[Tuple[int, str, float, float, int]]:
     """(frame, direction, x, y, track id) for every side change of every track (hysteresis 1)."""
-    counter = (ZoneCounter(item["name"], item["polygon"], hysteresis_frames=1, anchor=anchor) if is_zone else
-               LineCounter(item["name"], item["start"], item["end"], hysteresis_frames=1, anchor=anchor))
+    # As permissive as a counter can be: no dead band, no touch-and-return delay, no hysteresis.
+    options = {"hysteresis_frames": 1, "anchor": anchor, "margin_rel": 0.0, "return_s": 0.0}
+    counter = (ZoneCounter(item["name"], item["polygon"], **options) if is_zone else
+               LineCounter(item["name"], item["start"], item["end"], **options))
     found = []
+    last_seen: Dict[int, Tuple[float, float]] = {}
     for f, d in enumerate(tracked):
         d = dedupe(d)
-        events = counter.update(d, frame_index=f)
-        if events:
-            pts = d.anchor(anchor)
-            for e in events:
-                k = int(np.flatnonzero(d.track_id == e.track_id)[0])
-                found.append((f, e.direction.value, float(pts[k, 0]), float(pts[k, 1]), e.track_id))
+        pts = d.anchor(anchor)
+        for k, tid in enumerate(d.track_id.tolist()):
+            last_seen[tid] = (float(pts[k, 0]), float(pts[k, 1]))
+        for e in counter.update(d, frame_index=f):
+            x, y = last_seen[e.track_id]
+            found.append((f, e.direction.value, x, y, e.track_id))
     return found
 
 
@@ -159,9 +162,10 @@ def draw_item(image: np.ndarray, item: dict, is_zone: bool) -> None:
 
 def crop_at(image: np.ndarray, x: float, y: float) -> np.ndarray:
     h, w = image.shape[:2]
-    x0 = int(min(max(x - CROP / 2, 0), w - CROP))
-    y0 = int(min(max(y - CROP / 2, 0), h - CROP))
-    tile = image[y0:y0 + CROP, x0:x0 + CROP]
+    cw, ch = min(CROP, w), min(CROP, h)
+    x0 = int(min(max(x - cw / 2, 0), w - cw))
+    y0 = int(min(max(y - ch / 2, 0), h - ch))
+    tile = image[y0:y0 + ch, x0:x0 + cw]
     return cv2.resize(tile, None, fx=SCALE, fy=SCALE)
 
 

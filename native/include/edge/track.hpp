@@ -47,10 +47,12 @@ struct KalmanNoise {
 // diagonal covariance (k, 8, 8).
 void kalman_initiate(const float* boxes, std::size_t k, KalmanNoise noise, double* mean, double* cov);
 
-// One frame ahead, in place, for all T tracks. Tracks with miss[i] > 0 (lost) first get their height
-// velocity zeroed, as ByteTrack does; miss may be null. Writes the predicted boxes (T, 4) float32 xyxy.
+// dt frames ahead (any dt >= 0; 1 = one frame of the nominal rate), in place, for all T tracks:
+// x' = F x with F = [[I, dt I], [0, I]], P' = F P F^T + dt Q. Tracks with miss[i] > 0 (lost) first get
+// their height velocity zeroed, as ByteTrack does; miss may be null. Writes the predicted boxes (T, 4)
+// float32 xyxy.
 void kalman_predict(double* mean, double* cov, std::size_t t, const std::int64_t* miss, KalmanNoise noise,
-                    float* boxes_out);
+                    float* boxes_out, double dt = 1.0);
 
 // Corrects the k tracks rows[0..k) (each < t, no repeats) with measured boxes (k, 4) float32 xyxy, in place.
 // Throws std::invalid_argument on a row out of range (nothing is written then).

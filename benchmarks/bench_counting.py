@@ -1,0 +1,210 @@
+"""Counting against by-eye truth: ours vs the peer stack, on every truth line and zone, at board frame rates.
+
+Question: on real video, do the counts match what a person sees happen, at every detector stride a
+board reaches (every frame ... every 4th frame of a 10 fps camera), and never worse than the peer stack
+(``trackers`` ByteTrack + supervision ``LineZone`` / ``PolygonZone``)?
+
+For every truth line and zone (``benchmarks/truth/``, made by looking at frames; see its README), on the
+same frozen detections of each model (``benchmarks/frozen.py``), four stacks are replayed so that the
+tracker and the counter are judged separately: ours, the peer's, supervision's counter on our tracks,
+our counter on the peer's tracks (see :mod:`benchmarks.counting_eval`). Reported per line, stride and
+stack: event precision and recall (a match = same direction within ±5 frames) and the per-direction
+count error; summaries per half of the truth ("tune": the half the defaults were chosen on, "report":
+the other half). ``--live`` also runs the real pipeline in 'latest' mode (newest frame wins, paced at
+the video's 10 fps) with one detector thread, and scores its events the same way.
+
+Run: ``python -m benchmarks.bench_counting [--strides 1 2 3 4] [--int8] [--live]``
+Writes ``benchmarks/results/counting.json`` and ``counting.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+from benchmarks.counting_eval import STACKS, VIDEOS, Truth, load_truth, replay, score
+from benchmarks.frozen import frozen_for
+from benchmarks.harness import RESULTS_DIR, write_result
+
+STRIDES = (1, 2, 3, 4)
+
+
+def targets_for(stride: int) -> Dict[str, float]:
+    """The per-line targets: count error bound per direction, or (stride 4) recall and precision floors."""
+    if stride <= 2:
+        return {"max_abs_count_error": 1}
+    if stride == 3:
+        return {"max_abs_count_error": 2}
+    return {"min_recall": 0.8, "min_precision": 0.95}
+
+
+def meets(result: dict, stride: int) -> bool:
+    t = targets_for(stride)
+    if "max_abs_count_error" in t:
+        return result["max_abs_count_error"] <= t["max_abs_count_error"]
+    return result["recall"] >= t["min_recall"] and result["precision"] >= t["min_precision"]
+
+
+def evaluate(truth: Truth, model_name: str, model: Optional[Path], strides: Sequence[int]) -> List[dict]:
+    """One row per (item, stride, stack)."""
+    frozen = frozen_for(truth.video, model)
+    rows = []
+    for stride in strides:
+        events = replay(frozen, truth.items, stride)
+        for item in truth.items:
+            for stack in STACKS:
+                s = score(events[stack][item.name], item.events)
+                rows.append({"video": truth.video, "model": model_name, "item": item.name, "kind": item.kind,
+                             "split": item.split, "stride": stride, "stack": stack, **s,
+                             "meets_target": meets(s, stride)})
+    return rows
+
+
+def summarise(rows: List[dict]) -> dict:
+    """Totals per model, stride, stack and split: pooled precision/recall, lines meeting their target."""
+    out: Dict[str, dict] = {}
+    keys = sorted({(r["model"], r["stride"], r["stack"]) for r in rows})
+    for model, stride, stack in keys:
+        for split in ("tune", "report", "all"):
+            sel = [r for r in rows if r["model"] == model and r["stride"] == stride and r["stack"] == stack
+                   and (split == "all" or r["split"] == split)]
+            if not sel:
+                continue
+            tp, fp, fn = (sum(r[k] for r in sel) for k in ("tp", "fp", "fn"))
+            out[f"{model}/stride{stride}/{stack}/{split}"] = {
+                "items": len(sel), "tp": tp, "fp": fp, "fn": fn,
+                "precision": tp / (tp + fp) if tp + fp else 1.0, "recall": tp / (tp + fn) if tp + fn else 1.0,
+                "items_meeting_target": sum(r["meets_target"] for r in sel),
+                "sum_abs_count_error": sum(sum(abs(v) for v in r["count_error"].values()) for r in sel)}
+    return out
+
+
+def worse_than_peer(rows: List[dict]) -> List[dict]:
+    """Lines where ours has a larger worst count error, or lower F1, than the peer stack."""
+    index = {(r["video"], r["model"], r["item"], r["stride"], r["stack"]): r for r in rows}
+    found = []
+    for (video, model, item, stride, stack), r in index.items():
+        if stack != "ours":
+            continue
+        peer = index[(video, model, item, stride, "peer")]
+        f1 = lambda x: 2 * x["tp"] / (2 * x["tp"] + x["fp"] + x["fn"]) if x["tp"] + x["fp"] + x["fn"] else 1.0
+        if r["max_abs_count_error"] > peer["max_abs_count_error"] or f1(r) < f1(peer) - 1e-9:
+            found.append({"video": video, "model": model, "item": item, "stride": stride,
+                          "ours_err": r["max_abs_count_error"], "peer_err": peer["max_abs_count_error"],
+                          "ours_f1": f1(r), "peer_f1": f1(peer)})
+    return found
+
+
+def live_run(truth: Truth, threads: int = 1) -> List[dict]:
+    """The real pipeline in 'latest' mode on the video paced at its own rate; events scored per item."""
+    from edge_runtime.assets import ensure
+    from edge_runtime.runtime.build import build_pipeline
+    from edge_runtime.runtime.config import config_from_dict
+
+    lines = [{"name": i.name, **i.geometry} for i in truth.items if i.kind == "line"]
+    zones = [{"name": i.name, "polygon": i.geometry["polygon"]} for i in truth.items if i.kind == "zone"]
+    config = config_from_dict({
+        "source": {"uri": str(ensure(truth.video)), "mode": "latest", "fps_cap": truth.fps},
+        "model": {"path": "builtin:yolov8s-person", "classes": [0], "threads": threads},
+        "lines": lines, "zones": zones, "output": {"db": "", "print_every_s": 0}})
+    pipeline = build_pipeline(config, quiet=True)
+    events: Dict[str, list] = {i.name: [] for i in truth.items}
+    for result in pipeline:
+        for e in result.events:
+            events[e.name].append((e.crossed_frame, e.direction.value))
+    for e in pipeline.final_events:
+        events[e.name].append((e.crossed_frame, e.direction.value))
+    s = pipeline.summary
+    stride = truth.frames / max(s.inferred_frames, 1)
+    rows = []
+    for item in truth.items:
+        r = score(sorted(events[item.name]), item.events)
+        nearest = min(STRIDES, key=lambda k: abs(k - stride))
+        rows.append({"video": truth.video, "model": "fp32-live", "item": item.name, "kind": item.kind,
+                     "split": item.split, "stride": round(stride, 2), "stack": "ours-live", **r,
+                     "meets_target": meets(r, max(nearest, int(stride + 0.5)))})
+    return rows
+
+
+def plot(rows: List[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    models = sorted({r["model"] for r in rows if r["stack"] == "ours" and r["model"] != "fp32-live"})
+    strides = sorted({r["stride"] for r in rows if r["stack"] == "ours"})
+    fig, axes = plt.subplots(len(models), len(strides), figsize=(4.2 * len(strides), 3.6 * len(models)),
+                             squeeze=False, sharey=True)
+    for mi, model in enumerate(models):
+        for si, stride in enumerate(strides):
+            ax = axes[mi][si]
+            sel = {(r["item"], r["stack"]): r for r in rows if r["model"] == model and r["stride"] == stride}
+            items = sorted({k[0] for k in sel})
+            for offset, stack, colour in ((-0.2, "ours", "tab:blue"), (0.2, "peer", "tab:orange")):
+                ax.bar([i + offset for i in range(len(items))],
+                       [sum(abs(v) for v in sel[(it, stack)]["count_error"].values()) for it in items],
+                       width=0.4, label=stack, color=colour)
+            ax.set_xticks(range(len(items)))
+            ax.set_xticklabels(items, rotation=70, fontsize=7)
+            ax.set_title(f"{model}, every {stride}{'st' if stride == 1 else 'th' if stride > 3 else 'nd' if stride == 2 else 'rd'} frame",
+                         fontsize=9)
+            if si == 0:
+                ax.set_ylabel("|count error|, both directions")
+            ax.legend(fontsize=7)
+    fig.suptitle("Counting error against by-eye truth per line/zone (lower is better)", fontsize=11)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--strides", type=int, nargs="+", default=list(STRIDES))
+    parser.add_argument("--videos", nargs="+", default=list(VIDEOS))
+    parser.add_argument("--int8", action="store_true", help="also the int8 model the converter produces")
+    parser.add_argument("--live", action="store_true", help="also a live 'latest'-mode run of the pipeline")
+    parser.add_argument("--name", default="counting")
+    args = parser.parse_args(argv)
+
+    rows: List[dict] = []
+    models: List[tuple] = [("fp32", None)]
+    int8_info = None
+    if args.int8:
+        from benchmarks.bench_int8 import converted_model
+        from edge_runtime.assets import ensure
+
+        int8_info = converted_model(ensure("yolov8s-person"), ensure("vtest-video"), False)
+        models.append(("int8", int8_info["path"]))
+    for video in args.videos:
+        truth = load_truth(video)
+        for name, path in models:
+            rows += evaluate(truth, name, path, args.strides)
+        if args.live and video == "vtest-video":
+            rows += live_run(truth)
+    summary = summarise(rows)
+    losses = worse_than_peer(rows)
+    for key, s in summary.items():
+        if key.endswith("/all"):
+            print(f"{key:40s} P {s['precision']:.3f} R {s['recall']:.3f}  items meeting target "
+                  f"{s['items_meeting_target']}/{s['items']}  sum|err| {s['sum_abs_count_error']}")
+    print(f"lines where ours is worse than the peer: {len(losses)}")
+    for loss in losses:
+        print(f"  {loss}")
+    payload = {
+        "question": "counts vs by-eye truth on every truth line/zone, ours vs trackers ByteTrack + supervision, "
+                    "at detector strides 1-4",
+        "match_rule": "same direction within +-5 video frames, one-to-one, nearest first",
+        "targets": {f"stride{k}": targets_for(k) for k in STRIDES},
+        "int8_model": None if int8_info is None else {k: str(v) for k, v in int8_info.items()},
+        "summary": summary, "worse_than_peer": losses, "rows": rows}
+    path = write_result(args.name, payload)
+    plot(rows, RESULTS_DIR / f"{args.name}.png")
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

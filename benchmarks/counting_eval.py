@@ -1,0 +1,224 @@
+"""Counting judged against by-eye truth: load the truth files, replay trackers and counters, match events.
+
+The truth of a video is ``benchmarks/truth/<video>.json`` (lines, zones, which half each belongs to) and
+one file per line or zone under ``benchmarks/truth/<video>/`` with the events seen by eye (frame,
+direction, note) and the non-events (see ``benchmarks/truth/README.md``). Everything here runs on frozen
+detections (:mod:`benchmarks.frozen`), so every tracker and counter sees exactly the same boxes.
+
+Four stacks are compared, so that the tracker and the counter are each judged alone:
+
+- ``ours``: :class:`ByteTracker` + our :class:`LineCounter` / :class:`ZoneCounter`;
+- ``peer``: ``trackers`` ByteTrack + supervision ``LineZone`` / ``PolygonZone`` (as their docs show);
+- ``sv_on_ours``: supervision's counters on our tracks;
+- ``ours_on_peer``: our counters on the peer's tracks.
+
+A detector *stride* s processes frames 0, s, 2s, ... (what a board that manages 1/s of the camera's
+rate sees); each stack gets the real time between processed frames (ours through timestamps, the peer
+through its ``frame_rate``). An event matches a truth event of the same direction within ``tol_frames``
+(±5 video frames), each used once, nearest first.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from edge_runtime.vision.counting import LineCounter, ZoneCounter
+from edge_runtime.vision.detections import Detections
+from edge_runtime.vision.tracking import ByteTracker
+
+from .frozen import TRUTH_DIR, FrozenDetections
+
+__all__ = ["TruthItem", "Truth", "load_truth", "replay", "match_events", "score", "STACKS", "VIDEOS",
+           "make_counter"]
+
+VIDEOS = ("vtest-video", "bikes-video")
+_SPEC = {"vtest-video": "vtest", "bikes-video": "bikes"}
+Event = Tuple[int, str]  # (frame, direction)
+
+
+@dataclass
+class TruthItem:
+    """One line or zone with its by-eye events."""
+
+    name: str
+    kind: str  # "line" | "zone"
+    geometry: dict  # {"start", "end"} or {"polygon"}
+    split: str  # "tune" | "report"
+    events: List[Event] = field(default_factory=list)
+    non_events: List[dict] = field(default_factory=list)
+    note: str = ""
+
+
+@dataclass
+class Truth:
+    video: str
+    fps: float
+    frames: int
+    items: List[TruthItem]
+
+
+def load_truth(video: str, truth_dir: Path = TRUTH_DIR) -> Truth:
+    """The spec and the by-eye events of a built-in video (items without an events file are skipped)."""
+    stem = _SPEC.get(video, video)
+    spec = json.loads((truth_dir / f"{stem}.json").read_text())
+    items: List[TruthItem] = []
+    for kind, key in (("line", "lines"), ("zone", "zones")):
+        for raw in spec.get(key, []):
+            path = truth_dir / stem / f"{raw['name']}.json"
+            if not path.exists():
+                continue
+            data = json.loads(path.read_text())
+            geometry = {"polygon": raw["polygon"]} if kind == "zone" else {"start": raw["start"], "end": raw["end"]}
+            items.append(TruthItem(raw["name"], kind, geometry, raw.get("split", "report"),
+                                   sorted((int(e["frame"]), str(e["direction"])) for e in data.get("events", [])),
+                                   data.get("non_events", []), raw.get("kind", "")))
+    return Truth(video, float(spec["fps"]), int(spec["frames"]), items)
+
+
+# ------------------------------------------------------------------------------------------- stacks
+
+
+def make_counter(item: TruthItem, fps: float, **options):
+    if item.kind == "zone":
+        return ZoneCounter(item.name, item.geometry["polygon"], nominal_fps=fps, **options)
+    return LineCounter(item.name, item.geometry["start"], item.geometry["end"], nominal_fps=fps, **options)
+
+
+def _dedupe(d: Detections) -> Detections:
+    """Drop rows repeating a confirmed id in one frame (a peer may emit one box twice)."""
+    ids = d.track_id
+    if ids is None or len(d) < 2:
+        return d
+    seen: set = set()
+    keep = np.ones(len(d), bool)
+    for i, t in enumerate(ids.tolist()):
+        if t >= 0:
+            keep[i] = t not in seen
+            seen.add(t)
+    return d if keep.all() else d[keep]
+
+
+def track_ours(frozen: FrozenDetections, stride: int, make_tracker: Optional[Callable[[], ByteTracker]] = None,
+               min_score: float = 0.1) -> List[Tuple[int, float, Detections]]:
+    """(frame, time_s, tracked detections) for frames 0, stride, ... through our tracker."""
+    tracker = make_tracker() if make_tracker else ByteTracker.for_video(frozen.fps)
+    out = []
+    for f in range(0, frozen.num_frames, stride):
+        t = f / frozen.fps
+        out.append((f, t, tracker.update(frozen.frame(f, min_score), timestamp_s=t)))
+    return out
+
+
+def track_peer(frozen: FrozenDetections, stride: int, min_score: float = 0.1) -> List[Tuple[int, float, Detections]]:
+    """The same through ``trackers`` ByteTrack at its defaults, told the processed frame rate."""
+    import supervision as sv
+    from trackers import ByteTrackTracker
+
+    tracker = ByteTrackTracker(frame_rate=frozen.fps / stride)
+    out = []
+    for f in range(0, frozen.num_frames, stride):
+        d = frozen.frame(f, min_score)
+        r = tracker.update(sv.Detections(xyxy=d.xyxy, confidence=d.score, class_id=d.class_id))
+        tid = np.full(len(r), -1, np.int32) if r.tracker_id is None else np.asarray(r.tracker_id, np.int32)
+        out.append((f, f / frozen.fps, Detections(np.asarray(r.xyxy, np.float32), np.asarray(r.confidence, np.float32),
+                                                  np.asarray(r.class_id, np.int32), tid)))
+    return out
+
+
+def count_ours(tracked: Sequence[Tuple[int, float, Detections]], item: TruthItem, fps: float,
+               **options) -> List[Event]:
+    counter = make_counter(item, fps, **options)
+    events = []
+    for f, t, d in tracked:
+        events += counter.update(_dedupe(d), frame_index=f, timestamp_s=t)
+    events += counter.flush()
+    return sorted((int(e.crossed_frame), e.direction.value) for e in events)
+
+
+def count_supervision(tracked: Sequence[Tuple[int, float, Detections]], item: TruthItem) -> List[Event]:
+    """supervision's LineZone (all four corners, its default) or PolygonZone entries/exits per track id."""
+    import supervision as sv
+
+    events: List[Event] = []
+    if item.kind == "line":
+        zone = sv.LineZone(start=sv.Point(*item.geometry["start"]), end=sv.Point(*item.geometry["end"]))
+        for f, _, d in tracked:
+            d = _dedupe(d)
+            cin, cout = zone.trigger(sv.Detections(xyxy=d.xyxy, confidence=d.score, class_id=d.class_id,
+                                                   tracker_id=d.track_id))
+            events += [(f, "in")] * int(cin.sum()) + [(f, "out")] * int(cout.sum())
+        return sorted(events)
+    polygon = sv.PolygonZone(np.array(item.geometry["polygon"], np.int32))
+    inside: Dict[int, bool] = {}
+    for f, _, d in tracked:
+        d = _dedupe(d)
+        confirmed = d.track_id >= 0
+        d = d[confirmed]
+        if not len(d):
+            continue
+        now = polygon.trigger(sv.Detections(xyxy=d.xyxy, confidence=d.score, class_id=d.class_id,
+                                            tracker_id=d.track_id))
+        for tid, is_in in zip(d.track_id.tolist(), now.tolist()):
+            was = inside.get(tid)
+            if was is not None and was != is_in:
+                events.append((f, "enter" if is_in else "exit"))
+            inside[tid] = bool(is_in)
+    return sorted(events)
+
+
+STACKS = ("ours", "peer", "sv_on_ours", "ours_on_peer")
+
+
+def replay(frozen: FrozenDetections, items: Iterable[TruthItem], stride: int, *,
+           stacks: Sequence[str] = STACKS, make_tracker: Optional[Callable[[], ByteTracker]] = None,
+           counter_options: Optional[Dict[str, dict]] = None) -> Dict[str, Dict[str, List[Event]]]:
+    """{stack: {item name: events}} at one stride. counter_options: {"line"/"zone": kwargs} for ours."""
+    counter_options = counter_options or {}
+    items = list(items)
+    ours = track_ours(frozen, stride, make_tracker) if {"ours", "sv_on_ours"} & set(stacks) else None
+    peer = track_peer(frozen, stride) if {"peer", "ours_on_peer"} & set(stacks) else None
+    result: Dict[str, Dict[str, List[Event]]] = {}
+    for stack in stacks:
+        tracked = ours if stack in ("ours", "sv_on_ours") else peer
+        ours_counter = stack in ("ours", "ours_on_peer")
+        result[stack] = {
+            item.name: (count_ours(tracked, item, frozen.fps, **counter_options.get(item.kind, {}))
+                        if ours_counter else count_supervision(tracked, item))
+            for item in items}
+    return result
+
+
+# -------------------------------------------------------------------------------------------- scoring
+
+
+def match_events(predicted: Sequence[Event], truth: Sequence[Event], tol_frames: int = 5) -> Tuple[int, int, int]:
+    """(true positives, false positives, false negatives): same direction within tol_frames, one-to-one,
+    closest pairs first."""
+    pairs = sorted((abs(p[0] - t[0]), i, j) for i, p in enumerate(predicted) for j, t in enumerate(truth)
+                   if p[1] == t[1] and abs(p[0] - t[0]) <= tol_frames)
+    used_p: set = set()
+    used_t: set = set()
+    for _, i, j in pairs:
+        if i not in used_p and j not in used_t:
+            used_p.add(i)
+            used_t.add(j)
+    tp = len(used_p)
+    return tp, len(predicted) - tp, len(truth) - tp
+
+
+def score(predicted: Sequence[Event], truth: Sequence[Event], tol_frames: int = 5) -> dict:
+    """Event precision / recall and per-direction count errors (predicted - true)."""
+    tp, fp, fn = match_events(predicted, truth, tol_frames)
+    directions = sorted({d for _, d in truth} | {d for _, d in predicted})
+    errors = {d: sum(1 for _, x in predicted if x == d) - sum(1 for _, x in truth if x == d) for d in directions}
+    return {"tp": tp, "fp": fp, "fn": fn,
+            "precision": tp / (tp + fp) if tp + fp else 1.0,
+            "recall": tp / (tp + fn) if tp + fn else 1.0,
+            "count_error": errors,
+            "max_abs_count_error": max((abs(v) for v in errors.values()), default=0),
+            "predicted": len(predicted), "truth": len(truth)}
