@@ -30,9 +30,10 @@ def ids(tracker: ByteTracker, det: Detections) -> list:
     return tracker.update(det).track_id.tolist()
 
 
-def test_ids_are_given_at_confirmation_after_min_hits_consecutive_frames():
+def test_ids_are_revealed_at_confirmation_after_min_hits_consecutive_frames():
     tracker = ByteTracker(min_hits=3)
-    assert [ids(tracker, frame((10 + 2 * t, 50))) for t in range(5)] == [[-1], [-1], [0], [0], [0]]
+    # While tentative, track 0 is reported as -2 - 0: negative (not confirmed), yet its own.
+    assert [ids(tracker, frame((10 + 2 * t, 50))) for t in range(5)] == [[-2], [-2], [0], [0], [0]]
     assert tracker.ids_issued == 1
 
 
@@ -44,10 +45,11 @@ def test_min_hits_one_confirms_at_once_and_ids_count_up_in_creation_order():
 
 def test_a_tentative_track_that_misses_a_frame_starts_over():
     tracker = ByteTracker(min_hits=3)
-    assert ids(tracker, frame((10, 50))) == [-1]
-    assert ids(tracker, frame((12, 50))) == [-1]
+    assert ids(tracker, frame((10, 50))) == [-2]
+    assert ids(tracker, frame((12, 50))) == [-2]
     assert ids(tracker, frame()) == []  # not consecutive any more: the tentative track is dropped
-    assert [ids(tracker, frame((16, 50))) for _ in range(3)] == [[-1], [-1], [0]]
+    assert [ids(tracker, frame((16, 50))) for _ in range(3)] == [[-3], [-3], [1]]  # id 0 is never used
+    assert tracker.ids_issued == 1
 
 
 def test_two_boxes_crossing_paths_keep_their_ids():
@@ -58,7 +60,7 @@ def test_two_boxes_crossing_paths_keep_their_ids():
         a, b = (20 + 10 * t, 100), (420 - 10 * t, 120)
         out = tracker.update(frame(a, b))
         seen.append(out.track_id.tolist())
-    assert seen[0] == [-1, -1]
+    assert seen[0] == [-2, -3]
     assert all(pair == [0, 1] for pair in seen[1:]), seen
     assert tracker.ids_issued == 2
 
@@ -66,7 +68,7 @@ def test_two_boxes_crossing_paths_keep_their_ids():
 def test_a_gap_shorter_than_the_lost_buffer_keeps_the_id():
     tracker = ByteTracker(min_hits=2, lost_s=0.5)
     for t in range(10):
-        assert ids(tracker, frame((10 + 5 * t, 50))) == ([-1] if t == 0 else [0])
+        assert ids(tracker, frame((10 + 5 * t, 50))) == ([-2] if t == 0 else [0])
     for t in range(10, 15):  # 5 frames unseen (occluded), still walking
         assert ids(tracker, frame()) == []
     assert ids(tracker, frame((10 + 5 * 15, 50))) == [0]  # the Kalman prediction carried it across the gap
@@ -80,7 +82,7 @@ def test_a_gap_longer_than_the_lost_buffer_gives_a_new_id():
     for _ in range(6):
         ids(tracker, frame())
     assert tracker.num_tracks == 0
-    assert [ids(tracker, frame((10 + 5 * 16 + 5 * k, 50))) for k in range(2)] == [[-1], [1]]
+    assert [ids(tracker, frame((10 + 5 * 16 + 5 * k, 50))) for k in range(2)] == [[-3], [1]]
 
 
 def test_low_score_detections_extend_a_track_through_the_second_stage():
@@ -92,9 +94,9 @@ def test_low_score_detections_extend_a_track_through_the_second_stage():
         return out
 
     # Score 0.3 is below high_score (0.5) but above low_score (0.1): the occluded person keeps id 0.
-    assert run(0.3) == [[-1]] + [[0]] * 11
+    assert run(0.3) == [[-2]] + [[0]] * 11
     # Score 0.05 is below low_score: the track is lost and the person comes back as a new track.
-    assert run(0.05) == [[-1]] + [[0]] * 4 + [[-1]] * 5 + [[-1], [1]]
+    assert run(0.05) == [[-2]] + [[0]] * 4 + [[-1]] * 5 + [[-3], [1]]
 
 
 @pytest.mark.parametrize("revive_lost", [True, False])

@@ -64,7 +64,7 @@ class FrameResult:
 
     Attributes:
         frame: the source frame (image, index, timestamp, gap notice).
-        detections: this frame's detections, tracked when a tracker runs (track_id -1 = unconfirmed).
+        detections: this frame's detections, tracked when a tracker runs (negative track_id = not a confirmed track).
         events: crossings / zone entries and exits accepted on this frame.
         inferred: False when the motion gate skipped inference (detections are then the last ones).
         timings: per-stage milliseconds.

@@ -26,8 +26,12 @@ What counts (each rule answers a way the common counters go wrong):
   :meth:`flush`, at the end of a stream); with ``return_s = 0`` they are reported at once.
 - **Hysteresis** (optional): the new side must also be seen on ``hysteresis_frames`` consecutive
   processed frames.
-- Only confirmed tracks count (id -1 never does), state is per track id (the tracker never reuses an
-  id), and a track's class is the majority class of its detections; counts are per class.
+- Only confirmed tracks count; id -1 (no track) never does. A tentative track (id ``-2 - k``, see
+  :class:`~edge_runtime.vision.tracking.ByteTracker`) is followed from its first sighting under key
+  ``k``, so a crossing made before the tracker confirmed it (a person stepping in from the frame's edge,
+  a board processing 2 frames a second) counts once the track is confirmed as ``k``, and never if it is
+  not. State is per track id (the tracker never reuses an id); a track's class is the majority class of
+  its detections; counts are per class.
 """
 
 from __future__ import annotations
@@ -158,6 +162,7 @@ class _TrackState:
     zero_frame: int = 0  # where the anchor last changed sign (interpolated)
     zero_s: float = 0.0
     pending: Optional[_Pending] = None
+    confirmed: bool = False
     votes: Dict[int, int] = field(default_factory=dict)
     class_id: int = -1
 
@@ -245,34 +250,37 @@ class _SideCounter:
         if not math.isfinite(now):
             raise InputError(f"{name}.update: timestamp_s must be finite, got {timestamp_s!r}")
         self._frame, self._now_s, self._has_time = frame, now, timestamp_s is not None
-        confirmed = np.flatnonzero(detections.track_id >= 0)
-        track_ids = detections.track_id[confirmed]
+        tracked = np.flatnonzero(detections.track_id != -1)
+        raw_ids = detections.track_id[tracked].astype(np.int64)
+        track_ids = np.where(raw_ids >= 0, raw_ids, -2 - raw_ids)  # tentative -2 - k -> key k
+        is_confirmed = raw_ids >= 0
         if np.unique(track_ids).size != track_ids.size:
-            raise InputError(f"{name}.update: a track id occurs twice in one frame: {track_ids.tolist()}")
+            raise InputError(f"{name}.update: a track id occurs twice in one frame: {raw_ids.tolist()}")
         events: List[CountEvent] = []
-        if confirmed.size:
-            sub = detections[confirmed]
+        if tracked.size:
+            sub = detections[tracked]
             anchors = sub.anchor(self.anchor).astype(np.float64)
             decide, anchor_d = self._distances(sub, anchors)
             heights = (sub.xyxy[:, 3] - sub.xyxy[:, 1]).astype(np.float64)
             margins = np.maximum(self.margin_px, self.margin_rel * np.maximum(heights, 0.0))
             sides = np.where((decide > 0) & (decide >= margins), 1, np.where((decide < 0) & (decide <= -margins), -1, 0))
             classes = sub.class_id
-            for k in range(confirmed.size):
-                self._step(int(track_ids[k]), int(sides[k]), float(anchor_d[k]),
+            for k in range(tracked.size):
+                self._step(int(track_ids[k]), bool(is_confirmed[k]), int(sides[k]), float(anchor_d[k]),
                            (float(anchors[k, 0]), float(anchors[k, 1])), int(classes[k]), frame, now, events)
         events.extend(self._due(frame, now))
         if now >= self._next_prune_s:  # bounded memory: forget tracks unseen for forget_s
             self._next_prune_s = now + max(self.forget_s / 8, 1.0)
             stale = [t for t, st in self._tracks.items() if now - st.last_seen_s > self.forget_s]
             for t in stale:
-                if self._tracks[t].pending is not None:
+                if self._tracks[t].pending is not None and self._tracks[t].confirmed:
                     events.extend(self._report(t, self._tracks[t], frame, now))
+                self._pending.pop(t, None)
                 del self._tracks[t]
-        return events, track_ids
+        return events, track_ids[is_confirmed]
 
-    def _step(self, tid: int, side: int, d: float, p: Point, class_id: int, frame: int, now: float,
-              events: List[CountEvent]) -> None:
+    def _step(self, tid: int, confirmed: bool, side: int, d: float, p: Point, class_id: int, frame: int,
+              now: float, events: List[CountEvent]) -> None:
         st = self._tracks.get(tid)
         if st is None:  # first sight: learn the side (if out of the band), nothing to count yet
             st = self._tracks[tid] = _TrackState(side=side, last_seen_s=now, before=p, prev_d=d,
@@ -282,6 +290,7 @@ class _SideCounter:
             st.zero_frame = int(round(st.prev_frame + w * (frame - st.prev_frame)))
             st.zero_s = st.prev_s + w * (now - st.prev_s)
         st.prev_d, st.prev_frame, st.prev_s, st.last_seen_s = d, frame, now, now
+        st.confirmed = st.confirmed or confirmed
         st.vote(class_id)
         if side == 0:
             return  # in the band: no information; a hysteresis streak neither grows nor resets
@@ -310,13 +319,14 @@ class _SideCounter:
         crossed_s = min(st.zero_s, now)
         st.pending = _Pending(direction, crossed_frame, crossed_s, crossed_s + self.return_s)
         self._pending[tid] = st
-        if self.return_s == 0.0:
+        if self.return_s == 0.0 and st.confirmed:
             events.extend(self._report(tid, st, frame, now))
 
     def _due(self, frame: int, now: float) -> List[CountEvent]:
         events: List[CountEvent] = []
         if self._pending:
-            for tid in [t for t, st in self._pending.items() if st.pending is not None and st.pending.due_s <= now]:
+            for tid in [t for t, st in self._pending.items()
+                        if st.confirmed and st.pending is not None and st.pending.due_s <= now]:
                 events.extend(self._report(tid, self._pending[tid], frame, now))
         return events
 
@@ -335,7 +345,8 @@ class _SideCounter:
             return []
         events: List[CountEvent] = []
         for tid in list(self._pending):
-            events.extend(self._report(tid, self._pending[tid], self._frame, self._now_s))
+            if self._pending[tid].confirmed:
+                events.extend(self._report(tid, self._pending[tid], self._frame, self._now_s))
         return events
 
     _has_time = False

@@ -2,7 +2,8 @@
 
 Shape legend: N detections; ``xyxy`` is (N, 4) float32 in source-image pixels (x1, y1, x2, y2) with
 x1 <= x2 and y1 <= y2; ``score`` (N,) float32 in [0, 1]; ``class_id`` (N,) int32 >= 0; ``track_id`` (N,)
-int32, -1 for a detection with no confirmed track, or None before tracking.
+int32: >= 0 a confirmed track's id, -1 no track, -2 - k a tentative track that will be ``k`` if confirmed
+(see ``ByteTracker``); None before tracking. Anything negative is "not a confirmed track".
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ class Detections:
         xyxy: (N, 4) float32 boxes in source-image pixels.
         score: (N,) float32 confidences in [0, 1].
         class_id: (N,) int32 class indices.
-        track_id: (N,) int32 track ids (-1 = not a confirmed track) or None before tracking.
+        track_id: (N,) int32 track ids (negative = not a confirmed track, see the module legend) or None
+            before tracking.
 
     Raises:
         InputError: on a wrong shape or dtype, mismatched lengths, NaN/inf boxes or scores, inverted

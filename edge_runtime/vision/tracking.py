@@ -10,12 +10,15 @@ have thrown away, typically occluded people), then tentative tracks to the remai
 unmatched high-score boxes start tentative tracks. Differences that matter to counting:
 
 - a track is confirmed after ``min_hits`` consecutive matched frames (also on the first frame of a
-  video), and only then receives an id; ids are issued in confirmation order, count up from 0 and are
-  never reused while the tracker lives (not even across :meth:`ByteTracker.reset`);
+  video). Its id ``k`` is allocated when it starts (ids count up from 0 and are never reused while the
+  tracker lives, not even across :meth:`ByteTracker.reset`; tracks that are never confirmed leave gaps);
+  while tentative its detections carry ``-2 - k``, so a counter can follow it from its first sighting
+  and count a crossing it made before confirmation once, and only if, it is confirmed as ``k``;
+  ``-1`` means "no track";
 - a track's class is the majority class over its matched detections (ties keep the current class), so
   one mislabelled frame can't flip it;
 - every input detection is returned, in input order: matched to a confirmed track it carries that
-  track's id and class, otherwise track id -1 and its own class;
+  track's id and class, otherwise a negative track id and its own class;
 - by default low-score boxes may also re-find tracks lost for a few frames (``revive_lost``), and the
   second stage needs IoU > 0.2 rather than 0.5: tuned for small edge models whose person scores hover
   around the high threshold (see ``benchmarks/bench_tracker.py``);
@@ -177,8 +180,8 @@ class ByteTracker:
         >>> tracker = ByteTracker(min_hits=2)
         >>> frame = lambda x: Detections(np.array([[x, 0, x + 20, 40]], np.float32),
         ...                              np.array([0.9], np.float32), np.array([0], np.int32))
-        >>> [tracker.update(frame(x)).track_id.tolist() for x in (0, 2, 4)]
-        [[-1], [0], [0]]
+        >>> [tracker.update(frame(x)).track_id.tolist() for x in (0, 2, 4)]   # tentative 0 is -2 - 0
+        [[-2], [0], [0]]
     """
 
     def __init__(
@@ -222,6 +225,7 @@ class ByteTracker:
         self.revive_lost = bool(revive_lost)
         self._kf = KalmanXYAH()
         self._next_id = 0
+        self._confirmed_count = 0
         self.reset()
 
     @classmethod
@@ -233,7 +237,8 @@ class ByteTracker:
         """Forget every track (e.g. on a scene cut). Ids keep counting up, so none is ever reused."""
         self._mean = np.zeros((0, 8))
         self._cov = np.zeros((0, 8, 8))
-        self._tid = np.zeros(0, np.int64)  # -1 while tentative
+        self._tid = np.zeros(0, np.int64)  # -1 while tentative, then = _uid
+        self._uid = np.zeros(0, np.int64)  # the id allocated when the track was started
         self._hits = np.zeros(0, np.int64)  # consecutive matched frames
         self._miss = np.zeros(0, np.int64)  # consecutive missed frames
         self._last_s = np.zeros(0, np.float64)  # time of the last match
@@ -244,8 +249,8 @@ class ByteTracker:
 
     @property
     def ids_issued(self) -> int:
-        """How many track ids were handed out so far (the next id)."""
-        return self._next_id
+        """How many tracks were confirmed (and so revealed their id) so far."""
+        return self._confirmed_count
 
     @property
     def num_tracks(self) -> int:
@@ -276,9 +281,10 @@ class ByteTracker:
                 (1 / fps) after the previous call.
 
         Returns:
-            The same N detections in the same order, with ``track_id`` set (id of the confirmed track
-            it was matched to, else -1) and ``class_id`` replaced by the track's majority class where
-            matched to a confirmed track.
+            The same N detections in the same order, with ``track_id`` set: the id of the confirmed
+            track it was matched to; ``-2 - k`` if matched to (or starting) tentative track ``k``; -1 if
+            no track. ``class_id`` is replaced by the track's majority class where matched to a
+            confirmed track.
 
         Raises:
             InputError: detections is not a :class:`Detections`, or the timestamp is not finite or
@@ -324,7 +330,7 @@ class ByteTracker:
         out_class = class_id
         if matched_dets.size:
             ids = self._tid[matched_tracks]
-            track_id[matched_dets] = ids
+            track_id[matched_dets] = np.where(ids >= 0, ids, -2 - self._uid[matched_tracks])
             confirmed_now = ids >= 0
             if confirmed_now.any():
                 out_class = class_id.copy()
@@ -387,9 +393,8 @@ class ByteTracker:
         self._cls[tracks] = np.where(votes[rows, current] >= votes[rows, best], current, best)
         mature = tracks[(self._tid[tracks] < 0) & (self._hits[tracks] >= self.min_hits)]
         if mature.size:
-            mature.sort()  # ids in track-creation order: deterministic
-            self._tid[mature] = np.arange(self._next_id, self._next_id + mature.size)
-            self._next_id += int(mature.size)
+            self._tid[mature] = self._uid[mature]
+            self._confirmed_count += int(mature.size)
 
     def _grow_votes(self, num_classes: int) -> None:
         if num_classes > self._votes.shape[1]:
@@ -410,16 +415,19 @@ class ByteTracker:
             return
         self._mean, self._cov = self._mean[keep], self._cov[keep]
         self._tid, self._hits, self._miss = self._tid[keep], self._hits[keep], self._miss[keep]
+        self._uid = self._uid[keep]
         self._last_s = self._last_s[keep]
         self._cls, self._votes = self._cls[keep], self._votes[keep]
 
     def _start(self, xyxy: np.ndarray, class_id: np.ndarray, now: float) -> np.ndarray:
-        """Append tentative tracks (confirmed at once if min_hits == 1); returns their ids (-1 if tentative)."""
+        """Append tracks (confirmed at once if min_hits == 1); returns their output ids (see update)."""
         count = xyxy.shape[0]
         mean, cov = _native.kalman_initiate(xyxy, self._kf.std_position, self._kf.std_velocity)
+        uids = np.arange(self._next_id, self._next_id + count, dtype=np.int64)
+        self._next_id += count
         if self.min_hits <= 1:
-            ids = np.arange(self._next_id, self._next_id + count, dtype=np.int64)
-            self._next_id += count
+            ids = uids
+            self._confirmed_count += count
         else:
             ids = np.full(count, -1, np.int64)
         self._grow_votes(int(class_id.max()) + 1)
@@ -428,9 +436,10 @@ class ByteTracker:
         self._mean = np.concatenate([self._mean, mean])
         self._cov = np.concatenate([self._cov, cov])
         self._tid = np.concatenate([self._tid, ids])
+        self._uid = np.concatenate([self._uid, uids])
         self._hits = np.concatenate([self._hits, np.ones(count, np.int64)])
         self._miss = np.concatenate([self._miss, np.zeros(count, np.int64)])
         self._last_s = np.concatenate([self._last_s, np.full(count, now)])
         self._cls = np.concatenate([self._cls, class_id.astype(np.int32)])
         self._votes = np.concatenate([self._votes, votes])
-        return ids.astype(np.int32)
+        return np.where(ids >= 0, ids, -2 - uids).astype(np.int32)

@@ -1,0 +1,80 @@
+"""Choose the tracker's and counters' defaults on the "tune" half of the by-eye truth only.
+
+Each candidate setting is replayed on the frozen detections at detector strides 1-4 over the truth
+items marked ``"split": "tune"``; the score is the number of (item, stride) pairs that meet the
+counting targets (see :func:`benchmarks.bench_counting.meets`), then the pooled event F1. The "report"
+half is never looked at here; ``bench_counting`` reports on it with whatever defaults were chosen.
+
+Run: ``python -m benchmarks.tune_counting [--split tune] [--grid small]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import sys
+from typing import Dict, List, Optional, Sequence
+
+from benchmarks.bench_counting import STRIDES, meets
+from benchmarks.counting_eval import VIDEOS, load_truth, replay, score
+from benchmarks.frozen import frozen_for
+from edge_runtime.vision.tracking import ByteTracker
+
+GRIDS = {
+    "tracker": {
+        "buffer_rel": [0.0, 0.05, 0.1, 0.2],
+        "max_jump_rel": [0.0, 0.5],
+        "min_hits": [2, 3],
+        "match_iou": [0.1, 0.2],
+    },
+    "counter": {
+        "margin_rel": [0.0, 0.05, 0.1, 0.2],
+        "return_s": [0.0, 1.0, 2.0],
+    },
+}
+
+
+def evaluate(tracker_options: dict, line_options: dict, zone_options: dict, split: str,
+             strides: Sequence[int] = STRIDES) -> dict:
+    met = total = tp = fp = fn = 0
+    for video in VIDEOS:
+        truth = load_truth(video)
+        items = [i for i in truth.items if split == "all" or i.split == split]
+        if not items:
+            continue
+        frozen = frozen_for(video)
+        for stride in strides:
+            events = replay(frozen, items, stride, stacks=("ours",),
+                            make_tracker=lambda: ByteTracker.for_video(frozen.fps, **tracker_options),
+                            counter_options={"line": line_options, "zone": zone_options})["ours"]
+            for item in items:
+                s = score(events[item.name], item.events)
+                met += meets(s, stride)
+                total += 1
+                tp, fp, fn = tp + s["tp"], fp + s["fp"], fn + s["fn"]
+    return {"met": met, "total": total, "f1": 2 * tp / max(2 * tp + fp + fn, 1), "tp": tp, "fp": fp, "fn": fn}
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--split", default="tune", choices=("tune", "report", "all"))
+    parser.add_argument("--part", default="tracker", choices=tuple(GRIDS))
+    args = parser.parse_args(argv)
+    grid = GRIDS[args.part]
+    results: List[tuple] = []
+    for values in itertools.product(*grid.values()):
+        options: Dict[str, float] = dict(zip(grid, values))
+        if args.part == "tracker":
+            r = evaluate(options, {}, {}, args.split)
+        else:
+            r = evaluate({}, options, {k: v for k, v in options.items() if k != "return_s"}, args.split)
+        results.append((r["met"], r["f1"], options, r))
+        print(f"{options}: met {r['met']}/{r['total']} F1 {r['f1']:.3f} (tp {r['tp']} fp {r['fp']} fn {r['fn']})",
+              flush=True)
+    results.sort(key=lambda x: (x[0], x[1]), reverse=True)
+    print("best:", results[0][2], results[0][3])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
