@@ -131,11 +131,11 @@ def track_peer(frozen: FrozenDetections, stride: int, min_score: float = 0.1) ->
 
 
 def count_ours(tracked: Sequence[Tuple[int, float, Detections]], item: TruthItem, fps: float,
-               **options) -> List[Event]:
+               frame_size: Optional[Tuple[int, int]] = None, **options) -> List[Event]:
     counter = make_counter(item, fps, **options)
     events = []
     for f, t, d in tracked:
-        events += counter.update(_dedupe(d), frame_index=f, timestamp_s=t)
+        events += counter.update(_dedupe(d), frame_index=f, timestamp_s=t, frame_size=frame_size)
     events += counter.flush()
     return sorted((int(e.crossed_frame), e.direction.value) for e in events)
 
@@ -187,7 +187,7 @@ def replay(frozen: FrozenDetections, items: Iterable[TruthItem], stride: int, *,
         tracked = ours if stack in ("ours", "sv_on_ours") else peer
         ours_counter = stack in ("ours", "ours_on_peer")
         result[stack] = {
-            item.name: (count_ours(tracked, item, frozen.fps, **counter_options.get(item.kind, {}))
+            item.name: (count_ours(tracked, item, frozen.fps, frozen.frame_size, **counter_options.get(item.kind, {}))
                         if ours_counter else count_supervision(tracked, item))
             for item in items}
     return result

@@ -191,10 +191,14 @@ def evaluate_identity(track_outputs: TrackOutputs, truth: Truth,
 
 
 def make_ours(fps: float):
-    """Our tracker as the pipeline builds it: ``ByteTracker.for_video(fps)`` with its defaults."""
+    """Our tracker as the pipeline builds it: ``ByteTracker.for_video(fps)`` with its defaults, ``fps``
+    being the camera's rate (it is fed each frame's timestamp, so it knows how much time passed)."""
     from edge_runtime.vision.tracking import ByteTracker
 
     return ByteTracker.for_video(fps)
+
+
+make_ours.camera_fps = True  # type: ignore[attr-defined]
 
 
 def _peer_classes() -> Dict[str, Callable[..., object]]:
@@ -248,7 +252,8 @@ def run_tracker_on_frozen(make_tracker: TrackerFactory, frozen, first: int, last
 
     Args:
         make_tracker: called once with the rate of the calls, ``frozen.fps / stride``, returns either our
-            ``ByteTracker`` (``update(Detections) -> Detections`` with ``track_id``, -1 = unconfirmed) or
+            ``ByteTracker`` (``update(Detections, timestamp_s=...) -> Detections`` with ``track_id``, negative = not
+            confirmed) or
             a ``trackers`` tracker (``update(sv.Detections) -> sv.Detections`` with ``tracker_id``).
         frozen: :class:`benchmarks.frozen.FrozenDetections`, all boxes (no score filter).
         first, last: video frame indices (0-based, inclusive).
@@ -260,7 +265,7 @@ def run_tracker_on_frozen(make_tracker: TrackerFactory, frozen, first: int, last
     """
     if stride < 1:
         raise ValueError(f"stride must be >= 1, got {stride}")
-    tracker = make_tracker(frozen.fps / stride)
+    tracker = make_tracker(frozen.fps if getattr(make_tracker, "camera_fps", False) else frozen.fps / stride)
     peer = _is_peer(tracker)
     if peer:
         import supervision as sv
@@ -273,7 +278,7 @@ def run_tracker_on_frozen(make_tracker: TrackerFactory, frozen, first: int, last
             ids = np.asarray(res.tracker_id, np.int64).reshape(-1)
             xyxy = np.asarray(res.xyxy, np.float64).reshape(-1, 4)
         else:
-            res = tracker.update(det)
+            res = tracker.update(det, timestamp_s=f / frozen.fps)
             ids = np.asarray(res.track_id, np.int64).reshape(-1)
             xyxy = np.asarray(res.xyxy, np.float64).reshape(-1, 4)
         keep = ids >= 0

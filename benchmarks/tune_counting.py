@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import sys
 from typing import Dict, List, Optional, Sequence
 
@@ -22,14 +23,17 @@ from edge_runtime.vision.tracking import ByteTracker
 
 GRIDS = {
     "tracker": {
-        "buffer_rel": [0.0, 0.05, 0.1, 0.2],
-        "max_jump_rel": [0.0, 0.5],
+        "high_score": [0.3, 0.4, 0.5],
+        "new_track_score": [0.4, 0.5, 0.6],
+        "std_velocity": [1 / 160, 1 / 80, 1 / 40, 1 / 20],
         "min_hits": [2, 3],
-        "match_iou": [0.1, 0.2],
+        "fuse_score": [False, True],
+        "buffer_rel": [0.0, 0.1],
     },
     "counter": {
-        "margin_rel": [0.0, 0.05, 0.1, 0.2],
-        "return_s": [0.0, 1.0, 2.0],
+        "margin_rel": [0.05, 0.1, 0.15, 0.2],
+        "return_s": [0.5, 1.0, 2.0, 3.0],
+        "hysteresis_frames": [1, 2],
     },
 }
 
@@ -59,15 +63,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--split", default="tune", choices=("tune", "report", "all"))
     parser.add_argument("--part", default="tracker", choices=tuple(GRIDS))
+    parser.add_argument("--fixed", default="{}", help="JSON options held fixed for the other part")
     args = parser.parse_args(argv)
     grid = GRIDS[args.part]
+    fixed = json.loads(args.fixed)
     results: List[tuple] = []
     for values in itertools.product(*grid.values()):
         options: Dict[str, float] = dict(zip(grid, values))
         if args.part == "tracker":
-            r = evaluate(options, {}, {}, args.split)
+            if options["new_track_score"] < options["high_score"]:
+                continue
+            r = evaluate(options, fixed, {k: v for k, v in fixed.items() if k != "return_s"}, args.split)
         else:
-            r = evaluate({}, options, {k: v for k, v in options.items() if k != "return_s"}, args.split)
+            r = evaluate(fixed, options, {k: v for k, v in options.items() if k != "return_s"}, args.split)
         results.append((r["met"], r["f1"], options, r))
         print(f"{options}: met {r['met']}/{r['total']} F1 {r['f1']:.3f} (tp {r['tp']} fp {r['fp']} fn {r['fn']})",
               flush=True)

@@ -172,14 +172,16 @@ class Pipeline:
             pre, inf, post = dt.preprocess_ms, dt.inference_ms, dt.postprocess_ms
             if self.tracker is not None:
                 t1 = time.perf_counter()
-                detections = self.tracker.update(detections)
+                detections = self.tracker.update(detections, timestamp_s=frame.timestamp_s)
+                size = (frame.image.shape[1], frame.image.shape[0])
                 if self.min_score > 0.0 and len(detections):
                     keep = (detections.score >= self.min_score) | (detections.track_id >= 0)
                     if not keep.all():
                         detections = detections[keep]
                 t2 = time.perf_counter()
                 for counter in self.counters:
-                    events.extend(counter.update(detections, frame_index=frame.index, timestamp_s=frame.timestamp_s))
+                    events.extend(counter.update(detections, frame_index=frame.index, timestamp_s=frame.timestamp_s,
+                                                 frame_size=size))
                 t3 = time.perf_counter()
                 track, count = (t2 - t1) * 1e3, (t3 - t2) * 1e3
             self._last = detections

@@ -20,7 +20,8 @@ What counts (each rule answers a way the common counters go wrong):
   side to the first beyond it on the new side must cut the segment itself.
 - **Interpolated.** That path is a straight line between processed frames however far apart they are,
   so an object that jumps over the band between two low-rate frames counts once; the event carries the
-  interpolated frame and time at which the point crossed (``crossed_frame``, ``crossed_s``).
+  interpolated frame and time at which the point passed the band's far edge, i.e. left the line behind
+  (``crossed_frame``, ``crossed_s``).
 - **Touch and return.** A crossing undone by crossing back within ``return_s`` seconds counts neither
   way. Events are therefore reported once ``return_s`` has passed since the crossing (or at
   :meth:`flush`, at the end of a stream); with ``return_s = 0`` they are reported at once.
@@ -159,10 +160,10 @@ class _TrackState:
     prev_d: float = 0.0  # the anchor's signed distance on the previous observation
     prev_frame: int = 0
     prev_s: float = 0.0
-    zero_frame: int = 0  # where the anchor last changed sign (interpolated)
-    zero_s: float = 0.0
     pending: Optional[_Pending] = None
     confirmed: bool = False
+    edge: Optional[Point] = None  # the anchor projected onto the picture's border its last box touched
+    edge_margin: float = 0.0  # the dead band of that last box
     votes: Dict[int, int] = field(default_factory=dict)
     class_id: int = -1
 
@@ -233,8 +234,12 @@ class _SideCounter:
 
     # --- the state machine -------------------------------------------------------------------------
 
-    def _observe(self, detections: Detections, frame_index: Optional[int], timestamp_s: Optional[float]
-                 ) -> Tuple[List[CountEvent], np.ndarray]:
+    # Lines treat a box touching the picture's border as an object passing through that border (see
+    # LineCounter); zones do not (someone first seen inside a zone at the border is not an entry).
+    _edges = False
+
+    def _observe(self, detections: Detections, frame_index: Optional[int], timestamp_s: Optional[float],
+                 frame_size: Optional[Tuple[int, int]] = None) -> Tuple[List[CountEvent], np.ndarray]:
         name = type(self).__name__
         if not isinstance(detections, Detections):
             raise InputError(f"{name}.update: expected Detections, got {type(detections).__name__}")
@@ -265,9 +270,17 @@ class _SideCounter:
             margins = np.maximum(self.margin_px, self.margin_rel * np.maximum(heights, 0.0))
             sides = np.where((decide > 0) & (decide >= margins), 1, np.where((decide < 0) & (decide <= -margins), -1, 0))
             classes = sub.class_id
+            edges = self._edge_points(sub, anchors, frame_size) if self._edges and frame_size else None
             for k in range(tracked.size):
+                edge = None if edges is None or np.isnan(edges[k, 0]) else (float(edges[k, 0]), float(edges[k, 1]))
                 self._step(int(track_ids[k]), bool(is_confirmed[k]), int(sides[k]), float(anchor_d[k]),
-                           (float(anchors[k, 0]), float(anchors[k, 1])), int(classes[k]), frame, now, events)
+                           (float(anchors[k, 0]), float(anchors[k, 1])), int(classes[k]), frame, now, events,
+                           edge, float(margins[k]))
+        if self._edges and frame_size:
+            seen = set(track_ids.tolist())
+            for tid, st in list(self._tracks.items()):
+                if st.edge is not None and tid not in seen:  # gone while touching the border: it left there
+                    self._leave_at_edge(tid, st, frame, now, events)
         events.extend(self._due(frame, now))
         if now >= self._next_prune_s:  # bounded memory: forget tracks unseen for forget_s
             self._next_prune_s = now + max(self.forget_s / 8, 1.0)
@@ -279,19 +292,41 @@ class _SideCounter:
                 del self._tracks[t]
         return events, track_ids[is_confirmed]
 
+    def _edge_points(self, sub: Detections, anchors: np.ndarray, frame_size: Tuple[int, int]) -> Optional[np.ndarray]:
+        """(K, 2) anchors projected onto the border each box touches (NaN where it touches none)."""
+        return None
+
+    def _side_of(self, point: Point, margin: float) -> Tuple[int, float]:
+        d = float(self._distances_of_point(point))
+        return (1 if d > 0 and d >= margin else -1 if d < 0 and d <= -margin else 0), d
+
+    def _distances_of_point(self, point: Point) -> float:
+        raise NotImplementedError
+
+    def _leave_at_edge(self, tid: int, st: _TrackState, frame: int, now: float, events: List[CountEvent]) -> None:
+        edge, st.edge = st.edge, None
+        side, d = self._side_of(edge, st.edge_margin)
+        self._step(tid, st.confirmed, side, d, edge, st.class_id, frame, now, events, None, st.edge_margin,
+                   vote=False)
+
     def _step(self, tid: int, confirmed: bool, side: int, d: float, p: Point, class_id: int, frame: int,
-              now: float, events: List[CountEvent]) -> None:
+              now: float, events: List[CountEvent], edge: Optional[Point] = None, margin: float = 0.0,
+              vote: bool = True) -> None:
         st = self._tracks.get(tid)
         if st is None:  # first sight: learn the side (if out of the band), nothing to count yet
-            st = self._tracks[tid] = _TrackState(side=side, last_seen_s=now, before=p, prev_d=d,
-                                                 prev_frame=frame, prev_s=now, zero_frame=frame, zero_s=now)
-        if (st.prev_d > 0) != (d > 0) and st.prev_d != d:  # the anchor changed sign: interpolate where
-            w = st.prev_d / (st.prev_d - d)
-            st.zero_frame = int(round(st.prev_frame + w * (frame - st.prev_frame)))
-            st.zero_s = st.prev_s + w * (now - st.prev_s)
+            if edge is not None:  # it came in through the picture's border: its path starts there
+                edge_side, edge_d = self._side_of(edge, margin)
+                st = self._tracks[tid] = _TrackState(side=edge_side, last_seen_s=now, before=edge, prev_d=edge_d,
+                                                     prev_frame=frame, prev_s=now)
+            else:
+                st = self._tracks[tid] = _TrackState(side=side, last_seen_s=now, before=p, prev_d=d,
+                                                     prev_frame=frame, prev_s=now)
+        st.edge, st.edge_margin = edge, margin
+        prev_d, prev_frame, prev_s = st.prev_d, st.prev_frame, st.prev_s
         st.prev_d, st.prev_frame, st.prev_s, st.last_seen_s = d, frame, now, now
         st.confirmed = st.confirmed or confirmed
-        st.vote(class_id)
+        if vote:
+            st.vote(class_id)
         if side == 0:
             return  # in the band: no information; a hysteresis streak neither grows nor resets
         if st.side == 0:
@@ -315,8 +350,13 @@ class _SideCounter:
         st.side, st.before = side, p
         if direction is None:
             return
-        crossed_frame = min(max(st.zero_frame, 0), frame)
-        crossed_s = min(st.zero_s, now)
+        # When the point passed the band's far edge, between the previous observation and this one: the
+        # moment the line was left behind (for a walker a step after the line itself; for someone who
+        # stood on the line, when they walked off it).
+        target = side * margin
+        w = 1.0 if prev_d == d else min(max((target - prev_d) / (d - prev_d), 0.0), 1.0)
+        crossed_frame = int(round(prev_frame + w * (frame - prev_frame)))
+        crossed_s = prev_s + w * (now - prev_s)
         st.pending = _Pending(direction, crossed_frame, crossed_s, crossed_s + self.return_s)
         self._pending[tid] = st
         if self.return_s == 0.0 and st.confirmed:
@@ -387,6 +427,11 @@ class LineCounter(_SideCounter):
         forget_s: state of a track unseen for this long is dropped (memory bound).
         classes: count only tracks whose majority class is one of these (None = all).
         nominal_fps: the clock used when ``update`` is given no timestamps (frame index / fps).
+        edge_px: with ``frame_size`` given to :meth:`update`, a box within this many pixels of the
+            picture's border touches it. A track first seen touching a border came in through it (its
+            path starts at the border), and a track gone while its box touched a border left through
+            it: a line near the edge of the picture counts people walking in and out of view, whose
+            clipped boxes never carry the anchor far past the line.
 
     Raises:
         ConfigError: a bad name, point, zero-length segment or option.
@@ -404,11 +449,12 @@ class LineCounter(_SideCounter):
     def __init__(self, name: str, start: Sequence[float], end: Sequence[float], *, trigger: str = "anchor",
                  anchor: str = "bottom_center", margin_rel: float = 0.1, margin_px: float = 0.0,
                  return_s: float = 1.0, hysteresis_frames: int = 1, forget_s: float = 60.0,
-                 classes: Optional[Sequence[int]] = None, nominal_fps: float = 10.0) -> None:
+                 classes: Optional[Sequence[int]] = None, nominal_fps: float = 10.0, edge_px: float = 4.0) -> None:
         super().__init__(name, anchor=anchor, margin_rel=margin_rel, margin_px=margin_px, return_s=return_s,
                          hysteresis_frames=hysteresis_frames, forget_s=forget_s, classes=classes,
                          nominal_fps=nominal_fps)
         where = f"LineCounter {name!r}"
+        self.edge_px = _number(where, "edge_px", edge_px, 0.0, 1e4)
         if trigger not in TRIGGERS:
             raise ConfigError(f"{where}: trigger must be one of {TRIGGERS}, got {trigger!r}")
         self.trigger = trigger
@@ -436,6 +482,26 @@ class LineCounter(_SideCounter):
         """(K, 2) points -> (K,) distance in pixels from the infinite line, > 0 on the in side."""
         ux, uy = self._unit
         return ux * (points[:, 1] - self.start[1]) - uy * (points[:, 0] - self.start[0])
+
+    _edges = True
+
+    def _distances_of_point(self, point: Point) -> float:
+        return float(self.signed_distance(np.array([point], np.float64))[0])
+
+    def _edge_points(self, sub: Detections, anchors: np.ndarray, frame_size: Tuple[int, int]) -> Optional[np.ndarray]:
+        width, height = frame_size
+        b = sub.xyxy
+        tol = self.edge_px
+        out = np.full(anchors.shape, np.nan)
+        left, right = b[:, 0] <= tol, b[:, 2] >= width - tol
+        top, bottom = b[:, 1] <= tol, b[:, 3] >= height - tol
+        out[top] = np.stack([anchors[top, 0], np.zeros(int(top.sum()))], 1)
+        out[bottom] = np.stack([anchors[bottom, 0], np.full(int(bottom.sum()), float(height))], 1)
+        out[left] = np.stack([np.zeros(int(left.sum())), anchors[left, 1]], 1)
+        out[right] = np.stack([np.full(int(right.sum()), float(width)), anchors[right, 1]], 1)
+        both = left & right  # wider than the picture: no border to pass through
+        out[both] = np.nan
+        return out
 
     def _distances(self, detections: Detections, anchors: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
         anchor_d = self.signed_distance(anchors)
@@ -465,18 +531,21 @@ class LineCounter(_SideCounter):
         return 0.0 <= t <= 1.0
 
     def update(self, detections: Detections, *, frame_index: Optional[int] = None,
-               timestamp_s: Optional[float] = None) -> List[CountEvent]:
+               timestamp_s: Optional[float] = None, frame_size: Optional[Tuple[int, int]] = None
+               ) -> List[CountEvent]:
         """Feed one processed frame of tracked detections; returns the crossings reported on it.
 
         Args:
             detections: tracked detections (track_id set; -1 entries are ignored).
             frame_index: this frame's index (strictly increasing); default: previous + 1.
             timestamp_s: this frame's time in seconds (default: frame_index / nominal_fps).
+            frame_size: (width, height) of the picture in pixels, for objects passing its border (see
+                ``edge_px``); None = not used.
 
         Raises:
             InputError: untracked detections, a repeated track id, or a non-increasing frame_index.
         """
-        return self._observe(detections, frame_index, timestamp_s)[0]
+        return self._observe(detections, frame_index, timestamp_s, frame_size)[0]
 
 
 def _inside_polygon(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
@@ -586,6 +655,9 @@ class ZoneCounter(_SideCounter):
         d = self.signed_distance(anchors)
         return d, d
 
+    def _distances_of_point(self, point: Point) -> float:
+        return float(self.signed_distance(np.array([point], np.float64))[0])
+
     def _direction(self, st: _TrackState, new_side: int) -> Optional[Direction]:
         return Direction.ENTER if new_side > 0 else Direction.EXIT
 
@@ -593,13 +665,14 @@ class ZoneCounter(_SideCounter):
         _add(self.entries if direction is Direction.ENTER else self.exits, class_id)
 
     def update(self, detections: Detections, *, frame_index: Optional[int] = None,
-               timestamp_s: Optional[float] = None) -> List[CountEvent]:
+               timestamp_s: Optional[float] = None, frame_size: Optional[Tuple[int, int]] = None
+               ) -> List[CountEvent]:
         """Feed one processed frame; returns the entries and exits reported on it and refreshes
         :attr:`occupancy` (confirmed tracks seen on this frame whose state is inside, by majority class).
 
         Args / Raises: as :meth:`LineCounter.update`.
         """
-        events, track_ids = self._observe(detections, frame_index, timestamp_s)
+        events, track_ids = self._observe(detections, frame_index, timestamp_s, frame_size)
         occupancy: Dict[int, int] = {}
         for tid in track_ids.tolist():
             st = self._tracks[tid]

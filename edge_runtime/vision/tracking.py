@@ -163,7 +163,8 @@ class ByteTracker:
         fps: the nominal frame rate: the unit of the Kalman velocities and of ``buffer_rel`` /
             ``max_jump_rel``, and the clock when :meth:`update` gets no timestamps.
         buffer_rel: association boxes are widened on every side by this fraction of their width and
-            height per nominal frame since the track was last matched (0 = plain IoU).
+            height per nominal frame since the track was last matched, beyond the first (0 = plain
+            IoU; a track matched on the previous frame of the camera's rate is never widened).
         max_buffer_rel: the widening stops at this fraction.
         max_jump_rel: a pair whose centres are more than this many box heights apart per nominal frame
             since the last match (after the Kalman prediction) is never matched (0 = no gate).
@@ -171,6 +172,9 @@ class ByteTracker:
         revive_lost: low-score detections may also re-find confirmed tracks lost before the last frame,
             not only extend tracks seen in it. Small edge models score people around the high
             threshold, so a walker flickers between high and low.
+        std_position, std_velocity: the Kalman filter's noise, as fractions of the box height per
+            nominal frame (ByteTrack's 1/20 and 1/160 were set on 30 fps video; at 10 fps a walker's
+            velocity changes more from one frame to the next).
 
     Raises:
         ConfigError: a threshold outside [0, 1], low_score > high_score, min_hits < 1, or a negative or
@@ -201,6 +205,8 @@ class ByteTracker:
         max_jump_rel: float = 0.0,
         fuse_score: bool = True,
         revive_lost: bool = True,
+        std_position: float = 1.0 / 20,
+        std_velocity: float = 1.0 / 160,
     ) -> None:
         self.high_score = _check_unit("high_score", high_score)
         self.low_score = _check_unit("low_score", low_score)
@@ -223,7 +229,7 @@ class ByteTracker:
         self.max_jump_rel = _check_nonneg("max_jump_rel", max_jump_rel)
         self.fuse_score = bool(fuse_score)
         self.revive_lost = bool(revive_lost)
-        self._kf = KalmanXYAH()
+        self._kf = KalmanXYAH(_check_nonneg("std_position", std_position), _check_nonneg("std_velocity", std_velocity))
         self._next_id = 0
         self._confirmed_count = 0
         self.reset()
@@ -351,7 +357,9 @@ class ByteTracker:
         """Widen track and detection boxes for the IoU by the time since each track's last match."""
         if self.buffer_rel <= 0:
             return track_boxes, det_boxes
-        grow = np.minimum(self.buffer_rel * self._elapsed_frames(now), self.max_buffer_rel)
+        grow = np.minimum(self.buffer_rel * (self._elapsed_frames(now) - 1.0), self.max_buffer_rel)
+        if not grow.any():
+            return track_boxes, det_boxes
         wh = track_boxes[:, 2:] - track_boxes[:, :2]
         pad = (grow[:, None] * wh).astype(np.float32)
         tracks = np.ascontiguousarray(np.concatenate([track_boxes[:, :2] - pad, track_boxes[:, 2:] + pad], 1),
