@@ -151,7 +151,10 @@ def count_supervision(tracked: Sequence[Tuple[int, float, Detections]], item: Tr
             d = _dedupe(d)
             cin, cout = zone.trigger(sv.Detections(xyxy=d.xyxy, confidence=d.score, class_id=d.class_id,
                                                    tracker_id=d.track_id))
-            events += [(f, "in")] * int(cin.sum()) + [(f, "out")] * int(cout.sum())
+            # supervision's "in" is a move to the side where (end - start) x (p - start) > 0 counted the
+            # other way round from ours (checked with a box walking right across an upward line: it
+            # reports "out"); map its events onto our direction so both are judged on the same truth.
+            events += [(f, "out")] * int(cin.sum()) + [(f, "in")] * int(cout.sum())
         return sorted(events)
     polygon = sv.PolygonZone(np.array(item.geometry["polygon"], np.int32))
     inside: Dict[int, bool] = {}

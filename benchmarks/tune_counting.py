@@ -31,8 +31,9 @@ GRIDS = {
         "buffer_rel": [0.0, 0.1],
     },
     "counter": {
-        "margin_rel": [0.05, 0.1, 0.15, 0.2],
-        "return_s": [0.5, 1.0, 2.0, 3.0],
+        "margin_rel": [0.05, 0.1, 0.15],
+        "return_s": [1.0, 2.0, 3.0],
+        "zone_return_s": [0.0, 0.5, 1.0],
         "hysteresis_frames": [1, 2],
     },
 }
@@ -75,7 +76,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 continue
             r = evaluate(options, fixed, {k: v for k, v in fixed.items() if k != "return_s"}, args.split)
         else:
-            r = evaluate(fixed, options, {k: v for k, v in options.items() if k != "return_s"}, args.split)
+            line = {k: v for k, v in options.items() if k != "zone_return_s"}
+            zone = {**{k: v for k, v in line.items() if k != "return_s"}, "return_s": options["zone_return_s"]}
+            r = evaluate(fixed, line, zone, args.split)
         results.append((r["met"], r["f1"], options, r))
         print(f"{options}: met {r['met']}/{r['total']} F1 {r['f1']:.3f} (tp {r['tp']} fp {r['fp']} fn {r['fn']})",
               flush=True)

@@ -246,3 +246,130 @@ def test_class_filter_counts_only_the_chosen_classes():
     assert (line.in_counts, zone.entries, zone.occupancy) == ({2: 1}, {2: 1}, {2: 1})
     with pytest.raises(ConfigError, match="classes"):
         LineCounter("gate", START, END, classes=["person"])
+
+
+# ------------------------------------------------------------------ a crossing means the object passed
+
+
+def box_at(tid, x, y, h=100.0, w=40.0):
+    """One tracked detection whose bottom centre is (x, y), box h px tall."""
+    return Detections(np.array([[x - w / 2, y - h, x + w / 2, y]], np.float32), np.array([0.9], np.float32),
+                      np.array([0], np.int32), np.array([tid], np.int32))
+
+
+def feed(counter, positions, tid=1, fps=10.0, **kw):
+    """Feed (x, y) bottom centres one per frame (None = not seen); returns all events incl. the flush."""
+    events = []
+    for f, p in enumerate(positions):
+        det = Detections.empty(with_track_id=True) if p is None else box_at(tid, *p, **kw)
+        events += counter.update(det, frame_index=f, timestamp_s=f / fps)
+    return events + counter.flush()
+
+
+def test_standing_on_the_line_with_wandering_feet_never_counts():
+    # Line y = 200, boxes 100 px tall: the dead band is 10 px each side. Feet wander 8 px to and fro.
+    line = LineCounter("gate", START, END, margin_rel=0.1, return_s=1.0)
+    ys = [150, 180] + [192, 207, 194, 208, 199, 203, 192, 207] * 10
+    assert feed(line, [(200, y) for y in ys]) == []
+    # The same with no band counts every wander: what users see from the common counters.
+    naive = LineCounter("gate", START, END, margin_rel=0.0, return_s=0.0)
+    assert len(feed(naive, [(200, y) for y in ys])) > 10
+
+
+def test_touch_and_return_within_return_s_counts_neither_way():
+    line = LineCounter("gate", START, END, margin_rel=0.1, return_s=2.0)
+    # Steps 20 px over the line, stands 1 s, and goes back: undone within 2 s.
+    ys = [150, 180, 220] + [220] * 10 + [180, 150] + [150] * 30
+    assert feed(line, [(200, y) for y in ys]) == []
+    assert (line.in_total, line.out_total) == (0, 0)
+    # Coming back only after 3 s is two real crossings, each reported once its window has passed.
+    line = LineCounter("gate", START, END, margin_rel=0.1, return_s=2.0)
+    ys = [150, 180, 220] + [230] * 30 + [180, 150] + [150] * 30
+    events = feed(line, [(200, y) for y in ys])
+    assert [(e.direction.value, e.crossed_frame) for e in events] == [("in", 2), ("out", 33)]
+    assert [e.frame_index - e.crossed_frame for e in events] == [20, 20]  # reported return_s later
+
+
+def test_a_jump_over_the_band_between_low_rate_frames_counts_once_at_the_interpolated_frame():
+    line = LineCounter("gate", START, END, margin_rel=0.1, return_s=0.0)
+    events = []
+    # One frame in 8 processed (1.25 fps of a 10 fps camera): y 120 -> 280 in one step, 20 px/frame.
+    for f, y in ((0, 120), (8, 280), (16, 440)):
+        events += line.update(box_at(1, 200, y), frame_index=f, timestamp_s=f / 10)
+    assert [(e.direction.value, e.crossed_frame) for e in events] == [("in", 4)]  # y = 210 at frame 4.5
+    assert events[0].crossed_s == pytest.approx(0.45)
+
+
+def test_box_trigger_needs_every_corner_past_the_band():
+    line = LineCounter("gate", START, END, trigger="box", margin_rel=0.0, return_s=0.0)
+    # Feet cross at y = 200 but the box (100 px tall) only clears the line once its top passes it.
+    events = [e.crossed_frame for e in feed(line, [(200, y) for y in (150, 190, 210, 250, 290, 310)])]
+    assert len(events) == 1 and events[0] >= 4
+    anchor = LineCounter("gate", START, END, margin_rel=0.0, return_s=0.0)
+    assert [e.crossed_frame for e in feed(anchor, [(200, y) for y in (150, 190, 210, 250, 290, 310)])] == [2]
+
+
+def test_a_tentative_track_crossing_before_confirmation_counts_once_confirmed():
+    line = LineCounter("gate", START, END, margin_rel=0.1, return_s=0.0)
+    events = []
+    for f, (tid, y) in enumerate([(-2 - 7, 150), (-2 - 7, 230), (7, 260), (7, 280)]):  # confirmed as 7
+        events += line.update(box_at(tid, 200, y), frame_index=f)
+    assert [(e.track_id, e.direction.value, e.crossed_frame, e.frame_index) for e in events] == [(7, "in", 1, 2)]
+    # A tentative track that is never confirmed never counts.
+    line = LineCounter("gate", START, END, margin_rel=0.1, return_s=0.0)
+    assert feed(line, [(200, 150), (200, 230), (200, 260)], tid=-2 - 3) == []
+
+
+def test_objects_walking_in_and_out_of_the_picture_count_on_a_line_by_its_edge():
+    # A 768 px wide picture and a vertical line 28 px from its right edge, drawn upwards: in = walking right.
+    line = LineCounter("edge", (740, 480), (740, 230), margin_rel=0.1, return_s=0.0)
+    events = []
+    # Walks in from beyond the right edge: first box clipped at the border, anchor never right of 748.
+    for f, (x0, x1) in enumerate([(735, 768), (726, 766), (700, 740), (680, 720)]):
+        det = Detections(np.array([[x0, 300, x1, 400]], np.float32), np.array([0.9], np.float32),
+                         np.array([0], np.int32), np.array([4], np.int32))
+        events += line.update(det, frame_index=f, timestamp_s=f / 10, frame_size=(768, 576))
+    assert [e.direction.value for e in events] == ["out"]
+    # Walks out: the anchor of the clipped box stalls at 748 (in the band) and the track is gone.
+    for f, (x0, x1) in enumerate([(700, 740), (716, 756), (728, 768)], start=10):
+        det = Detections(np.array([[x0, 300, x1, 400]], np.float32), np.array([0.9], np.float32),
+                         np.array([0], np.int32), np.array([5], np.int32))
+        events += line.update(det, frame_index=f, timestamp_s=f / 10, frame_size=(768, 576))
+    events += line.update(Detections.empty(with_track_id=True), frame_index=13, timestamp_s=1.3,
+                          frame_size=(768, 576))
+    assert [(e.track_id, e.direction.value) for e in events] == [(4, "out"), (5, "in")]
+    # Without the picture's size the clipped boxes never pass the band: nothing counts.
+    blind = LineCounter("edge", (740, 480), (740, 230), margin_rel=0.1, return_s=0.0)
+    for f, (x0, x1) in enumerate([(700, 740), (716, 756), (728, 768)]):
+        det = Detections(np.array([[x0, 300, x1, 400]], np.float32), np.array([0.9], np.float32),
+                         np.array([0], np.int32), np.array([5], np.int32))
+        assert blind.update(det, frame_index=f) == []
+
+
+def test_crossings_waiting_out_return_s_are_reported_by_flush():
+    line = LineCounter("gate", START, END, margin_rel=0.1, return_s=5.0)
+    events = []
+    for f, y in enumerate((150, 180, 230, 260)):
+        events += line.update(box_at(1, 200, y), frame_index=f)
+    assert events == [] and line.num_pending == 1
+    (event,) = line.flush()
+    assert (event.direction, event.frame_index, event.crossed_frame) == (Direction.IN, 3, 2)
+    assert line.flush() == [] and line.in_total == 1
+
+
+def test_dithering_over_a_zone_edge_is_one_entry_at_the_first_moment():
+    zone = ZoneCounter("mat", [(100, 100), (300, 100), (300, 300), (100, 300)], margin_rel=0.05, return_s=1.0)
+    xs = [50, 80, 120, 90, 125, 150, 180, 200] + [200] * 20
+    events = feed(zone, [(x, 200) for x in xs])
+    assert [(e.direction.value, e.crossed_frame) for e in events] == [("enter", 2)]
+
+
+def test_self_intersecting_zone_and_bad_counter_options_are_refused():
+    with pytest.raises(ConfigError, match=r"edges 0 .* and 2 .* cross"):
+        ZoneCounter("bow", [(0, 0), (100, 100), (100, 0), (0, 60)])
+    with pytest.raises(ConfigError, match="margin_rel"):
+        LineCounter("gate", START, END, margin_rel=-0.1)
+    with pytest.raises(ConfigError, match="trigger"):
+        LineCounter("gate", START, END, trigger="corner")
+    with pytest.raises(ConfigError, match="return_s"):
+        LineCounter("gate", START, END, return_s=float("nan"))

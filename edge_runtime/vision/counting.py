@@ -161,6 +161,7 @@ class _TrackState:
     prev_frame: int = 0
     prev_s: float = 0.0
     pending: Optional[_Pending] = None
+    undone: Optional[_Pending] = None  # the last crossing undone by a return, while within return_s
     confirmed: bool = False
     edge: Optional[Point] = None  # the anchor projected onto the picture's border its last box touched
     edge_margin: float = 0.0  # the dead band of that last box
@@ -342,7 +343,7 @@ class _SideCounter:
             return
         st.streak = 0
         if st.pending is not None:  # back across within return_s: the earlier crossing is undone
-            st.pending = None
+            st.undone, st.pending = st.pending, None
             self._pending.pop(tid, None)
             st.side, st.before = side, p
             return
@@ -357,6 +358,11 @@ class _SideCounter:
         w = 1.0 if prev_d == d else min(max((target - prev_d) / (d - prev_d), 0.0), 1.0)
         crossed_frame = int(round(prev_frame + w * (frame - prev_frame)))
         crossed_s = prev_s + w * (now - prev_s)
+        undone, st.undone = st.undone, None
+        if undone is not None and undone.direction is direction and crossed_s - undone.crossed_s <= self.return_s:
+            # Over, back and over again within return_s (feet dithering at the edge): one crossing, at
+            # the moment it first happened.
+            crossed_frame, crossed_s = undone.crossed_frame, undone.crossed_s
         st.pending = _Pending(direction, crossed_frame, crossed_s, crossed_s + self.return_s)
         self._pending[tid] = st
         if self.return_s == 0.0 and st.confirmed:

@@ -123,7 +123,8 @@ def supervision_events(tracked: Sequence[Detections], item: dict) -> List[Tuple[
         cin, cout = zone.trigger(svd)
         for k in np.flatnonzero(cin | cout):
             b = d.xyxy[k]
-            found.append((f, "in" if cin[k] else "out", float((b[0] + b[2]) / 2), float(b[3]), int(d.track_id[k])))
+            # supervision names the directions the other way round from ours (see benchmarks/counting_eval.py)
+            found.append((f, "out" if cin[k] else "in", float((b[0] + b[2]) / 2), float(b[3]), int(d.track_id[k])))
     return found
 
 
