@@ -52,7 +52,7 @@ def evaluate(truth: Truth, model_name: str, model: Optional[Path], strides: Sequ
     frozen = frozen_for(truth.video, model)
     rows = []
     for stride in strides:
-        events = replay(frozen, truth.items, stride)
+        events = replay(frozen, truth.items, stride, video=truth.video)
         for item in truth.items:
             for stack in STACKS:
                 s = score(events[stack][item.name], item.events)

@@ -103,14 +103,44 @@ def _dedupe(d: Detections) -> Detections:
     return d if keep.all() else d[keep]
 
 
+_THUMBS: Dict[str, np.ndarray] = {}
+
+
+def scene_cuts(video: str, stride: int, threshold: float = 30.0) -> set:
+    """Processed frames (0, stride, ...) that the pipeline's :class:`SceneCutDetector` flags."""
+    from edge_runtime.assets import ensure
+    from edge_runtime.vision.scene import SceneCutDetector
+
+    if video not in _THUMBS:
+        import cv2
+
+        detector = SceneCutDetector(threshold)
+        capture = cv2.VideoCapture(str(ensure(video)))
+        thumbs = []
+        while True:
+            ok, image = capture.read()
+            if not ok:
+                break
+            thumbs.append(detector.thumbnail(image))
+        capture.release()
+        _THUMBS[video] = np.stack(thumbs)
+    thumbs = _THUMBS[video]
+    frames = list(range(0, thumbs.shape[0], stride))
+    return {f for a, f in zip(frames, frames[1:]) if float(np.abs(thumbs[f] - thumbs[a]).mean()) > threshold}
+
+
 def track_ours(frozen: FrozenDetections, stride: int, make_tracker: Optional[Callable[[], ByteTracker]] = None,
-               min_score: float = 0.1) -> List[Tuple[int, float, Detections]]:
-    """(frame, time_s, tracked detections) for frames 0, stride, ... through our tracker."""
+               min_score: float = 0.1, cuts: Iterable[int] = ()) -> List[Tuple[int, float, Detections, bool]]:
+    """(frame, time_s, tracked detections, scene cut here) for frames 0, stride, ... through our tracker,
+    reset at the scene cuts as the pipeline does."""
     tracker = make_tracker() if make_tracker else ByteTracker.for_video(frozen.fps)
+    cuts = set(cuts)
     out = []
     for f in range(0, frozen.num_frames, stride):
         t = f / frozen.fps
-        out.append((f, t, tracker.update(frozen.frame(f, min_score), timestamp_s=t)))
+        if f in cuts:
+            tracker.reset()
+        out.append((f, t, tracker.update(frozen.frame(f, min_score), timestamp_s=t), f in cuts))
     return out
 
 
@@ -126,7 +156,7 @@ def track_peer(frozen: FrozenDetections, stride: int, min_score: float = 0.1) ->
         r = tracker.update(sv.Detections(xyxy=d.xyxy, confidence=d.score, class_id=d.class_id))
         tid = np.full(len(r), -1, np.int32) if r.tracker_id is None else np.asarray(r.tracker_id, np.int32)
         out.append((f, f / frozen.fps, Detections(np.asarray(r.xyxy, np.float32), np.asarray(r.confidence, np.float32),
-                                                  np.asarray(r.class_id, np.int32), tid)))
+                                                  np.asarray(r.class_id, np.int32), tid), False))
     return out
 
 
@@ -134,7 +164,9 @@ def count_ours(tracked: Sequence[Tuple[int, float, Detections]], item: TruthItem
                frame_size: Optional[Tuple[int, int]] = None, **options) -> List[Event]:
     counter = make_counter(item, fps, **options)
     events = []
-    for f, t, d in tracked:
+    for f, t, d, cut in tracked:
+        if cut:
+            events += counter.reset_tracks(f, t)
         events += counter.update(_dedupe(d), frame_index=f, timestamp_s=t, frame_size=frame_size)
     events += counter.flush()
     return sorted((int(e.crossed_frame), e.direction.value) for e in events)
@@ -147,7 +179,7 @@ def count_supervision(tracked: Sequence[Tuple[int, float, Detections]], item: Tr
     events: List[Event] = []
     if item.kind == "line":
         zone = sv.LineZone(start=sv.Point(*item.geometry["start"]), end=sv.Point(*item.geometry["end"]))
-        for f, _, d in tracked:
+        for f, _, d, _ in tracked:
             d = _dedupe(d)
             cin, cout = zone.trigger(sv.Detections(xyxy=d.xyxy, confidence=d.score, class_id=d.class_id,
                                                    tracker_id=d.track_id))
@@ -158,7 +190,7 @@ def count_supervision(tracked: Sequence[Tuple[int, float, Detections]], item: Tr
         return sorted(events)
     polygon = sv.PolygonZone(np.array(item.geometry["polygon"], np.int32))
     inside: Dict[int, bool] = {}
-    for f, _, d in tracked:
+    for f, _, d, _ in tracked:
         d = _dedupe(d)
         confirmed = d.track_id >= 0
         d = d[confirmed]
@@ -179,11 +211,14 @@ STACKS = ("ours", "peer", "sv_on_ours", "ours_on_peer")
 
 def replay(frozen: FrozenDetections, items: Iterable[TruthItem], stride: int, *,
            stacks: Sequence[str] = STACKS, make_tracker: Optional[Callable[[], ByteTracker]] = None,
-           counter_options: Optional[Dict[str, dict]] = None) -> Dict[str, Dict[str, List[Event]]]:
-    """{stack: {item name: events}} at one stride. counter_options: {"line"/"zone": kwargs} for ours."""
+           counter_options: Optional[Dict[str, dict]] = None, video: Optional[str] = None
+           ) -> Dict[str, Dict[str, List[Event]]]:
+    """{stack: {item name: events}} at one stride. counter_options: {"line"/"zone": kwargs} for ours;
+    video: the built-in video's name, to find its scene cuts (None = no cut handling)."""
     counter_options = counter_options or {}
     items = list(items)
-    ours = track_ours(frozen, stride, make_tracker) if {"ours", "sv_on_ours"} & set(stacks) else None
+    cuts = scene_cuts(video, stride) if video else ()
+    ours = track_ours(frozen, stride, make_tracker, cuts=cuts) if {"ours", "sv_on_ours"} & set(stacks) else None
     peer = track_peer(frozen, stride) if {"peer", "ours_on_peer"} & set(stacks) else None
     result: Dict[str, Dict[str, List[Event]]] = {}
     for stack in stacks:

@@ -49,7 +49,7 @@ def evaluate(tracker_options: dict, line_options: dict, zone_options: dict, spli
             continue
         frozen = frozen_for(video)
         for stride in strides:
-            events = replay(frozen, items, stride, stacks=("ours",),
+            events = replay(frozen, items, stride, stacks=("ours",), video=video,
                             make_tracker=lambda: ByteTracker.for_video(frozen.fps, **tracker_options),
                             counter_options={"line": line_options, "zone": zone_options})["ours"]
             for item in items:

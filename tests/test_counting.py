@@ -170,7 +170,7 @@ def test_events_carry_frame_time_and_persist_as_plain_rows():
 
 
 def test_zone_entries_exits_and_occupancy_with_hysteresis():
-    zone = ZoneCounter("bench", [(100, 100), (300, 100), (300, 300), (100, 300)], hysteresis_frames=2, margin_rel=0.0)
+    zone = ZoneCounter("bench", [(100, 100), (300, 100), (300, 300), (100, 300)], hysteresis_frames=2, margin_rel=0.0, return_s=0.0)
     xs = [50, 150, 60, 150, 160, 170, 350, 180, 360, 370]  # in, out (flicker), in in, out, in, out out
     occupancy, events = [], []
     for x in xs:
@@ -182,7 +182,7 @@ def test_zone_entries_exits_and_occupancy_with_hysteresis():
 
 
 def test_zone_occupancy_per_class_and_first_seen_inside():
-    zone = ZoneCounter("room", [(0, 0), (400, 0), (400, 400), (0, 400)], hysteresis_frames=1, margin_rel=0.0)
+    zone = ZoneCounter("room", [(0, 0), (400, 0), (400, 400), (0, 400)], hysteresis_frames=1, margin_rel=0.0, return_s=0.0)
     assert zone.update(tracked((1, 50, 50, 0), (2, 100, 100, 1), (3, 600, 100, 1), (-1, 200, 200, 1))) == []
     assert zone.occupancy == {0: 1, 1: 1}  # 3 is outside, -1 is not a track
     assert zone.entries == {}  # present from the first frame: occupancy, not an entry
@@ -193,7 +193,7 @@ def test_zone_occupancy_per_class_and_first_seen_inside():
 
 def test_concave_zone():
     # An L-shaped zone; (300, 100) is in its notch, i.e. outside.
-    zone = ZoneCounter("L", [(0, 0), (200, 0), (200, 200), (400, 200), (400, 400), (0, 400)], hysteresis_frames=1, margin_rel=0.0)
+    zone = ZoneCounter("L", [(0, 0), (200, 0), (200, 200), (400, 200), (400, 400), (0, 400)], hysteresis_frames=1, margin_rel=0.0, return_s=0.0)
     zone.update(tracked((1, 300, 100), (2, 100, 100), (3, 300, 300)))
     assert zone.occupancy_total == 2
 
@@ -239,7 +239,7 @@ def test_bad_input_and_config_are_reported():
 
 def test_class_filter_counts_only_the_chosen_classes():
     line = LineCounter("gate", START, END, hysteresis_frames=1, **EXACT, classes=[2])
-    zone = ZoneCounter("below", [(0, 200), (600, 200), (600, 600), (0, 600)], hysteresis_frames=1, margin_rel=0.0, classes=[2])
+    zone = ZoneCounter("below", [(0, 200), (600, 200), (600, 600), (0, 600)], hysteresis_frames=1, margin_rel=0.0, return_s=0.0, classes=[2])
     frames = [tracked((1, 150, 190, 0), (2, 250, 190, 2)), tracked((1, 150, 210, 0), (2, 250, 210, 2))]
     assert run(line, frames) == [[], [(2, "in", 2)]]
     assert [[e.track_id for e in zone.update(f)] for f in frames] == [[], [2]]

@@ -93,8 +93,8 @@ def test_low_score_detections_extend_a_track_through_the_second_stage():
         out += [ids(tracker, frame((10 + 4 * t, 50))) for t in range(10, 12)]
         return out
 
-    # Score 0.3 is below high_score (0.5) but above low_score (0.1): the occluded person keeps id 0.
-    assert run(0.3) == [[-2]] + [[0]] * 11
+    # Score 0.2 is below high_score (0.3) but above low_score (0.1): the occluded person keeps id 0.
+    assert run(0.2) == [[-2]] + [[0]] * 11
     # Score 0.05 is below low_score: the track is lost and the person comes back as a new track.
     assert run(0.05) == [[-2]] + [[0]] * 4 + [[-1]] * 5 + [[-3], [1]]
 
@@ -104,7 +104,7 @@ def test_low_score_detections_re_find_lost_tracks_only_with_revive_lost(revive_l
     tracker = ByteTracker(min_hits=2, revive_lost=revive_lost)
     out = [ids(tracker, frame((10 + 4 * t, 50))) for t in range(5)]
     out += [ids(tracker, frame()) for _ in range(2)]  # occluded for two frames
-    out += [ids(tracker, frame((10 + 4 * t, 50, 0.3))) for t in range(7, 9)]  # back, but scored low
+    out += [ids(tracker, frame((10 + 4 * t, 50, 0.25))) for t in range(7, 9)]  # back, but scored low
     # With revive_lost the walker keeps id 0; without, low-score boxes can't re-find a lost track (and
     # can't start one), so they stay untracked.
     assert out[7:] == ([[0], [0]] if revive_lost else [[-1], [-1]])
@@ -112,7 +112,7 @@ def test_low_score_detections_re_find_lost_tracks_only_with_revive_lost(revive_l
 
 def test_low_score_detections_never_start_tracks():
     tracker = ByteTracker(min_hits=1)
-    assert [ids(tracker, frame((10, 50, 0.4))) for _ in range(5)] == [[-1]] * 5
+    assert [ids(tracker, frame((10, 50, 0.25))) for _ in range(5)] == [[-1]] * 5
     assert tracker.num_tracks == 0
 
 

@@ -20,6 +20,7 @@ from ..errors import ConfigError
 from ..vision.counting import LineCounter, ZoneCounter
 from ..vision.detector import Detector
 from ..vision.motion import MotionGate
+from ..vision.scene import SceneCutDetector
 from ..vision.sources import open_source
 from ..vision.tracking import ByteTracker
 from .config import Config
@@ -97,10 +98,10 @@ def build_pipeline(config: Config, *, restart_source: bool = False, quiet: bool 
                          reconnect=config.source.reconnect, read_timeout_s=config.source.read_timeout_s,
                          start_index=start_index)
     fps = getattr(source, "fps", None) or 10.0
-    tracker = ByteTracker.for_video(fps, lost_s=config.tracker.lost_s, high_score=config.tracker.high_score,
-                                    low_score=config.tracker.low_score, match_iou=config.tracker.match_iou,
-                                    min_hits=config.tracker.min_hits,
-                                    new_track_score=min(1.0, config.tracker.high_score + 0.1))
+    t = config.tracker
+    tracker = ByteTracker.for_video(fps, lost_s=t.lost_s, high_score=t.high_score, low_score=t.low_score,
+                                    new_track_score=t.new_track_score, match_iou=t.match_iou, min_hits=t.min_hits,
+                                    buffer_rel=t.buffer_rel)
     counters: List[Counter] = []
     for line in config.lines:
         counters.append(LineCounter(line.name, line.start, line.end, trigger=line.trigger, anchor=line.anchor,
@@ -129,8 +130,9 @@ def build_pipeline(config: Config, *, restart_source: bool = False, quiet: bool 
     gate = None
     if config.source.motion_gate:
         gate = MotionGate(config.source.motion_threshold, config.source.motion_max_skip)
+    cut = SceneCutDetector(config.source.scene_cut_threshold) if config.source.scene_cut_threshold > 0 else None
     pipeline = Pipeline(source, detector, tracker=tracker, counters=counters, sinks=sinks, motion_gate=gate,
-                        min_score=config.model.conf)
+                        scene_cut=cut, min_score=config.model.conf)
     pipeline.store = store  # type: ignore[attr-defined]  # for the caller's queries (chat grounding)
     return pipeline
 

@@ -56,6 +56,9 @@ class SourceConfig:
     motion_gate: bool = False
     motion_threshold: float = _range(0.0, 1.0, default=0.002)  # fraction of changed pixels
     motion_max_skip: int = _range(1, 10_000, default=10)  # run inference at least every N frames
+    # A processed frame whose 32x18 grey thumbnail differs from the previous one's by more than this
+    # (mean grey levels) is a scene cut: tracks are reset. 0 = off.
+    scene_cut_threshold: float = _range(0.0, 255.0, default=30.0)
 
 
 @dataclass(frozen=True)
@@ -71,11 +74,15 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class TrackerConfig:
-    high_score: float = _range(0.0, 1.0, default=0.5)
-    low_score: float = _range(0.0, 1.0, default=0.1)
+    """ByteTracker settings (see edge_runtime.vision.tracking); defaults suit the built-in detector."""
+
+    high_score: float = _range(0.0, 1.0, default=0.3)
+    low_score: float = _range(0.0, 1.0, default=0.1)  # boxes down to this only extend tracks
+    new_track_score: float = _range(0.0, 1.0, default=0.4)
     match_iou: float = _range(0.0, 1.0, default=0.2)
     min_hits: int = _range(1, 1000, default=3)
     lost_s: float = _range(0.0, 3600.0, default=3.0)
+    buffer_rel: float = _range(0.0, 10.0, default=0.2)  # association boxes grow per frame unseen
 
 
 @dataclass(frozen=True)
@@ -87,9 +94,9 @@ class LineConfig:
     end: Tuple[float, float]
     trigger: str = _choice("anchor", "box", default="anchor")  # the anchor point, or all four box corners
     anchor: str = _choice("bottom_center", "center", default="bottom_center")
-    margin_rel: float = _range(0.0, 10.0, default=0.1)  # dead band half-width, fraction of the box height
+    margin_rel: float = _range(0.0, 10.0, default=0.05)  # dead band half-width, fraction of the box height
     margin_px: float = _range(0.0, 10_000.0, default=0.0)  # ... and at least this many pixels
-    return_s: float = _range(0.0, 3600.0, default=1.0)  # a crossing undone within this counts neither way
+    return_s: float = _range(0.0, 3600.0, default=3.0)  # a crossing undone within this counts neither way
     hysteresis_frames: int = _range(1, 1000, default=1)  # processed frames on the new side, in a row
     classes: Optional[List[int]] = None
 
@@ -99,9 +106,9 @@ class ZoneConfig:
     name: str
     polygon: List[Tuple[float, float]]
     anchor: str = _choice("bottom_center", "center", default="bottom_center")
-    margin_rel: float = _range(0.0, 10.0, default=0.1)
+    margin_rel: float = _range(0.0, 10.0, default=0.05)
     margin_px: float = _range(0.0, 10_000.0, default=0.0)
-    return_s: float = _range(0.0, 3600.0, default=0.0)
+    return_s: float = _range(0.0, 3600.0, default=1.0)
     hysteresis_frames: int = _range(1, 1000, default=1)
     classes: Optional[List[int]] = None
 

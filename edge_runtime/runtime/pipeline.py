@@ -30,6 +30,7 @@ from ..vision.counting import CountEvent, LineCounter, ZoneCounter
 from ..vision.detections import Detections
 from ..vision.detector import Detector
 from ..vision.motion import MotionGate
+from ..vision.scene import SceneCutDetector
 from ..vision.sources_base import Frame, FrameSource
 from ..vision.tracking import ByteTracker
 
@@ -115,6 +116,8 @@ class Pipeline:
         counters: line and zone counters, fed tracked detections every inferred frame.
         sinks: receive every FrameResult, in order.
         motion_gate: skips inference while nothing moves (None = infer every frame).
+        scene_cut: on a frame it flags, the tracker and the counters' per-track state are reset (a cut
+            or a camera moved: positions on either side of it have nothing to do with each other).
         min_score: detections scoring below this are reported only when they extend a confirmed track
             (a detector run at a lower threshold feeds the tracker's low-score association; see
             ``model.conf`` and ``tracker.low_score`` in the config).
@@ -125,7 +128,8 @@ class Pipeline:
 
     def __init__(self, source: FrameSource, detector: Detector, *, tracker: Optional[ByteTracker] = None,
                  counters: Sequence[Counter] = (), sinks: Sequence[Sink] = (),
-                 motion_gate: Optional[MotionGate] = None, min_score: float = 0.0) -> None:
+                 motion_gate: Optional[MotionGate] = None, scene_cut: Optional[SceneCutDetector] = None,
+                 min_score: float = 0.0) -> None:
         if counters and tracker is None:
             raise InputError("Pipeline: counters need tracked detections; pass a tracker")
         self.source = source
@@ -135,6 +139,9 @@ class Pipeline:
         self.sinks = list(sinks)
         self.motion_gate = motion_gate
         self.min_score = float(min_score)
+        self.scene_cut = scene_cut
+        #: Scene cuts seen so far.
+        self.scene_cuts = 0
         self.summary = RunSummary()
         #: Events the counters still held when the stream ended (crossings waiting out ``return_s``),
         #: reported by :meth:`frames` on its way out; sinks receive them in ``close``.
@@ -172,6 +179,13 @@ class Pipeline:
             pre, inf, post = dt.preprocess_ms, dt.inference_ms, dt.postprocess_ms
             if self.tracker is not None:
                 t1 = time.perf_counter()
+                if self.scene_cut is not None and self.scene_cut.update(frame.image):
+                    self.scene_cuts += 1
+                    log.info("scene cut at frame %d (picture changed by %.0f grey levels): tracks reset",
+                             frame.index, self.scene_cut.last_difference)
+                    self.tracker.reset()
+                    for counter in self.counters:
+                        events.extend(counter.reset_tracks(frame.index, frame.timestamp_s))
                 detections = self.tracker.update(detections, timestamp_s=frame.timestamp_s)
                 size = (frame.image.shape[1], frame.image.shape[0])
                 if self.min_score > 0.0 and len(detections):

@@ -183,7 +183,9 @@ class _SideCounter:
     """Per-track side state with a dead band, touch-and-return and optional hysteresis.
 
     Subclasses give each detection a signed distance (pixels, > 0 on the in / inside side) and say
-    whether a side change counts and in which direction.
+    whether a side change counts and in which direction. The defaults (band 0.05 of the box height,
+    3 s to return over a line, 1 s into / out of a zone) were chosen on the "tune" half of the by-eye
+    truth (``benchmarks/tune_counting.py``).
     """
 
     _kind = "counter"
@@ -385,14 +387,29 @@ class _SideCounter:
         return [CountEvent(frame, now if self._has_time else None, tid, st.class_id, pending.direction, self.name,
                            pending.crossed_frame, pending.crossed_s if self._has_time else None)]
 
-    def flush(self) -> List[CountEvent]:
-        """Report every crossing still waiting out ``return_s`` (call at the end of a stream)."""
+    def flush(self, frame_index: Optional[int] = None, timestamp_s: Optional[float] = None) -> List[CountEvent]:
+        """Report every crossing of a confirmed track still waiting out ``return_s`` (call at the end of a
+        stream). The events carry ``frame_index`` / ``timestamp_s`` (default: the last frame fed)."""
         if self._frame < 0:
             return []
+        frame = self._frame if frame_index is None else int(frame_index)
+        now = self._now_s if timestamp_s is None else float(timestamp_s)
         events: List[CountEvent] = []
         for tid in list(self._pending):
             if self._pending[tid].confirmed:
-                events.extend(self._report(tid, self._pending[tid], self._frame, self._now_s))
+                events.extend(self._report(tid, self._pending[tid], frame, now))
+        return events
+
+    def reset_tracks(self, frame_index: Optional[int] = None, timestamp_s: Optional[float] = None
+                     ) -> List[CountEvent]:
+        """Forget every track's state (after a scene cut: positions before it mean nothing after it).
+
+        Crossings already made by confirmed tracks and still waiting out ``return_s`` are reported now,
+        as of ``frame_index`` / ``timestamp_s`` (see :meth:`flush`); totals are kept.
+        """
+        events = self.flush(frame_index, timestamp_s)
+        self._tracks.clear()
+        self._pending.clear()
         return events
 
     _has_time = False
@@ -453,8 +470,8 @@ class LineCounter(_SideCounter):
     """
 
     def __init__(self, name: str, start: Sequence[float], end: Sequence[float], *, trigger: str = "anchor",
-                 anchor: str = "bottom_center", margin_rel: float = 0.1, margin_px: float = 0.0,
-                 return_s: float = 1.0, hysteresis_frames: int = 1, forget_s: float = 60.0,
+                 anchor: str = "bottom_center", margin_rel: float = 0.05, margin_px: float = 0.0,
+                 return_s: float = 3.0, hysteresis_frames: int = 1, forget_s: float = 60.0,
                  classes: Optional[Sequence[int]] = None, nominal_fps: float = 10.0, edge_px: float = 4.0) -> None:
         super().__init__(name, anchor=anchor, margin_rel=margin_rel, margin_px=margin_px, return_s=return_s,
                          hysteresis_frames=hysteresis_frames, forget_s=forget_s, classes=classes,
@@ -597,15 +614,16 @@ class ZoneCounter(_SideCounter):
         polygon: (V, 2) vertices in pixels, V >= 3, in drawing order, edges not crossing each other.
         anchor, margin_rel, margin_px, hysteresis_frames, forget_s, classes, nominal_fps: as for
             :class:`LineCounter`.
-        return_s: an entry undone by leaving again within this many seconds counts neither way (0 by
-            default: walking through a small zone quickly is an entry and an exit).
+        return_s: an entry undone by leaving again within this many seconds (or an exit undone by coming
+            back) counts neither way; shorter than for lines, since walking through a small zone takes
+            only a few seconds.
 
     Raises:
         ConfigError: a bad name, fewer than 3 vertices, non-finite, zero-area or self-intersecting
             polygon, bad options.
 
     Example:
-        >>> zone = ZoneCounter("desk", [(0, 0), (100, 0), (100, 100), (0, 100)], margin_rel=0)
+        >>> zone = ZoneCounter("desk", [(0, 0), (100, 0), (100, 100), (0, 100)], margin_rel=0, return_s=0)
         >>> at = lambda x: Detections(np.array([[x, 40, x + 10, 60]], np.float32),
         ...                           np.array([0.9], np.float32), np.array([2], np.int32), np.array([3]))
         >>> [[e.direction.value for e in zone.update(at(x))] for x in (150, 50, 60, 150)]
@@ -615,7 +633,7 @@ class ZoneCounter(_SideCounter):
     """
 
     def __init__(self, name: str, polygon: Sequence[Sequence[float]], *, anchor: str = "bottom_center",
-                 margin_rel: float = 0.1, margin_px: float = 0.0, return_s: float = 0.0,
+                 margin_rel: float = 0.05, margin_px: float = 0.0, return_s: float = 1.0,
                  hysteresis_frames: int = 1, forget_s: float = 60.0, classes: Optional[Sequence[int]] = None,
                  nominal_fps: float = 10.0) -> None:
         super().__init__(name, anchor=anchor, margin_rel=margin_rel, margin_px=margin_px, return_s=return_s,
