@@ -379,6 +379,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
           f"{sum(len(ids) for ids, _ in frames.values())} boxes; IoU >= {IOU_THRESHOLD}")
     header = f"{'tracker':16s} {'stride':>6s} {'IDF1':>6s} {'IDP':>6s} {'IDR':>6s} {'IDSW':>5s} {'Frag':>5s} " \
              f"{'MOTA':>7s} {'FP':>5s} {'FN':>5s} {'ids':>4s}"
+    rows = []
     for stride in args.strides:
         print()
         print(header)
@@ -387,6 +388,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 warnings.simplefilter("ignore")
                 outputs = run_tracker_on_frozen(make, frozen, first, last, stride)
             m = evaluate_identity(outputs, truth, ignore)
+            rows.append({"tracker": name, "stride": stride, **{k: (float(v) if isinstance(v, float) else v)
+                                                                  for k, v in m.items()}})
             print(f"{name:16s} {stride:6d} {m['IDF1']:6.3f} {m['IDP']:6.3f} {m['IDR']:6.3f} {m['IDSW']:5d} "
                   f"{m['Frag']:5d} {m['MOTA']:7.3f} {m['FP']:5d} {m['FN']:5d} {m['ids']:4d}")
             if args.switches:
@@ -398,6 +401,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 c = cross_check_with_mot_files(outputs, args.truth)
                 same = all(abs(float(c[k]) - float(m[k])) < 1e-9 for k in c)
                 print(f"{'':16s} cross-check via MOT files: {'same' if same else 'DIFFERENT: ' + str(c)}")
+    from benchmarks.harness import write_result
+
+    path = write_result("identity", {
+        "question": "identity quality on the hand-checked truth (vtest frames 200-399, 8 people), ours vs the "
+                    "trackers package's trackers on the same frozen detections",
+        "truth": args.truth.name, "iou_threshold": IOU_THRESHOLD, "rows": rows})
+    print(f"wrote {path}")
     print()
     print("IDF1/IDP/IDR: identity F1/precision/recall; IDSW: id switches; Frag: track interruptions; "
           "ids: distinct predicted ids; @ours: peer with our score thresholds")
