@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+ROOT = Path(__file__).resolve().parent.parent
+
 from edge_runtime.runtime.build import build_pipeline
 from edge_runtime.runtime.config import load_config
 from edge_runtime.runtime.store import Store
@@ -80,15 +82,21 @@ def test_reference_run_counts_walkers(reference) -> None:
     results, summary = reference["results"], reference["summary"]
     assert len(results) == FRAMES
     walkway = summary.lines["walkway"]
-    crossings = sum(walkway["in"].values()) + sum(walkway["out"].values())
-    # By eye on frames 0-299: walkers pass the lamp post both ways; several crossings each way.
-    assert sum(walkway["in"].values()) >= 2 and sum(walkway["out"].values()) >= 2, walkway
-    assert crossings <= 20, walkway
+    # The by-eye truth (benchmarks/truth/vtest/walkway.json) has 2 in and 7 out on frames 0-299. Measured
+    # live, end-of-stream flush included: 3 in, 5 out. Two walkers' ids are taken over by the men standing
+    # at the lamp post as they pass them (see tests/test_counting_truth.py, TARGET_GAPS), so this holds
+    # the run within 2 per direction, not yet the target of 1.
+    truth = json.loads((ROOT / "benchmarks" / "truth" / "vtest" / "walkway.json").read_text())["events"]
+    expected_in = sum(1 for e in truth if e["frame"] < FRAMES and e["direction"] == "in")
+    expected_out = sum(1 for e in truth if e["frame"] < FRAMES and e["direction"] == "out")
+    assert abs(sum(walkway["in"].values()) - expected_in) <= 2, (walkway, expected_in)
+    assert abs(sum(walkway["out"].values()) - expected_out) <= 2, (walkway, expected_out)
     # Confirmed tracks carry ids; people in view per frame stay in the walkway's 0-10 range.
     in_view = [int((r.detections.track_id >= 0).sum()) for r in results]
     assert max(in_view) <= 10 and sum(in_view) / len(in_view) >= 2
     # Every stored event is one the pipeline produced, in order, and totals equal the events.
-    produced = [(e.frame_index, e.track_id, e.class_id, e.direction.value, e.name) for r in results for e in r.events]
+    produced = [(e.frame_index, e.track_id, e.class_id, e.direction.value, e.name)
+                for e in [e for r in results for e in r.events] + reference["pipeline"].final_events]
     assert reference["events"] == produced
     store = Store.open(reference["db"], readonly=True)
     try:

@@ -1,0 +1,98 @@
+"""Write README's counting section from ``benchmarks/results/counting.json`` and ``identity.json``.
+
+Nothing in the section is typed by hand: run ``python -m benchmarks.report_counting`` after
+``bench_counting`` and ``identity`` to refresh it (``--check`` exits 1 if README is out of date).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import List, Optional, Sequence
+
+from benchmarks.harness import RESULTS_DIR
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+START = "<!-- counting-table:"
+END = "<!-- /counting-table -->"
+
+
+def _pr(s: dict) -> str:
+    return f"P {s['precision']:.2f} / R {s['recall']:.2f}"
+
+
+def section(counting: dict, identity: Optional[dict]) -> List[str]:
+    summary = counting["summary"]
+    machine = counting["machine"]
+    lines = [
+        f"Measured by `python -m benchmarks.bench_counting --int8 --live` at {machine.get('git_sha', '?')} "
+        f"({machine.get('cpu_model', '?')}); events match when the direction is the same and the frame within "
+        f"±5. \"Lines meeting target\": per-direction count within ±1 of the truth at strides 1-2, ±2 at "
+        f"stride 3, recall ≥ 0.8 with precision ≥ 0.95 at stride 4. Peer: `trackers` ByteTrack + supervision "
+        f"`LineZone` / `PolygonZone` as their docs show them.",
+        "",
+        "| detector, every n-th frame | half | ours: events | ours: lines meeting target | peer: events | "
+        "peer: lines meeting target |",
+        "|---|---|---|---|---|---|",
+    ]
+    for model in ("fp32", "int8"):
+        for stride in (1, 2, 3, 4):
+            for half in ("tune", "report"):
+                ours = summary.get(f"{model}/stride{stride}/ours/{half}")
+                peer = summary.get(f"{model}/stride{stride}/peer/{half}")
+                if not ours or not peer:
+                    continue
+                lines.append(f"| {model}, {stride} | {half} | {_pr(ours)} | {ours['items_meeting_target']}/"
+                             f"{ours['items']} | {_pr(peer)} | {peer['items_meeting_target']}/{peer['items']} |")
+    live = [r for r in counting["rows"] if r["stack"] == "ours-live"]
+    if live:
+        tp, fp, fn = (sum(r[k] for r in live) for k in ("tp", "fp", "fn"))
+        met = sum(r["meets_target"] for r in live)
+        lines += ["", f"Live, `mode = \"latest\"` with one detector thread (processed every "
+                      f"{live[0]['stride']:.1f}th frame on average): events P {tp / max(tp + fp, 1):.2f} / "
+                      f"R {tp / max(tp + fn, 1):.2f}, {met}/{len(live)} lines and zones meeting the target of "
+                      f"the nearest stride."]
+    losses = counting.get("worse_than_peer", [])
+    lines += ["", f"Lines and strides where our count error is larger than the peer's: {len(losses)}"
+                  + (" (" + "; ".join(f"{x['item']} at stride {x['stride']} ({x['model']}): {x['ours_err']} vs "
+                                    f"{x['peer_err']}" for x in losses) + ")" if losses else "") + "."]
+    if identity:
+        lines += ["", "Identity on the hand-checked clip (vtest frames 200-399, 8 people; `python -m "
+                      "benchmarks.identity`), same detections, peers with our score thresholds (their defaults "
+                      "start tracks at 0.7 and lose most people of this detector):", "",
+                  "| every n-th frame | ours IDF1 / ID switches | best peer IDF1 (tracker) | fewest peer ID switches |",
+                  "|---|---|---|---|"]
+        for stride in sorted({r["stride"] for r in identity["rows"]}):
+            rows = [r for r in identity["rows"] if r["stride"] == stride]
+            ours = next(r for r in rows if r["tracker"] == "ours")
+            peers = [r for r in rows if r["tracker"] != "ours"]
+            best = max(peers, key=lambda r: r["IDF1"])
+            fewest = min(peers, key=lambda r: r["IDSW"])
+            lines.append(f"| {stride} | {ours['IDF1']:.3f} / {ours['IDSW']} | {best['IDF1']:.3f} ({best['tracker']}) | "
+                         f"{fewest['IDSW']} ({fewest['tracker']}) |")
+    return lines
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true")
+    args = parser.parse_args(argv)
+    counting = json.loads((RESULTS_DIR / "counting.json").read_text())
+    identity_path = RESULTS_DIR / "identity.json"
+    identity = json.loads(identity_path.read_text()) if identity_path.exists() else None
+    text = README.read_text()
+    a = text.index(START)
+    a = text.index("\n", a) + 1
+    b = text.index(END)
+    new = text[:a] + "\n".join(section(counting, identity)) + "\n" + text[b:]
+    if args.check:
+        return 0 if new == text else 1
+    README.write_text(new)
+    print(f"updated {README}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
