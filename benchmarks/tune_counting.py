@@ -29,6 +29,7 @@ GRIDS = {
         "min_hits": [2, 3],
         "fuse_score": [False, True],
         "buffer_rel": [0.0, 0.1],
+        "max_jump_rel": [0.0, 0.15, 0.25],
     },
     "counter": {
         "margin_rel": [0.05, 0.1, 0.15],

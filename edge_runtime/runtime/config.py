@@ -83,6 +83,7 @@ class TrackerConfig:
     min_hits: int = _range(1, 1000, default=3)
     lost_s: float = _range(0.0, 3600.0, default=3.0)
     buffer_rel: float = _range(0.0, 10.0, default=0.2)  # association boxes grow per frame unseen
+    max_jump_rel: float = _range(0.0, 100.0, default=0.25)  # box heights per frame off the prediction; 0 = off
 
 
 @dataclass(frozen=True)

@@ -171,8 +171,10 @@ class ByteTracker:
             height per nominal frame since the track was last matched, beyond the first (0 = plain
             IoU; a track matched on the previous frame of the camera's rate is never widened).
         max_buffer_rel: the widening stops at this fraction.
-        max_jump_rel: a pair whose centres are more than this many box heights apart per nominal frame
-            since the last match (after the Kalman prediction) is never matched (0 = no gate).
+        max_jump_rel: a confirmed track is never matched to a box whose centre is more than this many box
+            heights per nominal frame since its last match away from where the Kalman filter predicted it
+            (0 = no gate). It keeps a standing person's track from jumping onto someone walking past; an
+            object moving steadily, however fast, is where its prediction says.
         fuse_score: weight IoU by detection score in the high-score associations (as ByteTrack on MOT17).
         revive_lost: low-score detections may also re-find confirmed tracks lost before the last frame,
             not only extend tracks seen in it. Small edge models score people around the high
@@ -207,7 +209,7 @@ class ByteTracker:
         fps: float = 10.0,
         buffer_rel: float = 0.2,
         max_buffer_rel: float = 1.0,
-        max_jump_rel: float = 0.0,
+        max_jump_rel: float = 0.25,
         fuse_score: bool = False,
         revive_lost: bool = True,
         std_position: float = 1.0 / 20,
@@ -379,6 +381,7 @@ class ByteTracker:
     def _drop_jumps(self, det_track: np.ndarray, xyxy: np.ndarray, now: float) -> np.ndarray:
         """Unmatch pairs whose centres moved further than the gate allows (from the prediction)."""
         matched = np.nonzero(det_track >= 0)[0]
+        matched = matched[self._tid[det_track[matched]] >= 0]  # tentative tracks have no velocity yet
         if not matched.size:
             return det_track
         rows = det_track[matched]
