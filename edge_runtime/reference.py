@@ -7,6 +7,8 @@ section below.
 
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 
 # ---------------------------------------------------------------------------------------------------
@@ -90,7 +92,8 @@ def kalman_update(mean: np.ndarray, cov: np.ndarray, rows: np.ndarray, boxes: np
 def associate_bytetrack(track_boxes: np.ndarray, track_id: np.ndarray, miss: np.ndarray, det_boxes: np.ndarray,
                         det_score: np.ndarray, high_score: float, low_score: float, max_cost_high: float,
                         max_cost_low: float, max_cost_tentative: float, fuse_score: bool, revive_lost: bool,
-                        assign=None) -> np.ndarray:
+                        track_grow: Optional[np.ndarray] = None, det_grow: float = 0.0,
+                        track_jump: Optional[np.ndarray] = None, assign=None) -> np.ndarray:
     """The three ByteTrack associations of one frame: det_track (N,) int32, matched track index or -1.
 
     1) confirmed tracks (track_id >= 0) x detections with score >= high_score; 2) confirmed tracks left
@@ -98,19 +101,33 @@ def associate_bytetrack(track_boxes: np.ndarray, track_id: np.ndarray, miss: np.
     high_score (plain IoU); 3) tentative
     tracks x the high-score detections left over. Cost is 1 - IoU (1 - IoU * score in stages 1 and 3
     when fuse_score), in float32; ``assign(cost, max_cost) -> row_to_col`` defaults to
-    :func:`linear_assignment`.
+    :func:`linear_assignment`. The IoU is taken on boxes widened on every side by ``track_grow`` (T,) /
+    ``det_grow`` times their width and height; afterwards a match whose centres are more than
+    ``track_jump[i]`` times the detection's height apart is undone, the detection left unmatched
+    (track_jump <= 0: no gate).
     """
     assign = linear_assignment if assign is None else assign
     det_score = np.asarray(det_score, np.float32)
     det_track = np.full(det_score.shape[0], -1, np.int32)
 
+    def widen(boxes: np.ndarray, grow: np.ndarray) -> np.ndarray:
+        boxes = np.asarray(boxes, np.float32)
+        pw = (grow * (boxes[:, 2] - boxes[:, 0])).astype(np.float32)
+        ph = (grow * (boxes[:, 3] - boxes[:, 1])).astype(np.float32)
+        return np.stack([boxes[:, 0] - pw, boxes[:, 1] - ph, boxes[:, 2] + pw, boxes[:, 3] + ph], 1)
+
+    t_grow = np.zeros(track_boxes.shape[0], np.float32) if track_grow is None else np.asarray(track_grow, np.float32)
+    wide_tracks = widen(track_boxes, t_grow)
+    wide_dets = widen(det_boxes, np.float32(det_grow))
+
     def stage(rows: np.ndarray, cols: np.ndarray, fused: bool, max_cost: float) -> None:
         if rows.size == 0 or cols.size == 0:
             return
-        similarity = iou_matrix(track_boxes[rows], det_boxes[cols])
+        similarity = iou_matrix(wide_tracks[rows], wide_dets[cols])
         if fused:
             similarity = similarity * det_score[cols]
-        row_to_col = assign(np.ascontiguousarray(np.float32(1.0) - similarity), max_cost)
+        cost = np.float32(1.0) - similarity
+        row_to_col = assign(np.ascontiguousarray(cost, np.float32), max_cost)
         hit = row_to_col >= 0
         det_track[cols[row_to_col[hit]]] = rows[hit]
 
@@ -122,6 +139,15 @@ def associate_bytetrack(track_boxes: np.ndarray, track_id: np.ndarray, miss: np.
     taken[det_track[high][det_track[high] >= 0]] = True
     stage(pool[~taken[pool] & ((miss[pool] == 0) | revive_lost)], low, False, max_cost_low)
     stage(np.flatnonzero(track_id < 0), high[det_track[high] < 0], fuse_score, max_cost_tentative)
+    if track_jump is not None:  # undo matches that jumped further than the gate
+        j = np.flatnonzero(det_track >= 0)
+        t = np.asarray(track_boxes, np.float64)[det_track[j]]
+        d = np.asarray(det_boxes, np.float64)[j]
+        dx = 0.5 * (d[:, 0] + d[:, 2]) - 0.5 * (t[:, 0] + t[:, 2])
+        dy = 0.5 * (d[:, 1] + d[:, 3]) - 0.5 * (t[:, 1] + t[:, 3])
+        jump = np.asarray(track_jump, np.float64)[det_track[j]]
+        limit = jump * (d[:, 3] - d[:, 1])
+        det_track[j[(jump > 0) & (dx * dx + dy * dy > limit * limit)]] = -1
     return det_track
 
 

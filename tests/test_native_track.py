@@ -298,6 +298,39 @@ def test_associate_bytetrack_matches_reference(inputs):
     assert (got[score < 0.1] == -1).all()
 
 
+@given(association_inputs(), st.data())
+def test_associate_bytetrack_with_widened_boxes_and_jump_gate_matches_reference(inputs, data):
+    tracks, track_id, miss, dets, score, (fuse, revive) = inputs
+    t = len(tracks)
+    grow = np.asarray(data.draw(st.lists(st.sampled_from([0.0, 0.1, 0.35, 1.0]), min_size=t, max_size=t)), np.float32)
+    jump = np.asarray(data.draw(st.lists(st.sampled_from([0.0, 0.05, 0.3, 2.0]), min_size=t, max_size=t)), np.float32)
+    det_grow = data.draw(st.sampled_from([0.0, 0.2]))
+    args = (0.5, 0.1, 0.8, 0.5, 0.7, fuse, revive)
+    got = _native.associate_bytetrack(tracks, track_id, miss, dets, score, *args, grow, det_grow, jump)
+    want = reference.associate_bytetrack(tracks, track_id, miss, dets, score, *args, track_grow=grow,
+                                         det_grow=det_grow, track_jump=jump, assign=_native.linear_assignment)
+    np.testing.assert_array_equal(got, want)
+    for d in np.flatnonzero(got >= 0):  # no pair left matched is further apart than its gate
+        i = got[d]
+        if jump[i] > 0:
+            tc, dc = (tracks[i, :2] + tracks[i, 2:]) / 2, (dets[d, :2] + dets[d, 2:]) / 2
+            assert np.hypot(*(tc - dc)) <= jump[i] * (dets[d, 3] - dets[d, 1]) * (1 + 1e-6) + 1e-6
+
+
+def test_widened_boxes_find_a_box_that_moved_more_than_its_width():
+    track = np.array([[0, 0, 40, 100]], np.float32)
+    moved = np.array([[50, 0, 90, 100]], np.float32)  # 50 px right: no overlap with the prediction
+    args = (np.zeros(1, np.int64), np.zeros(1, np.int64), moved, np.array([0.9], np.float32), 0.5, 0.1, 0.8,
+            0.8, 0.7, False, True)
+    assert _native.associate_bytetrack(track, *args).tolist() == [-1]
+    assert _native.associate_bytetrack(track, *args, np.array([0.5], np.float32), 0.5).tolist() == [0]
+    # ... unless the jump gate says 50 px is too far for a 100 px tall box in the time that passed.
+    assert _native.associate_bytetrack(track, *args, np.array([0.5], np.float32), 0.5,
+                                       np.array([0.4], np.float32)).tolist() == [-1]
+    with pytest.raises(ValueError, match="track_grow"):
+        _native.associate_bytetrack(track, *args, np.zeros(2, np.float32))
+
+
 @needs_scipy
 @given(association_inputs())
 def test_associate_bytetrack_first_stage_value_equals_scipy(inputs):

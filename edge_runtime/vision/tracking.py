@@ -173,7 +173,7 @@ class ByteTracker:
         max_buffer_rel: the widening stops at this fraction.
         max_jump_rel: a confirmed track is never matched to a box whose centre is more than this many box
             heights per nominal frame since its last match away from where the Kalman filter predicted it
-            (0 = no gate). It keeps a standing person's track from jumping onto someone walking past; an
+            (0 = no gate). The gate undoes such a match after the assignment. It keeps a standing person's track from jumping onto someone walking past; an
             object moving steadily, however fast, is where its prediction says.
         fuse_score: weight IoU by detection score in the high-score associations (as ByteTrack on MOT17).
         revive_lost: low-score detections may also re-find confirmed tracks lost before the last frame,
@@ -322,14 +322,22 @@ class ByteTracker:
         # Predict (in place) and associate in C++; det_track[j] = index of the matched track or -1.
         track_boxes = _native.kalman_predict(self._mean, self._cov, self._miss, self._kf.std_position,
                                              self._kf.std_velocity, dt_frames)
-        det_boxes = xyxy
-        if num_tracks and xyxy.shape[0]:
-            track_boxes, det_boxes = self._gate_boxes(track_boxes, xyxy, now)
+        grow = jump = None
+        det_grow = 0.0
+        if num_tracks and (self.buffer_rel > 0 or self.max_jump_rel > 0):
+            elapsed = np.maximum((now - self._last_s) * self.fps, 1.0)
+            if self.buffer_rel > 0:
+                grow = np.minimum(self.buffer_rel * (elapsed - 1.0), self.max_buffer_rel).astype(np.float32)
+                # Detections get the tracks' median widening, so a pair keeps its IoU scale (a sort of a
+                # few values: np.median costs more than the whole association).
+                ordered = np.sort(grow)
+                det_grow = 0.5 * (float(ordered[(ordered.size - 1) // 2]) + float(ordered[ordered.size // 2]))
+            if self.max_jump_rel > 0:  # confirmed tracks only: a tentative one has no velocity yet
+                jump = np.where(self._tid >= 0, self.max_jump_rel * elapsed, 0.0).astype(np.float32)
         det_track = _native.associate_bytetrack(
-            track_boxes, self._tid, self._miss, det_boxes, score, self.high_score, self.low_score,
-            self._max_cost_high, self._max_cost_low, self._max_cost_tentative, self.fuse_score, self.revive_lost)
-        if self.max_jump_rel > 0 and num_tracks and xyxy.shape[0]:
-            det_track = self._drop_jumps(det_track, xyxy, now)
+            track_boxes, self._tid, self._miss, xyxy, score, self.high_score, self.low_score,
+            self._max_cost_high, self._max_cost_low, self._max_cost_tentative, self.fuse_score, self.revive_lost,
+            grow, det_grow, jump)
 
         matched_dets = np.nonzero(det_track >= 0)[0]
         matched_tracks = det_track[matched_dets].astype(np.int64)
@@ -355,46 +363,6 @@ class ByteTracker:
         if new.size:
             track_id[new] = self._start(xyxy[new], class_id[new], now)
         return Detections(xyxy, score, out_class, track_id)
-
-    def _elapsed_frames(self, now: float) -> np.ndarray:
-        """(T,) nominal frames since each track's last match (at least 1)."""
-        return np.maximum((now - self._last_s) * self.fps, 1.0)
-
-    def _gate_boxes(self, track_boxes: np.ndarray, det_boxes: np.ndarray, now: float):
-        """Widen track and detection boxes for the IoU by the time since each track's last match."""
-        if self.buffer_rel <= 0:
-            return track_boxes, det_boxes
-        grow = np.minimum(self.buffer_rel * (self._elapsed_frames(now) - 1.0), self.max_buffer_rel)
-        if not grow.any():
-            return track_boxes, det_boxes
-        wh = track_boxes[:, 2:] - track_boxes[:, :2]
-        pad = (grow[:, None] * wh).astype(np.float32)
-        tracks = np.ascontiguousarray(np.concatenate([track_boxes[:, :2] - pad, track_boxes[:, 2:] + pad], 1),
-                                      np.float32)
-        # Detections get the median widening of the tracks, so a pair keeps its IoU scale.
-        g = np.float32(np.median(grow))
-        dwh = det_boxes[:, 2:] - det_boxes[:, :2]
-        dets = np.ascontiguousarray(np.concatenate([det_boxes[:, :2] - g * dwh, det_boxes[:, 2:] + g * dwh], 1),
-                                    np.float32)
-        return tracks, dets
-
-    def _drop_jumps(self, det_track: np.ndarray, xyxy: np.ndarray, now: float) -> np.ndarray:
-        """Unmatch pairs whose centres moved further than the gate allows (from the prediction)."""
-        matched = np.nonzero(det_track >= 0)[0]
-        matched = matched[self._tid[det_track[matched]] >= 0]  # tentative tracks have no velocity yet
-        if not matched.size:
-            return det_track
-        rows = det_track[matched]
-        predicted = xyah_to_xyxy(self._mean[rows])
-        pc = (predicted[:, :2] + predicted[:, 2:]) * 0.5
-        dc = (xyxy[matched, :2] + xyxy[matched, 2:]) * 0.5
-        height = np.maximum(xyxy[matched, 3] - xyxy[matched, 1], 1.0)
-        limit = self.max_jump_rel * height * self._elapsed_frames(now)[rows]
-        too_far = np.hypot(*(pc - dc).T) > limit
-        if too_far.any():
-            det_track = det_track.copy()
-            det_track[matched[too_far]] = -1
-        return det_track
 
     def _observe(self, tracks: np.ndarray, class_id: np.ndarray) -> None:
         """Count hits and class votes of the matched (already Kalman-corrected) tracks; confirm mature ones."""

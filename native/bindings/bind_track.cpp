@@ -2,10 +2,12 @@
 // Arrays cross as borrowed C-contiguous float32 views (no conversion); the GIL is released around the work.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
 
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <optional>
 #include <stdexcept>
 #include <string>
 
@@ -166,7 +168,7 @@ void bind_track(py::module_& m) {
         "associate_bytetrack",
         [](f32c track_boxes, i64c track_id, i64c miss, f32c det_boxes, f32c det_score, float high_score,
            float low_score, double max_cost_high, double max_cost_low, double max_cost_tentative, bool fuse_score,
-           bool revive_lost) {
+           bool revive_lost, std::optional<f32c> track_grow, float det_grow, std::optional<f32c> track_jump) {
             require_boxes(track_boxes, "associate_bytetrack", "track_boxes");
             require_boxes(det_boxes, "associate_bytetrack", "det_boxes");
             require_vector(track_id, track_boxes.shape(0), "associate_bytetrack", "track_id");
@@ -180,6 +182,16 @@ void bind_track(py::module_& m) {
             params.max_cost_tentative = max_cost_tentative;
             params.fuse_score = fuse_score;
             params.revive_lost = revive_lost;
+            if (track_grow) {
+                require_vector(*track_grow, track_boxes.shape(0), "associate_bytetrack", "track_grow");
+                params.track_grow = track_grow->data();
+            }
+            if (track_jump) {
+                require_vector(*track_jump, track_boxes.shape(0), "associate_bytetrack", "track_jump");
+                params.track_jump = track_jump->data();
+            }
+            if (!std::isfinite(det_grow)) throw std::invalid_argument("associate_bytetrack: det_grow must be finite");
+            params.det_grow = det_grow;
             py::array_t<std::int32_t> det_track(det_boxes.shape(0));
             std::int32_t* out = det_track.mutable_data();
             {
@@ -193,8 +205,11 @@ void bind_track(py::module_& m) {
         py::arg("track_boxes").noconvert(), py::arg("track_id").noconvert(), py::arg("miss").noconvert(),
         py::arg("det_boxes").noconvert(), py::arg("det_score").noconvert(), py::arg("high_score"),
         py::arg("low_score"), py::arg("max_cost_high"), py::arg("max_cost_low"), py::arg("max_cost_tentative"),
-        py::arg("fuse_score"), py::arg("revive_lost"),
-        "The three ByteTrack associations of one frame: det_track (N,) int32, the matched track index or -1.");
+        py::arg("fuse_score"), py::arg("revive_lost"), py::arg("track_grow").noconvert() = py::none(),
+        py::arg("det_grow") = 0.0f, py::arg("track_jump").noconvert() = py::none(),
+        "The three ByteTrack associations of one frame: det_track (N,) int32, the matched track index or -1.\n"
+        "track_grow (T,) float32 / det_grow widen the boxes for the IoU; track_jump (T,) float32 gates pairs\n"
+        "whose centres are more than track_jump * detection height apart (<= 0: no gate).");
 }
 
 }  // namespace edge_bind

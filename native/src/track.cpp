@@ -231,17 +231,28 @@ void solve4x8(double s[4][4], double b[4][8]) {
 
 // Matches the tracks `rows` against the detections `cols` for one association stage; writes
 // det_track[col] = row for every matched pair.
+void widen(const float* box, float grow, float* out) {
+    const float pw = grow * (box[2] - box[0]), ph = grow * (box[3] - box[1]);
+    out[0] = box[0] - pw;
+    out[1] = box[1] - ph;
+    out[2] = box[2] + pw;
+    out[3] = box[3] + ph;
+}
+
 void match_stage(const float* track_boxes, const std::vector<std::size_t>& rows, const float* det_boxes,
                  const std::vector<std::size_t>& cols, const float* det_score, double max_cost,
-                 std::int32_t* det_track, std::vector<float>& scratch, std::vector<std::int32_t>& r2c) {
+                 const ByteTrackParams& params, std::int32_t* det_track, std::vector<float>& scratch,
+                 std::vector<std::int32_t>& r2c) {
     if (rows.empty() || cols.empty()) return;
     const std::size_t nr = rows.size(), nc = cols.size();
     scratch.resize(4 * (nr + nc) + nr * nc);
     float* a = scratch.data();
     float* b = a + 4 * nr;
     float* cost = b + 4 * nc;
-    for (std::size_t i = 0; i < nr; ++i) std::copy(track_boxes + 4 * rows[i], track_boxes + 4 * rows[i] + 4, a + 4 * i);
-    for (std::size_t j = 0; j < nc; ++j) std::copy(det_boxes + 4 * cols[j], det_boxes + 4 * cols[j] + 4, b + 4 * j);
+    for (std::size_t i = 0; i < nr; ++i) {
+        widen(track_boxes + 4 * rows[i], params.track_grow ? params.track_grow[rows[i]] : 0.0f, a + 4 * i);
+    }
+    for (std::size_t j = 0; j < nc; ++j) widen(det_boxes + 4 * cols[j], params.det_grow, b + 4 * j);
     iou_matrix(a, nr, b, nc, cost);
     // Same float32 arithmetic as the reference: similarity = iou * score, cost = 1 - similarity.
     for (std::size_t i = 0; i < nr; ++i) {
@@ -361,7 +372,7 @@ void associate_bytetrack(const float* track_boxes, const std::int64_t* track_id,
     const float* fused = params.fuse_score ? det_score : nullptr;
 
     // 1) confirmed tracks (seen or lost) x high-score detections.
-    match_stage(track_boxes, pool, det_boxes, high, fused, params.max_cost_high, det_track, scratch, r2c);
+    match_stage(track_boxes, pool, det_boxes, high, fused, params.max_cost_high, params, det_track, scratch, r2c);
     // 2) confirmed tracks still unmatched (only those seen last frame unless revive_lost) x low-score ones.
     std::vector<char> taken(t, 0);
     for (std::size_t j : high) {
@@ -370,7 +381,7 @@ void associate_bytetrack(const float* track_boxes, const std::int64_t* track_id,
     for (std::size_t i : pool) {
         if (!taken[i] && (params.revive_lost || miss[i] == 0)) rows.push_back(i);
     }
-    match_stage(track_boxes, rows, det_boxes, low, nullptr, params.max_cost_low, det_track, scratch, r2c);
+    match_stage(track_boxes, rows, det_boxes, low, nullptr, params.max_cost_low, params, det_track, scratch, r2c);
     // 3) tentative tracks x high-score detections left over.
     rows.clear();
     for (std::size_t i = 0; i < t; ++i) {
@@ -379,7 +390,25 @@ void associate_bytetrack(const float* track_boxes, const std::int64_t* track_id,
     for (std::size_t j : high) {
         if (det_track[j] < 0) cols.push_back(j);
     }
-    match_stage(track_boxes, rows, det_boxes, cols, fused, params.max_cost_tentative, det_track, scratch, r2c);
+    match_stage(track_boxes, rows, det_boxes, cols, fused, params.max_cost_tentative, params, det_track, scratch,
+                r2c);
+    // 4) the jump gate: a pair whose centres are too far apart for the time that passed is undone (tried
+    // inside the assignment instead, the gate made more tracks hop between neighbours on the by-eye
+    // identity truth).
+    if (params.track_jump) {
+        for (std::size_t j = 0; j < n; ++j) {
+            if (det_track[j] < 0) continue;
+            const std::size_t i = static_cast<std::size_t>(det_track[j]);
+            const double jump = params.track_jump[i];
+            if (!(jump > 0.0)) continue;
+            const float* t = track_boxes + 4 * i;
+            const float* d = det_boxes + 4 * j;
+            const double dx = 0.5 * (double(d[0]) + d[2]) - 0.5 * (double(t[0]) + t[2]);
+            const double dy = 0.5 * (double(d[1]) + d[3]) - 0.5 * (double(t[1]) + t[3]);
+            const double limit = jump * (double(d[3]) - d[1]);
+            if (dx * dx + dy * dy > limit * limit) det_track[j] = -1;
+        }
+    }
 }
 
 }  // namespace edge

@@ -69,6 +69,13 @@ struct ByteTrackParams {
     double max_cost_tentative = 0.7; // stage 3: tentative tracks x high-score detections left over
     bool fuse_score = true;          // weight IoU by detection score in stages 1 and 3
     bool revive_lost = true;         // stage 2 also takes tracks lost before the last frame (else: seen only)
+    // Optional, per track (t,) or null: widen the track's box on every side by track_grow[i] times its
+    // width / height for the IoU (detections by det_grow); after the three stages, undo a match whose
+    // detection centre is more than track_jump[i] times the detection's height from the track box's
+    // centre (<= 0: no gate); such a detection is left unmatched (-1).
+    const float* track_grow = nullptr;
+    float det_grow = 0.0f;
+    const float* track_jump = nullptr;
 };
 
 // The three associations of one ByteTrack frame. Tracks: predicted boxes (t, 4), track_id (< 0 =
