@@ -373,3 +373,11 @@ def test_self_intersecting_zone_and_bad_counter_options_are_refused():
         LineCounter("gate", START, END, trigger="corner")
     with pytest.raises(ConfigError, match="return_s"):
         LineCounter("gate", START, END, return_s=float("nan"))
+
+
+def test_a_dead_band_wider_than_the_picture_is_a_config_error():
+    line = LineCounter("gate", START, END, margin_px=900)
+    with pytest.raises(ConfigError, match=r"margin_px 900 .* 768x576 picture"):
+        line.update(box_at(1, 200, 150), frame_index=0, frame_size=(768, 576))
+    zone = ZoneCounter("mat", [(0, 0), (10, 0), (10, 10)], margin_px=5)
+    assert zone.update(box_at(1, 200, 150), frame_index=0, frame_size=(768, 576)) == []

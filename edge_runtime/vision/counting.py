@@ -258,6 +258,12 @@ class _SideCounter:
         if not math.isfinite(now):
             raise InputError(f"{name}.update: timestamp_s must be finite, got {timestamp_s!r}")
         self._frame, self._now_s, self._has_time = frame, now, timestamp_s is not None
+        if frame_size is not None and frame_size != self._checked_size:
+            width, height = frame_size
+            if self.margin_px >= max(width, height):
+                raise ConfigError(f"{name} {self.name!r}: margin_px {self.margin_px:g} is not smaller than the "
+                                  f"{width}x{height} picture; expected a band of a few pixels (or margin_rel)")
+            self._checked_size = frame_size
         tracked = np.flatnonzero(detections.track_id != -1)
         raw_ids = detections.track_id[tracked].astype(np.int64)
         track_ids = np.where(raw_ids >= 0, raw_ids, -2 - raw_ids)  # tentative -2 - k -> key k
@@ -413,6 +419,7 @@ class _SideCounter:
         return events
 
     _has_time = False
+    _checked_size: Optional[Tuple[int, int]] = None
 
     def _counts(self, class_id: int) -> bool:
         return self.classes is None or class_id in self.classes
