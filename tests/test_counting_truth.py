@@ -9,9 +9,9 @@ frames).
 
 The targets are the counting issue's: per-direction counts within ±1 of the truth at strides 1 and 2
 and ±2 at stride 3; at stride 4 event recall >= 0.8 with precision >= 0.95; never a larger count error
-than the peer stack. Where a target is not met yet the case is a strict ``xfail`` naming what was
-measured: it fails the suite as soon as the target is met (so the table must then be updated) and
-documents the gap until then.
+than the peer stack. Every line, zone and stride that meets its target is asserted to; those that do
+not yet are listed in GAPS with what was measured and why, and are held to that measurement, so any
+regression fails and an improvement shows up as a number to tighten.
 """
 
 from __future__ import annotations
@@ -28,36 +28,37 @@ from benchmarks.frozen import committed_path, load_frozen
 
 STRIDES = (1, 2, 3, 4)
 
-# (video, item, stride) whose issue target is not met by the current defaults, with what was measured.
-TARGET_GAPS = {
-    ("vtest-video", "walkway", 1): "out -4: walkers passing the two men standing at the lamp post lose their ids",
-    ("vtest-video", "walkway", 2): "in -2, out -3",
-    ("vtest-video", "walkway", 4): "recall 0.69",
-    ("vtest-video", "mid_diagonal", 1): "in -2, out -2: groups crossing together",
-    ("vtest-video", "mid_diagonal", 2): "in -3, out -2",
-    ("vtest-video", "mid_diagonal", 3): "in -4, out -3",
-    ("vtest-video", "mid_diagonal", 4): "recall 0.79",
-    ("vtest-video", "lamp", 1): "enter -3",
-    ("vtest-video", "lamp", 2): "enter -2",
-    ("vtest-video", "lamp", 4): "recall 0.69",
-    ("vtest-video", "right_edge", 2): "out -2",
-    ("vtest-video", "right_edge", 3): "out -5: people stepping in at the edge are found too late",
-    ("vtest-video", "right_edge", 4): "recall 0.55",
-    ("vtest-video", "left_path", 4): "precision 0.75 (one extra each way)",
-    ("vtest-video", "top_right", 4): "precision 0.5",
-    ("vtest-video", "lawn_edge", 4): "precision 0.75",
-    ("vtest-video", "short_left", 4): "precision 0.75",
-    ("vtest-video", "road_corner", 4): "recall 0.82, precision 0.82",
-    ("bikes-video", "right_vertical", 1): "in -2: the cyclist's clipped box jumps as he leaves the close-up",
-    ("bikes-video", "right_vertical", 2): "in -2",
-    ("bikes-video", "middle_vertical", 4): "the cyclist's 16 frames give 4 processed frames",
-    ("bikes-video", "right_vertical", 4): "as middle_vertical",
+# (video, item, stride) whose target is not met yet: the bound measured now, and why.
+GAPS = {
+    ("vtest-video", "walkway", 1): ({"max_abs_count_error": 4}, "out -4: walkers passing the men standing at the lamp post lose their ids"),
+    ("vtest-video", "walkway", 2): ({"max_abs_count_error": 3}, "in -2, out -3, as at stride 1"),
+    ("vtest-video", "walkway", 4): ({"min_recall": 0.69, "min_precision": 0.94}, "as at stride 1"),
+    ("vtest-video", "mid_diagonal", 1): ({"max_abs_count_error": 2}, "in -2: pairs crossing together, one hidden"),
+    ("vtest-video", "mid_diagonal", 2): ({"max_abs_count_error": 3}, "in -3, out -2"),
+    ("vtest-video", "mid_diagonal", 3): ({"max_abs_count_error": 4}, "in -4, out -3"),
+    ("vtest-video", "mid_diagonal", 4): ({"min_recall": 0.78, "min_precision": 1.0}, "misses only"),
+    ("vtest-video", "lamp", 1): ({"max_abs_count_error": 4}, "enter -4: entries hidden by the sign and by others"),
+    ("vtest-video", "lamp", 2): ({"max_abs_count_error": 2}, "enter -2"),
+    ("vtest-video", "lamp", 4): ({"min_recall": 0.68, "min_precision": 0.77}, ""),
+    ("vtest-video", "right_edge", 2): ({"max_abs_count_error": 2}, "out -2"),
+    ("vtest-video", "right_edge", 3): ({"max_abs_count_error": 5}, "out -5: people stepping in at the edge are found too late"),
+    ("vtest-video", "right_edge", 4): ({"min_recall": 0.55, "min_precision": 0.84}, "as at stride 3"),
+    ("vtest-video", "left_path", 4): ({"min_recall": 1.0, "min_precision": 0.75}, "one extra each way"),
+    ("vtest-video", "top_right", 4): ({"min_recall": 1.0, "min_precision": 0.5}, "the touch-and-return is seen as two crossings"),
+    ("vtest-video", "lawn_edge", 4): ({"min_recall": 1.0, "min_precision": 0.75}, "one extra"),
+    ("vtest-video", "short_left", 4): ({"min_recall": 0.85, "min_precision": 0.75}, ""),
+    ("vtest-video", "road_corner", 4): ({"min_recall": 0.81, "min_precision": 0.81}, ""),
+    ("bikes-video", "right_vertical", 1): ({"max_abs_count_error": 2}, "in -2: the riders' clipped boxes jump as they leave the close-ups"),
+    ("bikes-video", "right_vertical", 2): ({"max_abs_count_error": 2}, "in -2"),
+    ("bikes-video", "middle_vertical", 4): ({"min_recall": 0.0, "min_precision": 1.0}, "the cyclist is in 16 frames: 4 processed"),
+    ("bikes-video", "right_vertical", 4): ({"min_recall": 0.0, "min_precision": 0.0}, "as middle_vertical"),
 }
+# (video, item, stride) where the peer stack's count is closer: our worst per-direction error now, why.
 PEER_GAPS = {
-    ("vtest-video", "top_right", 4): "ours 2, peer 1",
-    ("bikes-video", "right_vertical", 1): "ours 2, peer 1",
-    ("bikes-video", "middle_vertical", 4): "ours 2, peer 1",
-    ("bikes-video", "waiting_cyclist", 2): "ours 1, peer 0: a car's false person box crosses",
+    ("vtest-video", "top_right", 4): (2, "peer 1"),
+    ("bikes-video", "right_vertical", 1): (2, "peer 1"),
+    ("bikes-video", "middle_vertical", 4): (2, "peer 1"),
+    ("bikes-video", "waiting_cyclist", 2): (1, "peer 0: a car's false person box crosses"),
 }
 
 
@@ -80,13 +81,8 @@ def _cases():
                 yield video, item.name, stride
 
 
-def _marked(table):
-    params = []
-    for case in _cases():
-        reason = table.get(case)
-        marks = [pytest.mark.xfail(strict=True, reason=f"target not met yet: {reason}")] if reason else []
-        params.append(pytest.param(*case, marks=marks, id=f"{case[0].split('-')[0]}-{case[1]}-stride{case[2]}"))
-    return params
+def _ids(cases):
+    return [pytest.param(*c, id=f"{c[0].split('-')[0]}-{c[1]}-stride{c[2]}") for c in cases]
 
 
 def _result(replays, video, name, stride, stack):
@@ -131,18 +127,34 @@ def test_frozen_detections_are_the_detectors_output(video):
     capture.release()
 
 
-@pytest.mark.parametrize("video, name, stride", _marked(TARGET_GAPS))
+@pytest.mark.parametrize("video, name, stride", _ids(c for c in _cases() if c not in GAPS))
 def test_counts_meet_the_target_on_every_line_and_zone(replays, video, name, stride):
     item, ours = _result(replays, video, name, stride, "ours")
     assert meets(ours, stride), (f"{name} at stride {stride}: count error {ours['count_error']}, precision "
                                  f"{ours['precision']:.2f}, recall {ours['recall']:.2f} ({len(item.events)} events)")
 
 
-@pytest.mark.parametrize("video, name, stride", _marked(PEER_GAPS))
+@pytest.mark.parametrize("video, name, stride", _ids(GAPS))
+def test_lines_short_of_the_target_hold_their_measured_level(replays, video, name, stride):
+    _, ours = _result(replays, video, name, stride, "ours")
+    bound, why = GAPS[(video, name, stride)]
+    assert not meets(ours, stride), f"{name} at stride {stride} now meets the target: move it out of GAPS"
+    if "max_abs_count_error" in bound:
+        assert ours["max_abs_count_error"] <= bound["max_abs_count_error"], (ours["count_error"], why)
+    else:
+        assert ours["recall"] >= bound["min_recall"] - 1e-9, (ours["recall"], why)
+        assert ours["precision"] >= bound["min_precision"] - 1e-9, (ours["precision"], why)
+
+
+@pytest.mark.parametrize("video, name, stride", _ids(_cases()))
 def test_never_a_larger_count_error_than_the_peer_stack(replays, video, name, stride):
     _, ours = _result(replays, video, name, stride, "ours")
     _, peer = _result(replays, video, name, stride, "peer")
-    assert ours["max_abs_count_error"] <= peer["max_abs_count_error"], (ours["count_error"], peer["count_error"])
+    if (video, name, stride) in PEER_GAPS:
+        bound, why = PEER_GAPS[(video, name, stride)]
+        assert peer["max_abs_count_error"] < ours["max_abs_count_error"] <= bound, (ours["count_error"], why)
+    else:
+        assert ours["max_abs_count_error"] <= peer["max_abs_count_error"], (ours["count_error"], peer["count_error"])
 
 
 def test_event_precision_and_recall_over_all_truths_at_stride_1(replays):
@@ -156,7 +168,7 @@ def test_event_precision_and_recall_over_all_truths_at_stride_1(replays):
             peer_tp, peer_fp, peer_fn = peer_tp + p["tp"], peer_fp + p["fp"], peer_fn + p["fn"]
     precision, recall = tp / (tp + fp), tp / (tp + fn)
     # The issue's bar is 0.95 for both; measured 0.91 / 0.83 (the peer stack: 0.54 / 0.44). This holds the
-    # measured level and the lead over the peer; the gap to 0.95 is listed in TARGET_GAPS' causes.
+    # measured level and the lead over the peer; the causes of the gap to 0.95 are listed in GAPS.
     assert precision >= 0.89 and recall >= 0.81, (precision, recall)
     assert precision > peer_tp / (peer_tp + peer_fp) + 0.2 and recall > peer_tp / (peer_tp + peer_fn) + 0.2
 
