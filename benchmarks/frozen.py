@@ -15,7 +15,6 @@ float32, class ids (N,) int32.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import sys
 import time
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from typing import Iterator, List, Optional, Sequence
 
 import numpy as np
 
+from edge_runtime.assets import sha256_file
 from edge_runtime.vision.detections import Detections
 
 __all__ = ["FrozenDetections", "freeze", "load_frozen", "committed_path", "frozen_for", "CONF_THRESHOLD",
@@ -62,14 +62,6 @@ class FrozenDetections:
 
     def __iter__(self) -> Iterator[Detections]:
         return (self.frame(f) for f in range(self.num_frames))
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def load_frozen(path: Path) -> FrozenDetections:
@@ -116,8 +108,8 @@ def freeze(model: Path, video: Path, out: Path, *, threads: int = 2, conf: float
     np.savez_compressed(
         tmp, xyxy=np.concatenate(boxes).astype(np.float32), score=np.concatenate(scores).astype(np.float32),
         class_id=np.concatenate(class_ids).astype(np.int32), offsets=offsets, fps=np.float64(fps),
-        frame_size=np.array(size, np.int64), model_sha256=np.str_(_sha256(model)),
-        video_sha256=np.str_(_sha256(video)), conf_threshold=np.float64(conf))
+        frame_size=np.array(size, np.int64), model_sha256=np.str_(sha256_file(model)),
+        video_sha256=np.str_(sha256_file(video)), conf_threshold=np.float64(conf))
     tmp.replace(out)
     return load_frozen(out)
 
@@ -139,7 +131,7 @@ def frozen_for(video_asset: str, model: Optional[Path] = None, *, model_name: st
             return load_frozen(path)
         model = ensure(model_name)
     video = ensure(video_asset)
-    out = CACHE_DIR / f"{video_asset}.{_sha256(model)[:16]}.npz"
+    out = CACHE_DIR / f"{video_asset}.{sha256_file(model)[:16]}.npz"
     if out.exists():
         return load_frozen(out)
     return freeze(model, video, out, threads=threads)

@@ -60,6 +60,7 @@ __all__ = [
     "ensure",
     "fetch",
     "list_assets",
+    "sha256_file",
     "resolve",
     "verify",
 ]
@@ -223,7 +224,8 @@ def _from_dir(from_dir: Union[str, Path, None]) -> Optional[Path]:
     return path
 
 
-def _sha256_file(path: Path) -> str:
+def sha256_file(path: Path) -> str:
+    """The sha256 hex digest of a file, read in 1 MiB blocks."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -279,7 +281,7 @@ def _bad_files(root: Path, asset: Asset) -> List[str]:
         if not p.is_file():
             bad.append(f"{f.dest}: missing")
             continue
-        got = _sha256_file(p)
+        got = sha256_file(p)
         if got != f.sha256:
             bad.append(f"{f.dest}: sha256 {got}, expected {f.sha256}")
     return bad
