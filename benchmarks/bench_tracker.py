@@ -11,7 +11,8 @@ only tracking is timed. Each tracker receives its own input type prebuilt (``Det
 Reported (benchmarks/results/tracker.json):
 - speed: whole-video runs interleaved by the harness (ratio = their time / our time), and per-frame
   passes that time both updates on every frame (alternating order) for per-frame ratio percentiles;
-- id quality proxies, there being no ground truth: ids issued, mean track length, tracks shorter than 5
+- id quality proxies (the hand-checked identity truth is scored by ``benchmarks/identity.py``): ids
+  issued, mean track length, tracks shorter than 5
   frames, detections left untracked, and a comparison of our ids with theirs over detections both
   track: (ours, theirs) id pairs, ids of one side split across several of the other, and purity.
 
