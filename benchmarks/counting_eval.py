@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -33,8 +33,11 @@ from edge_runtime.vision.tracking import ByteTracker
 
 from .frozen import TRUTH_DIR, FrozenDetections
 
+if TYPE_CHECKING:
+    from edge_runtime.vision.flow import BoxFlow
+
 __all__ = ["TruthItem", "Truth", "load_truth", "replay", "match_events", "score", "STACKS", "VIDEOS",
-           "make_counter"]
+           "make_counter", "flow_frames"]
 
 VIDEOS = ("vtest-video", "bikes-video")
 _SPEC = {"vtest-video": "vtest", "bikes-video": "bikes"}
@@ -130,18 +133,91 @@ def scene_cuts(video: str, stride: int, threshold: float = 30.0) -> set:
 
 
 def track_ours(frozen: FrozenDetections, stride: int, make_tracker: Optional[Callable[[], ByteTracker]] = None,
-               min_score: float = 0.1, cuts: Iterable[int] = ()) -> List[Tuple[int, float, Detections, bool]]:
+               min_score: float = 0.1, cuts: Iterable[int] = (), flow: Optional["BoxFlow"] = None,
+               video: Optional[str] = None, flow_measure: bool = False, flow_gate: Optional[float] = None,
+               flow_output_all: bool = False, flow_from_detections: bool = False
+               ) -> List[Tuple[int, float, Detections, bool]]:
     """(frame, time_s, tracked detections, scene cut here) for frames 0, stride, ... through our tracker,
-    reset at the scene cuts as the pipeline does."""
+    reset at the scene cuts as the pipeline does.
+
+    With ``flow`` (a :class:`~edge_runtime.vision.flow.BoxFlow`; needs ``video``), the frames the detector
+    skips are decoded too: on each, the tracks seen on the last detector frame are moved by optical flow
+    from the previous frame (:meth:`ByteTracker.coast`) and the moved tracks are returned for that frame,
+    so the counters see every frame. Flow is not run across a frame-to-frame scene cut."""
     tracker = make_tracker() if make_tracker else ByteTracker.for_video(frozen.fps)
     cuts = set(cuts)
     out = []
-    for f in range(0, frozen.num_frames, stride):
+    if flow is None:
+        for f in range(0, frozen.num_frames, stride):
+            t = f / frozen.fps
+            if f in cuts:
+                tracker.reset()
+            out.append((f, t, tracker.update(frozen.frame(f, min_score), timestamp_s=t), f in cuts))
+        return out
+    if video is None:
+        raise ValueError("track_ours: flow needs the video's name")
+    greys = flow_frames(video, flow)
+    frame_cuts = scene_cuts(video, 1)  # between consecutive frames: flow means nothing across them
+    broken = False
+    shown: Dict[int, np.ndarray] = {}  # track id -> its box as last given to the counters
+    for f in range(0, min(frozen.num_frames, len(greys))):
         t = f / frozen.fps
-        if f in cuts:
-            tracker.reset()
-        out.append((f, t, tracker.update(frozen.frame(f, min_score), timestamp_s=t), f in cuts))
+        if f % stride == 0:
+            if f in cuts:
+                tracker.reset()
+            d = tracker.update(frozen.frame(f, min_score), timestamp_s=t)
+            shown = {int(k): b for k, b in zip(d.track_id, d.xyxy) if k != -1}
+            out.append((f, t, d, f in cuts))
+            broken = False
+            continue
+        broken = broken or f in frame_cuts
+        if broken:
+            tracker.coast(timestamp_s=t)
+            continue
+        boxes, ids, seen = tracker.live_boxes()
+        moved = boxes.copy()
+        valid = np.zeros(len(boxes), bool)
+        rows = np.nonzero(seen)[0]
+        if rows.size:
+            if flow_from_detections:  # flow the boxes the counters saw; shift the Kalman state by as much
+                start = np.stack([shown.get(int(ids[r]), boxes[r]) for r in rows])
+                end, valid[rows] = flow.move(greys[f - 1], greys[f], start)
+                moved[rows] = boxes[rows] + (end - start)
+                for r, b in zip(rows, end):
+                    shown[int(ids[r])] = b
+            else:
+                moved[rows], valid[rows] = flow.move(greys[f - 1], greys[f], boxes[rows])
+        d = tracker.coast(moved, valid, timestamp_s=t, measure=flow_measure, gate=flow_gate,
+                          output_all=flow_output_all)
+        if flow_from_detections and len(d):
+            d = Detections(np.stack([shown[int(k)] for k in d.track_id]).astype(np.float32), d.score, d.class_id,
+                           d.track_id)
+        if len(d):
+            out.append((f, t, d, False))
     return out
+
+
+_FLOW_FRAMES: Dict[tuple, List[np.ndarray]] = {}
+
+
+def flow_frames(video: str, flow: "BoxFlow") -> List[np.ndarray]:
+    """Every frame of a built-in video as a flow frame (:meth:`BoxFlow.grey`), cached per scale."""
+    key = (video, flow.scale)
+    if key not in _FLOW_FRAMES:
+        import cv2
+
+        from edge_runtime.assets import ensure
+
+        capture = cv2.VideoCapture(str(ensure(video)))
+        greys = []
+        while True:
+            ok, image = capture.read()
+            if not ok:
+                break
+            greys.append(flow.grey(image))
+        capture.release()
+        _FLOW_FRAMES[key] = greys
+    return _FLOW_FRAMES[key]
 
 
 def track_peer(frozen: FrozenDetections, stride: int, min_score: float = 0.1) -> List[Tuple[int, float, Detections]]:
@@ -211,14 +287,20 @@ STACKS = ("ours", "peer", "sv_on_ours", "ours_on_peer")
 
 def replay(frozen: FrozenDetections, items: Iterable[TruthItem], stride: int, *,
            stacks: Sequence[str] = STACKS, make_tracker: Optional[Callable[[], ByteTracker]] = None,
-           counter_options: Optional[Dict[str, dict]] = None, video: Optional[str] = None
+           counter_options: Optional[Dict[str, dict]] = None, video: Optional[str] = None,
+           flow: Optional["BoxFlow"] = None, flow_measure: bool = False, flow_gate: Optional[float] = None,
+           flow_output_all: bool = False, flow_from_detections: bool = False
            ) -> Dict[str, Dict[str, List[Event]]]:
     """{stack: {item name: events}} at one stride. counter_options: {"line"/"zone": kwargs} for ours;
-    video: the built-in video's name, to find its scene cuts (None = no cut handling)."""
+    video: the built-in video's name, to find its scene cuts (None = no cut handling); flow: a
+    :class:`~edge_runtime.vision.flow.BoxFlow` to move our tracks on the skipped frames (see
+    :func:`track_ours`; needs ``video``; the peer stack is unchanged)."""
     counter_options = counter_options or {}
     items = list(items)
     cuts = scene_cuts(video, stride) if video else ()
-    ours = track_ours(frozen, stride, make_tracker, cuts=cuts) if {"ours", "sv_on_ours"} & set(stacks) else None
+    ours = track_ours(frozen, stride, make_tracker, cuts=cuts, flow=flow, video=video,
+                      flow_measure=flow_measure, flow_gate=flow_gate,
+                      flow_output_all=flow_output_all, flow_from_detections=flow_from_detections) if {"ours", "sv_on_ours"} & set(stacks) else None
     peer = track_peer(frozen, stride) if {"peer", "ours_on_peer"} & set(stacks) else None
     result: Dict[str, Dict[str, List[Event]]] = {}
     for stack in stacks:

@@ -40,14 +40,14 @@ references are in :mod:`edge_runtime.reference` and :mod:`edge_runtime.vision.ka
 from __future__ import annotations
 
 import math
-from typing import Optional
+from typing import Optional, Tuple
 
 import numpy as np
 
 from .. import _native
 from ..errors import ConfigError, InputError
 from .detections import Detections
-from .kalman import KalmanXYAH, xyah_to_xyxy
+from .kalman import KalmanXYAH, xyah_to_xyxy, xyxy_to_xyah
 
 __all__ = ["ByteTracker", "iou_matrix", "linear_assignment"]
 
@@ -363,6 +363,96 @@ class ByteTracker:
         if new.size:
             track_id[new] = self._start(xyxy[new], class_id[new], now)
         return Detections(xyxy, score, out_class, track_id)
+
+    def live_boxes(self) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Where the tracker holds its live tracks now, for a motion measurement before :meth:`coast`.
+
+        Returns:
+            boxes (T, 4) float32 x1, y1, x2, y2 (the Kalman state, source pixels), track_id (T,) int32 as
+            :meth:`update` outputs them (``-2 - k`` while tentative) and seen (T,) bool: the track was
+            matched on the last detector frame (only those are moved and output by :meth:`coast`). Rows
+            are in the tracker's internal order, which holds until the next :meth:`update`.
+        """
+        ids = np.where(self._tid >= 0, self._tid, -2 - self._uid).astype(np.int32)
+        return xyah_to_xyxy(self._mean), ids, self._miss == 0
+
+    def coast(self, moved_xyxy: Optional[np.ndarray] = None, valid: Optional[np.ndarray] = None, *,
+              timestamp_s: Optional[float] = None, measure: bool = False,
+              gate: Optional[float] = None, output_all: bool = False) -> Detections:
+        """Advance to a frame the detector skipped, moving tracks by a measured motion (e.g. optical flow).
+
+        Every track is predicted by its Kalman filter to this frame's time; then a track seen on the last
+        detector frame whose row of ``valid`` is True is put where ``moved_xyxy`` says instead (its centre
+        and height; velocity and aspect are kept), or, with ``measure``, that box is fed to the filter as
+        a measurement (which also corrects the velocity). The next :meth:`update` associates detections
+        against these positions. Nothing else changes: no track is confirmed, aged or dropped, and
+        ``frame_index`` still counts :meth:`update` calls.
+
+        Args:
+            moved_xyxy: (T, 4) boxes in the rows of :meth:`live_boxes` (None: Kalman prediction only).
+            valid: (T,) bool, which rows of ``moved_xyxy`` to use (None: all).
+            timestamp_s: this frame's time (increasing); default one nominal frame after the last call.
+            measure: apply the moved boxes as Kalman measurements rather than overwriting the position.
+            gate: if set, a moved box whose centre is further than this many box heights per nominal
+                frame (since the last call) from the Kalman prediction is not used: the track keeps its
+                prediction and is not output. It rejects flow that followed someone walking past, or
+                the background, instead of the track.
+            output_all: return every track seen on the last detector frame, moved or only predicted.
+
+        Returns:
+            The moved tracks (seen on the last detector frame, valid and within the gate; with
+            ``output_all`` every track seen on the last detector frame) as detections: their boxes,
+            score 1.0, the track's class and id (``-2 - k`` while tentative, see :meth:`update`), so
+            counters can follow them on every frame.
+
+        Raises:
+            InputError: wrong shapes, or a timestamp that is not finite or goes backwards.
+        """
+        previous = self._now_s
+        if timestamp_s is None:
+            now = 0.0 if previous is None else previous + 1.0 / self.fps
+        else:
+            now = float(timestamp_s)
+            if not math.isfinite(now) or (previous is not None and now < previous):
+                raise InputError(f"ByteTracker.coast: timestamp_s must be finite and not go backwards, got "
+                                 f"{timestamp_s!r} after {previous!r}")
+        num_tracks = self._tid.shape[0]
+        use = self._miss == 0
+        if moved_xyxy is not None:
+            moved = np.asarray(moved_xyxy, np.float32)
+            if moved.shape != (num_tracks, 4) or not np.isfinite(moved).all():
+                raise InputError(f"ByteTracker.coast: moved_xyxy must be finite ({num_tracks}, 4), got {moved.shape}")
+            if valid is not None:
+                valid = np.asarray(valid, bool)
+                if valid.shape != (num_tracks,):
+                    raise InputError(f"ByteTracker.coast: valid must be ({num_tracks},), got {valid.shape}")
+                use = use & valid
+        else:
+            use = np.zeros(num_tracks, bool)
+        dt_frames = 0.0 if previous is None else (now - previous) * self.fps
+        self._now_s = now
+        _native.kalman_predict(self._mean, self._cov, self._miss, self._kf.std_position, self._kf.std_velocity,
+                               dt_frames)
+        rows = np.nonzero(use)[0]
+        if rows.size and gate is not None:
+            centre = 0.5 * (moved[rows, :2] + moved[rows, 2:])
+            deviation = np.hypot(*(centre - self._mean[rows, :2]).T)
+            rows = rows[deviation <= float(gate) * max(dt_frames, 1e-9) * np.maximum(self._mean[rows, 3], 1.0)]
+        if rows.size:
+            if measure:
+                _native.kalman_update(self._mean, self._cov, rows.astype(np.int64), moved[rows],
+                                      self._kf.std_position)
+            else:
+                xyah = xyxy_to_xyah(moved[rows])
+                self._mean[rows, 0:2] = xyah[:, 0:2]
+                self._mean[rows, 3] = xyah[:, 3]
+        if output_all:
+            rows = np.nonzero(self._miss == 0)[0]
+        boxes = xyah_to_xyxy(self._mean[rows])
+        boxes = np.concatenate([np.minimum(boxes[:, :2], boxes[:, 2:]), np.maximum(boxes[:, :2], boxes[:, 2:])], 1)
+        ids = self._tid[rows]
+        return Detections(boxes, np.ones(rows.size, np.float32), self._cls[rows],
+                          np.where(ids >= 0, ids, -2 - self._uid[rows]).astype(np.int32))
 
     def _observe(self, tracks: np.ndarray, class_id: np.ndarray) -> None:
         """Count hits and class votes of the matched (already Kalman-corrected) tracks; confirm mature ones."""
