@@ -46,6 +46,7 @@ class Command:
 COMMANDS = (
     Command("run", "edge_runtime.runtime.run_cli", "detect, track and count on a camera or video; record the results"),
     Command("assets", "edge_runtime.assets", "fetch, verify and list the real models and media"),
+    Command("ask", "edge_runtime.ask.cli", "answer a question about the counts from a results database"),
     Command("chat", "edge_runtime.llm.chat_cli", "chat with the local LLM in the terminal, or ask once"),
     Command("serve", "edge_runtime.llm.server", "serve the local LLM over an OpenAI-compatible HTTP API"),
     Command("inspect", "edge_runtime.llm.inspect", "describe a GGUF model: quantization, size, RAM for a context"),

@@ -459,6 +459,7 @@ class Chat:
         self._lock = threading.Lock()
         self._last_stats: Optional[GenerationStats] = None
         self._pieces: Dict[int, bytes] = {}  # token id -> its bytes, filled as tokens are generated
+        self._grammars: Dict[str, Any] = {}  # GBNF text -> compiled grammar
         self._llm = llm
 
     def set_threads(self, n_threads: int) -> None:
@@ -555,6 +556,7 @@ class Chat:
         *,
         cancel: Optional[Cancel] = None,
         between_tokens: Optional[Callable[[], None]] = None,
+        grammar: Optional[str] = None,
         **sampling: Any,
     ) -> TokenStream:
         """Generate an answer piece by piece.
@@ -568,6 +570,8 @@ class Chat:
                 ends with ``finish_reason = "cancelled"``.
             between_tokens: called after each token is handed out and before the next is computed
                 (e.g. to let a due camera frame run); runs with the model lock held.
+            grammar: a GBNF grammar (llama.cpp's format) the answer must follow; tokens it does not
+                allow are never sampled.
             **sampling: per-call overrides of :class:`SamplingParams` fields.
 
         Returns:
@@ -580,9 +584,23 @@ class Chat:
         """
         params = self.sampling.replace(**sampling)
         self._require_llm()
+        compiled = self._grammar(grammar) if grammar is not None else None
         kept, tokens, dropped = self.fit(messages, params.max_tokens)
         stats = GenerationStats(prompt_tokens=len(tokens), dropped_messages=dropped)
-        return TokenStream(self._generate(tokens, params, stats, cancel, between_tokens), stats, kept)
+        return TokenStream(self._generate(tokens, params, stats, cancel, between_tokens, compiled), stats, kept)
+
+    def _grammar(self, text: str) -> Any:
+        cached = self._grammars.get(text)
+        if cached is None:
+            llama_cpp, _ = _import_llama_cpp()
+            try:
+                cached = llama_cpp.LlamaGrammar.from_string(text, verbose=False)
+            except (ValueError, RuntimeError) as exc:
+                raise InputError(f"Chat: the grammar does not parse: {exc}") from exc
+            if len(self._grammars) > 32:
+                self._grammars.clear()
+            self._grammars[text] = cached
+        return cached
 
     def ask(
         self,
@@ -590,6 +608,7 @@ class Chat:
         *,
         cancel: Optional[Cancel] = None,
         between_tokens: Optional[Callable[[], None]] = None,
+        grammar: Optional[str] = None,
         **sampling: Any,
     ) -> str:
         """Generate a whole answer; same arguments and errors as :meth:`stream`.
@@ -597,7 +616,8 @@ class Chat:
         Returns:
             the answer text (its statistics are in :attr:`last_stats`).
         """
-        with self.stream(messages, cancel=cancel, between_tokens=between_tokens, **sampling) as pieces:
+        with self.stream(messages, cancel=cancel, between_tokens=between_tokens, grammar=grammar,
+                         **sampling) as pieces:
             return "".join(pieces)
 
     @property
@@ -612,7 +632,8 @@ class Chat:
         return True
 
     def _generate(self, tokens: List[int], params: SamplingParams, stats: GenerationStats,
-                  cancel: Optional[Cancel], between_tokens: Optional[Callable[[], None]]) -> Iterator[str]:
+                  cancel: Optional[Cancel], between_tokens: Optional[Callable[[], None]],
+                  grammar: Any = None) -> Iterator[str]:
         t_wait = time.perf_counter()
         if not self._acquire(cancel):
             stats.wait_s = time.perf_counter() - t_wait
@@ -629,7 +650,11 @@ class Chat:
             # The EOS text as a stop string too, as llama-cpp-python's chat handler does.
             matcher = _StopMatcher(params.stop + ((self._eos_text,) if self._eos_text else ()))
             llm.set_seed(params.seed)
-            if params.temperature == 0.0 and params.repeat_penalty == 1.0:
+            if grammar is not None:
+                gen = llm.generate(tokens, top_k=1 if params.temperature == 0.0 else params.top_k,
+                                   top_p=params.top_p, min_p=params.min_p, temp=params.temperature,
+                                   repeat_penalty=params.repeat_penalty, reset=True, grammar=grammar)
+            elif params.temperature == 0.0 and params.repeat_penalty == 1.0:
                 gen = _greedy_tokens(llm, tokens)
             else:
                 gen = llm.generate(tokens, top_k=params.top_k, top_p=params.top_p, min_p=params.min_p,

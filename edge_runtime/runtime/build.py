@@ -92,7 +92,9 @@ def build_pipeline(config: Config, *, restart_source: bool = False, quiet: bool 
         if checkpoint is not None and seekable and not restart_source:
             start_index = checkpoint.frame_index + 1
             log.info("resuming %s after frame %d (from %s)", key, checkpoint.frame_index, config.output.db)
-        run_id = store.begin_run(source=key, config_hash=config_hash(config), class_names=detector.class_names)
+        places = {**{line.name: "line" for line in config.lines}, **{zone.name: "zone" for zone in config.zones}}
+        run_id = store.begin_run(source=key, config_hash=config_hash(config), class_names=detector.class_names,
+                                 places=places)
 
     source = open_source(config.source.uri, mode=config.source.mode, fps_cap=config.source.fps_cap or None,
                          reconnect=config.source.reconnect, read_timeout_s=config.source.read_timeout_s,

@@ -25,6 +25,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Dict, Iterator, List, Optional, Protocol, Sequence, Union
 
+import numpy as np
+
 from ..errors import InputError
 from ..vision.counting import CountEvent, LineCounter, ZoneCounter
 from ..vision.detections import Detections
@@ -166,6 +168,14 @@ class Pipeline:
     @property
     def zones(self) -> List[ZoneCounter]:
         return [c for c in self.counters if isinstance(c, ZoneCounter)]
+
+    def in_view(self) -> Dict[int, int]:
+        """{class_id: confirmed tracks} in the latest processed frame (what is in view now)."""
+        d = self._last
+        if not len(d) or d.track_id is None:
+            return {}
+        ids, counts = np.unique(d.class_id[d.track_id >= 0], return_counts=True)
+        return {int(i): int(n) for i, n in zip(ids, counts)}
 
     def process(self, frame: Frame) -> FrameResult:
         """Run one frame through detector, tracker and counters (sinks are not called)."""

@@ -177,7 +177,7 @@ class Store:
 
     # -- writing -----------------------------------------------------------------------------------
     def begin_run(self, *, source: str, config_hash: str = "", class_names: Optional[Mapping[int, str]] = None,
-                  started_at: Optional[float] = None) -> int:
+                  started_at: Optional[float] = None, places: Optional[Mapping[str, str]] = None) -> int:
         """Record the start of a run and return its id.
 
         Args:
@@ -185,6 +185,8 @@ class Store:
             config_hash: digest of the run's configuration.
             class_names: {class_id: name} for the events' ``class_name``.
             started_at: Unix time (default: now).
+            places: the run's lines and zones, {name: "line" | "zone"}; kept (merged over runs) so questions
+                about a place that has no events yet are answered with 0, not "unknown".
 
         Raises:
             StoreError: write failed (see :meth:`record_frame`).
@@ -193,10 +195,22 @@ class Store:
         if not isinstance(source, str) or not source:
             raise InputError(f"Store.begin_run: source must be a non-empty string, got {source!r}")
         started = time.time() if started_at is None else float(started_at)
+        kinds = {str(k): str(v) for k, v in (places or {}).items()}
+        if any(v not in ("line", "zone") for v in kinds.values()):
+            raise InputError(f"Store.begin_run: places must map names to 'line' or 'zone', got {kinds!r}")
+
+        def start(c: sqlite3.Connection) -> sqlite3.Cursor:
+            if kinds:
+                row = c.execute("SELECT value FROM meta WHERE key = 'places'").fetchone()
+                known = json.loads(row[0]) if row else {}
+                known.update(kinds)
+                c.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('places', ?)",
+                          (json.dumps(known, sort_keys=True),))
+            return c.execute("INSERT INTO runs (started_at, config_hash, source, class_names) VALUES (?, ?, ?, ?)",
+                             (started, str(config_hash), source, json.dumps(names)))
+
         with self._lock:
-            cur = self._write(lambda c: c.execute(
-                "INSERT INTO runs (started_at, config_hash, source, class_names) VALUES (?, ?, ?, ?)",
-                (started, str(config_hash), source, json.dumps(names))), "starting a run")
+            cur = self._write(start, "starting a run")
             run_id = int(cur.lastrowid)
             self._runs[run_id] = (source, names)
             return run_id
@@ -256,7 +270,7 @@ class Store:
             self._last_frame[run_id] = frame_index
             self._pending.pop(run_id, None)
             self._written_at[run_id] = now
-            for (zone, bucket, counts) in occ:
+            for (zone, bucket, counts, _) in occ:
                 self._occupancy[(run_id, zone)] = (bucket, counts)
             return True
 
@@ -348,8 +362,9 @@ class Store:
                 direction, name, time.time())
 
     def _occupancy_changes(self, run_id: int, ts: float, occupancy: Optional[Mapping[str, Mapping[int, int]]]
-                           ) -> List[Tuple[str, float, Dict[int, int]]]:
+                           ) -> List[Tuple[str, float, Dict[int, int], List[int]]]:
         changes = []
+        names = self._source(run_id)[1]
         bucket = self._bucket(ts)
         for zone, per_class in (occupancy or {}).items():
             if not isinstance(zone, str) or not 0 < len(zone) <= _MAX_NAME:
@@ -359,8 +374,12 @@ class Store:
             if any(k < 0 or v < 0 for k, v in counts.items()):
                 raise InputError(f"Store.record_frame: zone {zone!r}: occupancy must be "
                                  f"{{class_id >= 0: n >= 0}}, got {dict(per_class)!r}")
-            if self._occupancy.get((run_id, zone)) != (bucket, counts):  # changed, or a new bucket began
-                changes.append((zone, bucket, counts))
+            before = self._occupancy.get((run_id, zone))
+            if before != (bucket, counts):  # changed, or a new bucket began
+                # Classes that left are written as 0 (the first write of a run zeroes every class), so
+                # the latest bucket with rows always holds the zone's current occupancy.
+                gone = set(names) if before is None else set(before[1])
+                changes.append((zone, bucket, counts, sorted(gone - set(counts))))
         return changes
 
     def _bucket(self, ts: float) -> float:
@@ -381,7 +400,7 @@ class Store:
             "SET in_count = in_count + excluded.in_count, out_count = out_count + excluded.out_count",
             [(self.interval_s, self._bucket(r[2]), r[8], r[4], r[6], int(r[7] in ("in", "enter")),
               int(r[7] in ("out", "exit"))) for r in rows])
-        for zone, bucket, counts in occ:
+        for zone, bucket, counts, gone in occ:
             c.execute("UPDATE counts SET occupancy_last = 0 WHERE interval_s = ? AND bucket_start_s = ? "
                       "AND name = ?", (self.interval_s, bucket, zone))
             c.executemany(
@@ -389,7 +408,7 @@ class Store:
                 "occupancy_last) VALUES (?, ?, ?, ?, 'zone', ?, ?) ON CONFLICT (interval_s, bucket_start_s, "
                 "name, class_id) DO UPDATE SET occupancy_max = max(occupancy_max, excluded.occupancy_max), "
                 "occupancy_last = excluded.occupancy_last",
-                [(self.interval_s, bucket, zone, k, v, v) for k, v in counts.items()])
+                [(self.interval_s, bucket, zone, k, v, v) for k, v in [*counts.items(), *((g, 0) for g in gone)]])
         self._checkpoint_sql(c, run_id, source, frame_index, ts)
 
     @staticmethod
@@ -513,6 +532,25 @@ class Store:
             "SELECT source, run_id, frame_index, timestamp_s FROM checkpoints WHERE source = ?",
             (source,)).fetchone())
         return None if row is None else Checkpoint(*row)
+
+    def places(self) -> Dict[str, str]:
+        """Every line and zone the database knows, {name: "line" | "zone"}: those runs declared
+        (:meth:`begin_run`) and those with events."""
+        def read(c: sqlite3.Connection) -> Dict[str, str]:
+            row = c.execute("SELECT value FROM meta WHERE key = 'places'").fetchone()
+            out = dict(json.loads(row[0])) if row else {}
+            for name, kind in c.execute("SELECT DISTINCT name, kind FROM totals UNION "
+                                        "SELECT DISTINCT name, kind FROM counts"):
+                out.setdefault(name, kind)
+            return dict(sorted(out.items()))
+        return self._read(read)
+
+    def class_names(self) -> Dict[int, str]:
+        """{class_id: name} over every run (a later run's names win)."""
+        out: Dict[int, str] = {}
+        for (names,) in self._read(lambda c: c.execute("SELECT class_names FROM runs ORDER BY id").fetchall()):
+            out.update({int(k): v for k, v in json.loads(names).items()})
+        return out
 
     def runs(self) -> List[Dict[str, Any]]:
         """All runs, oldest first: id, started_at, ended_at, config_hash, source."""
