@@ -250,7 +250,11 @@ def test_max_tokens_is_capped(served):
     ({"messages": FRANCE, "seed": -3}, "seed"),
     ({"messages": FRANCE, "n": 2}, "n"),
     ({"messages": FRANCE, "stream": "yes"}, "stream"),
-    ({"messages": FRANCE, "tools": [{"type": "function"}]}, "tools"),
+    ({"messages": FRANCE, "tools": [{"type": "function"}]}, "tools[0]"),
+    ({"messages": FRANCE, "tools": [{"type": "function", "function": {"name": "a b"}}]}, "tools[0].function.name"),
+    ({"messages": FRANCE, "tool_choice": "required"}, "tool_choice"),
+    ({"messages": FRANCE, "tools": [{"type": "function", "function": {"name": "f"}}],
+      "tool_choice": {"type": "function", "function": {"name": "g"}}}, "tool_choice"),
     ({"messages": [{"role": "user", "content": "word " * 3000}]}, "messages"),
 ])
 def test_validation_errors_name_the_field(served, body, param):

@@ -135,7 +135,7 @@ def test_long_chat_does_not_stall_counting_and_answers_are_grounded() -> None:
         "lines": [{"name": "walkway", "start": [400, 150], "end": [400, 400]}],
         "output": {"db": "", "print_every_s": 0.0},
         "budget": {"cores": 0, "policy": "detection-first", "min_fps": MIN_FPS},
-        "chat": {"enabled": True, "port": 0, "ctx": 1024},
+        "chat": {"enabled": True, "port": 0, "ctx": 1024, "phrase": False},
     })
     sup = Supervisor(config, quiet=True)
     sink = IndexSink()
@@ -173,6 +173,7 @@ def test_long_chat_does_not_stall_counting_and_answers_are_grounded() -> None:
             "messages": [{"role": "user", "content": "How many people crossed the walkway line so far?"}]})
         after = sum(sup.pipeline.counters[0].in_counts.values()) + sum(sup.pipeline.counters[0].out_counts.values())
         text = grounded["choices"][0]["message"]["content"]
+        assert grounded["usage"]["prompt_tokens"] > 5 and grounded["usage"]["completion_tokens"] > 5
         m = re.match(r"^(\d+) (people|person) crossed the walkway line since counting began", text)
         assert m, text
         assert before <= int(m.group(1)) <= after

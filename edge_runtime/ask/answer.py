@@ -30,7 +30,7 @@ from .parse_llm import check_reading, llm_parse
 from .parse_rules import ParseResult, parse
 from .query import Catalog, Query
 
-__all__ = ["Answer", "Asker", "check_numbers"]
+__all__ = ["Answer", "Asker", "check_numbers", "asker_for_pipeline"]
 
 
 @dataclass
@@ -81,6 +81,9 @@ def _close(a: float, b: float) -> bool:
 
 def check_numbers(reply: str, facts: Facts) -> Optional[str]:
     """Why ``reply`` may not stand for ``facts`` (None: it may)."""
+    missing = [p for p in facts.query.places if p.lower() not in reply.lower()]
+    if missing:
+        return f"the reply does not name {missing}"
     found = numbers_in(reply)
     allowed = facts.numbers + facts.headline
     stray = [n for n in found if not any(_close(n, a) for a in allowed)]
@@ -164,7 +167,7 @@ class Asker:
             text = f"I can't answer that: {exc}." if query.lang == "en" else f"无法回答：{exc}。"
             return Answer(text, "help", query, parsed_by, notes=notes, llm_tokens=tuple(tokens))
         text, via = facts.text(), "template"
-        if self.phrase and self.chat is not None and facts.answerable:
+        if self.phrase and self.chat is not None and facts.answerable and query.intent != "places":
             reply = self._reword(question, facts)
             self._spent(tokens)
             why = check_numbers(reply, facts)
@@ -205,3 +208,15 @@ class Asker:
         text = (f"I can only give counts from the camera's records; ask me, for example, how many people "
                 f"crossed a line. {en}") if lang == "en" else f"我只能根据摄像头的记录回答计数问题。{zh}"
         return text, f"reply mentioned counts not in the records: {sorted(set(stray))}"
+
+
+def asker_for_pipeline(pipeline: Any, *, chat: Any = None, tz: Optional[dt.tzinfo] = None, phrase: bool = False,
+                       class_names: Optional[Dict[int, str]] = None) -> Asker:
+    """An :class:`Asker` over a pipeline's database, or over its memory when it has none."""
+    from .data import PipelineView, StoreView
+
+    store = getattr(pipeline, "store", None)
+    view: DataView = StoreView(store) if store is not None else PipelineView(pipeline)
+    kinds = {c.name: ("zone" if hasattr(c, "polygon") else "line") for c in pipeline.counters}
+    names = dict(class_names if class_names is not None else pipeline.detector.class_names)
+    return Asker(view, Catalog(kinds, names), chat=chat, tz=tz, phrase=phrase)

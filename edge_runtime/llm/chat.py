@@ -77,6 +77,7 @@ class FinishReason(str, enum.Enum):
     STOP = "stop"  # end-of-generation token or a stop string
     LENGTH = "length"  # max_tokens reached
     CANCELLED = "cancelled"  # the cancel event/callable fired (client gone, scheduler said stop)
+    TOOL_CALLS = "tool_calls"  # the answer is a tool call (chat server)
 
 
 @dataclass
@@ -493,6 +494,10 @@ class Chat:
             InputError: malformed messages.
         """
         return len(self._tokens(normalize_messages(messages, self.system_prompt)))
+
+    def count_text_tokens(self, text: str) -> int:
+        """Tokens a piece of answer text takes (no template, no special tokens)."""
+        return len(self._require_llm().tokenize(text.encode("utf-8"), add_bos=False, special=False))
 
     def fit(self, messages: Union[str, Sequence[Message]], max_tokens: Optional[int] = None
             ) -> Tuple[List[Dict[str, str]], List[int], int]:

@@ -51,6 +51,8 @@ from typing import Any, AsyncIterator, Dict, List, Optional, Tuple
 
 from ..errors import BackendUnavailableError, ConfigError, EdgeRuntimeError, InputError
 from .chat import Chat, FinishReason, GenerationStats, SamplingParams
+from .tool_calls import ToolCall, ToolRequestError, convert_tool_messages, parse_tools, schema_arguments, \
+    tool_result_answer
 
 __all__ = ["ChatServer", "ServerConfig", "configure_parser", "is_loopback", "run_command"]
 
@@ -131,6 +133,7 @@ def _parse_messages(raw: Any) -> List[Dict[str, str]]:
     if not isinstance(raw, list) or not raw:
         got = "an empty array" if raw == [] else "nothing" if raw is None else type(raw).__name__
         raise _bad("messages", f"expected a non-empty array of messages, got {got}")
+    raw = convert_tool_messages(raw)
     out = []
     for i, m in enumerate(raw):
         if not isinstance(m, dict):
@@ -204,7 +207,7 @@ def parse_request(body: Any, defaults: SamplingParams, max_tokens_cap: int
     n = body.get("n")
     if n is not None and n != 1:
         raise _bad("n", f"only n=1 is supported, got {n!r}")
-    for name in ("tools", "functions", "logprobs"):
+    for name in ("functions", "logprobs"):
         if body.get(name):
             raise _bad(name, "not supported by this server")
     stream = body.get("stream", False)
@@ -216,6 +219,12 @@ def parse_request(body: Any, defaults: SamplingParams, max_tokens_cap: int
     return messages, sampling, stream, bool(options.get("include_usage"))
 
 
+def _pieces(text: str, size: int = 3) -> List[str]:
+    """A known answer, streamed a few words at a time (joined, the pieces are exactly ``text``)."""
+    words = text.split(" ")
+    return [" ".join(words[i:i + size]) + (" " if i + size < len(words) else "") for i in range(0, len(words), size)]
+
+
 class _Job:
     """One admitted request: what to generate, how to cancel it, where its pieces go (an asyncio
     queue on the server's loop, fed from the worker thread)."""
@@ -223,7 +232,10 @@ class _Job:
     def __init__(self, messages: List[Dict[str, str]], sampling: Dict[str, Any],
                  loop: asyncio.AbstractEventLoop) -> None:
         self.messages, self.sampling, self.loop = messages, sampling, loop
-        self.exact: Optional[str] = None  # an answer known without generating (grounded counts)
+        # An answer known without free generation (grounded counts): the text, or a function that makes
+        # it on the worker (it may use the model: a constrained reading, a checked rewording).
+        self.exact: Any = None
+        self.tool: Any = None  # a ToolCall to return, or a function that makes one on the worker
         self.cancel = threading.Event()
         self.events: "asyncio.Queue[Tuple[str, Any]]" = asyncio.Queue()
 
@@ -280,9 +292,22 @@ class ChatServer:
             started = getattr(self.hooks, "generation_started", None)
             finished = getattr(self.hooks, "generation_finished", None)
             try:
-                if job.exact is not None:  # answered from the facts: nothing to generate
-                    stats = GenerationStats(finish_reason=FinishReason.STOP)
-                    job.emit("piece", job.exact)
+                if job.exact is not None or job.tool is not None:  # no free generation
+                    made = job.tool if job.tool is not None else job.exact
+                    if callable(made):
+                        if started is not None:
+                            started()
+                        try:
+                            made = made()
+                        finally:
+                            if finished is not None:
+                                finished(None, "completed")
+                    stats = self._usage(job.messages, made)
+                    if isinstance(made, ToolCall):
+                        job.emit("tool_call", made)
+                    else:
+                        for piece in _pieces(str(made)):
+                            job.emit("piece", piece)
                 elif not job.cancel.is_set():
                     if started is not None:
                         started()
@@ -314,6 +339,18 @@ class ChatServer:
                 job.emit("end", stats)
             if stats is not None:
                 log.info("chat: %s", json.dumps(stats.as_dict()))
+
+    def _usage(self, messages: List[Dict[str, str]], made: Any) -> GenerationStats:
+        """Token usage of an answer made without free generation, counted with the model's tokenizer."""
+        text = made.arguments if isinstance(made, ToolCall) else str(made)
+        stats = GenerationStats(finish_reason=FinishReason.TOOL_CALLS if isinstance(made, ToolCall)
+                                else FinishReason.STOP)
+        try:
+            stats.prompt_tokens = self.chat.count_tokens(messages)
+            stats.completion_tokens = self.chat.count_text_tokens(text)
+        except EdgeRuntimeError:  # the model was closed under us: usage stays 0
+            pass
+        return stats
 
     def _admit(self, job: _Job) -> None:
         with self._admit_lock:
@@ -409,10 +446,28 @@ class ChatServer:
                 body = await read_json(request)
                 messages, sampling, stream, include_usage = parse_request(
                     body, server.chat.sampling, server.config.max_tokens_cap)
-                exact = None
+                try:
+                    tool_req = parse_tools(body)
+                except ToolRequestError as exc:
+                    raise _bad(exc.param, str(exc)) from None
+                exact: Any = None
+                tool: Any = None
+                answered = tool_result_answer(body.get("messages") or [])
+                if answered is not None:  # the result of one of our tools: its sentence is the answer
+                    exact = answered[1]
                 prepare = getattr(server.hooks, "prepare", None)
-                if prepare is not None:  # before trimming, so added context counts against the window
+                if prepare is not None and exact is None:  # before trimming, so added context counts
                     messages, exact = await asyncio.get_running_loop().run_in_executor(None, prepare, messages)
+                if tool_req is not None and answered is None:
+                    plan = getattr(server.hooks, "plan_tool_call", None)
+                    if plan is not None:
+                        tool = await asyncio.get_running_loop().run_in_executor(None, plan, messages, tool_req)
+                    if tool is None and tool_req.choice != "auto":
+                        name = tool_req.choice if tool_req.choice in tool_req.tools else next(iter(tool_req.tools))
+                        spec, convo = tool_req.tools[name], list(messages)
+                        tool = lambda: ToolCall(name, schema_arguments(server.chat, convo, spec))  # noqa: E731
+                    if tool is not None:
+                        exact = None
                 try:  # trim to the context window now, so "too long" is a 400 and not a broken stream
                     # (in a thread: tokenizing a long conversation would stall every other client)
                     messages = (await asyncio.get_running_loop().run_in_executor(
@@ -421,6 +476,7 @@ class ChatServer:
                     raise _bad("messages", str(exc)) from None
                 job = _Job(messages, sampling, asyncio.get_running_loop())
                 job.exact = exact
+                job.tool = tool
                 server._admit(job)
             except _RequestError as err:
                 return error_response(err)
@@ -429,11 +485,13 @@ class ChatServer:
                 return _EventStream(server._sse(job, rid, include_usage, envelope, usage), job, watch_disconnect)
             watcher = asyncio.ensure_future(watch_disconnect(request.receive, job))
             try:
-                text, stats = [], None
+                text, stats, calls = [], None, []
                 while True:
                     kind, value = await job.events.get()
                     if kind == "piece":
                         text.append(value)
+                    elif kind == "tool_call":
+                        calls.append(value)
                     elif kind == "error":
                         return error_response(_RequestError(500, f"generation failed: {value}", kind="server_error"))
                     else:
@@ -443,10 +501,12 @@ class ChatServer:
                 job.cancel.set()  # no-op once finished; stops the worker if we were cancelled
                 watcher.cancel()
             reason = stats.finish_reason.value if stats and stats.finish_reason else FinishReason.CANCELLED.value
+            message: Dict[str, Any] = {"role": "assistant", "content": "".join(text)}
+            if calls:
+                message = {"role": "assistant", "content": None, "tool_calls": [c.as_openai() for c in calls]}
             return JSONResponse({
                 **envelope("chat.completion", rid),
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": "".join(text)},
-                             "finish_reason": reason}],
+                "choices": [{"index": 0, "message": message, "finish_reason": reason}],
                 "usage": usage(stats),
                 "stats": stats.as_dict() if stats else None,
             })
@@ -484,6 +544,22 @@ class ChatServer:
             text = await asyncio.get_running_loop().run_in_executor(None, server.hooks.metrics_text)
             return PlainTextResponse(text, media_type="text/plain; version=0.0.4; charset=utf-8")
 
+        async def tools(request: Any) -> Any:
+            try:
+                check_auth(request)
+                name = request.path_params.get("name")
+                if name is None:
+                    listing = await asyncio.get_running_loop().run_in_executor(None, server.hooks.tool_definitions)
+                    return JSONResponse({"object": "list", "data": listing})
+                args = await read_json(request)
+                try:
+                    result = await asyncio.get_running_loop().run_in_executor(None, server.hooks.run_tool, name, args)
+                except InputError as exc:
+                    raise _bad("arguments", str(exc)) from None
+                return JSONResponse(result)
+            except _RequestError as err:
+                return error_response(err)
+
         routes = [
             Route("/v1/chat/completions", completions, methods=["POST"]),
             Route("/v1/models", models, methods=["GET"]),
@@ -492,6 +568,8 @@ class ChatServer:
         ]
         if getattr(self.hooks, "metrics_text", None) is not None:
             routes.append(Route("/metrics", metrics, methods=["GET"]))
+        if getattr(self.hooks, "run_tool", None) is not None:
+            routes += [Route("/v1/tools", tools, methods=["GET"]), Route("/v1/tools/{name}", tools, methods=["POST"])]
         return Starlette(routes=routes, lifespan=lifespan)
 
     async def _sse(self, job: _Job, rid: str, include_usage: bool, envelope: Any, usage: Any) -> AsyncIterator[bytes]:
@@ -507,6 +585,8 @@ class ChatServer:
             kind, value = await job.events.get()
             if kind == "piece":
                 yield chunk({"content": value})
+            elif kind == "tool_call":
+                yield chunk({"tool_calls": [value.as_openai(index=0)]})
             elif kind == "error":
                 yield event(_RequestError(500, f"generation failed: {value}", kind="server_error").body())
                 return
@@ -621,6 +701,10 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ctx", type=int, default=2048, help="context window in tokens (default 2048)")
     parser.add_argument("--queue-depth", type=int, default=4, help="requests that may wait (default 4)")
     parser.add_argument("--max-tokens-cap", type=int, default=512, help="upper bound on max_tokens (default 512)")
+    parser.add_argument("--db", help="results database: answer questions about the counts from it, and offer "
+                                     "its tools at /v1/tools")
+    parser.add_argument("--tz", help="time zone for clock times in questions (default: this machine's)")
+    parser.add_argument("--no-phrase", action="store_true", help="answer counts with the template sentence only")
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -629,10 +713,26 @@ def run_command(args: argparse.Namespace) -> int:
 
     config = ServerConfig(host=args.host, port=args.port, token=args.token, queue_depth=args.queue_depth,
                           max_tokens_cap=args.max_tokens_cap)  # checks host/token before loading anything
+    store = hooks = None
+    if args.db:
+        from ..ask.cli import timezone
+        from ..runtime.store import Store
+
+        tz = timezone(args.tz)
+        store = Store.open(args.db, readonly=True)
     chat = Chat(resolve_model(args.model), n_threads=args.threads, n_ctx=args.ctx)
-    log.info("serving %s on http://%s:%d/v1", chat.model_name, config.host, config.port)
     try:
-        ChatServer(chat, config).serve()
+        if store is not None:
+            from ..ask.answer import Asker
+            from ..ask.data import StoreView, catalog_from_store
+            from ..ask.serving import AskService
+
+            hooks = AskService(Asker(StoreView(store), catalog_from_store(store), chat=chat, tz=tz,
+                                     phrase=not args.no_phrase))
+        log.info("serving %s on http://%s:%d/v1", chat.model_name, config.host, config.port)
+        ChatServer(chat, config, hooks=hooks).serve()
     finally:
         chat.close()
+        if store is not None:
+            store.close()
     return 0

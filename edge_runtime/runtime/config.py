@@ -140,6 +140,8 @@ class ChatConfig:
     host: str = "127.0.0.1"
     port: int = _range(0, 65535, default=8080)
     token: str = ""
+    phrase: bool = True  # the model words count answers (every number checked against the facts)
+    timezone: str = ""  # IANA name for "since 8 am" / "today"; "" = the machine's zone
 
 
 @dataclass(frozen=True)

@@ -62,10 +62,13 @@ def run_command(args: argparse.Namespace) -> int:
         with open(args.summary_json, "w", encoding="utf-8") as f:
             json.dump(dataclasses.asdict(summary), f, indent=2)
     if args.ask:
-        from ..llm.grounding import answer_from_pipeline
+        from ..ask.answer import asker_for_pipeline
+        from ..ask.cli import timezone
 
         print(f"\nQ: {args.ask}", file=sys.stderr)
-        print(answer_from_pipeline(args.ask, pipeline, config), flush=True)
+        result = asker_for_pipeline(pipeline, tz=timezone(config.chat.timezone)).ask(args.ask)
+        print(result.text or "That is not a question about the counts; ask it with `edge-runtime chat`.",
+              flush=True)
     store = getattr(pipeline, "store", None)
     if store is not None:
         store.close()

@@ -5,7 +5,7 @@
 next to it. A :class:`~edge_runtime.runtime.scheduler.Scheduler` shares the cores between the two
 (see its policies). Chat about counts is grounded: a question the grounding parser reads as a count
 ("how many people crossed the walkway line in the last 5 minutes?") is answered with the exact
-figure from :mod:`~edge_runtime.llm.grounding` without asking the model; every other request gets a
+figure from :mod:`edge_runtime.ask` (the model may only word it, numbers checked); every other request gets a
 system message with the live totals, so the model talks about what the camera actually sees.
 
 Faults:
@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import logging
 import queue
-import re
 import threading
 import time
 from collections import deque
@@ -48,9 +47,6 @@ __all__ = ["ManagedDetector", "Supervisor", "clone_detector"]
 
 log = logging.getLogger(__name__)
 
-# A question asking for a number ("how many ...", "the number of ...", "count ...", "total ..."); the
-# grounding parser then reads which line/zone, class, direction and window it means.
-_COUNT_QUESTION = re.compile(r"\b(how many|number of|count|counted|total)\b", re.IGNORECASE)
 
 
 def clone_detector(detector: Detector, threads: int) -> Detector:
@@ -255,8 +251,17 @@ class _ChatHooks:
     def between_tokens(self) -> None:
         self.sup.scheduler.between_tokens()
 
-    def prepare(self, messages: List[Dict[str, str]]) -> Tuple[List[Dict[str, str]], Optional[str]]:
-        return self.sup.ground(messages)
+    def prepare(self, messages: List[Dict[str, str]]) -> Tuple[List[Dict[str, str]], Any]:
+        return self.sup.service().prepare(messages)
+
+    def plan_tool_call(self, messages: List[Dict[str, str]], request: Any) -> Any:
+        return self.sup.service().plan_tool_call(messages, request)
+
+    def tool_definitions(self) -> List[Dict[str, Any]]:
+        return self.sup.service().tool_definitions()
+
+    def run_tool(self, name: str, arguments: Any) -> Dict[str, Any]:
+        return self.sup.service().run_tool(name, arguments)
 
     def metrics_text(self) -> str:
         return prometheus_text(self.sup.metrics_snapshot())
@@ -431,16 +436,22 @@ class Supervisor:
                 f"since counting began: {'; '.join(parts) or 'no lines or zones configured'}. Detection runs at "
                 f"{fps:.1f} frames per second. Use only these numbers when asked about counts.")
 
-    def ground(self, messages: List[Dict[str, str]]) -> Tuple[List[Dict[str, str]], Optional[str]]:
-        """Ground a chat request: the exact answer for a count question, else the live facts as context."""
-        from ..llm.grounding import MemoryEvents, StoreEvents, answer
+    def asker(self) -> Any:
+        """The question answerer over this job's database (or its memory when it has none)."""
+        if getattr(self, "_asker", None) is None:
+            from ..ask.answer import asker_for_pipeline
+            from ..ask.cli import timezone
 
-        question = messages[-1]["content"]
-        kinds = self._kinds()
-        if kinds and _COUNT_QUESTION.search(question):
-            store = getattr(self.pipeline, "store", None)
-            view = StoreEvents(store) if store is not None else MemoryEvents(self.pipeline)
-            result = answer(question, view, class_names=self.detector.class_names, kinds=kinds)
-            self.metrics.chat_outcomes["grounded"] += 1
-            return messages, result.text
-        return [{"role": "system", "content": self.live_facts()}, *messages], None
+            self._asker = asker_for_pipeline(self.pipeline, chat=self.chat, tz=timezone(self.config.chat.timezone),
+                                             phrase=self.config.chat.phrase, class_names=self.detector.class_names)
+        return self._asker
+
+    def service(self) -> Any:
+        """Grounding and tools for the chat server (:class:`~edge_runtime.ask.serving.AskService`)."""
+        if getattr(self, "_service", None) is None:
+            from ..ask.serving import AskService
+
+            def grounded() -> None:
+                self.metrics.chat_outcomes["grounded"] += 1
+            self._service = AskService(self.asker(), context=self.live_facts, on_grounded=grounded)
+        return self._service

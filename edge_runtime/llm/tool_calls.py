@@ -1,0 +1,139 @@
+"""OpenAI tool calling for the chat server: the request's ``tools`` / ``tool_choice``, tool messages in
+the conversation, and arguments generated under the tool's JSON schema.
+
+Policy (a 135M-parameter model cannot be trusted to decide on its own when to call a tool):
+
+- ``tool_choice: "none"`` (or no tools): answer as usual.
+- ``"auto"``: a tool of this runtime is called when the question is about the counts and the request
+  offers that tool (the arguments are read by the rules, exactly); otherwise the model answers in text.
+- ``"required"`` or a named function: a call is always returned. For this runtime's tools the arguments
+  come from the rules; for a client's own tool the model writes them under a grammar made from the tool's
+  JSON schema, so they always parse and fit the schema.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Tuple
+
+__all__ = ["ToolRequest", "ToolCall", "parse_tools", "convert_tool_messages", "schema_arguments"]
+
+
+class ToolRequestError(ValueError):
+    """A malformed ``tools`` / ``tool_choice`` (the server answers 400 naming ``param``)."""
+
+    def __init__(self, param: str, message: str) -> None:
+        super().__init__(message)
+        self.param = param
+
+
+@dataclass(frozen=True)
+class ToolRequest:
+    """The tools a request offers ({name: definition}) and its choice: "auto" | "required" | a name."""
+
+    tools: Dict[str, Dict[str, Any]]
+    choice: str
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """One call to return: ``arguments`` is a JSON string, as in the OpenAI format."""
+
+    name: str
+    arguments: str
+    id: str = ""
+
+    def as_openai(self, index: Optional[int] = None) -> Dict[str, Any]:
+        out: Dict[str, Any] = {"id": self.id or f"call_{uuid.uuid4().hex[:24]}", "type": "function",
+                               "function": {"name": self.name, "arguments": self.arguments}}
+        if index is not None:
+            out["index"] = index
+        return out
+
+
+def parse_tools(body: Dict[str, Any]) -> Optional[ToolRequest]:
+    """Read ``tools`` and ``tool_choice``; None when no tool may be called.
+
+    Raises:
+        ToolRequestError: naming the field.
+    """
+    raw = body.get("tools")
+    choice = body.get("tool_choice")
+    if raw is None:
+        if choice not in (None, "none"):
+            raise ToolRequestError("tool_choice", "tool_choice given without tools")
+        return None
+    if not isinstance(raw, list) or len(raw) > 64:
+        raise ToolRequestError("tools", "expected an array of at most 64 tools")
+    tools: Dict[str, Dict[str, Any]] = {}
+    for i, t in enumerate(raw):
+        fn = t.get("function") if isinstance(t, dict) else None
+        if not isinstance(t, dict) or t.get("type") != "function" or not isinstance(fn, dict):
+            raise ToolRequestError(f"tools[{i}]", "expected {\"type\": \"function\", \"function\": {...}}")
+        name = fn.get("name")
+        if not isinstance(name, str) or not name or len(name) > 64 or not all(c.isalnum() or c in "_-" for c in name):
+            raise ToolRequestError(f"tools[{i}].function.name", f"expected a name of [a-zA-Z0-9_-]{{1,64}}, got {name!r}")
+        params = fn.get("parameters", {"type": "object", "properties": {}})
+        if not isinstance(params, dict):
+            raise ToolRequestError(f"tools[{i}].function.parameters", "expected a JSON schema object")
+        tools[name] = {"name": name, "description": fn.get("description", ""), "parameters": params}
+    if choice is None:
+        choice = "auto"
+    if isinstance(choice, dict):
+        name = (choice.get("function") or {}).get("name") if choice.get("type") == "function" else None
+        if name not in tools:
+            raise ToolRequestError("tool_choice", f"names a function not in tools: {name!r}")
+        choice = name
+    elif choice not in ("none", "auto", "required"):
+        raise ToolRequestError("tool_choice", f"expected 'none', 'auto', 'required' or a function, got {choice!r}")
+    if choice == "none" or not tools:
+        return None
+    return ToolRequest(tools, choice)
+
+
+def convert_tool_messages(raw: List[Any]) -> List[Any]:
+    """Rewrite tool-calling turns for a chat template that has no tool roles: an assistant turn with
+    ``tool_calls`` becomes its calls as JSON text, a ``tool`` result becomes a user turn that says which
+    call it answers. Other messages are returned unchanged."""
+    out = []
+    for m in raw:
+        if not isinstance(m, dict):
+            out.append(m)
+            continue
+        if m.get("role") == "assistant" and m.get("tool_calls"):
+            calls = [{"name": (c.get("function") or {}).get("name"), "arguments": (c.get("function") or {}).get(
+                "arguments")} for c in m["tool_calls"] if isinstance(c, dict)]
+            out.append({"role": "assistant", "content": (m.get("content") or "") + json.dumps(calls)})
+        elif m.get("role") == "tool":
+            content = m.get("content")
+            if isinstance(content, list):
+                content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
+            out.append({"role": "user", "content": f"Tool result ({m.get('tool_call_id', '')}): {content}"})
+        else:
+            out.append(m)
+    return out
+
+
+def tool_result_answer(raw: List[Any]) -> Optional[Tuple[str, str]]:
+    """If the conversation ends with a result of this runtime's tools, (tool_call_id, its answer sentence)."""
+    if not raw or not isinstance(raw[-1], dict) or raw[-1].get("role") != "tool":
+        return None
+    try:
+        result = json.loads(raw[-1].get("content") or "")
+    except (TypeError, json.JSONDecodeError):
+        return None
+    if isinstance(result, dict) and isinstance(result.get("answer"), str) and isinstance(result.get("tool"), str):
+        return str(raw[-1].get("tool_call_id", "")), result["answer"]
+    return None
+
+
+def schema_arguments(chat: Any, messages: List[Dict[str, str]], tool: Dict[str, Any]) -> str:
+    """Arguments for a client's tool, written by the model under the tool's JSON schema."""
+    from llama_cpp.llama_grammar import json_schema_to_gbnf
+
+    grammar = json_schema_to_gbnf(json.dumps(tool["parameters"]))
+    prompt = [{"role": "system", "content": f"Call the function {tool['name']}: {tool.get('description', '')}. "
+                                            f"Reply with its arguments as JSON."}, *messages]
+    return chat.ask(prompt, grammar=grammar, temperature=0.0, max_tokens=128).strip()
