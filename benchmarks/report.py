@@ -1,0 +1,239 @@
+"""Write README's results table and grounding table from ``benchmarks/results/*.json``, and print them.
+
+Nothing in those README sections is typed by hand: each row is rendered from one result file, with the
+commit it was measured at, whether that tree was clean, and whether the CPU had an int8 dot product
+(AVX-512 VNNI / AVX-VNNI; Arm ``asimddp``). ``make bench`` ends with this script, so the summary it prints
+is the table README shows. ``--check`` exits 1 if README is out of date (a test runs it).
+
+Run: ``python -m benchmarks.report [--check] [--print]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+from benchmarks.harness import RESULTS_DIR
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+SECTIONS = {"results-table": ("<!-- results-table:", "<!-- /results-table -->"),
+            "grounding-table": ("<!-- grounding-table:", "<!-- /grounding-table -->")}
+
+
+def _load(name: str) -> Optional[Dict[str, Any]]:
+    path = RESULTS_DIR / f"{name}.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _cpu(doc: Dict[str, Any]) -> str:
+    m = doc.get("machine", {})
+    flags = set(m.get("flags", []) or m.get("isa_flags", []) or [])
+    dot = "VNNI" if flags & {"avx512_vnni", "avx_vnni"} else "dotprod" if "asimddp" in flags else "no int8 dot"
+    sha = str(m.get("git_sha") or "?")
+    return f"{sha[:7]}{'' if not sha.endswith('dirty') else ' (dirty)'}, {dot}"
+
+
+def _x(v: float) -> str:
+    return f"×{v:.2f}"
+
+
+def _spread(d: Dict[str, Any], key: str = "speedup") -> str:
+    return f"{_x(d[f'{key}_median'])} (p10–p90 {d[f'{key}_p10']:.2f}–{d[f'{key}_p90']:.2f})"
+
+
+def _mark(ok: bool) -> str:
+    return "✓" if ok else "✗"
+
+
+def row_kernels(doc: Dict[str, Any]) -> List[List[str]]:
+    r = doc["results"]
+    rows = []
+    lb = r.get("letterbox_768x576_to_640")
+    if lb:
+        rows.append(["letterbox 768×576 → 640×640 float CHW (`bench_kernels`)", f"{lb['candidate_ms_median']:.2f} ms",
+                     f"{lb['baseline_ms_median']:.2f} ms", _spread(lb), f"≥ ×3 {_mark(lb['speedup_median'] >= 3)}"])
+    cv = r.get("decode_nms_vs_cv2")
+    ref = r.get("decode_nms_vs_numpy_reference")
+    if cv:
+        extra = f"; ×{ref['speedup_median']:.1f} vs the NumPy reference" if ref else ""
+        rows.append(["YOLOv8 decode + NMS (1, 6, 8400) vs NumPy decode + `cv2.dnn.NMSBoxes` (`bench_kernels`)",
+                     f"{cv['candidate_ms_median'] * 1e3:.0f} µs", f"{cv['baseline_ms_median'] * 1e3:.0f} µs",
+                     _spread(cv) + extra, (f"≥ ×10, set against the NumPy reference "
+                                           f"{_mark(bool(ref) and ref['speedup_median'] >= 10)}; vs cv2 reported")])
+    ov = r.get("detector_overhead")
+    if ov:
+        share = ov.get("overhead_share_median", (ov["preprocess_ms_median"] + ov["postprocess_ms_median"])
+                       / max(ov.get("inference_ms_median", 1e9), 1e-9))
+        rows.append(["pre + post vs inference per frame, real detector (`bench_kernels`)",
+                     f"{ov['preprocess_ms_median'] + ov['postprocess_ms_median']:.2f} ms", "—",
+                     f"{share * 100:.2f} %", f"≤ 1 % {_mark(share <= 0.01)}"])
+    return rows
+
+
+def row_pipeline(doc: Dict[str, Any]) -> List[List[str]]:
+    o, p = doc["ours"], doc["peer"]
+    rounds = doc.get("rounds", 1)
+    spread = doc.get("fps_ratio_per_round", [])
+    rng = f" (rounds {min(spread):.2f}–{max(spread):.2f})" if len(spread) > 1 else ""
+    return [[f"whole job, {doc['frames']} frames of vtest.avi, fp32, {doc['threads']} threads, {rounds} rounds "
+             f"(`bench_pipeline`)", f"{o['fps_median']:.2f} fps, non-inference {o['non_inference_share_p50'] * 100:.2f} %",
+             f"{p['fps_median']:.2f} fps, {p['non_inference_share_p50'] * 100:.2f} %",
+             _x(doc["fps_ratio_median"]) + rng,
+             f"≥ ×1.0 {_mark(doc['fps_ratio_median'] >= 1.0)}, non-inference ≤ 1 % "
+             f"{_mark(o['non_inference_share_p50'] <= 0.01)}"]]
+
+
+def row_tracker(doc: Dict[str, Any]) -> List[List[str]]:
+    w, f = doc["whole_video"], doc["per_frame"]
+    return [["tracker, same detections, vs `trackers` ByteTrack (`bench_tracker`)",
+             f"{w['ours_ms_per_frame'] * 1e3:.0f} µs/frame", f"{w['theirs_ms_per_frame'] * 1e3:.0f} µs/frame",
+             f"{_spread(w)} whole video; ×{f['speedup_per_frame_median']:.2f} per-frame median",
+             f"≥ ×3 {_mark(f['speedup_per_frame_median'] >= 3)}"]]
+
+
+def row_quant(doc: Dict[str, Any]) -> List[List[str]]:
+    r = doc["results"]
+    parts = {k: v["quantize_1_thread"] for k, v in r.items()}
+    ratios = " / ".join(f"{_x(v['speedup_median'])}" for v in parts.values())
+    return [[f"GGUF block quantizers {' / '.join(parts)}, 1 thread, vs gguf-py (`bench_quant`)",
+             " / ".join(f"{v.get('candidate_gb_s', v.get('candidate_gbs', 0)):.1f} GB/s" if 'candidate_gb_s' in v
+                        or 'candidate_gbs' in v else f"{v['candidate_ms_median']:.1f} ms" for v in parts.values()),
+             " / ".join(f"{v['baseline_ms_median']:.0f} ms" for v in parts.values()), ratios,
+             f"≥ ×10 {_mark(min(v['speedup_median'] for v in parts.values()) >= 10)}"]]
+
+
+def row_int8(doc: Dict[str, Any]) -> List[List[str]]:
+    rows = []
+    for r in doc["results"]:
+        fr = r["frame"]
+        ok = fr["speedup_median"] >= 2.5 and r["count_agreement_heldout"] >= 0.95
+        rows.append([f"YOLOv8s int8 (our converter) vs fp32, frame → detections, {r['threads']} thread(s) "
+                     f"(`bench_int8`)", f"{fr['candidate_ms_median']:.0f} ms", f"{fr['baseline_ms_median']:.0f} ms",
+                     f"{_spread(fr)}; counts equal on {r['count_agreement_heldout'] * 100:.0f} % of held-out frames",
+                     f"≥ ×2.5 and 95 % with an int8 dot product {_mark(ok)}"])
+    return rows
+
+
+def row_llm(doc: Dict[str, Any]) -> List[List[str]]:
+    rows = []
+    for key, d in doc["decode"].items():
+        if not key.startswith("threads_"):
+            continue
+        path = d.get("path", "greedy")
+        rows.append([f"SmolLM2-135M Q4_1 decode, {d['threads']} thread(s), {path} path, vs `llama-bench` (`bench_llm`)",
+                     f"{d['ours_tokens_per_s_median']:.1f} tok/s", f"{d['llama_bench_tokens_per_s_median']:.1f} tok/s",
+                     f"{_x(d['ratio_median'])} (p10–p90 {d['ratio_p10']:.2f}–{d['ratio_p90']:.2f})",
+                     f"≥ ×0.97 {_mark(d['ratio_median'] >= 0.97)}"])
+    return rows
+
+
+def row_cosched(doc: Dict[str, Any], label: str) -> List[List[str]]:
+    runs = doc["runs"]
+    target = doc["target_fps"]
+    cells = []
+    ok = False
+    for policy in ("managed-fair", "managed-detection-first", "unmanaged"):
+        r = runs.get(policy)
+        if not r:
+            continue
+        good = r["fps_at_p95"] >= target and r.get("chat_vs_solo", 0) >= 0.8
+        ok |= good and policy != "unmanaged"
+        cells.append(f"{policy.removeprefix('managed-')}: {r['fps_at_p95']:.2f} fps at p95, chat "
+                     f"{r.get('chat_vs_solo', 0):.2f}× solo")
+    return [[f"detection + chat on {doc['cores']} cores, {label}, target {target:.1f} fps (`bench_cosched`)",
+             cells[0] if cells else "—", "; ".join(cells[1:]), "—",
+             f"target at p95 and chat ≥ 0.8× solo {_mark(ok)}"]]
+
+
+def row_grounding(doc: Dict[str, Any]) -> List[List[str]]:
+    rows = []
+    for mode, r in doc["results"].items():
+        s = r["summary"]
+        rows.append([f"answers about the counts, {mode} (`bench_grounding`, {doc['questions']} questions)",
+                     f"held-out {s['held_out']['exact_rate'] * 100:.1f} %, fresh {s['fresh']['exact_rate'] * 100:.1f} % exact",
+                     f"{s['all']['wrong_numbers']} wrong numbers", f"p95 {s['all']['latency_p95_s'] * 1e3:.0f} ms",
+                     f"≥ 95 %, 0 wrong, p95 ≤ 1.5 s {_mark(min(s['held_out']['exact_rate'], s['fresh']['exact_rate']) >= 0.95 and s['all']['wrong_numbers'] == 0 and s['all']['latency_p95_s'] <= 1.5)}"])
+    return rows
+
+
+ROWS: List[tuple] = [
+    ("kernels", row_kernels), ("pipeline", row_pipeline), ("tracker", row_tracker), ("quant", row_quant),
+    ("int8", row_int8), ("llm", row_llm), ("cosched", lambda d: row_cosched(d, "fp32 detector")),
+    ("cosched-int8", lambda d: row_cosched(d, "int8 detector")), ("grounding", row_grounding),
+]
+
+
+def results_table() -> List[str]:
+    lines = ["| question (script) | ours | baseline | ratio, median (spread) | target | commit, CPU |",
+             "|---|---|---|---|---|---|"]
+    for name, render in ROWS:
+        doc = _load(name)
+        if doc is None:
+            continue
+        try:
+            rows = render(doc)
+        except (KeyError, TypeError, ValueError) as exc:  # a result file of an older layout
+            rows = [[f"`{name}.json`", "—", "—", "—", f"not readable by this report ({exc.__class__.__name__})"]]
+        for r in rows:
+            lines.append("| " + " | ".join(r + [_cpu(doc)]) + " |")
+    return lines
+
+
+def grounding_table() -> List[str]:
+    doc = _load("grounding")
+    if doc is None:
+        return ["(no grounding result yet: run `python -m benchmarks.bench_grounding`)"]
+    lines = [f"{doc['questions']} questions ({doc['held_out']} held out, {doc['fresh']} written after the rules were "
+             f"settled), expected answers by SQL on `benchmarks/grounding/{doc['db']['file']}`; measured at "
+             f"{_cpu(doc)}.", "",
+             "| mode | split | questions | intent accuracy | exact answers | wrong numbers | refusals | "
+             "latency p50 / p95 |", "|---|---|---|---|---|---|---|---|"]
+    for mode, r in doc["results"].items():
+        for split in ("tune", "held_out", "fresh"):
+            s = r["summary"][split]
+            lines.append(f"| {mode} | {split} | {s['questions']} | {s['intent_accuracy'] * 100:.1f} % | "
+                         f"{s['exact_rate'] * 100:.1f} % | {s['wrong_numbers']} | {s['refusal_rate'] * 100:.1f} % | "
+                         f"{s['latency_p50_s'] * 1e3:.1f} / {s['latency_p95_s'] * 1e3:.0f} ms |")
+    return lines
+
+
+RENDER: Dict[str, Callable[[], List[str]]] = {"results-table": results_table, "grounding-table": grounding_table}
+
+
+def render_readme(text: str) -> str:
+    for key, (start, end) in SECTIONS.items():
+        i = text.find(start)
+        j = text.find(end)
+        if i < 0 or j < i:
+            continue
+        head_end = text.index("\n", i) + 1
+        text = text[:head_end] + "\n".join(RENDER[key]()) + "\n" + text[j:]
+    return text
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="exit 1 if README is out of date")
+    parser.add_argument("--print", action="store_true", help="only print the tables")
+    args = parser.parse_args(argv)
+    old = README.read_text(encoding="utf-8")
+    new = render_readme(old)
+    if args.print or not args.check:
+        print("\n".join(results_table()))
+        print()
+        print("\n".join(grounding_table()))
+    if args.check:
+        if new != old:
+            print("README's generated tables are out of date: run python -m benchmarks.report", file=sys.stderr)
+            return 1
+        return 0
+    if not args.print and new != old:
+        README.write_text(new, encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
