@@ -9,7 +9,7 @@ Each side runs in its own process (so CPU time and peak RSS are its own), altern
 ``--rounds`` rounds; the ratio is taken per round. Line in/out counts of both are reported and must agree
 within +-1 (the trackers differ, so ids and the odd crossing may too; see the JSON for per-side events).
 
-    python -m benchmarks.bench_pipeline [--threads 2] [--rounds 2] [--model builtin:yolov8s-person]
+    python -m benchmarks.bench_pipeline [--threads 2] [--rounds 5] [--model builtin:yolov8s-person]
 """
 
 from __future__ import annotations
@@ -165,7 +165,7 @@ def _summarise(runs: List[Dict]) -> Dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--model", default="builtin:yolov8s-person")
     parser.add_argument("--name", default="pipeline", help="result file name under benchmarks/results")
     parser.add_argument("--motion-gate", action="store_true",

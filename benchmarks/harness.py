@@ -126,13 +126,14 @@ def time_calls(fn: Callable[[], Any], *, warmup: int = 3, repeats: int = 30) -> 
 
 
 def compare(name: str, candidate: Callable[[], Any], baseline: Callable[[], Any], *,
-            check: Callable[[Any, Any], None], warmup: int = 3, repeats: int = 30) -> Dict[str, Any]:
+            check: Callable[[Any, Any], None], compared: str, warmup: int = 3, repeats: int = 30) -> Dict[str, Any]:
     """Time candidate vs baseline, interleaved, after checking their outputs agree.
 
     Args:
         name: what is compared (goes into the result).
         candidate, baseline: zero-argument callables doing one unit of work and returning its output.
         check: ``check(candidate_output, baseline_output)`` raises (e.g. AssertionError) on disagreement.
+        compared: what ``check`` compares, how, and at what tolerance (recorded with the result).
         warmup: untimed calls of each before timing.
         repeats: timed pairs; the order within a pair alternates to cancel drift (turbo, cache, the
             other core's load).
@@ -141,6 +142,10 @@ def compare(name: str, candidate: Callable[[], Any], baseline: Callable[[], Any]
         dict with ``speedup_median`` and ``speedup_p10``/``speedup_p90`` of the per-pair ratio
         baseline/candidate, and median/p90 milliseconds of each side.
     """
+    if repeats < 5:
+        raise ValueError(f"compare({name!r}): at least 5 interleaved pairs, got repeats={repeats}")
+    if not compared.strip():
+        raise ValueError(f"compare({name!r}): say what the output check compares and at what tolerance")
     check(candidate(), baseline())
     for _ in range(warmup):
         candidate()
@@ -158,7 +163,7 @@ def compare(name: str, candidate: Callable[[], Any], baseline: Callable[[], Any]
     return {
         "name": name,
         "repeats": repeats,
-        "outputs_checked": True,
+        "outputs_compared": compared,
         "candidate_ms_median": statistics.median(cand_s) * 1e3,
         "candidate_ms_p90": percentile(cand_s, 90) * 1e3,
         "baseline_ms_median": statistics.median(base_s) * 1e3,
@@ -170,8 +175,17 @@ def compare(name: str, candidate: Callable[[], Any], baseline: Callable[[], Any]
 
 
 def write_result(name: str, payload: Dict[str, Any], *, threads: Optional[int] = None) -> Path:
-    """Write ``benchmarks/results/NAME.json`` (atomically) with the machine info attached."""
+    """Write ``benchmarks/results/NAME.json`` (atomically) with the machine info attached.
+
+    Results come from a named commit: with uncommitted changes outside ``benchmarks/results`` the file is
+    written as ``NAME.dirty.json`` (never committed, never read by the report) unless
+    ``EDGE_BENCH_ALLOW_DIRTY=1`` says otherwise on purpose.
+    """
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    sha = _git_sha() or ""
+    if sha.endswith("-dirty") and os.environ.get("EDGE_BENCH_ALLOW_DIRTY") != "1":
+        print(f"note: the tree has uncommitted changes ({sha}); writing {name}.dirty.json, not {name}.json")
+        name = f"{name}.dirty"
     path = RESULTS_DIR / f"{name}.json"
     document = {"benchmark": name, "machine": machine_info(threads), **payload}
     tmp = path.with_suffix(".json.tmp")
