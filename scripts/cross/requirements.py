@@ -26,10 +26,10 @@ from pathlib import Path
 from typing import Dict, List
 
 # What the ARM-run tests import besides the wheel's dependencies; specifiers come from pyproject's extras.
-# pytest/hypothesis run them; scipy is the assignment oracle of test_native_track.py; onnx builds the tiny
-# hostile models of test_detector.py. Add a name here when an ARM-run test starts importing a new package.
+# pytest/hypothesis run them; scipy is the assignment oracle of test_native_track.py, gguf that of
+# test_native_quant.py; onnx builds the tiny hostile models of test_detector.py. Add a name here when an ARM-run test starts importing a new package.
 TEST_TOOLS = {
-    "aarch64": ["pytest", "hypothesis", "scipy", "onnx"],
+    "aarch64": ["pytest", "hypothesis", "scipy", "onnx", "gguf"],
     "armv7l": ["pytest", "hypothesis"],  # pure Python; numpy and scipy are Debian's python3-numpy/-scipy
 }
 # Pure-Python packages installed without their dependencies, which Debian supplies (armv7l: gguf, the
