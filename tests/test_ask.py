@@ -342,3 +342,25 @@ def test_server_tool_calling_round_trip_with_the_openai_client(served):
     r3 = c.chat.completions.create(model="m", messages=[{"role": "user", "content": "Hello!"}], tools=tools,
                                    max_tokens=16)
     assert r3.choices[0].finish_reason in ("stop", "length") and r3.choices[0].message.tool_calls is None
+
+
+def test_a_running_job_answers_in_view_and_zone_occupancy_from_memory():
+    from collections import deque
+
+    from edge_runtime.ask.answer import asker_for_pipeline
+
+    class Zone:
+        name, polygon, occupancy = "lawn", [(0, 0), (1, 0), (1, 1)], {0: 2, 1: 1}
+
+    class Line:
+        name = "walkway"
+
+    ev = SimpleNamespace(name="walkway", timestamp_s=5.0, class_id=0, direction=SimpleNamespace(value="in"))
+    pipe = SimpleNamespace(counters=[Line(), Zone()], zones=[Zone()], recent_events=deque([ev]), now_s=9.0,
+                           detector=SimpleNamespace(class_names={0: "person", 1: "fallen person"}),
+                           in_view=lambda: {0: 4, 1: 1})
+    asker = asker_for_pipeline(pipe)
+    assert asker.ask("How many people are in view now?").facts.value == 4
+    assert asker.ask("How many people are on the lawn right now?").facts.value == 2
+    assert asker.ask("Is there a fallen person on the lawn?").facts.value == 1
+    assert asker.ask("How many people crossed the walkway in the last 5 seconds?").facts.value == 1

@@ -369,8 +369,8 @@ def _intent_en(t: str, full: str, places: List[str]) -> Tuple[Optional[str], boo
                           r"inside|how\s+full|crowded)\b", t)
     crossing = re.search(r"\b(cross|crossed|crossing|crossings|passed|pass|entered|enter|entries|entry|exited|"
                          r"exits|left|leave|went|came|walked)\b", t)
-    if (occupancy or re.match(r"^\s*(is|are)\s+(there\s+)?(any|anyone|anybody|someone|somebody|people|a\s+"
-                              r"person)\b", full)) and not crossing:
+    if (occupancy or re.match(r"^\s*(is|are)\s+(there|any|anyone|anybody|someone|somebody|people|a|the)\b", full)) \
+            and not crossing:
         return "occupancy", yes_no
     if yes_no and re.search(r"\b(any|anyone|anybody|someone|somebody|people|person|a\s+\w+|crossings?|"
                             r"entries|exits)\b", full):

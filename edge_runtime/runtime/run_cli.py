@@ -9,11 +9,16 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import logging
 import signal
 import sys
-from typing import Optional
+from typing import Any, Optional
+
+from ..errors import BackendUnavailableError
 
 from .config import Config, default_config, load_config
+
+log = logging.getLogger(__name__)
 
 __all__ = ["configure_parser", "run_command"]
 
@@ -66,13 +71,32 @@ def run_command(args: argparse.Namespace) -> int:
         from ..ask.cli import timezone
 
         print(f"\nQ: {args.ask}", file=sys.stderr)
-        result = asker_for_pipeline(pipeline, tz=timezone(config.chat.timezone)).ask(args.ask)
+        chat = _load_chat(config)
+        try:
+            result = asker_for_pipeline(pipeline, chat=chat, tz=timezone(config.chat.timezone),
+                                        phrase=chat is not None and config.chat.phrase).ask(args.ask)
+        finally:
+            if chat is not None:
+                chat.close()
         print(result.text or "That is not a question about the counts; ask it with `edge-runtime chat`.",
               flush=True)
     store = getattr(pipeline, "store", None)
     if store is not None:
         store.close()
     return 0
+
+
+def _load_chat(config: Config) -> Any:
+    """The configured chat model for wording an answer, or None when llama-cpp-python is not installed
+    (the answer is then the exact template sentence)."""
+    try:
+        from ..assets import resolve
+        from ..llm.chat import Chat
+
+        return Chat(resolve(config.chat.model), n_ctx=1024, n_threads=1)
+    except BackendUnavailableError as exc:
+        log.info("answering without the chat model: %s", exc)
+        return None
 
 
 def _run_supervised(config: Config, args: argparse.Namespace) -> int:
