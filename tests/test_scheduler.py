@@ -221,3 +221,22 @@ def test_fair_pins_the_chat_thread_while_it_generates() -> None:
     t.join()
     assert seen["during"] == seen["cpus"] and len(seen["cpus"]) == 1
     assert seen["after"] == seen["before"]  # restored when the generation ended
+
+
+def test_auto_policy_picks_fair_only_when_the_detector_share_holds_the_target():
+    from edge_runtime.runtime.scheduler import PACE_HEADROOM, Policy, choose_policy, fair_detector_threads
+
+    assert fair_detector_threads(2) == 1 and fair_detector_threads(4) == 2 and fair_detector_threads(3) == 2
+    assert choose_policy(2, 3.0, 3.0 * PACE_HEADROOM) is Policy.FAIR
+    assert choose_policy(2, 3.0, 3.0 * PACE_HEADROOM - 0.01) is Policy.DETECTION_FIRST
+    assert choose_policy(1, 1.0, 100.0) is Policy.DETECTION_FIRST  # one core: time slicing only
+    assert choose_policy(4, 3.0, float("nan")) is Policy.DETECTION_FIRST
+
+
+def test_auto_is_the_default_and_plans_as_detection_first_until_measured():
+    from edge_runtime.runtime.config import config_from_dict
+
+    budget = config_from_dict({}).budget
+    assert budget.policy == "auto"
+    assert Scheduler.from_config(budget).policy.value == "detection-first"
+    assert Scheduler.from_config(budget, policy="fair").policy.value == "fair"

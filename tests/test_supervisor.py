@@ -247,3 +247,23 @@ ctx = 512
         checkpoint = conn.execute("SELECT max(frame_index) FROM checkpoints").fetchone()
     assert len(runs) == 1 and runs[0][0] is not None, "the run was not closed in the database"
     assert checkpoint[0] is not None and checkpoint[0] >= 2
+
+
+def test_auto_policy_is_measured_at_start_up() -> None:
+    pytest.importorskip("llama_cpp")
+    config = config_from_dict({
+        "source": {"uri": "builtin:vtest-video"},
+        "model": {"path": "builtin:yolov8s-person", "classes": [0]},
+        "lines": [{"name": "walkway", "start": [400, 400], "end": [400, 150]}],
+        "output": {"db": "", "print_every_s": 0.0},
+        "budget": {"cores": 2, "min_fps": 0.5},
+        "chat": {"enabled": True, "port": 0, "ctx": 512},
+    })
+    sup = Supervisor(config, quiet=True)
+    try:
+        choice = sup.policy_choice
+        assert choice is not None and choice["detector_threads"] == 1 and choice["detector_fps_p90"] > 0
+        # 0.5 fps is far below what one core gives this detector (about 3-6 fps on the test machines).
+        assert choice["policy"] == "fair" == sup.scheduler.policy.value
+    finally:
+        sup.shutdown()

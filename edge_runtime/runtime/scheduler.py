@@ -9,10 +9,13 @@ Budget: ``cores`` from the config, else :func:`~edge_runtime.runtime.build.avail
 mask and cgroup v2 quota). The cores actually used are the first ``cores`` CPUs of this process's
 affinity mask.
 
+``budget.policy = "auto"`` (the default) picks ``fair`` or ``detection-first`` at start-up by measuring
+the detector on ``fair``'s share of the cores (:func:`choose_policy`).
+
 Two states: **chat idle** (detection may use every core, free-running) and **chat active** (a generation
 is running). While chat is active the policy decides:
 
-``detection-first`` (default) — time slicing. Detection keeps its target (``min_fps``, or
+``detection-first`` — time slicing. Detection keeps its target (``min_fps``, or
 ``1 / max_frame_age_s`` when that is set) and chat gets the time that is left. Both run with every
 core (chat all but one, see :meth:`Scheduler.split`), but never at the same time: before a frame's inference the pipeline raises "frame due", the chat
 generation parks after its current token (the ``between_tokens`` hook, called with the model lock
@@ -57,7 +60,8 @@ from typing import Dict, Iterator, Optional, Tuple
 
 from ..errors import ConfigError
 
-__all__ = ["PACE_HEADROOM", "Policy", "Split", "Scheduler", "usable_cpus", "pin_thread"]
+__all__ = ["PACE_HEADROOM", "Policy", "Split", "Scheduler", "usable_cpus", "pin_thread", "choose_policy",
+           "fair_detector_threads"]
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +76,30 @@ class Policy(str, enum.Enum):
     DETECTION_FIRST = "detection-first"
     CHAT_FIRST = "chat-first"
     FAIR = "fair"
+
+
+def fair_detector_threads(cores: int) -> int:
+    """Threads the detector keeps under ``fair`` while chat runs (chat gets ``cores // 2``)."""
+    return cores - cores // 2
+
+
+def choose_policy(cores: int, target_fps: float, share_fps: float) -> Policy:
+    """The policy ``budget.policy = "auto"`` picks, from a measurement made at start-up.
+
+    ``fair`` gives chat cores of its own, so it keeps chat near its solo speed; it is chosen when the
+    detector, on the share of cores ``fair`` leaves it, still runs at the target with the pacing headroom
+    (``share_fps >= target_fps * PACE_HEADROOM``). Otherwise only time slicing can hold the target:
+    ``detection-first`` (also the only choice on one core).
+
+    Args:
+        cores: the budget.
+        target_fps: the detection target while chat is active.
+        share_fps: measured frames/s of the detector on :func:`fair_detector_threads` threads (a slow
+            percentile, not the mean: the target holds at p95).
+    """
+    if cores < 2 or not share_fps >= target_fps * PACE_HEADROOM:
+        return Policy.DETECTION_FIRST
+    return Policy.FAIR
 
 
 @dataclass(frozen=True)
@@ -170,9 +198,11 @@ class Scheduler:
         self.stats = {"yields": 0, "yield_wait_s": 0.0, "due_timeouts": 0, "paced_s": 0.0}
 
     @classmethod
-    def from_config(cls, budget) -> "Scheduler":
-        """Build from a :class:`~edge_runtime.runtime.config.BudgetConfig`."""
-        return cls(budget.cores, budget.policy, min_fps=budget.min_fps, max_frame_age_s=budget.max_frame_age_s)
+    def from_config(cls, budget, *, policy: "str | Policy | None" = None) -> "Scheduler":
+        """Build from a :class:`~edge_runtime.runtime.config.BudgetConfig` (``policy`` replaces an "auto"
+        one once it has been measured; until then "auto" plans as ``detection-first``)."""
+        chosen = policy or (Policy.DETECTION_FIRST if budget.policy == "auto" else budget.policy)
+        return cls(budget.cores, chosen, min_fps=budget.min_fps, max_frame_age_s=budget.max_frame_age_s)
 
     # ------------------------------------------------------------------------------------- the plan
 

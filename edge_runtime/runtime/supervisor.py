@@ -290,6 +290,8 @@ class Supervisor:
         self.config = config
         self.scheduler = Scheduler.from_config(config.budget)
         self.metrics = Metrics()
+        #: How ``budget.policy = "auto"`` was resolved: the measurement and the choice (None otherwise).
+        self.policy_choice: Optional[Dict[str, Any]] = None
         if pipeline is None:
             from .build import build_pipeline
 
@@ -303,6 +305,8 @@ class Supervisor:
         self.pipeline = pipeline
         base = pipeline.detector
         make = make_detector or (lambda n: clone_detector(base, n))
+        if config.budget.policy == "auto" and config.chat.enabled:
+            self._choose_policy(make)
         self.detector = ManagedDetector(make, self.scheduler, stuck_timeout_s=stuck_timeout_s, metrics=self.metrics,
                                         first=base if make_detector is None else None)
         pipeline.detector = self.detector  # type: ignore[assignment]
@@ -329,6 +333,33 @@ class Supervisor:
         self._max_frames = 0
         self.summary: Optional[RunSummary] = None
         self.error: Optional[BaseException] = None
+
+    def _choose_policy(self, make: Callable[[int], Any], frames: int = 6) -> None:
+        """Resolve ``budget.policy = "auto"``: time the detector on fair's share of the cores."""
+        import numpy as np
+
+        from .scheduler import choose_policy, fair_detector_threads
+
+        cores = self.scheduler.cores
+        threads = fair_detector_threads(cores)
+        share_fps = 0.0
+        if cores >= 2:
+            detector = make(threads)
+            image = np.random.default_rng(0).integers(0, 255, (480, 640, 3), dtype=np.uint8)
+            times = []
+            for i in range(frames + 2):
+                t0 = time.perf_counter()
+                detector(image)
+                if i >= 2:  # two warm-up calls
+                    times.append(time.perf_counter() - t0)
+            times.sort()
+            share_fps = 1.0 / times[min(len(times) - 1, int(0.9 * len(times)))]  # the slow end (p90)
+        policy = choose_policy(cores, self.scheduler.target_fps, share_fps)
+        self.policy_choice = {"policy": policy.value, "cores": cores, "detector_threads": threads,
+                              "detector_fps_p90": share_fps, "target_fps": self.scheduler.target_fps}
+        log.info("budget.policy auto -> %s (detector on %d of %d cores: %.2f fps at p90, target %.2f)",
+                 policy.value, threads, cores, share_fps, self.scheduler.target_fps)
+        self.scheduler = Scheduler.from_config(self.config.budget, policy=policy)
 
     # ------------------------------------------------------------------------------------- running
 
