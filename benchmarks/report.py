@@ -146,11 +146,11 @@ def row_cosched(doc: Dict[str, Any], label: str) -> List[List[str]]:
             continue
         good = r["fps_at_p95"] >= target and r.get("chat_vs_solo", 0) >= 0.8
         ok |= good and policy != "unmanaged"
-        label = policy.removeprefix("managed-")
+        name = policy.removeprefix("managed-")
         if policy == "managed-auto" and isinstance(r.get("budget"), dict):
-            label += f" (chose {r['budget'].get('policy')})"
+            name += f" (chose {r['budget'].get('policy')})"
         rounds = f", {r['rounds_meeting_both']}/{len(r['rounds'])} rounds meet both" if "rounds" in r else ""
-        cells.append(f"{label}: {r['fps_at_p95']:.2f} fps at p95, chat {r.get('chat_vs_solo', 0):.2f}× solo{rounds}")
+        cells.append(f"{name}: {r['fps_at_p95']:.2f} fps at p95, chat {r.get('chat_vs_solo', 0):.2f}× solo{rounds}")
     return [[f"detection + chat on {doc['cores']} cores, {label}, target {target:.1f} fps (`bench_cosched`)",
              cells[0] if cells else "—", "; ".join(cells[1:]), "—",
              f"target at p95 and chat ≥ 0.8× solo {_mark(ok)}"]]
