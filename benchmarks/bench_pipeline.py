@@ -3,13 +3,16 @@
 Peer: onnxruntime + the pre/post-processing of Ultralytics' ONNX Runtime example (cv2 letterbox, NumPy
 decode, cv2.dnn.NMSBoxes) + the ``trackers`` package's ByteTrack + supervision's LineZone.
 Ours: edge_runtime's Pipeline (native letterbox/decode/NMS, native-assisted ByteTracker, LineCounter).
-Same model file, same onnxruntime session options and thread count, every frame, same line.
+Same model file, same onnxruntime session options and thread count, every frame, same line. Ours is
+built from a config as ``edge-runtime run`` builds it (every tracker and counter default). With
+``--int8 MODEL`` ours also runs on the int8 detector, against the peer's fp32. Both stacks' line counts
+are scored against the by-eye truth of the walkway line.
 
 Each side runs in its own process (so CPU time and peak RSS are its own), alternating order over
 ``--rounds`` rounds; the ratio is taken per round. Line in/out counts of both are reported and must agree
 within +-1 (the trackers differ, so ids and the odd crossing may too; see the JSON for per-side events).
 
-    python -m benchmarks.bench_pipeline [--threads 2] [--rounds 5] [--model builtin:yolov8s-person]
+    python -m benchmarks.bench_pipeline [--threads 2] [--rounds 5] [--model builtin:yolov8s-person] [--int8 M.onnx]
 """
 
 from __future__ import annotations
@@ -101,22 +104,19 @@ def _run_peer(model: str, video: str, threads: int) -> Dict:
 
 
 def _run_ours(model: str, video: str, threads: int, motion_gate: bool = False) -> Dict:
-    from edge_runtime.runtime.pipeline import Pipeline
-    from edge_runtime.vision.counting import LineCounter
-    from edge_runtime.vision.detector import Detector
-    from edge_runtime.vision.sources import open_source
-    from edge_runtime.vision.tracking import ByteTracker
+    """The job as shipped: built from a config with every tracker and counter default (only the source,
+    model, thread count and the walkway line are set), as ``edge-runtime run`` builds it."""
+    from edge_runtime.runtime.build import build_pipeline
+    from edge_runtime.runtime.config import config_from_dict
 
-    detector = Detector(model, threads=threads, conf_threshold=CONF, iou_threshold=IOU, classes=[0])
-    line = LineCounter("walkway", LINE_START, LINE_END, hysteresis_frames=2)
-    tracker = ByteTracker(high_score=0.5, low_score=0.1, new_track_score=0.6, match_iou=0.2, min_hits=3,
-                          lost_s=3.0)
-    gate = None
-    if motion_gate:
-        from edge_runtime.vision.motion import MotionGate
-
-        gate = MotionGate()  # the config defaults: 0.2 % of the picture changed, inference at least every 10th frame
-    pipeline = Pipeline(open_source(video, mode="every"), detector, tracker=tracker, counters=[line], motion_gate=gate)
+    config = config_from_dict({
+        "source": {"uri": video, "mode": "every", "motion_gate": motion_gate},
+        "model": {"path": model, "classes": [0], "threads": threads},
+        "lines": [{"name": "walkway", "start": list(LINE_START), "end": list(LINE_END)}],
+        "output": {"db": "", "print_every_s": 0.0},
+    })
+    pipeline = build_pipeline(config, quiet=True)
+    line = pipeline.counters[0]
     latencies, infer_ms, events = [], [], []
     t_start = time.perf_counter()
     for result in pipeline:
@@ -126,13 +126,21 @@ def _run_ours(model: str, video: str, threads: int, motion_gate: bool = False) -
         infer_ms.append(result.timings.inference_ms)
         events.extend((e.frame_index, e.track_id, e.direction.value) for e in result.events)
     wall = time.perf_counter() - t_start
+    events.extend((e.frame_index, e.track_id, e.direction.value) for e in pipeline.final_events)
     return {"frames": pipeline.summary.frames, "wall_s": wall, "latency_ms": latencies, "inference_ms": infer_ms,
             "line_in": line.in_total, "line_out": line.out_total, "events": events,
             "dropped": pipeline.summary.dropped_frames, "inferred_frames": pipeline.summary.inferred_frames}
 
 
+def _walkway_truth() -> Dict[str, int]:
+    """By-eye in/out crossings of the built-in walkway line (``benchmarks/truth/vtest/walkway.json``)."""
+    truth = json.loads((Path(__file__).resolve().parent / "truth" / "vtest" / "walkway.json").read_text())
+    events = truth["events"]
+    return {"in": sum(e["direction"] == "in" for e in events), "out": sum(e["direction"] == "out" for e in events)}
+
+
 def _worker(args: argparse.Namespace) -> None:
-    run = {"ours": _run_ours, "peer": _run_peer,
+    run = {"ours": _run_ours, "ours-int8": _run_ours, "peer": _run_peer,
            "ours-gated": lambda *a: _run_ours(*a, motion_gate=True)}[args.worker]
     t_cpu = time.process_time()
     result = run(args.model, args.video, args.threads)
@@ -170,7 +178,9 @@ def main() -> None:
     parser.add_argument("--name", default="pipeline", help="result file name under benchmarks/results")
     parser.add_argument("--motion-gate", action="store_true",
                         help="also run ours with the motion gate, to measure its effect on CPU time and counts")
-    parser.add_argument("--worker", choices=["ours", "peer", "ours-gated"], help=argparse.SUPPRESS)
+    parser.add_argument("--int8", help="also run ours with this int8 model (e.g. the one bench_int8 converts) "
+                                       "against the peer's fp32")
+    parser.add_argument("--worker", choices=["ours", "ours-int8", "peer", "ours-gated"], help=argparse.SUPPRESS)
     parser.add_argument("--video", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -182,26 +192,41 @@ def main() -> None:
     from edge_runtime.assets import ensure, resolve
 
     model, video = str(resolve(args.model)), str(ensure("vtest-video"))
-    runs: Dict[str, List[Dict]] = {"ours": [], "peer": [], "ours-gated": []}
+    int8 = str(resolve(args.int8)) if args.int8 else None
+    runs: Dict[str, List[Dict]] = {"ours": [], "peer": [], "ours-gated": [], "ours-int8": []}
     with tempfile.TemporaryDirectory() as tmp:
         for k in range(args.rounds):
-            sides = ("ours", "peer") if k % 2 == 0 else ("peer", "ours")
-            for side in sides + (("ours-gated",) if args.motion_gate and k == 0 else ()):
+            sides = ["ours", "peer"] + (["ours-int8"] if int8 else [])
+            sides = sides[k % len(sides):] + sides[:k % len(sides)]  # rotate: each side goes first in turn
+            for side in sides + (["ours-gated"] if args.motion_gate and k == 0 else []):
                 out = Path(tmp) / f"{side}{k}.json"
-                subprocess.run([sys.executable, "-m", "benchmarks.bench_pipeline", "--worker", side, "--model", model,
-                                "--video", video, "--threads", str(args.threads), "--out", str(out)], check=True)
+                side_model = int8 if side == "ours-int8" else model
+                subprocess.run([sys.executable, "-m", "benchmarks.bench_pipeline", "--worker", side, "--model",
+                                side_model, "--video", video, "--threads", str(args.threads), "--out", str(out)],
+                               check=True)
                 runs[side].append(json.loads(out.read_text()))
                 print(f"round {k} {side}: {runs[side][-1]['frames'] / runs[side][-1]['wall_s']:.2f} fps", flush=True)
     ours, peer = _summarise(runs["ours"]), _summarise(runs["peer"])
     ratios = [(o["frames"] / o["wall_s"]) / (p["frames"] / p["wall_s"]) for o, p in zip(runs["ours"], runs["peer"])]
     counts_agree = abs(ours["line_in"] - peer["line_in"]) <= 1 and abs(ours["line_out"] - peer["line_out"]) <= 1
+    truth = _walkway_truth()
     payload = {
         "question": "whole-job FPS and counts: edge-runtime Pipeline vs onnxruntime + Ultralytics example "
                     "pre/post + trackers ByteTrack + supervision LineZone, same model and threads",
         "model": Path(model).name, "frames": ours["frames"], "threads": args.threads, "rounds": args.rounds,
         "fps_ratio_median": statistics.median(ratios), "fps_ratio_per_round": ratios,
         "line_counts_within_1": counts_agree, "ours": ours, "peer": peer,
+        "walkway_truth": truth,
+        "count_error_vs_truth": {side: {"in": s["line_in"] - truth["in"], "out": s["line_out"] - truth["out"]}
+                                 for side, s in (("ours", ours), ("peer", peer))},
     }
+    if runs["ours-int8"]:
+        q8 = _summarise(runs["ours-int8"])
+        r8 = [(o["frames"] / o["wall_s"]) / (p["frames"] / p["wall_s"]) for o, p in zip(runs["ours-int8"], runs["peer"])]
+        payload["int8"] = {"model": Path(int8).name, "summary": q8, "fps_ratio_vs_peer_fp32_median": statistics.median(r8),
+                           "fps_ratio_vs_peer_fp32_per_round": r8}
+        payload["count_error_vs_truth"]["ours-int8"] = {"in": q8["line_in"] - truth["in"],
+                                                        "out": q8["line_out"] - truth["out"]}
     if runs["ours-gated"]:
         gated = _summarise(runs["ours-gated"])
         g, o = runs["ours-gated"][0], runs["ours"][0]

@@ -83,12 +83,28 @@ def row_pipeline(doc: Dict[str, Any]) -> List[List[str]]:
     rounds = doc.get("rounds", 1)
     spread = doc.get("fps_ratio_per_round", [])
     rng = f" (rounds {min(spread):.2f}–{max(spread):.2f})" if len(spread) > 1 else ""
-    return [[f"whole job, {doc['frames']} frames of vtest.avi, fp32, {doc['threads']} threads, {rounds} rounds "
-             f"(`bench_pipeline`)", f"{o['fps_median']:.2f} fps, non-inference {o['non_inference_share_p50'] * 100:.2f} %",
-             f"{p['fps_median']:.2f} fps, {p['non_inference_share_p50'] * 100:.2f} %",
+    err = doc.get("count_error_vs_truth", {})
+
+    def counts(side: str) -> str:
+        e = err.get(side)
+        return "" if e is None else f"; walkway in/out vs by-eye truth {e['in']:+d} / {e['out']:+d}"
+
+    rows = [[f"whole job, {doc['frames']} frames of vtest.avi, fp32, {doc['threads']} threads, {rounds} rounds "
+             f"(`bench_pipeline`)", f"{o['fps_median']:.2f} fps, non-inference {o['non_inference_share_p50'] * 100:.2f} %"
+             + counts("ours"), f"{p['fps_median']:.2f} fps, {p['non_inference_share_p50'] * 100:.2f} %" + counts("peer"),
              _x(doc["fps_ratio_median"]) + rng,
              f"≥ ×1.0 {_mark(doc['fps_ratio_median'] >= 1.0)}, non-inference ≤ 1 % "
              f"{_mark(o['non_inference_share_p50'] <= 0.01)}"]]
+    q8 = doc.get("int8")
+    if q8:
+        r8 = q8["fps_ratio_vs_peer_fp32_per_round"]
+        e = err.get("ours-int8", {"in": 99, "out": 99})
+        rows.append([f"whole job, int8 detector (ours) vs the peer's fp32, same threads (`bench_pipeline --int8`)",
+                     f"{q8['summary']['fps_median']:.2f} fps" + counts("ours-int8"), f"{p['fps_median']:.2f} fps",
+                     f"{_x(q8['fps_ratio_vs_peer_fp32_median'])} (rounds {min(r8):.2f}–{max(r8):.2f})",
+                     f"≥ ×2.5 with an int8 dot product {_mark(q8['fps_ratio_vs_peer_fp32_median'] >= 2.5)}, counts "
+                     f"±1 {_mark(abs(e['in']) <= 1 and abs(e['out']) <= 1)}"])
+    return rows
 
 
 def row_tracker(doc: Dict[str, Any]) -> List[List[str]]:
