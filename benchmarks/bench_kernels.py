@@ -45,8 +45,8 @@ def _frames(count: int) -> list:
     return frames
 
 
-def _cv2_letterbox(frame: np.ndarray, size: int = 640) -> np.ndarray:
-    """The pre-processing of Ultralytics' ONNX Runtime example (examples/YOLOv8-ONNXRuntime)."""
+def _resize_pad(frame: np.ndarray, size: int = 640) -> np.ndarray:
+    """cv2.resize to fit, then cv2.copyMakeBorder with grey 114 (Ultralytics' letterbox)."""
     import cv2
 
     h, w = frame.shape[:2]
@@ -56,8 +56,14 @@ def _cv2_letterbox(frame: np.ndarray, size: int = 640) -> np.ndarray:
     img = cv2.resize(frame, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
     top, bottom = int(round(dh - 0.1)), int(round(dh + 0.1))
     left, right = int(round(dw - 0.1)), int(round(dw + 0.1))
-    img = cv2.copyMakeBorder(img, top, bottom, left, right, cv2.BORDER_CONSTANT, value=(114, 114, 114))
-    img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    return cv2.copyMakeBorder(img, top, bottom, left, right, cv2.BORDER_CONSTANT, value=(114, 114, 114))
+
+
+def _cv2_letterbox(frame: np.ndarray, size: int = 640) -> np.ndarray:
+    """The pre-processing of Ultralytics' ONNX Runtime example (examples/YOLOv8-ONNXRuntime)."""
+    import cv2
+
+    img = cv2.cvtColor(_resize_pad(frame, size), cv2.COLOR_BGR2RGB)
     return (np.ascontiguousarray(img.transpose(2, 0, 1)[None]).astype(np.float32) / 255.0)
 
 
@@ -65,15 +71,7 @@ def _blob_letterbox(frame: np.ndarray, size: int = 640) -> np.ndarray:
     """Resize + pad with OpenCV, then ``cv2.dnn.blobFromImage`` (BGR->RGB, /255, HWC->NCHW in one call)."""
     import cv2
 
-    h, w = frame.shape[:2]
-    r = min(size / h, size / w)
-    new_w, new_h = int(round(w * r)), int(round(h * r))
-    dw, dh = (size - new_w) / 2, (size - new_h) / 2
-    img = cv2.resize(frame, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
-    top, bottom = int(round(dh - 0.1)), int(round(dh + 0.1))
-    left, right = int(round(dw - 0.1)), int(round(dw + 0.1))
-    img = cv2.copyMakeBorder(img, top, bottom, left, right, cv2.BORDER_CONSTANT, value=(114, 114, 114))
-    return cv2.dnn.blobFromImage(img, scalefactor=1 / 255.0, swapRB=True)
+    return cv2.dnn.blobFromImage(_resize_pad(frame, size), scalefactor=1 / 255.0, swapRB=True)
 
 
 def _match_boxes(a_xyxy: np.ndarray, b_xyxy: np.ndarray, tol_px: float) -> int:

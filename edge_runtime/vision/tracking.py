@@ -285,6 +285,17 @@ class ByteTracker:
             self._tid[keep].astype(np.int32),
         )
 
+    def _next_time(self, timestamp_s: Optional[float], caller: str) -> float:
+        """The time of the frame being processed: ``timestamp_s``, or one nominal frame after the last."""
+        previous = self._now_s
+        if timestamp_s is None:
+            return 0.0 if previous is None else previous + 1.0 / self.fps
+        now = float(timestamp_s)
+        if not math.isfinite(now) or (previous is not None and now < previous):
+            raise InputError(f"ByteTracker.{caller}: timestamp_s must be finite and not go backwards, got "
+                             f"{timestamp_s!r} after {previous!r}")
+        return now
+
     def update(self, detections: Detections, *, timestamp_s: Optional[float] = None) -> Detections:
         """Advance to this frame: predict, associate, confirm, age and drop tracks.
 
@@ -306,13 +317,7 @@ class ByteTracker:
         if not isinstance(detections, Detections):
             raise InputError(f"ByteTracker.update: expected Detections, got {type(detections).__name__}")
         previous = self._now_s
-        if timestamp_s is None:
-            now = 0.0 if previous is None else previous + 1.0 / self.fps
-        else:
-            now = float(timestamp_s)
-            if not math.isfinite(now) or (previous is not None and now < previous):
-                raise InputError(f"ByteTracker.update: timestamp_s must be finite and not go backwards, got "
-                                 f"{timestamp_s!r} after {previous!r}")
+        now = self._next_time(timestamp_s, "update")
         dt_frames = 1.0 if previous is None else (now - previous) * self.fps
         self._now_s = now
         self.frame_index += 1
@@ -409,13 +414,7 @@ class ByteTracker:
             InputError: wrong shapes, or a timestamp that is not finite or goes backwards.
         """
         previous = self._now_s
-        if timestamp_s is None:
-            now = 0.0 if previous is None else previous + 1.0 / self.fps
-        else:
-            now = float(timestamp_s)
-            if not math.isfinite(now) or (previous is not None and now < previous):
-                raise InputError(f"ByteTracker.coast: timestamp_s must be finite and not go backwards, got "
-                                 f"{timestamp_s!r} after {previous!r}")
+        now = self._next_time(timestamp_s, "coast")
         num_tracks = self._tid.shape[0]
         use = self._miss == 0
         if moved_xyxy is not None:
