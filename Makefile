@@ -9,7 +9,7 @@ PIP    := $(PY) -m pip
 # The CPU build of torch for the converter extras. Override on machines that get torch elsewhere.
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: demo test setup setup-dev native assets pytest cross cross-test bench clean
+.PHONY: demo test setup setup-dev native assets system-deps pytest cross cross-test bench clean
 
 $(VENV)/.created:
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +28,7 @@ PEERS_SPEC ?= trackers==2.6.1 supervision==0.31.2
 
 $(VENV)/.setup-dev: $(VENV)/.setup
 	$(PIP) install -q '$(TORCH_SPEC)'
-	$(PIP) install -q --no-build-isolation -e '.[llm,convert,dev,peers]'
+	$(PIP) install -q --no-build-isolation -e '.[llm,mqtt,convert,dev,peers]'
 	$(PIP) install -q --no-deps $(PEERS_SPEC)
 	touch $@
 
@@ -47,7 +47,15 @@ assets: $(VENV)/.setup
 demo: assets
 	$(VENV)/bin/edge-runtime run --db '' --ask "How many people crossed the walkway line?"
 
-pytest: $(VENV)/.setup-dev assets
+# System packages the suite needs: mosquitto, the MQTT tests' broker (each test starts its own). Installed
+# with apt-get when missing and run as root; otherwise the command to run is printed (and CI fails).
+system-deps:
+	@command -v mosquitto >/dev/null 2>&1 || test -x /usr/sbin/mosquitto || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get install -y -q mosquitto >/dev/null 2>&1 || { apt-get update -q && apt-get install -y -q mosquitto; }; \
+	  else echo "make: the MQTT tests need mosquitto: sudo apt-get install mosquitto"; fi; }
+
+pytest: $(VENV)/.setup-dev assets system-deps
 	$(PY) -m pytest -q
 
 # ARM wheels (manylinux_2_34 aarch64 + armv7l) and their tests under qemu (Cortex-A72, A76, A7).

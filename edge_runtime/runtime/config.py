@@ -147,6 +147,30 @@ class ChatConfig:
 
 
 @dataclass(frozen=True)
+class MqttConfig:
+    """``[mqtt]``: publish counts, events, availability and stats to a broker (see edge_runtime.gateway)."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = _range(1, 65535, default=1883)
+    client_id: str = ""  # "" = edge-runtime-<device_id>
+    device_id: str = ""  # "" = from the host name; names the topics and the Home Assistant device
+    username: str = ""
+    password_file: str = ""  # the password is read from this file ...
+    password_env: str = ""  # ... or this environment variable; never from the config itself
+    tls: bool = False
+    ca_file: str = ""
+    cert_file: str = ""
+    key_file: str = ""
+    qos: int = _range(0, 2, default=1)
+    topic_prefix: str = ""  # "" = edge-runtime/<device_id>
+    keepalive_s: int = _range(5, 3600, default=30)
+    stats_every_s: float = _range(0.0, 3600.0, default=10.0)  # 0 = no stats messages
+    discovery: bool = True  # Home Assistant MQTT discovery
+    discovery_prefix: str = "homeassistant"
+
+
+@dataclass(frozen=True)
 class Config:
     source: SourceConfig = field(default_factory=SourceConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -156,6 +180,7 @@ class Config:
     output: OutputConfig = field(default_factory=OutputConfig)
     budget: BudgetConfig = field(default_factory=BudgetConfig)
     chat: ChatConfig = field(default_factory=ChatConfig)
+    mqtt: MqttConfig = field(default_factory=MqttConfig)
 
 
 def _plural(tp: Any) -> str:

@@ -152,6 +152,7 @@ class Pipeline:
         self.last_frame: Optional[Frame] = None
         self._last = Detections.empty(with_track_id=tracker is not None)
         self._stop = threading.Event()
+        self._paused = threading.Event()
         #: The latest counting events (bounded), for questions about "the last N minutes" without a database.
         self.recent_events: "deque[CountEvent]" = deque(maxlen=100_000)
         #: Source-clock time of the latest processed frame.
@@ -160,6 +161,17 @@ class Pipeline:
     def stop(self) -> None:
         """Ask the run to end after the frame in flight (safe from a signal handler or another thread)."""
         self._stop.set()
+
+    def pause(self) -> None:
+        """Stop detecting: frames still arrive and are dropped, nothing is counted, until :meth:`resume`."""
+        self._paused.set()
+
+    def resume(self) -> None:
+        self._paused.clear()
+
+    @property
+    def paused(self) -> bool:
+        return self._paused.is_set()
 
     @property
     def lines(self) -> List[LineCounter]:
@@ -242,6 +254,8 @@ class Pipeline:
             for frame in self.source:
                 if self._stop.is_set() or (max_frames and self.summary.frames >= max_frames):
                     break
+                if self._paused.is_set():  # paused (MQTT .../set): the frame is read and dropped
+                    continue
                 result = self.process(frame)
                 t0 = time.perf_counter()
                 for sink in self.sinks:

@@ -56,13 +56,18 @@ def run_command(args: argparse.Namespace) -> int:
     if config.chat.enabled:  # pipeline + chat server in one process, on one CPU budget
         return _run_supervised(config, args)
     pipeline = build_pipeline(config, restart_source=args.restart_source, quiet=bool(getattr(args, "quiet", False)))
+    from ..gateway.attach import start_mqtt
+
+    mqtt = start_mqtt(config, pipeline)
     # SIGTERM (systemd stop) ends the run cleanly: the frame in flight finishes, sinks flush, the run is
-    # closed in the database, and the exit status is 0.
+    # closed in the database, what MQTT still has to send is sent, and the exit status is 0.
     previous = signal.signal(signal.SIGTERM, lambda signum, frame: pipeline.stop())
     try:
         summary = pipeline.run(max_frames=config.output.max_frames)
     finally:
         signal.signal(signal.SIGTERM, previous)
+        if mqtt is not None:
+            mqtt.stop()
     if args.summary_json:
         with open(args.summary_json, "w", encoding="utf-8") as f:
             json.dump(dataclasses.asdict(summary), f, indent=2)

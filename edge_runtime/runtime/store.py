@@ -533,6 +533,24 @@ class Store:
             (source,)).fetchone())
         return None if row is None else Checkpoint(*row)
 
+    def meta(self, key: str) -> Optional[str]:
+        """A value kept in the database's ``meta`` table (publisher cursors, the places), or None."""
+        row = self._read(lambda c: c.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone())
+        return None if row is None else row[0]
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Keep ``value`` under ``key`` in the ``meta`` table (committed before this returns)."""
+        with self._lock:
+            self._write(lambda c: c.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                                            (str(key), str(value))), f"writing {key}")
+
+    def events_after(self, event_id: int, limit: int = 100) -> List[Tuple[int, StoredEvent]]:
+        """Events with a row id above ``event_id``, in the order they were recorded: (id, event)."""
+        rows = self._read(lambda c: c.execute(
+            "SELECT id, run_id, frame_index, timestamp_s, track_id, class_id, class_name, kind, direction, name "
+            "FROM events WHERE id > ? ORDER BY id LIMIT ?", (int(event_id), int(limit))).fetchall())
+        return [(int(r[0]), StoredEvent(*r[1:])) for r in rows]
+
     def places(self) -> Dict[str, str]:
         """Every line and zone the database knows, {name: "line" | "zone"}: those runs declared
         (:meth:`begin_run`) and those with events."""

@@ -328,6 +328,7 @@ class Supervisor:
             server_config = ServerConfig(host=config.chat.host, port=config.chat.port, token=config.chat.token or None)
             self.server = ChatServer(self.chat, server_config, hooks=_ChatHooks(self))
             self.metrics.add_gauge("chat_queue_depth", lambda: float(max(self.server._admitted - 1, 0)))
+        self.mqtt: Any = None  # the MQTT publisher, from start() when [mqtt] is enabled
         self._thread: Optional[threading.Thread] = None
         self._stop = threading.Event()
         self._max_frames = 0
@@ -371,6 +372,9 @@ class Supervisor:
             self.address = self.server.start()
             log.info("chat server on http://%s:%d/v1 (metrics at /metrics)", *self.address)
         self._max_frames = max_frames
+        from ..gateway.attach import start_mqtt
+
+        self.mqtt = start_mqtt(self.config, self.pipeline, snapshot=self.metrics_snapshot, asker=self.asker())
         if self.detector.inference_native_id is not None:
             self.metrics.register_thread("inference", self.detector.inference_native_id)
         self._thread = threading.Thread(target=self._drive, name="edge-pipeline", daemon=True)
@@ -419,6 +423,8 @@ class Supervisor:
         """
         self.stop()
         self.wait()
+        if self.mqtt is not None:
+            self.mqtt.stop()  # after the pipeline's last events are in the database
         if self.server is not None:
             self.server.stop()
         self.detector.close()
