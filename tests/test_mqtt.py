@@ -410,3 +410,72 @@ def test_edge_runtime_run_publishes_the_real_job(tmp_path):
     assert listener.on("edge/gate1/availability")[-1][0] == "stopped"
     listener.close()
     broker.stop()
+
+
+def _make_tls(tmp: Path) -> dict:
+    """A CA and a server certificate for 127.0.0.1, made with openssl."""
+    def run(*args):
+        subprocess.run(["openssl", *args], check=True, capture_output=True)
+
+    ca_key, ca, key, csr, crt = (tmp / n for n in ("ca.key", "ca.crt", "server.key", "server.csr", "server.crt"))
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(ca_key), "-out", str(ca), "-days", "2",
+        "-subj", "/CN=edge-runtime test CA")
+    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(csr), "-subj", "/CN=127.0.0.1")
+    ext = tmp / "san.ext"
+    ext.write_text("subjectAltName=IP:127.0.0.1\n")
+    run("x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key), "-CAcreateserial", "-out", str(crt),
+        "-days", "2", "-extfile", str(ext))
+    for p in (ca, key, crt):
+        p.chmod(0o644)
+    return {"ca": ca, "key": key, "crt": crt}
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is needed to make the test CA")
+def test_tls_with_a_generated_ca(tmp_path, store):
+    tls = _make_tls(tmp_path)
+    broker = Broker(tmp_path, extra=f"allow_anonymous true\ncafile {tls['ca']}\ncertfile {tls['crt']}\n"
+                                    f"keyfile {tls['key']}")
+    run = store.begin_run(source="cam", class_names=CLASSES, places=PLACES)
+    for f in range(3):
+        _record(store, run, f)
+    seen = []
+    sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="tls-listener")
+    sub.tls_set(ca_certs=str(tls["ca"]))
+    sub.on_connect = lambda c, u, f, rc, p=None: c.subscribe("edge/gate1/events", 1)
+    sub.on_message = lambda c, u, m: seen.append(json.loads(m.payload)["id"])
+    sub.connect("127.0.0.1", broker.port)
+    sub.loop_start()
+    pub = _publisher(_cfg(broker.port, tls=True, ca_file=str(tls["ca"])), store)
+    pub.start()
+    try:
+        deadline = time.monotonic() + 15
+        while sorted(set(seen)) != [1, 2, 3] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert sorted(set(seen)) == [1, 2, 3]
+    finally:
+        pub.stop()
+        sub.loop_stop()
+        broker.stop()
+    with pytest.raises(ConfigError, match="mqtt.ca_file"):
+        _publisher(_cfg(broker.port, tls=True, ca_file=str(tmp_path / "none.crt")), store)
+
+
+def test_a_local_broker_bridged_to_a_central_one(tmp_path, store):
+    """Many gateways, one broker each, bridged to a central broker: the standard mosquitto bridge."""
+    central = Broker(tmp_path)
+    local = Broker(tmp_path, extra=f"allow_anonymous true\nconnection central\naddress 127.0.0.1:{central.port}\n"
+                                   f"topic edge/# out 1\ncleansession false\nrestart_timeout 1")
+    listener = Listener(central.port, topics=("edge/#",))
+    run = store.begin_run(source="cam", class_names=CLASSES, places=PLACES)
+    for f in range(5):
+        _record(store, run, f)
+    pub = _publisher(_cfg(local.port), store)
+    pub.start()
+    try:
+        assert listener.wait(lambda: sorted(set(_event_ids(listener))) == [1, 2, 3, 4, 5], timeout_s=20)
+        assert listener.wait(lambda: listener.on("edge/gate1/availability"))
+    finally:
+        pub.stop()
+        listener.close()
+        local.stop()
+        central.stop()
