@@ -49,6 +49,7 @@ COMMANDS = (
     Command("ask", "edge_runtime.ask.cli", "answer a question about the counts from a results database"),
     Command("chat", "edge_runtime.llm.chat_cli", "chat with the local LLM in the terminal, or ask once"),
     Command("serve", "edge_runtime.llm.server", "serve the local LLM over an OpenAI-compatible HTTP API"),
+    Command("service", "edge_runtime.runtime.service_cli", "install or remove a systemd service that runs a job"),
     Command("inspect", "edge_runtime.llm.inspect", "describe a GGUF model: quantization, size, RAM for a context"),
     Command("convert", "edge_runtime.converters.cli",
             "convert PyTorch / Hugging Face models to verified ONNX fp32, int8 and 4-bit, with a report"),

@@ -128,6 +128,11 @@ def build_pipeline(config: Config, *, restart_source: bool = False, quiet: bool 
     if not quiet and config.output.print_every_s > 0:
         sinks.append(ConsoleSink(config.output.print_every_s))
     sinks.extend(extra_sinks or [])
+    from .sdnotify import Notifier, WatchdogSink
+
+    notifier = Notifier()
+    if notifier.enabled:  # under systemd (Type=notify): readiness and watchdog pings from the frame loop
+        sinks.append(WatchdogSink(notifier))
 
     gate = None
     if config.source.motion_gate:
