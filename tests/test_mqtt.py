@@ -479,3 +479,41 @@ def test_a_local_broker_bridged_to_a_central_one(tmp_path, store):
         listener.close()
         local.stop()
         central.stop()
+
+
+def test_kill_9_while_the_broker_is_down_loses_nothing(tmp_path):
+    broker = Broker(tmp_path)
+    db = tmp_path / "k2.db"
+    store = Store.open(db, checkpoint_every_s=0)
+    run = store.begin_run(source="cam", class_names=CLASSES, places={"walkway": "line"})
+    for f in range(10):
+        _record(store, run, f)
+    listener = Listener(broker.port, topics=("edge/gate1/events",))
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    child = subprocess.Popen([sys.executable, "-c", _CHILD, str(broker.port), str(db)], stdout=subprocess.PIPE, env=env)
+    try:
+        assert child.stdout.readline().strip() == b"started"
+        assert listener.wait(lambda: len(set(_event_ids(listener))) == 10)
+        listener.close()
+        broker.stop()
+        for f in range(10, 40):  # recorded while the broker is away (the job writes, the publisher waits)
+            _record(store, run, f)
+        time.sleep(0.3)
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(10)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    broker.start()
+    listener = Listener(broker.port, topics=("edge/gate1/events",))
+    pub = _publisher(_cfg(broker.port), store)
+    pub.start()
+    try:
+        assert listener.wait(lambda: set(range(11, 41)) <= set(_event_ids(listener)), timeout_s=20)
+        ids = _event_ids(listener)
+        assert ids == sorted(ids) and min(ids) >= 1 and set(ids) <= set(range(1, 41))
+    finally:
+        pub.stop()
+        store.close()
+        listener.close()
+        broker.stop()
