@@ -28,7 +28,7 @@ PEERS_SPEC ?= trackers==2.6.1 supervision==0.31.2
 
 $(VENV)/.setup-dev: $(VENV)/.setup
 	$(PIP) install -q '$(TORCH_SPEC)'
-	$(PIP) install -q --no-build-isolation -e '.[llm,mqtt,convert,dev,peers]'
+	$(PIP) install -q --no-build-isolation -e '.[llm,mqtt,link,convert,dev,peers]'
 	$(PIP) install -q --no-deps $(PEERS_SPEC)
 	touch $@
 

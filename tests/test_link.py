@@ -1,0 +1,195 @@
+"""edge-link: frames that survive line noise, ACKs and retransmission over a lossy stream, and the portable
+C client (built with -Wall -Wextra -Werror) talking to the gateway over a real pseudo-terminal."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+pytest.importorskip("cobs", reason="the link extra (cobs, pyserial) is not installed")
+
+from edge_runtime.link.endpoint import Link, LinkTimeout  # noqa: E402
+from edge_runtime.link.protocol import (MAX_FRAME, MAX_PAYLOAD, FrameError, FrameReader, Packet, Type,  # noqa: E402
+                                        decode_packet, encode_frame, fields, join_fields)
+
+ROOT = Path(__file__).resolve().parents[1]
+RTLINK = ROOT / "native" / "rtlink"
+BENCH_DB = ROOT / "benchmarks" / "grounding" / "vtest_results.db"
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 255), st.integers(0, 255), st.integers(0, 7), st.binary(max_size=MAX_PAYLOAD))
+def test_frames_round_trip_and_fit_256_bytes(type_, seq, flags, payload):
+    frame = encode_frame(Packet(type_, seq, flags, payload))
+    assert frame.endswith(b"\x00") and b"\x00" not in frame[:-1] and len(frame) <= MAX_FRAME
+    assert decode_packet(frame[:-1]) == Packet(type_, seq, flags, payload)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.binary(max_size=600), st.lists(st.binary(max_size=60), min_size=1, max_size=5))
+def test_reader_resynchronises_after_noise(noise, payloads):
+    """Whatever garbage comes first, every packet after the next delimiter is read, in order."""
+    stream = noise + b"\x00" + b"".join(encode_frame(Packet(Type.LOG, 0, 0, p)) for p in payloads)
+    reader = FrameReader()
+    got = [p.payload for p in reader.feed(stream)]
+    assert got[-len(payloads):] == payloads
+
+
+def test_corrupt_frames_are_dropped_and_counted():
+    frame = bytearray(encode_frame(Packet(Type.ASK, 3, 1, b"how many?")))
+    frame[5] ^= 0x40  # one flipped bit
+    reader = FrameReader()
+    assert list(reader.feed(bytes(frame))) == [] and reader.dropped == 1
+    with pytest.raises(FrameError, match="CRC"):
+        decode_packet(bytes(frame[:-1]))
+    with pytest.raises(FrameError, match="at least 6"):
+        decode_packet(encode_frame(Packet(Type.ASK))[:3])
+
+
+class Pipe:
+    """One direction of an in-memory stream; ``drop`` loses every n-th write (a noisy line)."""
+
+    def __init__(self, drop: int = 0) -> None:
+        self.buf = bytearray()
+        self.cond = threading.Condition()
+        self.drop, self.writes = drop, 0
+
+    def write(self, data: bytes) -> int:
+        self.writes += 1
+        if self.drop and self.writes % self.drop == 0:
+            return len(data)
+        with self.cond:
+            self.buf += data
+            self.cond.notify_all()
+        return len(data)
+
+    def read(self, n: int) -> bytes:
+        with self.cond:
+            if not self.buf:
+                self.cond.wait(0.05)
+            out = bytes(self.buf[:n])
+            del self.buf[:n]
+            return out
+
+
+class End:
+    def __init__(self, rx: Pipe, tx: Pipe) -> None:
+        self.rx, self.tx = rx, tx
+
+    def read(self, n):
+        return self.rx.read(n)
+
+    def write(self, data):
+        return self.tx.write(data)
+
+
+def test_lost_frames_are_retransmitted_and_delivered_once():
+    a_to_b, b_to_a = Pipe(drop=3), Pipe(drop=4)  # a third of one way and a quarter of the other lost
+    got = []
+    b = Link(End(a_to_b, b_to_a), got.append, retry_ms=30, retries=10).start()
+    a = Link(End(b_to_a, a_to_b), lambda p: None, retry_ms=30, retries=10).start()
+    try:
+        for i in range(30):
+            a.send(Type.SENSOR, join_fields(["door", i]))
+        deadline = time.monotonic() + 5
+        while len(got) < 30 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert [int(fields(p.payload)[1]) for p in got] == list(range(30))  # each once, in order
+    finally:
+        a.close()
+        b.close()
+
+
+def test_no_ack_means_a_clear_timeout():
+    silent = Pipe()
+    a = Link(End(Pipe(), silent), lambda p: None, retry_ms=20, retries=2).start()
+    try:
+        with pytest.raises(LinkTimeout, match="not acknowledged after 3 tries"):
+            a.send(Type.ASK, b"a1\x1fhello?")
+    finally:
+        a.close()
+
+
+def _asker():
+    from edge_runtime.ask.answer import Asker
+    from edge_runtime.ask.data import StoreView, catalog_from_store
+    from edge_runtime.runtime.store import Store
+
+    store = Store.open(BENCH_DB, readonly=True)
+    return store, Asker(StoreView(store), catalog_from_store(store, labels=["person", "fallen person"]),
+                        tz=dt.timezone.utc)
+
+
+@pytest.mark.skipif(shutil.which("gcc") is None and shutil.which("cc") is None, reason="no C compiler")
+def test_c_client_talks_to_the_gateway_over_a_pty(tmp_path):
+    cc = shutil.which("gcc") or shutil.which("cc")
+    exe = tmp_path / "host_node"
+    build = subprocess.run([cc, "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-O2", "-o", str(exe),
+                            str(RTLINK / "examples" / "host_node.c"), str(RTLINK / "edge_link.c")],
+                           capture_output=True, text=True)
+    assert build.returncode == 0, build.stderr
+    from edge_runtime.link.gateway import GatewaySession
+
+    master, slave = os.openpty()
+    os.set_blocking(master, True)
+
+    class PtyPort:
+        def read(self, n):
+            import select
+
+            ready, _, _ = select.select([master], [], [], 0.05)
+            return os.read(master, n) if ready else b""
+
+        def write(self, data):
+            return os.write(master, data)
+
+    store, asker = _asker()
+    session = GatewaySession(PtyPort(), asker).start()
+    try:
+        out = subprocess.run([str(exe), os.ttyname(slave), "door-1", "lamp",
+                              "How many people crossed the walkway line yesterday?"], capture_output=True,
+                             text=True, timeout=60)
+        assert out.returncode == 0, (out.returncode, out.stdout, out.stderr)
+        lines = dict(line.split(" ", 1) for line in out.stdout.strip().splitlines())
+        assert lines["welcome"].split("\x1f")[1] == str(MAX_PAYLOAD)
+        assert lines["pong"] == "hi"
+        q, name, ins, outs, occ = lines["counts"].split("\x1f")
+        expected = asker.view.event_counts(None, None, (("lamp",), None, ()))
+        assert (q, name) == ("q1", "lamp")
+        assert int(ins) == sum(n for (_, _, d), n in expected.items() if d == "enter")
+        assert int(outs) == sum(n for (_, _, d), n in expected.items() if d == "exit")
+        assert lines["answer"] == "59 people crossed the walkway line yesterday (31 in, 28 out)."
+        assert session.node == {"id": "door-1", "firmware": "1.0", "caps": "15"}
+        # An answer longer than one packet arrives in chunks and is put back together.
+        long = subprocess.run([str(exe), os.ttyname(slave), "door-1", "walkway", "Tell me about the walkway"],
+                              capture_output=True, text=True, timeout=60)
+        assert long.returncode == 0, long.stdout
+        text = dict(line.split(" ", 1) for line in long.stdout.strip().splitlines())["answer"]
+        assert len(text.encode()) > MAX_PAYLOAD and text == asker.help_text()
+    finally:
+        session.close()
+        store.close()
+        os.close(master)
+        os.close(slave)
+
+
+def test_unknown_place_gets_an_error_reply():
+    from edge_runtime.link.gateway import GatewaySession
+
+    store, asker = _asker()
+    try:
+        session = GatewaySession(End(Pipe(), Pipe()), asker)
+        reply = fields(session._counts(["q9", "gate", "0"]))
+        assert reply[:2] == ["q9", "ERR"] and "gate" in reply[2]
+        assert fields(session._counts(["q9", "walkway", "soon"]))[1] == "ERR"
+    finally:
+        store.close()
