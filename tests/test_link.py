@@ -193,3 +193,16 @@ def test_unknown_place_gets_an_error_reply():
         assert fields(session._counts(["q9", "walkway", "soon"]))[1] == "ERR"
     finally:
         store.close()
+
+
+@pytest.mark.skipif(shutil.which("gcc") is None, reason="no C compiler")
+def test_rtthread_port_compiles_warning_free_against_the_documented_api(tmp_path):
+    """No RT-Thread kernel here: the port is compiled against declarations of the documented API
+    (tests/rtthread_stubs), which catches a wrong call or type, not a kernel behaviour."""
+    out = subprocess.run(["gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic",
+                          f"-I{ROOT / 'tests' / 'rtthread_stubs'}", f"-I{RTLINK}", "-c",
+                          str(RTLINK / "rtthread" / "edge_link_port.c"), "-o", str(tmp_path / "port.o")],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    for name in ("SConscript", "Kconfig", "README.md"):
+        assert (RTLINK / "rtthread" / name).is_file()
