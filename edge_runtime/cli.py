@@ -49,6 +49,7 @@ COMMANDS = (
     Command("ask", "edge_runtime.ask.cli", "answer a question about the counts from a results database"),
     Command("chat", "edge_runtime.llm.chat_cli", "chat with the local LLM in the terminal, or ask once"),
     Command("serve", "edge_runtime.llm.server", "serve the local LLM over an OpenAI-compatible HTTP API"),
+    Command("link", "edge_runtime.link.cli", "serve RT-Thread nodes on a serial port and show the frames"),
     Command("service", "edge_runtime.runtime.service_cli", "install or remove a systemd service that runs a job"),
     Command("inspect", "edge_runtime.llm.inspect", "describe a GGUF model: quantization, size, RAM for a context"),
     Command("convert", "edge_runtime.converters.cli",

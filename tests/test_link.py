@@ -206,3 +206,99 @@ def test_rtthread_port_compiles_warning_free_against_the_documented_api(tmp_path
     assert out.returncode == 0, out.stderr
     for name in ("SConscript", "Kconfig", "README.md"):
         assert (RTLINK / "rtthread" / name).is_file()
+
+
+def _build_node(tmp_path: Path) -> Path:
+    exe = tmp_path / "host_node"
+    subprocess.run(["gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-O2", "-o", str(exe),
+                    str(RTLINK / "examples" / "host_node.c"), str(RTLINK / "edge_link.c")], check=True)
+    return exe
+
+
+@pytest.mark.skipif(shutil.which("gcc") is None, reason="no C compiler")
+def test_link_monitor_serves_a_node_and_shows_every_frame(tmp_path):
+    import sys
+
+    exe = _build_node(tmp_path)
+    # The monitor serves a pyserial URL (a loopback socket, as a serial-over-network adapter would be); the
+    # node (the C client) talks to a pty whose other end this test bridges to that socket.
+    import socket as sk
+
+    listener = sk.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    port = listener.getsockname()[1]
+    m, s = os.openpty()
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    mon = subprocess.Popen([sys.executable, "-m", "edge_runtime.cli", "link", "monitor", f"socket://127.0.0.1:{port}",
+                            "--db", str(BENCH_DB), "--seconds", "20"], stdout=subprocess.PIPE, text=True, env=env)
+    conn, _ = listener.accept()
+    stop = threading.Event()
+
+    def bridge():
+        import select
+
+        while not stop.is_set():
+            ready, _, _ = select.select([m, conn], [], [], 0.05)
+            if m in ready:
+                conn.sendall(os.read(m, 4096))
+            if conn in ready:
+                data = conn.recv(4096)
+                if not data:
+                    return
+                os.write(m, data)
+
+    t = threading.Thread(target=bridge, daemon=True)
+    t.start()
+    try:
+        out = subprocess.run([str(exe), os.ttyname(s), "pen-door", "walkway", "How many people crossed the walkway?"],
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stdout
+        assert "answer 105 people crossed the walkway line" in out.stdout
+    finally:
+        stop.set()
+        mon.terminate()
+        shown = mon.communicate(timeout=30)[0]
+        conn.close()
+        listener.close()
+        os.close(m)
+        os.close(s)
+    assert "rx HELLO" in shown and "pen-door | 1.0 | 15" in shown
+    assert "tx WELCOME" in shown and "tx ANSWER" in shown and "ACK" in shown
+
+
+def test_sensor_readings_are_stored_and_a_silent_node_is_reported(tmp_path, caplog):
+    from edge_runtime.link.gateway import GatewaySession
+    from edge_runtime.runtime.store import Store
+
+    store = Store.open(tmp_path / "r.db")
+    from edge_runtime.ask.answer import Asker
+    from edge_runtime.ask.data import StoreView, catalog_from_store
+
+    asker = Asker(StoreView(store), catalog_from_store(store))
+    to_gw, to_node = Pipe(), Pipe()
+    session = GatewaySession(End(to_gw, to_node), asker, gone_after_s=1.0,
+                             on_sensor=lambda node, name, value: store.add_reading(node, name, value)).start()
+    node = Link(End(to_node, to_gw), lambda p: None, retry_ms=50).start()
+    try:
+        node.send(Type.HELLO, join_fields(["pen-door", "1.0", "8"]))
+        node.send(Type.SENSOR, join_fields(["door_open", 1]))
+        node.send(Type.SENSOR, join_fields(["door_open", 0]))
+        deadline = time.monotonic() + 5
+        while len(store.readings("door_open")) < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert [(n, v) for n, _, v, _ in store.readings("door_open")] == [("pen-door", 1.0), ("pen-door", 0.0)]
+        with caplog.at_level("WARNING", logger="edge_runtime.link.gateway"):
+            deadline = time.monotonic() + 5
+            while session.present and time.monotonic() < deadline:
+                time.sleep(0.05)
+        assert not session.present and "gone" in caplog.text
+        node.send(Type.HELLO, join_fields(["pen-door", "1.0", "8"]))  # welcomed back
+        deadline = time.monotonic() + 5
+        while not session.present and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert session.present
+    finally:
+        node.close()
+        session.close()
+        store.close()

@@ -468,3 +468,25 @@ def test_totals_and_buckets_match_the_events_for_any_sequence(tmp_path_factory, 
             got[(b.start_s, b.name, b.class_id, True)] += b.in_count
             got[(b.start_s, b.name, b.class_id, False)] += b.out_count
         assert +got == +expected
+
+
+def test_a_version_1_database_is_read_as_is_and_migrated_when_opened_for_writing(tmp_path):
+    import sqlite3
+
+    from edge_runtime.runtime.store_schema import APPLICATION_ID, SCHEMA_V1
+
+    path = tmp_path / "v1.db"
+    raw = sqlite3.connect(path)
+    for sql in SCHEMA_V1:
+        raw.execute(sql)
+    raw.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+    raw.execute("PRAGMA user_version = 1")
+    raw.commit()
+    raw.close()
+    with Store.open(path, readonly=True) as ro:  # a reader never changes the file
+        assert ro.readings() == [] and ro.totals() == []
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == 1
+    with Store.open(path) as rw:
+        rw.add_reading("door-1", "door_open", 1.0, timestamp_s=1000.0)
+        assert rw.readings("door_open") == [("door-1", "door_open", 1.0, 1000.0)]
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2

@@ -30,21 +30,40 @@ class GatewaySession:
         on_sensor: called with (node id, name, value) for each sensor reading.
     """
 
-    def __init__(self, port: Any, asker: Any, *, on_sensor: Any = None, on_frame: Any = None) -> None:
+    def __init__(self, port: Any, asker: Any, *, on_sensor: Any = None, on_frame: Any = None,
+                 gone_after_s: float = 15.0, name: str = "") -> None:
         self.asker = asker
         self.on_sensor = on_sensor
+        self.name = name
+        self.gone_after_s = gone_after_s
         self.node: Optional[Dict[str, str]] = None
+        #: True while the node is heard from; False once it has been silent for ``gone_after_s``.
+        self.present = False
         self.logs: list = []
         self._jobs: "queue.Queue[Optional[Packet]]" = queue.Queue()
         self.link = Link(port, self._jobs.put, on_frame=on_frame)
         self._worker = threading.Thread(target=self._work, name="edge-link-gateway", daemon=True)
+        self._closed = threading.Event()
 
     def start(self) -> "GatewaySession":
         self._worker.start()
         self.link.start()
+        threading.Thread(target=self._watch, name="edge-link-watch", daemon=True).start()
         return self
 
+    def _watch(self) -> None:
+        """Report a node that went silent (it pings every few seconds), once; HELLO welcomes it back."""
+        import time
+
+        while not self._closed.wait(1.0):
+            silent = time.monotonic() - self.link.last_heard if self.link.last_heard else None
+            if self.present and silent is not None and silent > self.gone_after_s:
+                self.present = False
+                log.warning("edge-link %s: node %s silent for %.0f s: gone", self.name or "", (self.node or {}).get(
+                    "id", "?"), silent)
+
     def close(self) -> None:
+        self._closed.set()
         self._jobs.put(None)
         self.link.close()
         self._worker.join(2.0)
@@ -64,8 +83,12 @@ class GatewaySession:
 
     def _handle(self, packet: Packet) -> None:
         f = fields(packet.payload)
+        if packet.type != Type.HELLO and not self.present and self.node is not None:
+            self.present = True
+            log.info("edge-link %s: node %s is back", self.name, self.node["id"])
         if packet.type == Type.HELLO:
             was = self.node
+            self.present = True
             self.node = {"id": f[0], "firmware": f[1] if len(f) > 1 else "", "caps": f[2] if len(f) > 2 else "0"}
             log.info("edge-link: node %s %s (firmware %s)", f[0], "is back" if was else "joined", self.node["firmware"])
             self.link.send(Type.WELCOME, join_fields([__version__, MAX_PAYLOAD]))

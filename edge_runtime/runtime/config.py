@@ -171,6 +171,15 @@ class MqttConfig:
 
 
 @dataclass(frozen=True)
+class LinkConfig:
+    """``[[links]]``: a serial port to an RT-Thread node speaking edge-link (native/rtlink/PROTOCOL.md)."""
+
+    device: str  # /dev/ttyUSB0, /dev/ttyAMA0, or any pyserial URL (socket://host:port, rfc2217://...)
+    baud: int = _range(1200, 4_000_000, default=115200)
+    name: str = ""  # how logs name the link ("" = the device)
+
+
+@dataclass(frozen=True)
 class Config:
     source: SourceConfig = field(default_factory=SourceConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -181,6 +190,7 @@ class Config:
     budget: BudgetConfig = field(default_factory=BudgetConfig)
     chat: ChatConfig = field(default_factory=ChatConfig)
     mqtt: MqttConfig = field(default_factory=MqttConfig)
+    links: List[LinkConfig] = field(default_factory=list)
 
 
 def _plural(tp: Any) -> str:

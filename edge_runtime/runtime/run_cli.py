@@ -59,6 +59,12 @@ def run_command(args: argparse.Namespace) -> int:
     from ..gateway.attach import start_mqtt
 
     mqtt = start_mqtt(config, pipeline)
+    links = []
+    if config.links:
+        from ..ask.answer import asker_for_pipeline
+        from ..link.attach import start_links
+
+        links = start_links(config, pipeline, asker_for_pipeline(pipeline))
     # SIGTERM (systemd stop) ends the run cleanly: the frame in flight finishes, sinks flush, the run is
     # closed in the database, what MQTT still has to send is sent, and the exit status is 0.
     previous = signal.signal(signal.SIGTERM, lambda signum, frame: pipeline.stop())
@@ -66,6 +72,8 @@ def run_command(args: argparse.Namespace) -> int:
         summary = pipeline.run(max_frames=config.output.max_frames)
     finally:
         signal.signal(signal.SIGTERM, previous)
+        for link in links:
+            link.close()
         if mqtt is not None:
             mqtt.stop()
     if args.summary_json:

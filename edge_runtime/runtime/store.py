@@ -533,6 +533,41 @@ class Store:
             (source,)).fetchone())
         return None if row is None else Checkpoint(*row)
 
+    def add_reading(self, node: str, name: str, value: float, timestamp_s: Optional[float] = None) -> None:
+        """Store a sensor reading reported by a node (Unix time; default now).
+
+        Raises:
+            InputError: a non-finite value or empty names. StoreError: the write failed.
+        """
+        value = float(value)
+        if not math.isfinite(value) or not node or not name:
+            raise InputError(f"Store.add_reading: node and name must be non-empty and the value finite, got "
+                             f"{node!r}, {name!r}, {value!r}")
+        ts = time.time() if timestamp_s is None else float(timestamp_s)
+        with self._lock:
+            self._write(lambda c: c.execute("INSERT INTO readings (node, name, value, timestamp_s) VALUES "
+                                            "(?, ?, ?, ?)", (str(node)[:_MAX_NAME], str(name)[:_MAX_NAME], value, ts)),
+                        f"storing a reading of {name}")
+
+    def readings(self, name: Optional[str] = None, *, since_s: Optional[float] = None,
+                 limit: int = 10_000) -> List[Tuple[str, str, float, float]]:
+        """(node, name, value, timestamp_s) of sensor readings, oldest first ([] in a database made before
+        readings existed, opened read-only)."""
+        def read(c: sqlite3.Connection) -> List[Tuple[str, str, float, float]]:
+            if c.execute("SELECT 1 FROM sqlite_master WHERE name = 'readings'").fetchone() is None:
+                return []
+            where, args = [], []
+            if name is not None:
+                where.append("name = ?")
+                args.append(name)
+            if since_s is not None:
+                where.append("timestamp_s > ?")
+                args.append(since_s)
+            sql = "SELECT node, name, value, timestamp_s FROM readings" + (" WHERE " + " AND ".join(where)
+                                                                            if where else "")
+            return [tuple(r) for r in c.execute(sql + " ORDER BY timestamp_s, id LIMIT ?", args + [int(limit)])]
+        return self._read(read)
+
     def meta(self, key: str) -> Optional[str]:
         """A value kept in the database's ``meta`` table (publisher cursors, the places), or None."""
         row = self._read(lambda c: c.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone())

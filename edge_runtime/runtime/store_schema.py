@@ -3,6 +3,7 @@ the row types queries return.
 
 Version history (``PRAGMA user_version``; ``PRAGMA application_id`` marks the file as ours):
     1: runs, events, totals, counts, checkpoints, meta.
+    2: readings (sensor values reported by nodes over edge-link).
 
 To change the schema: bump ``SCHEMA_VERSION``, add ``MIGRATIONS[old] = [statements]`` that take a
 version-``old`` database to ``old + 1``, and a test that opens a file made by the old code.
@@ -20,11 +21,12 @@ from ..errors import StoreError
 __all__ = ["SCHEMA_VERSION", "APPLICATION_ID", "SQLITE_HEADER", "check_header", "prepare_schema", "StoredEvent",
            "Total", "Bucket", "Checkpoint"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 APPLICATION_ID = 0x45445254  # "EDRT"
 SQLITE_HEADER = b"SQLite format 3\x00"  # https://www.sqlite.org/fileformat.html#the_database_header
 
-_TABLES = ("meta", "runs", "events", "totals", "counts", "checkpoints")
+_TABLES_V1 = ("meta", "runs", "events", "totals", "counts", "checkpoints")
+_TABLES = _TABLES_V1 + ("readings",)
 
 SCHEMA_V1 = [
     """CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID""",
@@ -82,7 +84,17 @@ SCHEMA_V1 = [
     ) WITHOUT ROWID""",
 ]
 
-MIGRATIONS: Dict[int, List[str]] = {}  # version n -> statements that make it version n + 1
+_READINGS = [
+    """CREATE TABLE readings (
+        id INTEGER PRIMARY KEY,
+        node TEXT NOT NULL,                -- the node id from its HELLO
+        name TEXT NOT NULL,                -- the sensor's name
+        value REAL NOT NULL,
+        timestamp_s REAL NOT NULL          -- Unix time the gateway received it
+    )""",
+    "CREATE INDEX readings_by_name ON readings (name, timestamp_s)",
+]
+MIGRATIONS: Dict[int, List[str]] = {1: _READINGS}  # version n -> statements that make it version n + 1
 
 
 @dataclass(frozen=True)
@@ -170,7 +182,7 @@ def prepare_schema(conn: sqlite3.Connection, path: Path, *, writable: bool) -> i
     if not tables and app_id == 0 and version == 0:
         if not writable:
             raise StoreError(f"{path}: empty database, and it was opened read-only")
-        _run(conn, SCHEMA_V1 + [f"PRAGMA application_id = {APPLICATION_ID}",
+        _run(conn, SCHEMA_V1 + _READINGS + [f"PRAGMA application_id = {APPLICATION_ID}",
                                 f"PRAGMA user_version = {SCHEMA_VERSION}"])
         return SCHEMA_VERSION
     if app_id != APPLICATION_ID:
@@ -185,11 +197,12 @@ def prepare_schema(conn: sqlite3.Connection, path: Path, *, writable: bool) -> i
         if version not in MIGRATIONS:
             raise StoreError(f"{path}: no migration from schema v{version} to v{SCHEMA_VERSION}")
         if not writable:
-            raise StoreError(f"{path}: schema v{version} needs a migration to v{SCHEMA_VERSION}; open it "
-                             f"writable once")
+            break  # read as it is: every migration so far only adds tables, which then read as empty
         _run(conn, MIGRATIONS[version] + [f"PRAGMA user_version = {version + 1}"])
         version += 1
-    missing = [t for t in _TABLES if t not in tables]
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    expected = _TABLES if version >= 2 else _TABLES_V1
+    missing = [t for t in expected if t not in tables]
     if missing:
         raise StoreError(f"{path}: damaged results database: tables {missing} are missing")
     return version

@@ -329,6 +329,7 @@ class Supervisor:
             self.server = ChatServer(self.chat, server_config, hooks=_ChatHooks(self))
             self.metrics.add_gauge("chat_queue_depth", lambda: float(max(self.server._admitted - 1, 0)))
         self.mqtt: Any = None  # the MQTT publisher, from start() when [mqtt] is enabled
+        self.links: List[Any] = []  # edge-link sessions, from start() for each [[links]] entry
         self._thread: Optional[threading.Thread] = None
         self._stop = threading.Event()
         self._max_frames = 0
@@ -375,6 +376,10 @@ class Supervisor:
         from ..gateway.attach import start_mqtt
 
         self.mqtt = start_mqtt(self.config, self.pipeline, snapshot=self.metrics_snapshot, asker=self.asker())
+        if self.config.links:
+            from ..link.attach import start_links
+
+            self.links = start_links(self.config, self.pipeline, self.asker())
         if self.detector.inference_native_id is not None:
             self.metrics.register_thread("inference", self.detector.inference_native_id)
         self._thread = threading.Thread(target=self._drive, name="edge-pipeline", daemon=True)
@@ -423,6 +428,8 @@ class Supervisor:
         """
         self.stop()
         self.wait()
+        for link in self.links:
+            link.close()
         if self.mqtt is not None:
             self.mqtt.stop()  # after the pipeline's last events are in the database
         if self.server is not None:
