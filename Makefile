@@ -65,7 +65,8 @@ cross: $(VENV)/.setup
 cross-test: cross
 	VENV=$(VENV) bash scripts/cross_test.sh
 
-test: pytest cross-test
+# The ARM stage first: it also installs the cross compilers and qemu that tests/test_link.py uses.
+test: cross-test pytest
 
 # Every benchmark, one after the other (each writes benchmarks/results/NAME.json). Run on a quiet machine.
 BENCHMARKS ?= bench_kernels bench_tracker bench_quant "bench_pipeline --motion-gate" bench_int8 bench_llm bench_cosched \

@@ -302,3 +302,58 @@ def test_sensor_readings_are_stored_and_a_silent_node_is_reported(tmp_path, capl
         node.close()
         session.close()
         store.close()
+
+
+_ARM_GCC = shutil.which("arm-linux-gnueabihf-gcc")
+_QEMU_ARM = shutil.which("qemu-arm-static") or shutil.which("qemu-arm")
+
+
+@pytest.mark.skipif(_ARM_GCC is None, reason="no ARM cross compiler (make cross installs it)")
+def test_client_builds_for_a_cortex_m4_without_heap_or_libc_beyond_memcpy(tmp_path):
+    obj = tmp_path / "edge_link_m4.o"
+    subprocess.run([_ARM_GCC, "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-Os", "-mcpu=cortex-m4",
+                    "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16", "-ffreestanding", "-c",
+                    str(RTLINK / "edge_link.c"), "-o", str(obj)], check=True, capture_output=True)
+    undefined = subprocess.run([_ARM_GCC.replace("gcc", "nm"), "-u", str(obj)], capture_output=True,
+                               text=True, check=True).stdout.split()
+    assert set(undefined) - {"U"} <= {"memcpy", "memset"}  # no malloc, no printf, no OS calls
+    size = subprocess.run([_ARM_GCC.replace("gcc", "size"), str(obj)], capture_output=True, text=True, check=True)
+    text, data, bss = (int(v) for v in size.stdout.splitlines()[1].split()[:3])
+    assert text < 2048 and data == 0 and bss == 0
+
+
+@pytest.mark.skipif(_ARM_GCC is None or _QEMU_ARM is None, reason="no ARM cross compiler / qemu-user (make cross)")
+def test_an_emulated_arm_node_talks_to_the_gateway(tmp_path):
+    """The node client built for 32-bit ARM and run on an emulated Cortex-A7 (qemu user mode), over a pty."""
+    exe = tmp_path / "host_node_armv7"
+    subprocess.run([_ARM_GCC, "-std=c99", "-Wall", "-Wextra", "-Werror", "-static", "-O2", "-o", str(exe),
+                    str(RTLINK / "examples" / "host_node.c"), str(RTLINK / "edge_link.c")], check=True,
+                   capture_output=True)
+    from edge_runtime.link.gateway import GatewaySession
+
+    master, slave = os.openpty()
+
+    class PtyPort:
+        def read(self, n):
+            import select
+
+            ready, _, _ = select.select([master], [], [], 0.05)
+            return os.read(master, n) if ready else b""
+
+        def write(self, data):
+            return os.write(master, data)
+
+    store, asker = _asker()
+    session = GatewaySession(PtyPort(), asker).start()
+    try:
+        out = subprocess.run([_QEMU_ARM, "-cpu", "cortex-a7", str(exe), os.ttyname(slave), "arm-node", "walkway",
+                              "How many people crossed the walkway line yesterday?"], capture_output=True, text=True,
+                             timeout=120)
+        assert out.returncode == 0, out.stdout
+        assert "answer 59 people crossed the walkway line yesterday" in out.stdout
+        assert session.node["id"] == "arm-node"
+    finally:
+        session.close()
+        store.close()
+        os.close(master)
+        os.close(slave)
