@@ -364,3 +364,23 @@ def test_a_running_job_answers_in_view_and_zone_occupancy_from_memory():
     assert asker.ask("How many people are on the lawn right now?").facts.value == 2
     assert asker.ask("Is there a fallen person on the lawn?").facts.value == 1
     assert asker.ask("How many people crossed the walkway in the last 5 seconds?").facts.value == 1
+
+
+def test_sensor_readings_from_nodes_are_answerable(tmp_path):
+    import time
+
+    midnight = dt.datetime.fromtimestamp(time.time(), UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    yesterday = midnight.timestamp() - 86400
+    s = Store.open(tmp_path / "s.db")
+    s.begin_run(source="cam", places={"walkway": "line"}, class_names={0: "person"})
+    s.add_reading("pen-door", "door_open", 1.0, timestamp_s=yesterday + 17 * 3600 + 50 * 60)  # opened 17:50
+    s.add_reading("pen-door", "door_open", 0.0, timestamp_s=yesterday + 18 * 3600 + 10 * 60)  # closed 18:10
+    asker = Asker(StoreView(s), catalog_from_store(s), tz=UTC)
+    a = asker.ask("Was the pen door open at 6 pm yesterday?")
+    assert a.query.intent == "sensor" and a.facts.value is True
+    assert a.text.startswith("Yes: door_open read 1 at 17:50:00 yesterday")
+    b = asker.ask("Is the door open now?")
+    assert b.facts.value is False and b.text.startswith("No: door_open read 0 at 18:10:00 yesterday")
+    c = asker.ask("What did door_open read at 5 pm yesterday?")
+    assert c.facts.value is None and "no reading of door_open" in c.text
+    s.close()

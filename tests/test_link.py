@@ -357,3 +357,41 @@ def test_an_emulated_arm_node_talks_to_the_gateway(tmp_path):
         store.close()
         os.close(master)
         os.close(slave)
+
+
+def test_subscribed_node_gets_every_new_event(tmp_path):
+    from types import SimpleNamespace
+
+    from edge_runtime.ask.answer import Asker
+    from edge_runtime.ask.data import StoreView, catalog_from_store
+    from edge_runtime.link.gateway import GatewaySession
+    from edge_runtime.runtime.store import Store
+
+    store = Store.open(tmp_path / "e.db", checkpoint_every_s=0)
+    run = store.begin_run(source="cam", class_names={0: "person"}, places={"walkway": "line"})
+
+    def record(frame):
+        ev = SimpleNamespace(name="walkway", timestamp_s=frame / 10, class_id=0, direction="in", frame_index=frame,
+                             track_id=1)
+        store.record_frame(run, frame, frame / 10, [ev])
+
+    record(0)  # before the subscription: not sent
+    to_gw, to_node = Pipe(), Pipe()
+    session = GatewaySession(End(to_gw, to_node), Asker(StoreView(store), catalog_from_store(store))).start()
+    got = []
+    node = Link(End(to_node, to_gw), got.append, retry_ms=50).start()
+    try:
+        node.send(Type.HELLO, join_fields(["n", "1", "4"]))
+        node.send(Type.SUBSCRIBE, b"1")
+        time.sleep(0.3)
+        for f in range(1, 6):
+            record(f)
+        deadline = time.monotonic() + 5
+        while len([p for p in got if p.type == Type.EVENT]) < 5 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        events = [fields(p.payload) for p in got if p.type == Type.EVENT]
+        assert [int(e[0]) for e in events] == [2, 3, 4, 5, 6] and events[0][1:] == ["walkway", "in", "person"]
+    finally:
+        node.close()
+        session.close()
+        store.close()

@@ -163,6 +163,8 @@ def test_discovery_availability_totals_events_stats(tmp_path, store):
             _record(store, run, f)
         assert listener.wait(lambda: _event_ids(listener) == list(range(1, 9)))
         assert listener.wait(lambda: int(store.meta("mqtt_cursor")) == 8)
+        store.add_reading("pen-door", "door_open", 1.0)  # from an RT-Thread node over edge-link
+        assert listener.wait(lambda: listener.on("edge/gate1/sensors/pen-door/door_open") == [("1", False)])
     finally:
         pub.stop()
     assert listener.wait(lambda: listener.on("edge/gate1/availability")[-1][0] == "stopped")

@@ -104,6 +104,9 @@ class StoreView:
     def in_view(self):
         return None  # the database records zones' occupancy, not every track in view
 
+    def reading_at(self, name, at_s):
+        return self.store.reading_at(name, at_s)
+
 
 def _has_floor(view: StoreView) -> bool:
     cached = getattr(view, "_floor_ok", None)
@@ -163,10 +166,14 @@ class PipelineView:
     def in_view(self):
         return self.pipeline.in_view()
 
+    def reading_at(self, name, at_s):
+        store = getattr(self.pipeline, "store", None)
+        return None if store is None else store.reading_at(name, at_s)
+
 
 def catalog_from_store(store: Any, *, labels: Optional[Sequence[str]] = None) -> Catalog:
     """The places and classes a database knows (``labels`` replace class names, in class order)."""
     classes = store.class_names()
     if labels:
         classes.update(dict(enumerate(labels)))
-    return Catalog(store.places(), classes)
+    return Catalog(store.places(), classes, tuple(store.sensor_names()))

@@ -188,9 +188,36 @@ def compute_facts(query: Query, view: DataView, catalog: Catalog, *, tz: Optiona
         en, zh = describe_catalog(catalog)
         return Facts(query, sorted(catalog.places), [], [], en, zh, {"places": dict(catalog.places),
                                                                     "classes": dict(catalog.classes)})
+    if query.intent == "sensor":
+        return _sensor(query, view, tz)
     ctx = _Ctx(query, view, catalog, tz)
     return {"count": _count, "exists": _count, "occupancy": _occupancy, "last": _extreme, "first": _extreme,
             "busiest": _busiest, "series": _series, "net": _net, "compare": _compare}[query.intent](ctx)
+
+
+def _sensor(query: Query, view: DataView, tz: Optional[dt.tzinfo]) -> Facts:
+    """A node's reading (wall clock): the last one at or before the asked time, or the latest."""
+    import time as _time
+
+    name = query.places[0]
+    now = _time.time()
+    w = query.window.resolve(now, tz)
+    reading = getattr(view, "reading_at", lambda *_: None)(name, w.until_s)
+    when_en = "" if query.window.kind == "all" else f" {w.text_en}"
+    if reading is None:
+        en = f"There is no reading of {name}{' before' + when_en if when_en else ''}."
+        return Facts(query, None, [], [], en, f"没有{name}的读数。", {"reading": None})
+    node, value, ts = reading
+    t_en, t_zh, t_nums = _say_time(ts, now, tz)
+    shown = int(value) if float(value).is_integer() else round(value, 3)
+    prefix_en = prefix_zh = ""
+    if query.yes_no and value in (0.0, 1.0):
+        prefix_en, prefix_zh = ("Yes: ", "是：") if value == 1.0 else ("No: ", "否：")
+    en = f"{prefix_en}{name} read {shown} {t_en} (node {node}{', the last reading' + when_en if when_en else ''})."
+    zh = f"{prefix_zh}{name}在{t_zh}的读数是{shown}（节点{node}）。"
+    value_out: Any = (value == 1.0) if prefix_en else value
+    return Facts(query, value_out, _nums(shown, t_nums, w.numbers), [float(shown)], en, zh,
+                 {"reading": {"node": node, "value": value, "timestamp_s": ts}})
 
 
 def _unknown(query: Query, catalog: Catalog) -> Facts:

@@ -410,6 +410,31 @@ def _intent_zh(t: str, full: str, places: List[str]) -> Tuple[Optional[str], boo
     return None, yes_no
 
 
+def _sensor_query(text: str, catalog: Catalog, zh: bool) -> Optional[Query]:
+    """A question naming a sensor a node reports ("was the pen door open at 6 pm?"), or None."""
+    name = next((n for n in catalog.sensors for form in _place_forms(n)
+                 if re.search(r"(?<![a-z0-9])" + re.escape(form) + r"(?![a-z0-9])", text)), None)
+    if name is None:
+        return None
+    day = -1 if re.search(r"\byesterday\b|昨天", text) else 0
+    window = WindowSpec()
+    m = re.search(r"\bat\s+(\d{1,2})(?::(\d{2}))?\s*(am|pm|a\.m\.|p\.m\.)?", text)
+    if m:
+        hh, mm = int(m.group(1)), int(m.group(2) or 0)
+        if m.group(3) and m.group(3).startswith("p") and hh < 12:
+            hh += 12
+        if m.group(3) and m.group(3).startswith("a") and hh == 12:
+            hh = 0
+        window = WindowSpec("at_clock", clock=f"{hh:02d}:{mm:02d}", day_offset=day)
+    else:
+        m = re.search(r"(下午|晚上)?(\d{1,2}|[一二两三四五六七八九十]+)点", text)
+        if m:
+            hh = int(parse_number_word(m.group(2)) or 0) + (12 if m.group(1) and int(parse_number_word(m.group(2)) or 0) < 12 else 0)
+            window = WindowSpec("at_clock", clock=f"{hh:02d}:00", day_offset=day)
+    yes_no = re.match(r"^\s*(was|is|were|are|did|does|do|has)\b", text) is not None or (zh and re.search(r"吗|是否", text))
+    return Query("sensor", (name,), None, None, window, None, "zh" if zh else "en", (), bool(yes_no))
+
+
 def parse(question: str, catalog: Catalog) -> ParseResult:
     """Read a question with the rules (see the module docs)."""
     zh = is_chinese(question)
@@ -421,6 +446,9 @@ def parse(question: str, catalog: Catalog) -> ParseResult:
                                  + [lab.lower() for lab in catalog.classes.values()])
         if fixes:
             notes.append("read " + ", ".join(fixes))
+    sensor = _sensor_query(text, catalog, zh)
+    if sensor is not None:
+        return ParseResult(sensor, True, True, notes)
     places, rest = _find_places(text, catalog)
     class_ids, unknown_classes, rest = _find_classes(rest, catalog, zh)
     window, rest, has_window = (_window_zh if zh else _window_en)(rest)

@@ -13,6 +13,7 @@ Intents:
 ``net``         in minus out (lines) / entries minus exits (zones)
 ``compare``     the same count for two or more places, which had more
 ``places``      which lines, zones and classes exist
+``sensor``      a node's sensor reading now or at a time ("was the pen door open at 6 pm?")
 ``other``       not about the counts: the LLM answers it as a chat
 ==============  ==========================================================================================
 
@@ -32,8 +33,8 @@ from ..errors import InputError
 __all__ = ["INTENTS", "WINDOW_KINDS", "Catalog", "WindowSpec", "ResolvedWindow", "Query", "WALL_CLOCK_MIN_S"]
 
 INTENTS = ("count", "exists", "occupancy", "last", "first", "busiest", "series", "net", "compare", "places",
-           "other")
-WINDOW_KINDS = ("all", "last", "today", "yesterday", "since_clock", "between_clock")
+           "sensor", "other")
+WINDOW_KINDS = ("all", "last", "today", "yesterday", "since_clock", "between_clock", "at_clock")
 #: Timestamps at or above this (2001-09-09) are Unix time; below, seconds into a video file.
 WALL_CLOCK_MIN_S = 1e9
 
@@ -44,6 +45,7 @@ class Catalog:
 
     places: Mapping[str, str]
     classes: Mapping[int, str]
+    sensors: Tuple[str, ...] = ()  # names of sensors nodes report (edge-link)
 
     def kind(self, name: str) -> str:
         return self.places.get(name, "line")
@@ -92,7 +94,7 @@ class WindowSpec:
 
     @property
     def needs_wall_clock(self) -> bool:
-        return self.kind in ("today", "yesterday", "since_clock", "between_clock")
+        return self.kind in ("today", "yesterday", "since_clock", "between_clock", "at_clock")
 
     def resolve(self, now_s: Optional[float], tz: Optional[dt.tzinfo]) -> ResolvedWindow:
         """The absolute bounds at ``now_s`` (the latest processed frame) in time zone ``tz``.
@@ -119,6 +121,12 @@ class WindowSpec:
             end = now_s if self.kind == "today" else midnight.timestamp()
             return ResolvedWindow(day.timestamp(), end, self.kind, "今天" if self.kind == "today" else "昨天")
         day = midnight + dt.timedelta(days=self.day_offset)
+        if self.kind == "at_clock":
+            at = _at(day, self.clock)
+            hh, mm = _hm(self.clock)
+            en = f"at {_clock_en(hh, mm)}" + (" yesterday" if self.day_offset == -1 else "")
+            zh = ("昨天" if self.day_offset == -1 else "") + f"{hh}点" + (f"{mm}分" if mm else "")
+            return ResolvedWindow(None, min(at.timestamp(), now_s), en, zh, (hh, mm) if mm else (hh,))
         if self.kind == "since_clock":
             start = _at(day, self.clock)
             hh, mm = _hm(self.clock)

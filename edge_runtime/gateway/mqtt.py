@@ -8,7 +8,7 @@ events wait in SQLite. After a reconnect, or a restart after ``kill -9``, sendin
 cursor, so every event arrives, in order; one that was in flight when the connection broke may arrive
 twice, always with the same ``id``.
 
-Also published: availability (``online`` on connect, ``stopped`` on a clean stop, ``offline`` as the
+Also published: the latest reading of each node's sensor (edge-link; retained), availability (``online`` on connect, ``stopped`` on a clean stop, ``offline`` as the
 last will; retained), cumulative totals per line x direction x class and zone occupancy (retained, after
 every change), stats every ``stats_every_s``, and Home Assistant's device discovery (re-sent when
 Home Assistant says ``online`` on ``<discovery_prefix>/status``). Commands: ``<prefix>/set`` (``pause`` /
@@ -301,6 +301,16 @@ class MqttPublisher:
             if self._totals_sent.get(topic) != t.count:
                 self.client.publish(topic, str(t.count), qos=1, retain=True)
                 self._totals_sent[topic] = t.count
+        for name in self.store.sensor_names():
+            reading = self.store.reading_at(name)
+            if reading is None:
+                continue
+            node, value, _ = reading
+            topic = self.topics.sensor(node, name)
+            text = f"{value:g}"
+            if self._occ_sent.get(topic) != text:
+                self.client.publish(topic, text, qos=1, retain=True)
+                self._occ_sent[topic] = text
         if self._occupancy is None:
             return
         for zone, per_class in self._occupancy().items():

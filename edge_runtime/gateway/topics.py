@@ -42,6 +42,9 @@ class Topics:
     def occupancy(self, zone: str) -> str:
         return f"{self.prefix}/{slug(zone)}/occupancy"  # JSON {"total": n, "<class>": n}; retained
 
+    def sensor(self, node: str, name: str) -> str:
+        return f"{self.prefix}/sensors/{slug(node)}/{slug(name)}"  # a node's latest reading (edge-link); retained
+
     @property
     def events(self) -> str:
         return f"{self.prefix}/events"  # one JSON message per event, with its id; not retained

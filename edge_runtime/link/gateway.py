@@ -44,6 +44,8 @@ class GatewaySession:
         self.link = Link(port, self._jobs.put, on_frame=on_frame)
         self._worker = threading.Thread(target=self._work, name="edge-link-gateway", daemon=True)
         self._closed = threading.Event()
+        self._events_on = threading.Event()
+        self._event_cursor = 0
 
     def start(self) -> "GatewaySession":
         self._worker.start()
@@ -101,12 +103,35 @@ class GatewaySession:
             result = self.asker.ask(question) if question.strip() else None
             text = result.text if result is not None and result.text else self.asker.help_text()
             self.link.send_long(Type.ANSWER, join_fields([request, ""]), text.encode("utf-8"))
+        elif packet.type == Type.SUBSCRIBE:
+            self._subscribe(f[0] == "1")
         elif packet.type == Type.SENSOR and len(f) >= 2:
             if self.on_sensor is not None:
                 self.on_sensor((self.node or {}).get("id", "?"), f[0], float(f[1]))
         elif packet.type == Type.LOG:
             self.logs.append((f[0], "\x1f".join(f[1:])))
             log.info("edge-link: node %s: %s", (self.node or {}).get("id", "?"), "\x1f".join(f[1:]))
+
+    def _subscribe(self, on: bool) -> None:
+        """Event notifications from the results database: every event recorded from now on."""
+        store = getattr(self.asker.view, "store", None)
+        if not on or store is None:
+            self._events_on.clear()
+            return
+        if not self._events_on.is_set():
+            last = store.events_after(0, 1_000_000)
+            self._event_cursor = last[-1][0] if last else 0
+            self._events_on.set()
+            threading.Thread(target=self._forward_events, args=(store,), name="edge-link-events", daemon=True).start()
+
+    def _forward_events(self, store: Any) -> None:
+        while self._events_on.is_set() and not self._closed.wait(0.2):
+            for event_id, ev in store.events_after(self._event_cursor, 20):
+                try:
+                    self.link.send(Type.EVENT, join_fields([event_id, ev.name, ev.direction, ev.class_name]))
+                except LinkTimeout:
+                    return  # the node is gone; it subscribes again after its next hello
+                self._event_cursor = event_id
 
     def _counts(self, f: list) -> bytes:
         request = f[0] if f else ""

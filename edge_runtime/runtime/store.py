@@ -568,6 +568,26 @@ class Store:
             return [tuple(r) for r in c.execute(sql + " ORDER BY timestamp_s, id LIMIT ?", args + [int(limit)])]
         return self._read(read)
 
+    def reading_at(self, name: str, at_s: Optional[float] = None) -> Optional[Tuple[str, float, float]]:
+        """(node, value, timestamp_s) of the last reading of ``name`` at or before ``at_s`` (default: the
+        latest), or None."""
+        def read(c: sqlite3.Connection) -> Optional[Tuple[str, float, float]]:
+            if c.execute("SELECT 1 FROM sqlite_master WHERE name = 'readings'").fetchone() is None:
+                return None
+            row = c.execute("SELECT node, value, timestamp_s FROM readings WHERE name = ? AND timestamp_s <= ? "
+                            "ORDER BY timestamp_s DESC, id DESC LIMIT 1",
+                            (name, math.inf if at_s is None else at_s)).fetchone()
+            return None if row is None else (row[0], float(row[1]), float(row[2]))
+        return self._read(read)
+
+    def sensor_names(self) -> List[str]:
+        """Names of every sensor with a reading."""
+        def read(c: sqlite3.Connection) -> List[str]:
+            if c.execute("SELECT 1 FROM sqlite_master WHERE name = 'readings'").fetchone() is None:
+                return []
+            return [r[0] for r in c.execute("SELECT DISTINCT name FROM readings ORDER BY name")]
+        return self._read(read)
+
     def meta(self, key: str) -> Optional[str]:
         """A value kept in the database's ``meta`` table (publisher cursors, the places), or None."""
         row = self._read(lambda c: c.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone())
