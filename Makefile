@@ -47,13 +47,17 @@ assets: $(VENV)/.setup
 demo: assets
 	$(VENV)/bin/edge-runtime run --db '' --ask "How many people crossed the walkway line?"
 
-# System packages the suite needs: mosquitto, the MQTT tests' broker (each test starts its own). Installed
+# System packages the suite needs: mosquitto (the MQTT tests' broker; each test starts its own), and for the
+# RT-Thread link the bare-metal ARM compiler and qemu-system-arm (an emulated Cortex-M3 board). Installed
 # with apt-get when missing and run as root; otherwise the command to run is printed (and CI fails).
+SYSTEM_DEPS := mosquitto:mosquitto arm-none-eabi-gcc:gcc-arm-none-eabi qemu-system-arm:qemu-system-arm
 system-deps:
-	@command -v mosquitto >/dev/null 2>&1 || test -x /usr/sbin/mosquitto || { \
+	@missing=""; for d in $(SYSTEM_DEPS); do cmd=$${d%%:*}; pkg=$${d##*:}; \
+	  command -v $$cmd >/dev/null 2>&1 || test -x /usr/sbin/$$cmd || missing="$$missing $$pkg"; done; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    apt-get install -y -q mosquitto >/dev/null 2>&1 || { apt-get update -q && apt-get install -y -q mosquitto; }; \
-	  else echo "make: the MQTT tests need mosquitto: sudo apt-get install mosquitto"; fi; }
+	    apt-get install -y -q $$missing >/dev/null 2>&1 || { apt-get update -q && apt-get install -y -q $$missing; }; \
+	  else echo "make: the test suite needs:$$missing (sudo apt-get install$$missing)"; fi; fi
 
 pytest: $(VENV)/.setup-dev assets system-deps
 	$(PY) -m pytest -q

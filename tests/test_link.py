@@ -395,3 +395,97 @@ def test_subscribed_node_gets_every_new_event(tmp_path):
         node.close()
         session.close()
         store.close()
+
+
+_ARM_EABI = shutil.which("arm-none-eabi-gcc")
+_QEMU_SYSTEM = shutil.which("qemu-system-arm")
+if os.environ.get("CI") and (_ARM_EABI is None or _QEMU_SYSTEM is None):  # make system-deps installs them
+    pytest.fail("arm-none-eabi-gcc / qemu-system-arm missing: make system-deps should have installed them",
+                pytrace=False)
+
+
+@pytest.mark.skipif(_ARM_EABI is None, reason="no arm-none-eabi-gcc (make system-deps installs it)")
+def test_client_fits_a_small_mcu():
+    """Flash and RAM of the client for a Cortex-M4 at -Os: at most 8 KB and 2 KB."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        obj, probe = Path(tmp) / "c.o", Path(tmp) / "probe.c"
+        subprocess.run([_ARM_EABI, "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-Os", "-mcpu=cortex-m4",
+                        "-mthumb", "-ffreestanding", "-c", str(RTLINK / "edge_link.c"), "-o", str(obj)], check=True)
+        size = subprocess.run([_ARM_EABI.replace("gcc", "size"), str(obj)], capture_output=True, text=True, check=True)
+        text, data, bss = (int(v) for v in size.stdout.splitlines()[1].split()[:3])
+        probe.write_text('#include "edge_link.h"\nchar link_bytes[sizeof(struct edge_link)];\n')
+        subprocess.run([_ARM_EABI, "-std=c99", "-mcpu=cortex-m4", "-mthumb", f"-I{RTLINK}", "-c", str(probe), "-o",
+                        str(Path(tmp) / "p.o")], check=True)
+        nm = subprocess.run([_ARM_EABI.replace("gcc", "nm"), "-S", str(Path(tmp) / "p.o")], capture_output=True,
+                            text=True, check=True).stdout
+        link_bytes = int(nm.split()[1], 16)
+    assert text + data <= 8 * 1024
+    # RAM: the caller's struct edge_link plus one decoded packet on the stack while a frame is handled
+    assert data + bss + link_bytes + 256 <= 2 * 1024, (link_bytes, data, bss)
+
+
+@pytest.mark.skipif(_ARM_EABI is None or _QEMU_SYSTEM is None,
+                    reason="no arm-none-eabi-gcc / qemu-system-arm (make system-deps installs them)")
+def test_bare_metal_firmware_on_an_emulated_cortex_m3(tmp_path):
+    """The client in a bare-metal firmware for the LM3S6965 board qemu-system-arm emulates: its UART0 is wired
+    to the gateway through a socket chardev; it reports a reading, asks for counts and a question, and prints
+    the replies on UART1."""
+    import socket as sk
+
+    fw = tmp_path / "fw.elf"
+    qdir = RTLINK / "qemu"
+    subprocess.run([_ARM_EABI, "-std=c99", "-mcpu=cortex-m3", "-mthumb", "-Os", "-ffreestanding", "-nostdlib", "-Wall",
+                    "-Wextra", "-Werror", "-T", str(qdir / "lm3s6965.ld"), "-o", str(fw), str(qdir / "firmware.c"),
+                    str(RTLINK / "edge_link.c"), "-lgcc"], check=True)
+    with sk.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    qemu = subprocess.Popen([_QEMU_SYSTEM, "-M", "lm3s6965evb", "-nographic", "-monitor", "none", "-kernel", str(fw),
+                             "-chardev", f"socket,id=link,host=127.0.0.1,port={port},server=on,wait=on",
+                             "-serial", "chardev:link", "-serial", "stdio"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    conn = None
+    for _ in range(200):
+        try:
+            conn = sk.create_connection(("127.0.0.1", port))
+            break
+        except OSError:
+            time.sleep(0.05)
+    assert conn is not None, qemu.stderr.read1(500) if qemu.poll() is not None else "qemu did not listen"
+    conn.settimeout(0.05)
+
+    class SocketPort:
+        def read(self, n):
+            try:
+                return conn.recv(n)
+            except sk.timeout:
+                return b""
+
+        def write(self, data):
+            conn.sendall(data)
+            return len(data)
+
+    from edge_runtime.link.gateway import GatewaySession
+
+    store, asker = _asker()
+    readings = []
+    session = GatewaySession(SocketPort(), asker, on_sensor=lambda *r: readings.append(r)).start()
+    out = b""
+    try:
+        os.set_blocking(qemu.stdout.fileno(), False)
+        deadline = time.monotonic() + 60
+        while b"done" not in out and time.monotonic() < deadline:
+            out += qemu.stdout.read() or b""
+            time.sleep(0.05)
+    finally:
+        qemu.kill()
+        qemu.wait(10)
+        session.close()
+        conn.close()
+        store.close()
+    text = out.decode(errors="replace")
+    assert "answer 59 people crossed the walkway line yesterday (31 in, 28 out)." in text, text
+    assert "counts c1\x1fwalkway\x1f53\x1f52\x1f-" in text
+    assert readings == [("mcu-1", "door_open", 1.0)] and session.node["id"] == "mcu-1"
