@@ -489,3 +489,53 @@ def test_bare_metal_firmware_on_an_emulated_cortex_m3(tmp_path):
     assert "answer 59 people crossed the walkway line yesterday (31 in, 28 out)." in text, text
     assert "counts c1\x1fwalkway\x1f53\x1f52\x1f-" in text
     assert readings == [("mcu-1", "door_open", 1.0)] and session.node["id"] == "mcu-1"
+
+
+class NoisyPipe(Pipe):
+    """A line that loses whole writes, flips bits and duplicates bytes at set rates (seeded)."""
+
+    def __init__(self, seed: int, lose: float = 0.05, flip: float = 0.003, dup: float = 0.003) -> None:
+        super().__init__()
+        import random
+
+        self.rng, self.lose, self.flip, self.dup = random.Random(seed), lose, flip, dup
+
+    def write(self, data: bytes) -> int:
+        if self.rng.random() < self.lose:
+            return len(data)
+        out = bytearray()
+        for b in data:
+            if self.rng.random() < self.flip:
+                b ^= 1 << self.rng.randrange(8)
+            out.append(b)
+            if self.rng.random() < self.dup:
+                out.append(b)
+        with self.cond:
+            self.buf += out
+            self.cond.notify_all()
+        return len(data)
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_line_noise_every_message_exactly_once_or_reported_failed(seed):
+    got = []
+    a_to_b, b_to_a = NoisyPipe(seed), NoisyPipe(seed + 100)
+    b = Link(End(a_to_b, b_to_a), got.append, retry_ms=30, retries=8).start()
+    a = Link(End(b_to_a, a_to_b), lambda p: None, retry_ms=30, retries=8).start()
+    sent, failed = [], []
+    try:
+        for i in range(120):
+            payload = join_fields(["temp", i, "x" * (i % 150)])
+            try:
+                a.send(Type.SENSOR, payload)
+                sent.append(i)
+            except LinkTimeout:
+                failed.append(i)
+        time.sleep(0.3)
+    finally:
+        a.close()
+        b.close()
+    delivered = [int(fields(p.payload)[1]) for p in got]
+    assert len(delivered) == len(set(delivered))  # never twice
+    assert set(sent) <= set(delivered) <= set(sent) | set(failed)  # acknowledged ones all arrived
+    assert len(failed) <= 2 and b.reader.dropped > 0  # the noise was real, and retransmission beat it
