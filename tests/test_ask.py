@@ -384,3 +384,38 @@ def test_sensor_readings_from_nodes_are_answerable(tmp_path):
     c = asker.ask("What did door_open read at 5 pm yesterday?")
     assert c.facts.value is None and "no reading of door_open" in c.text
     s.close()
+
+
+def _llmchat_content(raw: bytes) -> str:
+    """What RT-Thread's llmchat package keeps of a reply: the bytes after every '"content":"' up to the next
+    quote, concatenated (its parser, ports/chat_port.c, works on the raw HTTP body)."""
+    out, i, key = [], 0, b'"content":"'
+    while True:
+        j = raw.find(key, i)
+        if j < 0:
+            return b"".join(out).decode("utf-8")
+        k = raw.index(b'"', j + len(key))
+        out.append(raw[j + len(key):k])
+        i = k + 1
+
+
+@pytest.mark.parametrize("stream", [True, False])
+def test_a_request_shaped_as_rt_threads_llmchat_gets_the_grounded_answer(served, stream):
+    """RT-Thread boards with a network use the llmchat package: POST with Content-Type, 'Authorization: Bearer
+    KEY' and Content-Length headers, body {"model", "messages", "stream"}; replayed here byte for byte."""
+    import http.client
+
+    body = json.dumps({"model": "doubao-lite", "messages": [
+        {"role": "user", "content": "How many people crossed the walkway line yesterday?"}], "stream": stream},
+        separators=(",", ":")).encode()
+    conn = http.client.HTTPConnection("127.0.0.1", served, timeout=60)
+    conn.putrequest("POST", "/v1/chat/completions")
+    for header, value in (("Content-Type", "application/json"), ("Authorization", "Bearer rt-thread-key"),
+                          ("Content-Length", str(len(body)))):
+        conn.putheader(header, value)
+    conn.endheaders()
+    conn.send(body)
+    response = conn.getresponse()
+    raw = response.read()
+    assert response.status == 200
+    assert _llmchat_content(raw) == "59 people crossed the walkway line yesterday (31 in, 28 out)."

@@ -574,7 +574,9 @@ class ChatServer:
 
     async def _sse(self, job: _Job, rid: str, include_usage: bool, envelope: Any, usage: Any) -> AsyncIterator[bytes]:
         def event(payload: Any) -> bytes:
-            return b"data: " + json.dumps(payload, ensure_ascii=False).encode() + b"\n\n"
+            # Compact separators, as the non-streaming JSON: small clients (RT-Thread's llmchat) scan the
+            # raw bytes for '"content":"'.
+            return b"data: " + json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode() + b"\n\n"
 
         def chunk(delta: Dict[str, Any], finish: Optional[str] = None) -> bytes:
             return event({**envelope("chat.completion.chunk", rid),
