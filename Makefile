@@ -48,9 +48,10 @@ demo: assets
 	$(VENV)/bin/edge-runtime run --db '' --ask "How many people crossed the walkway line?"
 
 # System packages the suite needs: mosquitto (the MQTT tests' broker; each test starts its own), and for the
-# RT-Thread link the bare-metal ARM compiler and qemu-system-arm (an emulated Cortex-M3 board). Installed
+# RT-Thread link the bare-metal ARM compiler, qemu-system-arm (an emulated Cortex-M3 board) and clang (libFuzzer
+# with ASan/UBSan on the C frame parser). Installed
 # with apt-get when missing and run as root; otherwise the command to run is printed (and CI fails).
-SYSTEM_DEPS := mosquitto:mosquitto arm-none-eabi-gcc:gcc-arm-none-eabi qemu-system-arm:qemu-system-arm
+SYSTEM_DEPS := mosquitto:mosquitto arm-none-eabi-gcc:gcc-arm-none-eabi qemu-system-arm:qemu-system-arm clang:clang
 system-deps:
 	@missing=""; for d in $(SYSTEM_DEPS); do cmd=$${d%%:*}; pkg=$${d##*:}; \
 	  command -v $$cmd >/dev/null 2>&1 || test -x /usr/sbin/$$cmd || missing="$$missing $$pkg"; done; \
