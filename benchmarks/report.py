@@ -195,11 +195,20 @@ def row_mqtt(doc: Dict[str, Any]) -> List[List[str]]:
              f"{_mark(b['all_acknowledged'] and a['all_acknowledged'])}"]]
 
 
+def row_link(doc: Dict[str, Any]) -> List[List[str]]:
+    c, n = doc["clean"], doc["noisy"]
+    return [[f"edge-link at {c['baud']} baud, {c['payload_bytes']}-byte messages, each acknowledged (`bench_link`)",
+             f"clean: {c['messages_per_s']:.0f} msg/s ({c['share_of_line_rate'] * 100:.0f} % of the line); noisy "
+             f"(2 % of writes lost, bit flips, duplicated bytes): {n['messages_per_s']:.0f} msg/s",
+             "—", "—", f"nothing delivered twice {_mark(c['duplicates_delivered'] == 0 and n['duplicates_delivered'] == 0)}"
+             f", nothing lost {_mark(c['failed'] == 0 and n['failed'] == 0)}"]]
+
+
 ROWS: List[tuple] = [
     ("kernels", row_kernels), ("pipeline", row_pipeline), ("tracker", row_tracker), ("quant", row_quant),
     ("int8", row_int8), ("llm", row_llm), ("cosched", lambda d: row_cosched(d, "fp32 detector")),
     ("cosched-int8", lambda d: row_cosched(d, "int8 detector")), ("grounding", row_grounding),
-    ("mqtt", row_mqtt),
+    ("mqtt", row_mqtt), ("link", row_link),
 ]
 
 
