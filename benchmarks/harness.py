@@ -77,8 +77,8 @@ def _git_sha() -> Optional[str]:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
                              timeout=5, check=True).stdout.strip()
         # Results written by earlier benchmarks of the same `make bench` run are not a change to the code
-        # being measured.
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+        # being measured; an uncommitted new file (a new script) is.
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=normal", "--", ".",
                                 ":(exclude)benchmarks/results"], cwd=root,
                                capture_output=True, text=True, timeout=5).stdout.strip()
         return sha + ("-dirty" if dirty else "")
