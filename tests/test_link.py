@@ -131,16 +131,27 @@ def _asker():
 
 @pytest.mark.skipif(shutil.which("gcc") is None and shutil.which("cc") is None, reason="no C compiler")
 def test_c_client_talks_to_the_gateway_over_a_pty(tmp_path):
+    """hello, ping, a count query, an ask (and one with an answer longer than a frame), a sensor reading that
+    ends up in the database, and a subscription that delivers a new event."""
+    from types import SimpleNamespace
+
+    from edge_runtime.ask.answer import Asker
+    from edge_runtime.ask.data import StoreView, catalog_from_store
+    from edge_runtime.link.gateway import GatewaySession
+    from edge_runtime.runtime.store import Store
+
     cc = shutil.which("gcc") or shutil.which("cc")
     exe = tmp_path / "host_node"
     build = subprocess.run([cc, "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-O2", "-o", str(exe),
                             str(RTLINK / "examples" / "host_node.c"), str(RTLINK / "edge_link.c")],
                            capture_output=True, text=True)
     assert build.returncode == 0, build.stderr
-    from edge_runtime.link.gateway import GatewaySession
-
+    db = tmp_path / "copy.db"
+    db.write_bytes(BENCH_DB.read_bytes())
+    store = Store.open(db)  # writable: migrated, readings stored, events added
+    asker = Asker(StoreView(store), catalog_from_store(store, labels=["person", "fallen person"]),
+                  tz=dt.timezone.utc)
     master, slave = os.openpty()
-    os.set_blocking(master, True)
 
     class PtyPort:
         def read(self, n):
@@ -152,14 +163,23 @@ def test_c_client_talks_to_the_gateway_over_a_pty(tmp_path):
         def write(self, data):
             return os.write(master, data)
 
-    store, asker = _asker()
-    session = GatewaySession(PtyPort(), asker).start()
+    session = GatewaySession(PtyPort(), asker, on_sensor=lambda node, name, value: store.add_reading(
+        node, name, value)).start()
     try:
-        out = subprocess.run([str(exe), os.ttyname(slave), "door-1", "lamp",
-                              "How many people crossed the walkway line yesterday?"], capture_output=True,
-                             text=True, timeout=60)
-        assert out.returncode == 0, (out.returncode, out.stdout, out.stderr)
-        lines = dict(line.split(" ", 1) for line in out.stdout.strip().splitlines())
+        node = subprocess.Popen([str(exe), os.ttyname(slave), "door-1", "lamp",
+                                 "How many people crossed the walkway line yesterday?", "sub"],
+                                stdout=subprocess.PIPE, text=True)
+        lines = {}
+        for line in node.stdout:
+            key, _, value = line.rstrip("\n").partition(" ")
+            lines[key] = value
+            if key == "subscribed":
+                time.sleep(0.3)
+                run = store.begin_run(source="cam", class_names={0: "person"}, places={"walkway": "line"})
+                ev = SimpleNamespace(name="walkway", timestamp_s=9e9, class_id=0, direction="in", frame_index=1,
+                                     track_id=3)
+                store.record_frame(run, 1, 9e9, [ev])
+        assert node.wait(30) == 0, lines
         assert lines["welcome"].split("\x1f")[1] == str(MAX_PAYLOAD)
         assert lines["pong"] == "hi"
         q, name, ins, outs, occ = lines["counts"].split("\x1f")
@@ -168,12 +188,13 @@ def test_c_client_talks_to_the_gateway_over_a_pty(tmp_path):
         assert int(ins) == sum(n for (_, _, d), n in expected.items() if d == "enter")
         assert int(outs) == sum(n for (_, _, d), n in expected.items() if d == "exit")
         assert lines["answer"] == "59 people crossed the walkway line yesterday (31 in, 28 out)."
+        assert lines["event"].split("\x1f")[1:] == ["walkway", "in", "person"]
+        assert [(n, v) for n, _, v, _ in store.readings("door_open")] == [("door-1", 1.0)]
         assert session.node == {"id": "door-1", "firmware": "1.0", "caps": "15"}
         # An answer longer than one packet arrives in chunks and is put back together.
         long = subprocess.run([str(exe), os.ttyname(slave), "door-1", "walkway", "Tell me about the walkway"],
                               capture_output=True, text=True, timeout=60)
-        assert long.returncode == 0, long.stdout
-        text = dict(line.split(" ", 1) for line in long.stdout.strip().splitlines())["answer"]
+        text = dict(line.split(" ", 1) for line in long.stdout.strip().splitlines() if " " in line)["answer"]
         assert len(text.encode()) > MAX_PAYLOAD and text == asker.help_text()
     finally:
         session.close()

@@ -1,8 +1,9 @@
 /* A node on a POSIX host (a pty or a USB serial adapter): the same client code an MCU runs, driven from a
  * terminal device. Used by the tests; also a template for a port.
  *
- *   host_node DEVICE NODE_ID PLACE QUESTION
- * prints one line per reply: "welcome ...", "pong ...", "counts ...", "answer ...".
+ *   host_node DEVICE NODE_ID PLACE QUESTION [sub]
+ * prints one line per reply: "welcome ...", "pong ...", "counts ...", "answer ..."; with "sub" it then sends a
+ * sensor reading, subscribes to events and waits for one ("event ...").
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
@@ -18,7 +19,7 @@
 static int fd = -1;
 static char answer[2048];
 static size_t answer_len;
-static int answer_done, welcomed, ponged, counted;
+static int answer_done, welcomed, ponged, counted, evented;
 
 static int port_read(void *ctx, uint8_t *buf, int max) {
     ssize_t n = read(fd, buf, (size_t)max);
@@ -57,6 +58,9 @@ static void on_message(struct edge_link *link, uint8_t type, uint8_t flags, cons
     } else if (type == EDGE_LINK_COUNTS) {
         printf("counts %.*s\n", (int)len, (const char *)p);
         counted = 1;
+    } else if (type == EDGE_LINK_EVENT) {
+        printf("event %.*s\n", (int)len, (const char *)p);
+        evented = 1;
     } else if (type == EDGE_LINK_ANSWER) {
         const uint8_t *sep = memchr(p, 0x1f, len); /* request id, then the text chunk */
         size_t skip = sep ? (size_t)(sep - p) + 1 : 0;
@@ -83,8 +87,8 @@ int main(int argc, char **argv) {
     struct termios t;
     char buf[EDGE_LINK_MAX_PAYLOAD];
     int n;
-    if (argc != 5) {
-        fprintf(stderr, "usage: host_node DEVICE NODE_ID PLACE QUESTION\n");
+    if (argc != 5 && argc != 6) {
+        fprintf(stderr, "usage: host_node DEVICE NODE_ID PLACE QUESTION [sub]\n");
         return 2;
     }
     fd = open(argv[1], O_RDWR | O_NOCTTY | O_NONBLOCK);
@@ -113,6 +117,13 @@ int main(int argc, char **argv) {
     if (edge_link_send(&link, EDGE_LINK_ASK, (const uint8_t *)buf, (uint16_t)n, 0) != EDGE_LINK_OK) return 6;
     if (wait_for(&link, &answer_done)) return 6;
     printf("answer %.*s\n", (int)answer_len, answer);
+    fflush(stdout);
+    if (argc == 5) return 0;
+    if (edge_link_send(&link, EDGE_LINK_SENSOR, (const uint8_t *)"door_open\x1f" "1", 11, 0) != EDGE_LINK_OK) return 7;
+    if (edge_link_send(&link, EDGE_LINK_SUBSCRIBE, (const uint8_t *)"1", 1, 0) != EDGE_LINK_OK) return 8;
+    printf("subscribed\n");
+    fflush(stdout);
+    if (wait_for(&link, &evented)) return 9;
     printf("dropped %lu\n", (unsigned long)link.dropped);
     return 0;
 }
