@@ -16,6 +16,7 @@ __all__ = [
     "BackendUnavailableError",
     "SourceError",
     "StoreError",
+    "StoreCorruptError",
 ]
 
 
@@ -49,3 +50,7 @@ class SourceError(EdgeRuntimeError, RuntimeError):
 
 class StoreError(EdgeRuntimeError, RuntimeError):
     """The results database could not be opened or written (full disk, locked, corrupt)."""
+
+
+class StoreCorruptError(StoreError):
+    """The results database is damaged (malformed pages, failed integrity check, missing tables)."""

@@ -490,3 +490,41 @@ def test_a_version_1_database_is_read_as_is_and_migrated_when_opened_for_writing
         rw.add_reading("door-1", "door_open", 1.0, timestamp_s=1000.0)
         assert rw.readings("door_open") == [("door-1", "door_open", 1.0, 1000.0)]
     assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+
+
+def test_a_corrupt_database_is_moved_aside_and_a_fresh_one_started(tmp_path, caplog):
+    from types import SimpleNamespace
+
+    path = tmp_path / "counts.db"
+    with Store.open(path, checkpoint_every_s=0) as s:
+        run = s.begin_run(source="cam", places={"walkway": "line"})
+        for f in range(300):
+            ev = SimpleNamespace(name="walkway", timestamp_s=float(f), class_id=0, direction="in", frame_index=f,
+                                 track_id=f)
+            s.record_frame(run, f, float(f), [ev])
+    data = bytearray(path.read_bytes())
+    assert len(data) > 3 * 4096
+    data[2 * 4096:3 * 4096] = b"\xa5" * 4096  # a page of garbage, as a bad SD card gives
+    path.write_bytes(bytes(data))
+    with caplog.at_level("ERROR", logger="edge_runtime.store"):
+        healed = Store.open_or_heal(path)
+    try:
+        assert healed.totals() == [] and healed.healthy
+        aside = [p for p in tmp_path.iterdir() if ".corrupt-" in p.name and not p.name.endswith(("-wal", "-shm"))]
+        assert len(aside) == 1 and aside[0].read_bytes() == bytes(data)
+        assert "moved it to" in caplog.text and "corrupt" in caplog.text
+    finally:
+        healed.close()
+
+
+def test_heal_never_moves_a_file_it_does_not_own(tmp_path):
+    import sqlite3
+
+    other = tmp_path / "other.db"
+    c = sqlite3.connect(other)
+    c.execute("CREATE TABLE notes (x)")
+    c.commit()
+    c.close()
+    with pytest.raises(StoreError, match="another application"):
+        Store.open_or_heal(other)
+    assert other.exists() and not list(tmp_path.glob("*.corrupt-*"))

@@ -87,7 +87,7 @@ def build_pipeline(config: Config, *, restart_source: bool = False, quiet: bool 
     if config.output.db:
         from .store import Store  # sqlite3 only when persistence is asked for
 
-        store = Store.open(config.output.db, interval_s=config.output.interval_s)
+        store = Store.open_or_heal(config.output.db, interval_s=config.output.interval_s)
         checkpoint = store.checkpoint(key)
         if checkpoint is not None and seekable and not restart_source:
             start_index = checkpoint.frame_index + 1

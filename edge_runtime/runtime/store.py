@@ -44,7 +44,7 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
-from ..errors import InputError, StoreError
+from ..errors import InputError, StoreCorruptError, StoreError
 from .store_schema import SCHEMA_VERSION, Bucket, Checkpoint, StoredEvent, Total, check_header, prepare_schema
 
 __all__ = ["Store", "StoredEvent", "Total", "Bucket", "Checkpoint", "SCHEMA_VERSION"]
@@ -89,7 +89,7 @@ class Store:
     # -- opening -----------------------------------------------------------------------------------
     @classmethod
     def open(cls, path: Union[str, Path], *, readonly: bool = False, interval_s: float = 10.0,
-             checkpoint_every_s: float = 1.0, max_bytes: Optional[int] = None, verify: bool = False,
+             checkpoint_every_s: float = 1.0, max_bytes: Optional[int] = None, verify: Union[bool, str] = False,
              busy_timeout_s: float = 5.0) -> "Store":
         """Open (or create) a results database and check that it is one we can use.
 
@@ -100,7 +100,8 @@ class Store:
             checkpoint_every_s: longest delay before an event-less frame's checkpoint is written.
             max_bytes: cap on the database file (a flash budget); reaching it fails writes exactly as a
                 full disk does (``PRAGMA max_page_count``; the WAL is bounded separately, 16 MB).
-            verify: run ``PRAGMA quick_check`` (reads the whole file; seconds for a large one on a Pi).
+            verify: run ``PRAGMA quick_check`` (True) or the full ``integrity_check`` ("full"); both read the
+                whole file (seconds for a large one on a Pi). A failure raises StoreCorruptError.
             busy_timeout_s: how long a write waits for another connection's lock.
 
         Raises:
@@ -145,17 +146,44 @@ class Store:
                 page_size = conn.execute("PRAGMA page_size").fetchone()[0]
                 conn.execute(f"PRAGMA max_page_count = {max(1, max_bytes // page_size)}")
             if verify:
-                problems = [r[0] for r in conn.execute("PRAGMA quick_check(5)")]
+                check = "integrity_check" if verify == "full" else "quick_check"
+                problems = [r[0] for r in conn.execute(f"PRAGMA {check}(5)")]
                 if problems != ["ok"]:
-                    raise StoreError(f"{path}: the database is corrupt: {'; '.join(problems)}")
+                    raise StoreCorruptError(f"{path}: the database is corrupt: {'; '.join(problems)}")
         except StoreError:
             conn.close()
             raise
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise StoreCorruptError(f"{path}: not a usable results database: {exc}") from exc
         except sqlite3.Error as exc:
             conn.close()
             raise StoreError(f"{path}: not a usable results database: {exc}") from exc
         return cls(conn, path, readonly=readonly, interval_s=float(interval_s),
                    checkpoint_every_s=float(checkpoint_every_s))
+
+    @classmethod
+    def open_or_heal(cls, path: Union[str, Path], **kwargs: Any) -> "Store":
+        """Open for writing after a full ``PRAGMA integrity_check``; a damaged database is moved aside (to
+        ``NAME.corrupt-YYYYmmdd-HHMMSS``, with its ``-wal``/``-shm``) with an error logged, and a fresh one is
+        started — a job restarted by systemd never loops on the same broken file.
+
+        Only damage is healed: another application's file, a newer schema or an unreadable path still raise
+        :class:`StoreError` (nothing is moved).
+        """
+        path = Path(path)
+        try:
+            return cls.open(path, verify="full", **kwargs)
+        except StoreCorruptError as exc:
+            stamp = time.strftime("%Y%m%d-%H%M%S")
+            aside = path.with_name(f"{path.name}.corrupt-{stamp}")
+            for suffix in ("", "-wal", "-shm"):
+                part = Path(str(path) + suffix)
+                if part.exists():
+                    part.rename(Path(str(aside) + suffix))
+            log.error("%s; moved it to %s and started a fresh database (totals start again from zero; the old "
+                      "file is kept for recovery)", exc, aside)
+            return cls.open(path, **kwargs)
 
     def close(self) -> None:
         """Write any pending checkpoint and close. Safe to call twice."""

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List
 
-from ..errors import StoreError
+from ..errors import StoreCorruptError, StoreError
 
 __all__ = ["SCHEMA_VERSION", "APPLICATION_ID", "SQLITE_HEADER", "check_header", "prepare_schema", "StoredEvent",
            "Total", "Bucket", "Checkpoint"]
@@ -204,7 +204,7 @@ def prepare_schema(conn: sqlite3.Connection, path: Path, *, writable: bool) -> i
     expected = _TABLES if version >= 2 else _TABLES_V1
     missing = [t for t in expected if t not in tables]
     if missing:
-        raise StoreError(f"{path}: damaged results database: tables {missing} are missing")
+        raise StoreCorruptError(f"{path}: damaged results database: tables {missing} are missing")
     return version
 
 
