@@ -154,6 +154,9 @@ class Asker:
                 return Answer(self.help_text(query.lang), "help", query, notes=notes)
             reading, raw = llm_parse(question, self.catalog, self.chat, lang=query.lang)
             self._spent(tokens)
+            if reading is not None and reading.intent == "other":  # the model says: not about the counts
+                notes.append(f"read by the LLM as not about the counts: {raw}")
+                return Answer("", "chat", reading, "llm", notes=notes, llm_tokens=tuple(tokens))
             problems = ["the LLM gave no reading"] if reading is None else check_reading(
                 reading, rules, question, self.catalog)
             if problems:

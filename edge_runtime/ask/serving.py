@@ -39,19 +39,19 @@ class AskService:
         read and word it, numbers checked); any other request gets the live facts as context."""
         question = messages[-1]["content"]
         asker = self.asker
+        with_context = messages if self.context is None else [{"role": "system", "content": self.context()},
+                                                              *messages]
         if asker.catalog.places and parse(question, asker.catalog).query.intent != "other":
             if self.on_grounded is not None:
                 self.on_grounded()
 
-            def make() -> str:
+            def make() -> Optional[str]:
                 result = asker.ask(question)
                 if result.via == "chat":  # the model's reading says it is not about the counts after all
-                    return asker.help_text(result.query.lang if result.query else "en")
+                    return None  # the server generates a free answer (with the live totals as context)
                 return result.text
-            return messages, make
-        if self.context is None:
-            return messages, None
-        return [{"role": "system", "content": self.context()}, *messages], None
+            return with_context, make
+        return with_context, None
 
     def plan_tool_call(self, messages: List[Dict[str, str]], request: Any) -> Any:
         """For a request offering this runtime's tools: the call, with exact arguments, that answers the

@@ -36,6 +36,7 @@ Example:
 from __future__ import annotations
 
 import codecs
+import contextlib
 import ctypes
 import dataclasses
 import enum
@@ -461,6 +462,7 @@ class Chat:
         self._last_stats: Optional[GenerationStats] = None
         self._pieces: Dict[int, bytes] = {}  # token id -> its bytes, filled as tokens are generated
         self._grammars: Dict[str, Any] = {}  # GBNF text -> compiled grammar
+        self._yield_to = threading.local()  # see yielding()
         self._llm = llm
 
     def set_threads(self, n_threads: int) -> None:
@@ -589,10 +591,23 @@ class Chat:
         """
         params = self.sampling.replace(**sampling)
         self._require_llm()
+        if between_tokens is None:
+            between_tokens = getattr(self._yield_to, "fn", None)
         compiled = self._grammar(grammar) if grammar is not None else None
         kept, tokens, dropped = self.fit(messages, params.max_tokens)
         stats = GenerationStats(prompt_tokens=len(tokens), dropped_messages=dropped)
         return TokenStream(self._generate(tokens, params, stats, cancel, between_tokens, compiled), stats, kept)
+
+    @contextlib.contextmanager
+    def yielding(self, between_tokens: Optional[Callable[[], None]]) -> Iterator[None]:
+        """Within the block, generations started on this thread without their own ``between_tokens`` use
+        this one (the chat server's worker wraps answers it builds from several model calls)."""
+        before = getattr(self._yield_to, "fn", None)
+        self._yield_to.fn = between_tokens
+        try:
+            yield
+        finally:
+            self._yield_to.fn = before
 
     def _grammar(self, text: str) -> Any:
         cached = self._grammars.get(text)

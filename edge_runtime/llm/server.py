@@ -292,16 +292,20 @@ class ChatServer:
             started = getattr(self.hooks, "generation_started", None)
             finished = getattr(self.hooks, "generation_finished", None)
             try:
-                if job.exact is not None or job.tool is not None:  # no free generation
-                    made = job.tool if job.tool is not None else job.exact
-                    if callable(made):
-                        if started is not None:
-                            started()
-                        try:
+                made = job.tool if job.tool is not None else job.exact
+                if callable(made) and not job.cancel.is_set():
+                    # Made on this worker inside the scheduling hooks; the model calls it makes (a constrained
+                    # reading, a checked rewording) park for frames like any generation. None: the question
+                    # is not about the counts after all, so the model answers it freely below.
+                    if started is not None:
+                        started()
+                    try:
+                        with self.chat.yielding(getattr(self.hooks, "between_tokens", None)):
                             made = made()
-                        finally:
-                            if finished is not None:
-                                finished(None, "completed")
+                    finally:
+                        if finished is not None:
+                            finished(None, "completed")
+                if made is not None:  # no free generation
                     stats = self._usage(job.messages, made)
                     if isinstance(made, ToolCall):
                         job.emit("tool_call", made)
