@@ -416,12 +416,10 @@ def _series(ctx: _Ctx) -> Facts:
     place_en, place_zh = ctx.place_text(places if q.places else ())
     if not q.places:
         place_en, place_zh = "all lines", "所有线"
-    verb_en = ctx.verb(places)[0]
     en = (f"Per {it_en} on {place_en} {ctx.window.text_en}: {', '.join(map(str, values))} "
           f"(total {total}, average {avg:g} per {it_en}, {trend_en}).")
     zh = (f"{ctx.window.text_zh}{place_zh}每{it_zh}：{'、'.join(map(str, values))}（共{total}，平均每{it_zh}"
           f"{avg:g}，趋势{trend_zh}）。")
-    del verb_en
     return Facts(q, values, _nums(values, total, avg, it_nums, ctx.window.numbers), [float(total)], en, zh,
                  {"interval_s": interval, "starts_s": starts, "counts": values, "total": total, "average": avg,
                   "trend": trend_en})

@@ -455,12 +455,10 @@ def parse(question: str, catalog: Catalog) -> ParseResult:
     interval = _interval(rest, zh)
     unknown_places = _unknown_places(rest, zh)
     if not places and not unknown_places:
-        words = re.findall(r"[a-z]+", rest)
         if re.search(r"\bthe\s+line\b", rest) or (zh and "线" in rest):
             places = list(catalog.lines) if len(catalog.lines) == 1 else []
         if re.search(r"\bthe\s+zone\b|\bthe\s+area\b", rest) or (zh and re.search(r"区域|区", rest)):
             places = list(catalog.zones) if len(catalog.zones) == 1 else places
-        del words
     direction = (_direction_zh if zh else _direction_en)(rest)
     intent, yes_no = (_intent_zh(rest, text, places) if zh else _intent_en(rest, text, places))
     if zh:
