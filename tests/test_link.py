@@ -119,6 +119,22 @@ def test_no_ack_means_a_clear_timeout():
         a.close()
 
 
+class PtyPort:
+    """The gateway's end of a pseudo-terminal pair, as a port."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def read(self, n):
+        import select
+
+        ready, _, _ = select.select([self.fd], [], [], 0.05)
+        return os.read(self.fd, n) if ready else b""
+
+    def write(self, data):
+        return os.write(self.fd, data)
+
+
 def _asker():
     from edge_runtime.ask.answer import Asker
     from edge_runtime.ask.data import StoreView, catalog_from_store
@@ -153,17 +169,7 @@ def test_c_client_talks_to_the_gateway_over_a_pty(tmp_path):
                   tz=dt.timezone.utc)
     master, slave = os.openpty()
 
-    class PtyPort:
-        def read(self, n):
-            import select
-
-            ready, _, _ = select.select([master], [], [], 0.05)
-            return os.read(master, n) if ready else b""
-
-        def write(self, data):
-            return os.write(master, data)
-
-    session = GatewaySession(PtyPort(), asker, on_sensor=lambda node, name, value: store.add_reading(
+    session = GatewaySession(PtyPort(master), asker, on_sensor=lambda node, name, value: store.add_reading(
         node, name, value)).start()
     try:
         node = subprocess.Popen([str(exe), os.ttyname(slave), "door-1", "lamp",
@@ -354,18 +360,8 @@ def test_an_emulated_arm_node_talks_to_the_gateway(tmp_path):
 
     master, slave = os.openpty()
 
-    class PtyPort:
-        def read(self, n):
-            import select
-
-            ready, _, _ = select.select([master], [], [], 0.05)
-            return os.read(master, n) if ready else b""
-
-        def write(self, data):
-            return os.write(master, data)
-
     store, asker = _asker()
-    session = GatewaySession(PtyPort(), asker).start()
+    session = GatewaySession(PtyPort(master), asker).start()
     try:
         out = subprocess.run([_QEMU_ARM, "-cpu", "cortex-a7", str(exe), os.ttyname(slave), "arm-node", "walkway",
                               "How many people crossed the walkway line yesterday?"], capture_output=True, text=True,
