@@ -239,7 +239,7 @@ def test_cli_ask_without_a_database_says_so(tmp_path):
 # -- with the real model ----------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def chat():
-    pytest.importorskip("llama_cpp")
+    pytest.importorskip("llama_cpp", reason="the llm extra (llama-cpp-python) is not installed")
     from edge_runtime.assets import ensure
     from edge_runtime.llm.chat import Chat
 
@@ -290,7 +290,7 @@ def served(chat, bench_store):
 
 
 def _client(port):
-    openai = pytest.importorskip("openai")
+    openai = pytest.importorskip("openai", reason="the dev extra (openai client) is not installed")
     return openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="-", max_retries=0, timeout=120)
 
 
