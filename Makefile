@@ -49,12 +49,17 @@ demo: assets
 
 # System packages the suite needs: mosquitto (the MQTT tests' broker; each test starts its own), and for the
 # RT-Thread link the bare-metal ARM compiler, qemu-system-arm (an emulated Cortex-M3 board) and clang (libFuzzer
-# with ASan/UBSan on the C frame parser). Installed
+# with ASan/UBSan on the C frame parser). SYSTEM_PACKAGES have no command to look for and are checked with dpkg:
+# the RTSP camera of tests/test_camera_faults.py (gst-rtsp-server through PyGObject; plugins-good decode the
+# clips and packetise RTP, plugins-bad has the openh264 encoder and the H.264 parser). Installed
 # with apt-get when missing and run as root; otherwise the command to run is printed (and CI fails).
 SYSTEM_DEPS := mosquitto:mosquitto arm-none-eabi-gcc:gcc-arm-none-eabi qemu-system-arm:qemu-system-arm clang:clang
+SYSTEM_PACKAGES := python3-gi python3-gst-1.0 gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
 system-deps:
 	@missing=""; for d in $(SYSTEM_DEPS); do cmd=$${d%%:*}; pkg=$${d##*:}; \
 	  command -v $$cmd >/dev/null 2>&1 || test -x /usr/sbin/$$cmd || missing="$$missing $$pkg"; done; \
+	for pkg in $(SYSTEM_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$pkg 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$pkg"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    apt-get install -y -q $$missing >/dev/null 2>&1 || { apt-get update -q && apt-get install -y -q $$missing; }; \

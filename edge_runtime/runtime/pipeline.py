@@ -236,7 +236,11 @@ class Pipeline:
         start = time.perf_counter()
         try:
             yield from self._frames(max_frames, start)
-        finally:
+        finally:  # also when the consumer stops early (the generator is closed at its yield)
+            stats = getattr(self.source, "stats", None)
+            if stats is not None:
+                self.summary.dropped_frames = int(stats.dropped)
+                self.summary.gaps = int(stats.gap_count)
             self._flush()
 
     def _flush(self) -> None:
@@ -269,10 +273,6 @@ class Pipeline:
                 yield result
                 if self._stop.is_set() or (max_frames and self.summary.frames >= max_frames):
                     break
-            stats = getattr(self.source, "stats", None)
-            if stats is not None:
-                self.summary.dropped_frames = int(stats.dropped)
-                self.summary.gaps = int(stats.gap_count)
 
     def _account(self, result: FrameResult) -> None:
         self.last_frame = result.frame

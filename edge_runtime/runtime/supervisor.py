@@ -314,6 +314,7 @@ class Supervisor:
         pipeline.source = self._clock  # type: ignore[assignment]
         self.metrics.add_gauge("dropped_frames_total", lambda: float(getattr(getattr(self._clock, "stats", None),
                                                                              "dropped", 0)))
+        self._add_source_gauges()
         self.chat = chat
         self.server: Any = None
         self.address: Optional[Tuple[str, int]] = None
@@ -335,6 +336,19 @@ class Supervisor:
         self._max_frames = 0
         self.summary: Optional[RunSummary] = None
         self.error: Optional[BaseException] = None
+
+    def _add_source_gauges(self) -> None:
+        """Camera outages in /metrics (and MQTT stats): whether frames flow, outages, reconnections."""
+        stats = getattr(self.pipeline.source, "stats", None)
+        if stats is None:
+            return
+        source = self.pipeline.source
+        self.metrics.add_gauge("source_connected", lambda: float(stats.in_gap_since is None
+                                                                 and bool(getattr(source, "connected", True))))
+        self.metrics.add_gauge("source_gaps_total", lambda: float(stats.gap_count))
+        self.metrics.add_gauge("source_reconnects_total", lambda: float(stats.reconnects))
+        self.metrics.add_gauge("source_reconnect_attempts_total", lambda: float(stats.reconnect_attempts))
+        self.metrics.add_gauge("source_stuck_reads_total", lambda: float(stats.stuck_reads))
 
     def _choose_policy(self, make: Callable[[int], Any], frames: int = 6) -> None:
         """Resolve ``budget.policy = "auto"``: time the detector on fair's share of the cores."""

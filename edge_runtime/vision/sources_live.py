@@ -196,6 +196,13 @@ class LiveSource(FrameSource):
                 sess.busy_since = None
                 if sess.abandoned or self._closed.is_set():
                     break
+                stalled = time.monotonic() - started >= 0.9 * self.read_timeout_s and not self._finite
+                if image is not None and stalled:
+                    # A read that blocked for the whole timeout and still "succeeded" returned a frame the
+                    # decoder was holding back (FFmpeg's frame threads keep a few; each interrupted read
+                    # drains one): an old picture, not a new one. Publishing it would stamp it with the
+                    # wrong time and hide the stall for one timeout per held frame.
+                    image = None
                 if image is None:
                     if reader.eof or self._finite:
                         sess.failure = "end of file"
