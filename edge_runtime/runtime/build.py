@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import List, Optional, Tuple
 
 from ..assets import resolve
-from ..errors import ConfigError
+from ..errors import ConfigError, StoreError
 from ..vision.counting import LineCounter, ZoneCounter
 from ..vision.detector import Detector
 from ..vision.motion import MotionGate
@@ -93,8 +93,14 @@ def build_pipeline(config: Config, *, restart_source: bool = False, quiet: bool 
             start_index = checkpoint.frame_index + 1
             log.info("resuming %s after frame %d (from %s)", key, checkpoint.frame_index, config.output.db)
         places = {**{line.name: "line" for line in config.lines}, **{zone.name: "zone" for zone in config.zones}}
-        run_id = store.begin_run(source=key, config_hash=config_hash(config), class_names=detector.class_names,
-                                 places=places)
+
+        def begin() -> int:
+            return store.begin_run(source=key, config_hash=config_hash(config), class_names=detector.class_names,
+                                   places=places)
+        try:
+            run_id = begin()
+        except StoreError as exc:  # a full disk must not keep the job from counting (StoreSink keeps frames)
+            log.error("%s; counting starts anyway and is stored once the database takes writes", exc)
 
     source = open_source(config.source.uri, mode=config.source.mode, fps_cap=config.source.fps_cap or None,
                          reconnect=config.source.reconnect, read_timeout_s=config.source.read_timeout_s,
@@ -120,7 +126,7 @@ def build_pipeline(config: Config, *, restart_source: bool = False, quiet: bool 
 
     sinks: List[Sink] = []
     if store is not None:
-        sinks.append(StoreSink(store, run_id))
+        sinks.append(StoreSink(store, run_id, begin_run=begin))
     if config.output.jsonl:
         sinks.append(JsonlSink())
     if config.output.video:

@@ -6,11 +6,12 @@ import json
 import logging
 import sys
 import time
+from collections import deque
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Optional
+from typing import IO, TYPE_CHECKING, Callable, Dict, List, Optional, Tuple
 
-from ..errors import SourceError, StoreError
-from ..vision.counting import count_by_class
+from ..errors import InputError, SourceError, StoreError
+from ..vision.counting import CountEvent, count_by_class
 from ..vision.draw import annotate, counts_text
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -120,52 +121,137 @@ class VideoSink:
 class StoreSink:
     """Persists each frame's events, totals, interval counts and checkpoint to the results database.
 
-    One transaction per frame (see :mod:`edge_runtime.runtime.store`). When a write fails (full disk,
-    I/O error) the run goes on counting in memory; the failure is logged once, a retry is made every
-    ``retry_every_s``, and frames that could not be stored are counted in ``unsaved_frames``.
+    One transaction per frame (see :mod:`edge_runtime.runtime.store`). When a write fails (full disk:
+    SQLITE_FULL / ENOSPC, or an I/O error) nothing is lost and the run goes on counting in memory:
+
+    - the failure is logged once per outage (the store's message names the file and says to free space);
+    - the frames not stored wait in memory, in order: every frame with events or a change of zone
+      occupancy, and the newest frame for the resume checkpoint (frames with nothing in them are not kept);
+    - every ``retry_every_s`` the store is probed (:meth:`Store.retry`, a 64 KiB write); once it takes
+      writes again the waiting frames are written in order, each in its own transaction as it would have
+      been, and the recovery is logged. The database then holds exactly what it would have held.
+
+    Memory is bounded: at most ``max_backlog_events`` events wait (about 0.2 KB each; 100 000 is hours of a
+    busy gate). Past that the oldest waiting frames are given up, logged once and counted in
+    ``lost_events``; the counters' totals in memory (and so MQTT, the console, the chat) stay right.
+
+    A run whose database was already full when it started (``run_id`` None) begins its run row with
+    ``begin_run`` at the first write that succeeds, then writes what waited.
+
+    Attributes:
+        backlog_frames, backlog_events: waiting in memory now.
+        lost_events: events given up because the backlog was full (0 unless the disk stayed full that long).
+        unsaved_frames, unsaved_events: frames and events that went through the backlog since the start.
     """
 
-    def __init__(self, store: "Store", run_id: int, retry_every_s: float = 30.0) -> None:
+    def __init__(self, store: "Store", run_id: Optional[int], retry_every_s: float = 30.0,
+                 max_backlog_events: int = 100_000, begin_run: Optional[Callable[[], int]] = None) -> None:
+        if run_id is None and begin_run is None:
+            raise InputError("StoreSink: pass a run_id, or begin_run to start the run once the store takes writes")
         self.store = store
         self.run_id = run_id
+        self._begin_run = begin_run
         self.retry_every_s = retry_every_s
+        self.max_backlog_events = max_backlog_events
         self.unsaved_frames = 0
         self.unsaved_events = 0
+        self.lost_events = 0
+        self.backlog_events = 0
+        # (frame_index, timestamp_s, events, occupancy or None); the last entry may be event-less (checkpoint)
+        self._backlog: "deque[Tuple[int, float, List[CountEvent], Optional[Dict[str, Dict[int, int]]]]]" = deque()
+        self._last_occupancy: Optional[Dict[str, Dict[int, int]]] = None
         self._next_retry = 0.0
 
+    @property
+    def backlog_frames(self) -> int:
+        return len(self._backlog)
+
     def write(self, result: "FrameResult", pipeline: "Pipeline") -> None:
-        if not self.store.healthy:
-            now = time.monotonic()
-            if now < self._next_retry or not self.store.retry():
-                self._next_retry = max(self._next_retry, now + self.retry_every_s)
-                self.unsaved_frames += 1
-                self.unsaved_events += len(result.events)
-                return
-            log.warning("results database %s is writable again; %d frames (%d events) were not stored",
-                        self.store.path, self.unsaved_frames, self.unsaved_events)
         occupancy = {z.name: dict(z.occupancy) for z in pipeline.zones} if result.inferred else None
+        frame = result.frame
+        if self._backlog or not self.store.healthy or self.run_id is None:
+            self._keep(frame.index, frame.timestamp_s, list(result.events), occupancy)
+            self._drain()
+            return
         try:
-            self.store.record_frame(self.run_id, result.frame.index, result.frame.timestamp_s, result.events,
-                                    occupancy=occupancy)
-        except StoreError as exc:
-            log.error("%s; counting continues in memory, retrying every %.0f s", exc, self.retry_every_s)
+            self.store.record_frame(self.run_id, frame.index, frame.timestamp_s, result.events, occupancy=occupancy)
+        except StoreError:  # the store has logged what failed, once per outage
+            log.warning("results database %s: counting continues in memory; frames wait there and are written "
+                        "when it takes writes again (checked every %g s)", self.store.path, self.retry_every_s)
             self._next_retry = time.monotonic() + self.retry_every_s
-            self.unsaved_frames += 1
-            self.unsaved_events += len(result.events)
+            self._keep(frame.index, frame.timestamp_s, list(result.events), occupancy)
+
+    def _keep(self, index: int, ts: float, events: List[CountEvent],
+              occupancy: Optional[Dict[str, Dict[int, int]]]) -> None:
+        self.unsaved_frames += 1
+        self.unsaved_events += len(events)
+        changed = occupancy is not None and occupancy != self._last_occupancy
+        if changed:
+            self._last_occupancy = occupancy
+        if self._backlog:
+            last = self._backlog[-1]
+            if not last[2] and last[3] is None:  # the previous entry was only a checkpoint: replace it
+                self._backlog.pop()
+        self._backlog.append((index, ts, events, occupancy if changed else None))
+        self.backlog_events += len(events)
+        while self.backlog_events > self.max_backlog_events and len(self._backlog) > 1:
+            dropped = self._backlog.popleft()
+            self.backlog_events -= len(dropped[2])
+            if not self.lost_events:
+                log.error("results database %s: more than %d events are waiting for the disk; the oldest are "
+                          "given up (the totals in memory stay right)", self.store.path, self.max_backlog_events)
+            self.lost_events += len(dropped[2])
+
+    def _drain(self, force: bool = False) -> None:
+        """Write the waiting frames once the store takes writes again (probed every ``retry_every_s``)."""
+        now = time.monotonic()
+        if not force and now < self._next_retry:
+            return
+        if not self.store.healthy and not self.store.retry():
+            self._next_retry = now + self.retry_every_s
+            return
+        if self.run_id is None:
+            assert self._begin_run is not None  # __init__ requires one of the two
+            try:
+                self.run_id = self._begin_run()
+            except StoreError:
+                self._next_retry = time.monotonic() + self.retry_every_s
+                return
+        written = 0
+        while self._backlog:
+            index, ts, events, occupancy = self._backlog[0]
+            try:
+                self.store.record_frame(self.run_id, index, ts, events, occupancy=occupancy)
+            except StoreError as exc:
+                log.debug("writing the waiting frames stopped at frame %d: %s", index, exc)
+                self._next_retry = time.monotonic() + self.retry_every_s
+                return
+            self._backlog.popleft()
+            self.backlog_events -= len(events)
+            written += 1
+        log.warning("results database %s takes writes again; wrote %d frames (%d events) kept in memory "
+                    "during the outage", self.store.path, written, self.unsaved_events)
 
     def close(self, pipeline: "Pipeline") -> None:
+        if self._backlog:
+            self._drain(force=True)
         final = pipeline.final_events
         if final and pipeline.last_frame is not None:
             frame = pipeline.last_frame
             try:
+                if self._backlog:
+                    raise StoreError(f"{self.store.path}: the disk is still full")
                 self.store.record_frame(self.run_id, frame.index, frame.timestamp_s, final, again=True)
             except StoreError as exc:
                 log.error("%s; %d events reported at the end of the stream were not stored", exc, len(final))
                 self.unsaved_events += len(final)
+                self.lost_events += len(final)
+        if self._backlog or self.run_id is None:
+            log.error("%d frames with %d events could not be stored in %s: the disk stayed full until the end",
+                      len(self._backlog), self.backlog_events, self.store.path)
+            self.lost_events += self.backlog_events
+            return
         try:
             self.store.end_run(self.run_id)
         except StoreError as exc:
             log.error("could not close run %d cleanly: %s", self.run_id, exc)
-        if self.unsaved_frames:
-            log.error("%d frames with %d events could not be stored in %s", self.unsaved_frames,
-                      self.unsaved_events, self.store.path)

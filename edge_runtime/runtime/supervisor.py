@@ -315,6 +315,13 @@ class Supervisor:
         self.metrics.add_gauge("dropped_frames_total", lambda: float(getattr(getattr(self._clock, "stats", None),
                                                                              "dropped", 0)))
         self._add_source_gauges()
+        from .sinks import StoreSink
+
+        for sink in pipeline.sinks:
+            if isinstance(sink, StoreSink):  # a full disk in /metrics: 0 while writes fail, frames waiting
+                self.metrics.add_gauge("store_writable", lambda sink=sink: float(sink.store.healthy))
+                self.metrics.add_gauge("store_backlog_frames", lambda sink=sink: float(sink.backlog_frames))
+                self.metrics.add_gauge("store_lost_events_total", lambda sink=sink: float(sink.lost_events))
         self.chat = chat
         self.server: Any = None
         self.address: Optional[Tuple[str, int]] = None
