@@ -71,8 +71,13 @@ def build_pipeline(config: Config, *, restart_source: bool = False, quiet: bool 
         extra_sinks: appended after the configured sinks.
 
     Raises:
-        ConfigError, ModelFormatError, SourceError, StoreError, AssetError: as the parts do.
+        ConfigError: as the parts do, and when the job's memory budget exceeds what the machine gives
+            (:func:`~edge_runtime.runtime.memory.check_memory`; the message says what to change).
+        ModelFormatError, SourceError, StoreError, AssetError: as the parts do.
     """
+    from .memory import check_memory
+
+    log.info("%s", check_memory(config).summary())  # refuses (ConfigError) a job that cannot fit
     threads = config.model.threads or config.budget.cores or available_cores()
     model_path = resolve(config.model.path)
     # The detector also returns boxes down to the tracker's low-score floor, for its second association;

@@ -132,6 +132,9 @@ class BudgetConfig:
     policy: str = _choice("auto", "detection-first", "chat-first", "fair", default="auto")
     min_fps: float = _range(0.0, 240.0, default=3.0)
     max_frame_age_s: float = _range(0.0, 3600.0, default=0.0)  # 0 = not used
+    # Memory this job may use, MiB (0 = what the machine and its cgroup have available): a job whose estimate
+    # (see edge_runtime.runtime.memory) exceeds it is refused at start-up, saying what to change.
+    memory_mib: int = _range(0, 1 << 24, default=0)
 
 
 @dataclass(frozen=True)

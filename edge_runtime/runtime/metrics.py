@@ -255,6 +255,8 @@ _HELP = {
     "store_writable": ("gauge", "1 while the results database takes writes, 0 while they fail (disk full)"),
     "store_backlog_frames": ("gauge", "Frames kept in memory until the results database takes writes again"),
     "store_lost_events_total": ("counter", "Events given up because the disk stayed full past the backlog"),
+    "memory_budget_bytes": ("gauge", "The job's estimated memory need at start-up (compare with rss_bytes)"),
+    "memory_limit_bytes": ("gauge", "Memory the job may use: available + own RSS, cgroup room, budget.memory_mib"),
     "stuck_frames_total": ("counter", "Frames abandoned because the detector stopped answering"),
     "detector_restarts_total": ("counter", "Detector restarts by the watchdog"),
     "chat_ttft_s": ("gauge", "Time to first token of the last generation, seconds"),

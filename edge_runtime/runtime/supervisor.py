@@ -315,6 +315,12 @@ class Supervisor:
         self.metrics.add_gauge("dropped_frames_total", lambda: float(getattr(getattr(self._clock, "stats", None),
                                                                              "dropped", 0)))
         self._add_source_gauges()
+        from .memory import estimate_memory
+
+        #: The job's memory estimate (checked against the machine by build_pipeline), also in /metrics.
+        self.memory_budget = estimate_memory(config)
+        self.metrics.add_gauge("memory_budget_bytes", lambda: float(self.memory_budget.total_bytes))
+        self.metrics.add_gauge("memory_limit_bytes", lambda: float(self.memory_budget.machine.limit_bytes))
         from .sinks import StoreSink
 
         for sink in pipeline.sinks:
