@@ -205,6 +205,8 @@ def test_rtsp_camera_killed_and_restarted_mid_stream(camera: RtspCamera, tmp_pat
     assert snaps["down"]["source_gaps_total"] == 1.0
     assert snaps["up"]["source_connected"] == 1.0 and snaps["up"]["source_reconnects_total"] == 1.0
     assert snaps["up"]["source_reconnect_attempts_total"] >= 2.0
+    assert snaps["up"]["store_writable"] == 1.0 and snaps["up"]["store_backlog_frames"] == 0.0
+    assert snaps["up"]["memory_budget_bytes"] == sup.memory_budget.total_bytes > 0
     gap = list(sup.pipeline.source.stats.gaps)[0]
     assert gap.duration_s >= 2.5 and gap.attempts >= 2, gap
     messages = [r.getMessage() for r in caplog.records]

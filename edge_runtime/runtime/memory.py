@@ -262,7 +262,8 @@ def estimate_memory(config: "Config", machine: Optional[MachineMemory] = None) -
     parts["runtime"] = RUNTIME_BASE_BYTES
     notes["runtime"] = "Python, NumPy, OpenCV, ONNX Runtime"
     model = resolve(config.model.path)
-    file_bytes = model.stat().st_size
+    # A missing model is the detector's to report (ModelFormatError naming the file), when it loads.
+    file_bytes = model.stat().st_size if model.is_file() else 0
     in_h, in_w = DETECTOR_INPUT_HW
     weights = int(file_bytes * DETECTOR_WEIGHT_FACTOR)
     sessions = _detector_sessions(config)
