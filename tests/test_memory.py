@@ -182,9 +182,13 @@ def test_machine_memory_reads_a_cgroup_v1_limit_and_refuses_by_it(tmp_path: Path
     assert machine_memory(proc=proc, cgroup_root=tmp_path / "cg").cgroup_limit_bytes is None
 
 
-def test_without_meminfo_the_configured_budget_is_required(tmp_path: Path) -> None:
+def test_without_meminfo_only_the_configured_budget_limits(tmp_path: Path) -> None:
     proc = tmp_path / "proc"
     (proc / "self").mkdir(parents=True)
-    with pytest.raises(ConfigError, match="budget.memory_mib"):
-        machine_memory(proc=proc, cgroup_root=tmp_path)
-    assert machine_memory(200, proc=proc, cgroup_root=tmp_path).limit_bytes == 200 * MIB
+    unknown = machine_memory(proc=proc, cgroup_root=tmp_path)
+    assert unknown.limit_bytes is None and "budget.memory_mib" in unknown.describe()
+    assert check_memory(chat_config(), unknown).fits  # nothing known, nothing refused
+    limited = machine_memory(200, proc=proc, cgroup_root=tmp_path)
+    assert limited.limit_bytes == 200 * MIB
+    with pytest.raises(ConfigError, match="budget.memory_mib = 200"):
+        check_memory(chat_config(), limited)

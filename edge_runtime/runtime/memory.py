@@ -71,17 +71,20 @@ _CGROUP_UNLIMITED = 1 << 60
 class MachineMemory:
     """What this process may use, in bytes, and where each figure came from."""
 
-    available_bytes: int  # MemAvailable + this process's RSS
+    available_bytes: Optional[int]  # MemAvailable + this process's RSS; None without /proc/meminfo
     cgroup_limit_bytes: Optional[int] = None  # the cgroup's limit, None when unlimited or unknown
     cgroup_room_bytes: Optional[int] = None  # limit - what the rest of the cgroup uses
     configured_bytes: Optional[int] = None  # budget.memory_mib
 
     @property
-    def limit_bytes(self) -> int:
-        return min(v for v in (self.available_bytes, self.cgroup_room_bytes, self.configured_bytes) if v is not None)
+    def limit_bytes(self) -> Optional[int]:
+        """The smallest of the known limits; None when none is known (nothing can be enforced)."""
+        known = [v for v in (self.available_bytes, self.cgroup_room_bytes, self.configured_bytes) if v is not None]
+        return min(known) if known else None
 
     def describe(self) -> str:
-        parts = [f"{self.available_bytes / MIB:.0f} MiB available on the machine"]
+        parts = [f"{self.available_bytes / MIB:.0f} MiB available on the machine" if self.available_bytes is not None
+                 else "the machine's memory unknown (no /proc/meminfo): set budget.memory_mib to enforce a budget"]
         if self.cgroup_room_bytes is not None:
             parts.append(f"{self.cgroup_room_bytes / MIB:.0f} MiB left under the cgroup limit of "
                          f"{(self.cgroup_limit_bytes or 0) / MIB:.0f} MiB")
@@ -115,13 +118,15 @@ class MemoryBudget:
 
     @property
     def fits(self) -> bool:
-        return self.total_bytes <= self.machine.limit_bytes
+        limit = self.machine.limit_bytes
+        return limit is None or self.total_bytes <= limit
 
     def summary(self) -> str:
         """One line: the total, its parts, the machine's limit."""
         parts = ", ".join(f"{k} {v / MIB:.0f}" for k, v in self.parts.items())
-        return (f"memory budget: about {self.total_bytes / MIB:.0f} MiB ({parts}) of "
-                f"{self.machine.limit_bytes / MIB:.0f} MiB ({self.machine.describe()})")
+        limit = self.machine.limit_bytes
+        of = "" if limit is None else f" of {limit / MIB:.0f} MiB"
+        return f"memory budget: about {self.total_bytes / MIB:.0f} MiB ({parts}){of} ({self.machine.describe()})"
 
 
 # -- the machine -----------------------------------------------------------------------------------------
@@ -171,8 +176,8 @@ def machine_memory(configured_mib: int = 0, *, proc: Path = Path("/proc"),
         configured_mib: ``budget.memory_mib`` (0 = not set).
         proc, cgroup_root: where /proc and the cgroup filesystem are (tests point them at a made-up tree).
 
-    Raises:
-        ConfigError: /proc/meminfo is missing or says nothing of the memory (set budget.memory_mib).
+    Without /proc/meminfo (not Linux) the machine's figure is None: only the cgroup and ``budget.memory_mib``
+    limit the job then.
     """
     available = None
     try:
@@ -186,19 +191,14 @@ def machine_memory(configured_mib: int = 0, *, proc: Path = Path("/proc"),
         own = int((proc / "self" / "statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
     except (OSError, ValueError, IndexError):
         pass
-    if available is None:
-        if configured_mib:
-            available = configured_mib * MIB
-        else:
-            raise ConfigError(f"{proc / 'meminfo'}: no MemAvailable figure; set budget.memory_mib to the memory "
-                              f"this job may use")
     try:
         cgroup_text = (proc / "self" / "cgroup").read_text()
     except OSError:
         cgroup_text = ""
     limit, usage = _cgroup_memory(cgroup_text, cgroup_root)
     room = None if limit is None else max(0, limit - max(0, (usage or 0) - own))
-    return MachineMemory(available_bytes=available + own, cgroup_limit_bytes=limit, cgroup_room_bytes=room,
+    return MachineMemory(available_bytes=None if available is None else available + own, cgroup_limit_bytes=limit,
+                         cgroup_room_bytes=room,
                          configured_bytes=configured_mib * MIB if configured_mib else None)
 
 
@@ -252,7 +252,6 @@ def estimate_memory(config: "Config", machine: Optional[MachineMemory] = None) -
 
     Raises:
         AssetError, ModelFormatError: a model cannot be found or its header is broken.
-        ConfigError: the machine's memory cannot be read and ``budget.memory_mib`` is not set.
     """
     from ..assets import resolve
 
@@ -291,7 +290,7 @@ def estimate_memory(config: "Config", machine: Optional[MachineMemory] = None) -
 
 def _advice(budget: MemoryBudget, config: "Config") -> Tuple[str, ...]:
     """Changes that would make the job fit, each with what it saves; the first ones fit on their own."""
-    over = budget.total_bytes - budget.machine.limit_bytes
+    over = budget.total_bytes - (budget.machine.limit_bytes or 0)
     out: List[str] = []
     if budget.chat_kv_bytes and budget.chat_ctx > 256:
         per_token = budget.chat_kv_bytes / budget.chat_ctx
@@ -324,5 +323,5 @@ def check_memory(config: "Config", machine: Optional[MachineMemory] = None) -> M
     parts = "; ".join(f"{k} {v / MIB:.0f} MiB ({budget.notes[k]})" for k, v in budget.parts.items())
     raise ConfigError(
         f"config: the job needs about {budget.total_bytes / MIB:.0f} MiB but only "
-        f"{budget.machine.limit_bytes / MIB:.0f} MiB can be had ({budget.machine.describe()}). Needed: {parts}. "
+        f"{(budget.machine.limit_bytes or 0) / MIB:.0f} MiB can be had ({budget.machine.describe()}). Needed: {parts}. "
         f"To fit, change one of: " + "; ".join(budget.advice))
