@@ -156,7 +156,7 @@ def test_rtsp_camera_killed_and_restarted_mid_stream(camera: RtspCamera, tmp_pat
     from edge_runtime.runtime.supervisor import Supervisor
 
     first = 130  # vtest frame the camera starts at: walkway crossings at about 136, 181, 208, 248, 281, 306, 315
-    camera.start(write_clip(tmp_path / "a.avi", first, 200))
+    camera.start(write_clip(tmp_path / "a.avi", first, 300))
     db = tmp_path / "counts.db"
     config = config_from_dict({
         "source": {"uri": camera.url, "read_timeout_s": 2.0},
