@@ -62,8 +62,6 @@ FRAME_BUFFERS = 16
 CHAT_OVERHEAD_MIB = 24
 LIVE_FRAME_HW = (1080, 1920)
 EVENT_BYTES = 256  # one CountEvent kept in a deque (measured 208 B)
-RECENT_EVENTS = 100_000  # Pipeline.recent_events' cap
-BACKLOG_EVENTS = 100_000  # StoreSink's default max_backlog_events
 _CGROUP_UNLIMITED = 1 << 60
 
 
@@ -272,7 +270,10 @@ def estimate_memory(config: "Config", machine: Optional[MachineMemory] = None) -
     (h, w), how = _frame_hw(config.source.uri)
     parts["frames"] = FRAME_BUFFERS * h * w * 3 + 3 * in_h * in_w * 4
     notes["frames"] = f"{FRAME_BUFFERS} frames of {how}"
-    parts["queues"] = EVENT_BYTES * (RECENT_EVENTS + (BACKLOG_EVENTS if config.output.db else 0))
+    from .pipeline import RECENT_EVENTS_MAX
+    from .sinks import BACKLOG_EVENTS_MAX
+
+    parts["queues"] = EVENT_BYTES * (RECENT_EVENTS_MAX + (BACKLOG_EVENTS_MAX if config.output.db else 0))
     notes["queues"] = "recent events" + (" and the full-disk backlog" if config.output.db else "") + " at their caps"
     kv = ctx = 0
     if config.chat.enabled:

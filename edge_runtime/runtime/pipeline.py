@@ -41,6 +41,7 @@ __all__ = ["FrameResult", "FrameTimings", "Pipeline", "RunSummary", "Sink", "Cou
 log = logging.getLogger(__name__)
 
 Counter = Union[LineCounter, ZoneCounter]
+RECENT_EVENTS_MAX = 100_000  # Pipeline.recent_events' cap (counted in the memory budget)
 
 
 @dataclass(frozen=True)
@@ -154,7 +155,7 @@ class Pipeline:
         self._stop = threading.Event()
         self._paused = threading.Event()
         #: The latest counting events (bounded), for questions about "the last N minutes" without a database.
-        self.recent_events: "deque[CountEvent]" = deque(maxlen=100_000)
+        self.recent_events: "deque[CountEvent]" = deque(maxlen=RECENT_EVENTS_MAX)
         #: Source-clock time of the latest processed frame.
         self.now_s: Optional[float] = None
 

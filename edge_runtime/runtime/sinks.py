@@ -22,6 +22,8 @@ __all__ = ["ConsoleSink", "JsonlSink", "VideoSink", "StoreSink"]
 
 log = logging.getLogger(__name__)
 
+BACKLOG_EVENTS_MAX = 100_000  # StoreSink's default cap on events waiting for a full disk (memory budget)
+
 
 class ConsoleSink:
     """Live counts every ``every_s`` seconds of wall time on ``stream`` (stderr), and a final summary."""
@@ -145,7 +147,7 @@ class StoreSink:
     """
 
     def __init__(self, store: "Store", run_id: Optional[int], retry_every_s: float = 30.0,
-                 max_backlog_events: int = 100_000, begin_run: Optional[Callable[[], int]] = None) -> None:
+                 max_backlog_events: int = BACKLOG_EVENTS_MAX, begin_run: Optional[Callable[[], int]] = None) -> None:
         if run_id is None and begin_run is None:
             raise InputError("StoreSink: pass a run_id, or begin_run to start the run once the store takes writes")
         self.store = store
