@@ -219,7 +219,7 @@ class StoreSink:
             except StoreError:
                 self._next_retry = time.monotonic() + self.retry_every_s
                 return
-        written = 0
+        written = written_events = 0
         while self._backlog:
             index, ts, events, occupancy = self._backlog[0]
             try:
@@ -231,8 +231,9 @@ class StoreSink:
             self._backlog.popleft()
             self.backlog_events -= len(events)
             written += 1
+            written_events += len(events)
         log.warning("results database %s takes writes again; wrote %d frames (%d events) kept in memory "
-                    "during the outage", self.store.path, written, self.unsaved_events)
+                    "during the outage", self.store.path, written, written_events)
 
     def close(self, pipeline: "Pipeline") -> None:
         if self._backlog:
