@@ -198,3 +198,38 @@ def test_database_at_its_page_cap_fills_and_frees(tmp_path: Path, reference, cap
                 other.execute("DELETE FROM runs WHERE source = 'filler'")
 
         check_full_run(store, reference, fill, free, caplog, fill_at=60 if when == "mid-run" else None)
+
+
+def test_a_backlog_past_its_cap_gives_up_the_oldest_and_says_so(tmp_path: Path, reference, caplog) -> None:
+    """With room for only 2 waiting events, the oldest crossings of the outage are given up (counted and
+    logged once); the newest are written once space returns, and the totals in memory stay right."""
+    path = tmp_path / "capped.db"
+    with Store.open(path, max_bytes=256 * 1024) as store:
+        run = store.begin_run(source="vtest", class_names={0: "person"})
+        sink = StoreSink(store, run, retry_every_s=0.0, max_backlog_events=2)
+        i = 0
+
+        def fill() -> None:
+            nonlocal i
+            for size in (16384, 2048, 256):
+                while True:
+                    try:
+                        store.set_meta(f"filler-{i}", "x" * size)
+                    except StoreError:
+                        break
+                    i += 1
+
+        def free() -> None:
+            with sqlite3.connect(path) as other:
+                other.execute("DELETE FROM meta WHERE key LIKE 'filler-%'")
+
+        pipe = Pipeline(open_source(ensure("vtest-video")), FrozenDetector(), tracker=ByteTracker.for_video(10.0),
+                        counters=[LineCounter("walkway", (400, 400), (400, 150))],
+                        sinks=[AtFrame(0, fill), sink, AtFrame(380, free)])
+        with caplog.at_level(logging.ERROR):
+            summary = pipe.run(max_frames=FRAMES)
+        got, want = stored(store), reference["events"]
+    assert summary.lines == reference["lines"]
+    assert sink.lost_events > 0 and len(got) == len(want) - sink.lost_events
+    assert got == want[len(want) - len(got):], "the newest events are kept, in order"
+    assert sum("events are waiting for the disk" in r.getMessage() for r in caplog.records) == 1

@@ -163,6 +163,7 @@ class StoreSink:
         self._backlog: "deque[Tuple[int, float, List[CountEvent], Optional[Dict[str, Dict[int, int]]]]]" = deque()
         self._last_occupancy: Optional[Dict[str, Dict[int, int]]] = None
         self._next_retry = 0.0
+        self._overflowed = False  # the backlog gave up frames in this outage (logged once)
 
     @property
     def backlog_frames(self) -> int:
@@ -199,7 +200,8 @@ class StoreSink:
         while self.backlog_events > self.max_backlog_events and len(self._backlog) > 1:
             dropped = self._backlog.popleft()
             self.backlog_events -= len(dropped[2])
-            if not self.lost_events:
+            if not self._overflowed:
+                self._overflowed = True
                 log.error("results database %s: more than %d events are waiting for the disk; the oldest are "
                           "given up (the totals in memory stay right)", self.store.path, self.max_backlog_events)
             self.lost_events += len(dropped[2])
@@ -232,6 +234,7 @@ class StoreSink:
             self.backlog_events -= len(events)
             written += 1
             written_events += len(events)
+        self._overflowed = False
         log.warning("results database %s takes writes again; wrote %d frames (%d events) kept in memory "
                     "during the outage", self.store.path, written, written_events)
 
