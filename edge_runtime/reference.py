@@ -381,7 +381,7 @@ APPEARANCE_BINS = (8, 4, 4)
 
 
 def box_appearance(frame: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """Per box, three bands' sqrt-normalised H x S x V histograms by OpenCV's cvtColor and calcHist."""
+    """Per box, three bands' sqrt-normalised H x S x V histograms (every 2nd pixel of every 2nd row) by OpenCV."""
     import cv2
 
     height, width = frame.shape[:2]
@@ -402,7 +402,7 @@ def box_appearance(frame: np.ndarray, boxes: np.ndarray) -> np.ndarray:
             ya, yb = clamp(y1 + a * h, height), clamp(y1 + b * h, height)
             if yb - ya < 2:
                 continue
-            hsv = cv2.cvtColor(np.ascontiguousarray(frame[ya:yb, xa:xb]), cv2.COLOR_BGR2HSV)
+            hsv = cv2.cvtColor(np.ascontiguousarray(frame[ya:yb:2, xa:xb:2]), cv2.COLOR_BGR2HSV)
             hist = cv2.calcHist([hsv], [0, 1, 2], None, list(APPEARANCE_BINS), [0, 180, 0, 256, 0, 256]).ravel()
             total = float(hist.sum())
             if total > 0:

@@ -70,13 +70,13 @@ def test_a_confirmed_track_never_takes_a_box_that_looks_different():
     det = Detections(np.array([box], np.float32), np.array([0.9], np.float32), np.array([0], np.int32))
     red, blue = (30, 30, 220), (220, 60, 30)
     ids = {}
-    for gate in (0.35, 1.0):  # with the appearance gate, and motion only
+    for gate in (0.4, 1.0):  # with the appearance gate, and motion only
         tracker = ByteTracker(min_hits=2, appearance_gate=gate)
         out = [tracker.update(det, frame=_painted(red, box)).track_id[0] for _ in range(3)]
         assert out[-1] == 0
         # Same place, other clothes (the red person left behind someone in blue): only motion matches it.
         ids[gate] = tracker.update(det, frame=_painted(blue, box)).track_id[0]
-    assert ids[1.0] == 0 and ids[0.35] != 0
+    assert ids[1.0] == 0 and ids[0.4] != 0
     # The same clothes seen through camera noise stay matched.
     tracker = ByteTracker(min_hits=2)
     for _ in range(3):

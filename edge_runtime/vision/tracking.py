@@ -225,7 +225,7 @@ class ByteTracker:
         revive_lost: bool = True,
         std_position: float = 1.0 / 20,
         std_velocity: float = 1.0 / 40,
-        appearance_gate: float = 0.35,
+        appearance_gate: float = 0.4,
         appearance_ema: float = 0.9,
     ) -> None:
         self.high_score = _check_unit("high_score", high_score)

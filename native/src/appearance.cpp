@@ -12,6 +12,7 @@ namespace {
 constexpr double kBandFrom[kAppearanceBands] = {0.10, 0.40, 0.70};
 constexpr double kBandTo[kAppearanceBands] = {0.40, 0.70, 0.95};
 constexpr double kSideCut = 0.2;
+constexpr int kStep = kAppearanceStep;
 constexpr int kHsvShift = 12;
 
 struct HsvTables {
@@ -66,9 +67,9 @@ void box_appearance(const std::uint8_t* bgr, int height, int width, const float*
             if (yb - ya < 2) continue;
             hist.fill(0);
             std::uint32_t total = 0;
-            for (int y = ya; y < yb; ++y) {
+            for (int y = ya; y < yb; y += kStep) {
                 const std::uint8_t* p = bgr + (static_cast<std::size_t>(y) * width + xa) * 3;
-                for (int x = xa; x < xb; ++x, p += 3) {
+                for (int x = xa; x < xb; x += kStep, p += 3 * kStep) {
                     const int bin = hsv_bin(p[0], p[1], p[2], t);
                     if (bin >= 0) {
                         ++hist[static_cast<std::size_t>(bin)];
