@@ -5,7 +5,7 @@ items marked ``"split": "tune"``; the score is the number of (item, stride) pair
 counting targets (see :func:`benchmarks.bench_counting.meets`), then the pooled event F1. The "report"
 half is never looked at here; ``bench_counting`` reports on it with whatever defaults were chosen.
 
-Run: ``python -m benchmarks.tune_counting [--split tune] [--part tracker|appearance|counter] [--fixed JSON]``
+Run: ``python -m benchmarks.tune_counting [--split tune] [--part tracker|appearance|edge|counter] [--fixed JSON]``
 """
 
 from __future__ import annotations
@@ -35,6 +35,11 @@ GRIDS = {
     # a track never takes a box (1.0 = motion only; see edge_runtime.vision.appearance).
     "appearance": {
         "appearance_gate": [0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 1.0],
+    },
+    # Lines only, with everything else at its defaults: how far inside the picture a track first seen after a
+    # gap between processed frames still counts as having come in through the border.
+    "edge": {
+        "edge_rel": [0.0, 0.05, 0.1, 0.15, 0.2, 0.3],
     },
     "counter": {
         "margin_rel": [0.05, 0.1, 0.15],
@@ -81,6 +86,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             if options.get("new_track_score", 1.0) < options.get("high_score", 0.0):
                 continue
             r = evaluate(options, fixed, {k: v for k, v in fixed.items() if k != "return_s"}, args.split)
+        elif args.part == "edge":
+            r = evaluate(fixed, options, {}, args.split)
         else:
             line = {k: v for k, v in options.items() if k != "zone_return_s"}
             zone = {**{k: v for k, v in line.items() if k != "return_s"}, "return_s": options["zone_return_s"]}
