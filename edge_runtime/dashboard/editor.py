@@ -6,9 +6,9 @@ config file's other sections unchanged, so the errors are the config file's (``c
 'lines[1].end': expected a pair of numbers, got ...``). Then, in this order:
 
 1. the new counters are made (a line whose name was stored as a zone is refused here, before saving);
-2. the file is written atomically. TOML: the ``[[lines]]`` and ``[[zones]]`` tables are replaced and
-   every other byte of the file is kept (comments included); the result is parsed back and must equal
-   the intended config, or nothing is written. YAML: the document is dumped again (its comments are lost);
+2. the file is written atomically. TOML: the ``[[lines]]`` and ``[[zones]]`` tables (comments inside
+   them included) are replaced, in the place of the first of them, and every other line of the file is
+   kept as it was; the result is parsed back and must equal the intended config, or nothing is written. YAML: the document is dumped again (its comments are lost);
 3. the pipeline's counter list is swapped in one assignment between two frames. A line or zone whose
    settings did not change keeps its counter object (its totals and the state of the tracks it is
    following); one whose geometry or options changed gets a new counter that starts from the old totals;
@@ -88,8 +88,10 @@ def parse_edit(raw: Dict[str, Any], edit: Any) -> Tuple[Dict[str, Any], Config]:
                 raise ConfigError(f"config key '{key}[{i}].name': expected at most 64 printable characters, "
                                   f"got {name!r}")
             tables.append({k: v for k, v in item.items() if v is not None})  # None = the default (no TOML null)
-        if tables or key in raw:
+        if tables:
             new_raw[key] = tables
+        else:  # no tables = no key (TOML has no empty array of tables)
+            new_raw.pop(key, None)
     return new_raw, config_from_dict(new_raw)
 
 
@@ -119,16 +121,24 @@ def _toml_places(raw: Dict[str, Any]) -> str:
 
 
 def _replace_toml(text: str, raw: Dict[str, Any]) -> str:
-    kept, skipping = [], False
+    """``text`` without its [[lines]] / [[zones]] tables, the new ones where the first of them was (at the
+    end if there was none)."""
+    kept, skipping, at = [], False, None
     for line in text.splitlines(keepends=True):
         m = _HEADER.match(line)
         if m:
             section = m.group(1).strip('"')
             skipping = section in _PLACES or section.split(".")[0] in _PLACES
+            if skipping and at is None:
+                at = len(kept)
         if not skipping:
             kept.append(line)
-    body = "".join(kept).rstrip("\n")
-    return (body + "\n" if body else "") + _toml_places(raw)
+    at = len(kept) if at is None else at
+    head = "".join(kept[:at]).rstrip("\n")
+    tail = "".join(kept[at:]).lstrip("\n")
+    places = _toml_places(raw)
+    out = (head + "\n" if head else "") + (places.lstrip("\n") if not head else places)
+    return out + ("\n" + tail if tail else "")
 
 
 def _normal(value: Any) -> str:
@@ -153,10 +163,14 @@ def save_places(path: Path, raw: Dict[str, Any]) -> None:
         except OSError as exc:
             raise ConfigError(f"{path}: cannot read config: {exc}") from exc
         text = _replace_toml(original, raw)
-    tmp = path.with_name(f".{path.name}.edit-{os.getpid()}")
+    tmp = path.with_name(f".{path.stem}.edit-{os.getpid()}{path.suffix}")  # same suffix: same parser
     try:
         tmp.write_text(text, encoding="utf-8")
-        if _normal(read_config_file(tmp)) != _normal(raw):
+        try:
+            written = _normal(read_config_file(tmp))
+        except ConfigError:
+            written = None  # the surgery broke the file: refused below, the original is untouched
+        if written != _normal(raw):
             raise ConfigError(f"{path}: the lines and zones cannot be replaced without changing other settings "
                               f"(are they written inline, 'lines = [...]'?); write them as [[lines]] / [[zones]] "
                               f"tables to edit them from the dashboard")

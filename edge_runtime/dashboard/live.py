@@ -1,7 +1,7 @@
 """The live view: annotated JPEG frames, made only while somebody watches.
 
 :class:`LiveView` is a pipeline sink. With no viewer its ``write`` returns at once (no copy, no
-drawing, no encoding). While viewers are connected it keeps a copy of at most ``fps`` frames per
+drawing, no encoding). While viewers are connected it keeps (a reference to) at most ``fps`` frames per
 second; each is drawn (boxes, track ids, lines with their "in" arrow, zones) and JPEG-encoded once, on
 the first viewer's request, and shared by every viewer. Frames are (H, W, 3) uint8 BGR.
 """
@@ -65,7 +65,7 @@ class LiveView:
     # -------------------------------------------------------------------------- sink protocol
 
     def write(self, result: Any, pipeline: Any) -> None:
-        """Keep a copy of this frame if someone watches and one is due (pipeline thread)."""
+        """Keep this frame if someone watches and one is due (pipeline thread)."""
         if self.frame_size is None:
             h, w = result.frame.image.shape[:2]
             self.frame_size = (int(w), int(h))
@@ -74,7 +74,7 @@ class LiveView:
         now = time.monotonic()
         if now < self._next_grab:
             return
-        image = np.array(result.frame.image, copy=True)  # the source may reuse its buffer
+        image = result.frame.image  # the consumer's own: a source never writes to a delivered frame again
         with self._lock:
             self._next_grab = now + self.period_s
             self._seq += 1

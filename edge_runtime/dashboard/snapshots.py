@@ -1,6 +1,6 @@
 """A thumbnail per counting event, kept on disk under a size cap.
 
-:class:`Snapshots` is a pipeline sink: on a frame with events it copies the region around each event's
+:class:`Snapshots` is a pipeline sink: on a frame with events it takes the region around each event's
 track (a small crop; the whole frame when the track is no longer in view) and hands it to its own
 thread, which scales it to ``width``, encodes a JPEG and writes it atomically. When the folder holds
 more than ``max_bytes``, the oldest thumbnails are deleted. The frame loop never waits: when the queue
@@ -98,8 +98,8 @@ class Snapshots:
                         crop = image[ya:yb, xa:xb]
             direction = str(getattr(ev.direction, "value", ev.direction))
             try:
-                self._queue.put_nowait((snapshot_name(ev.name, ev.frame_index, ev.track_id, direction),
-                                        np.array(crop, copy=True)))
+                # A view: a delivered frame is never written to again (see Frame), so no copy is needed.
+                self._queue.put_nowait((snapshot_name(ev.name, ev.frame_index, ev.track_id, direction), crop))
             except queue.Full:
                 self.skipped += 1
 
