@@ -49,9 +49,10 @@ demo: assets
 
 # System packages the suite needs: mosquitto (the MQTT tests' broker; each test starts its own), and for the
 # RT-Thread link the bare-metal ARM compiler, qemu-system-arm (an emulated Cortex-M3 board) and clang (libFuzzer
-# with ASan/UBSan on the C frame parser). Installed
+# with ASan/UBSan on the C frame parser), and headless chromium + chromedriver (the dashboard's browser tests). Installed
 # with apt-get when missing and run as root; otherwise the command to run is printed (and CI fails).
-SYSTEM_DEPS := mosquitto:mosquitto arm-none-eabi-gcc:gcc-arm-none-eabi qemu-system-arm:qemu-system-arm clang:clang
+SYSTEM_DEPS := mosquitto:mosquitto arm-none-eabi-gcc:gcc-arm-none-eabi qemu-system-arm:qemu-system-arm clang:clang \
+               chromium:chromium chromedriver:chromium-driver
 system-deps:
 	@missing=""; for d in $(SYSTEM_DEPS); do cmd=$${d%%:*}; pkg=$${d##*:}; \
 	  command -v $$cmd >/dev/null 2>&1 || test -x /usr/sbin/$$cmd || missing="$$missing $$pkg"; done; \

@@ -25,7 +25,8 @@ _MAX_BODY = 64 * 1024
 _SECURITY = {"content-security-policy": "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; "
                                         "script-src 'self'; connect-src 'self'; frame-ancestors 'none'; "
                                         "form-action 'self'; base-uri 'none'",
-             "x-frame-options": "DENY", "x-content-type-options": "nosniff", "referrer-policy": "no-referrer"}
+             "x-frame-options": "DENY", "x-content-type-options": "nosniff",
+             "referrer-policy": "same-origin"}  # not no-referrer: Chrome then sends "Origin: null" on form posts
 _LOGIN_WAIT_S = 0.5  # after a wrong token: slows guessing
 
 

@@ -283,10 +283,10 @@ function drawChart(data) {
   g.strokeStyle = "#2a313b";
   g.fillStyle = "#8b95a5";
   g.font = "11px system-ui";
-  for (let k = 0; k <= 4; k += 1) {
-    const v = (max * k) / 4;
+  const tick = Math.max(1, Math.ceil(max / 4));
+  for (let v = 0; v <= max; v += tick) {
     g.beginPath(); g.moveTo(left, y(v)); g.lineTo(w - right, y(v)); g.stroke();
-    g.fillText(String(Math.round(v)), 4, y(v) + 4);
+    g.fillText(String(v), 4, y(v) + 4);
   }
   for (let k = 0; k <= 4; k += 1) {
     const i = Math.round((bins * k) / 4);
@@ -301,6 +301,8 @@ function drawChart(data) {
     g.beginPath();
     s.values.forEach((v, i) => { const px = x(i + 0.5), py = y(v); if (i) g.lineTo(px, py); else g.moveTo(px, py); });
     g.stroke();
+    g.fillStyle = colour;
+    s.values.forEach((v, i) => { if (v) { g.beginPath(); g.arc(x(i + 0.5), y(v), 3, 0, 2 * Math.PI); g.fill(); } });
     const item = el("span");
     const swatch = el("i");
     swatch.style.background = colour;
@@ -335,7 +337,7 @@ async function refreshEvents() {
     list.replaceChildren();
     for (const e of data.events) {
       const item = el("li", { "data-event": e.id });
-      item.append(e.snapshot ? el("img", { src: "/dashboard/snapshots/" + e.snapshot, alt: "snapshot", loading: "lazy" })
+      item.append(e.snapshot ? el("img", { src: "/dashboard/snapshots/" + e.snapshot, alt: "snapshot" })
                              : el("img", { src: BLANK, alt: "" }));
       item.append(el("span", {}, `${timeLabel(e.t_s, e.t_s > 1e9 ? "unix" : "source")}  ${e.name} ${e.direction} · ` +
                                  `${e.class} #${e.track_id}`));
