@@ -318,7 +318,9 @@ def test_an_edit_is_validated_like_the_config_file(tmp_path: Path) -> None:
 def test_saving_keeps_the_rest_of_the_toml_file(tmp_path: Path) -> None:
     path = tmp_path / "site.toml"
     path.write_text(SITE)
-    raw = load_config(path) and __import__("edge_runtime.runtime.config", fromlist=["x"]).read_config_file(path)
+    from edge_runtime.runtime.config import read_config_file
+
+    raw = read_config_file(path)
     new_raw, _ = parse_edit(raw, {"lines": [{"name": "walkway", "start": [400, 400], "end": [400, 150]},
                                             {"name": "door \"2\"", "start": [10.5, 20], "end": [30, 40],
                                              "classes": [0]}],
@@ -625,3 +627,23 @@ def test_state_counts_and_facts_endpoints(served) -> None:
     assert entry["grounded"] is True and entry["answer"] == "3 people crossed"
     # No results database: charts and timeline say so instead of failing.
     assert server.request("GET", "/dashboard/api/history?range=hour", headers=auth)[0] == 404
+
+
+def test_the_live_view_keeps_its_rate_when_frames_arrive_between_due_times() -> None:
+    from edge_runtime.dashboard.live import LiveView
+
+    frame = _frames(1)[0]
+    live = LiveView(CLASSES, fps=5.0)
+    pipe = SimpleNamespace(lines=[], zones=[])
+    live.add_viewer()
+    result = FrameResult(frame, _walk(300), [], True, FrameTimings())
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 2.0:  # frames at 8 fps: 0.125 s apart, between the 0.2 s due times
+        live.write(result, pipe)
+        time.sleep(0.125)
+    kept = live._seq
+    assert 9 <= kept <= 12, kept  # 5 fps over 2 s (+1 for the first frame), not one per 0.25 s (8)
+    live.remove_viewer()
+    for _ in range(5):
+        live.write(result, pipe)
+    assert live._seq == kept and live._latest is None  # no viewer: nothing kept

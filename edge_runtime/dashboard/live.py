@@ -76,7 +76,9 @@ class LiveView:
             return
         image = result.frame.image  # the consumer's own: a source never writes to a delivered frame again
         with self._lock:
-            self._next_grab = now + self.period_s
+            # On a fixed cadence (not "period after the last grab"), so frames arriving between two due
+            # times do not stretch the period; after a pause the next frame is due at once.
+            self._next_grab = max(self._next_grab + self.period_s, now)
             self._seq += 1
             self._latest = (self._seq, image, result.detections, tuple(pipeline.lines), tuple(pipeline.zones))
 
