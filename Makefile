@@ -76,7 +76,7 @@ test: cross-test pytest
 
 # Every benchmark, one after the other (each writes benchmarks/results/NAME.json). Run on a quiet machine.
 BENCHMARKS ?= bench_kernels bench_tracker bench_quant "bench_pipeline --motion-gate" bench_int8 bench_llm bench_cosched \
-              "bench_counting --int8 --live" identity bench_grounding bench_mqtt bench_link "bench_flow --split tune --variants none flow flow_measure flow_scale det det_gate05 --json benchmarks/results/flow.json"
+              "bench_counting --int8 --live" identity bench_grounding bench_mqtt bench_link bench_dashboard "bench_flow --split tune --variants none flow flow_measure flow_scale det det_gate05 --json benchmarks/results/flow.json"
 bench: $(VENV)/.setup-dev assets
 	for b in $(BENCHMARKS); do $(PY) -m benchmarks.$$b || exit 1; done
 	$(PY) -m benchmarks.report_counting
