@@ -5,7 +5,7 @@ items marked ``"split": "tune"``; the score is the number of (item, stride) pair
 counting targets (see :func:`benchmarks.bench_counting.meets`), then the pooled event F1. The "report"
 half is never looked at here; ``bench_counting`` reports on it with whatever defaults were chosen.
 
-Run: ``python -m benchmarks.tune_counting [--split tune] [--grid small]``
+Run: ``python -m benchmarks.tune_counting [--split tune] [--part tracker|appearance|counter] [--fixed JSON]``
 """
 
 from __future__ import annotations
@@ -30,6 +30,11 @@ GRIDS = {
         "fuse_score": [False, True],
         "buffer_rel": [0.0, 0.1],
         "max_jump_rel": [0.0, 0.15, 0.25],
+    },
+    # Chosen after the tracker's other settings, with them at their defaults: the colour distance beyond which
+    # a track never takes a box (1.0 = motion only; see edge_runtime.vision.appearance).
+    "appearance": {
+        "appearance_gate": [0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 1.0],
     },
     "counter": {
         "margin_rel": [0.05, 0.1, 0.15],
@@ -72,8 +77,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     results: List[tuple] = []
     for values in itertools.product(*grid.values()):
         options: Dict[str, float] = dict(zip(grid, values))
-        if args.part == "tracker":
-            if options["new_track_score"] < options["high_score"]:
+        if args.part in ("tracker", "appearance"):
+            if options.get("new_track_score", 1.0) < options.get("high_score", 0.0):
                 continue
             r = evaluate(options, fixed, {k: v for k, v in fixed.items() if k != "return_s"}, args.split)
         else:
