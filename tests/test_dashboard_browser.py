@@ -4,7 +4,8 @@ real detector and the real SmolLM2.
 
 One job, one browser, the steps in order (the video plays for about 80 s in "latest" mode, so they share it):
 a wrong token is refused; the right one opens the page; the live image changes; counts rise as people cross;
-a line drawn with mouse events is saved to the config file and starts counting; the chat answers a count
+a line drawn with mouse events is saved to the config file and starts counting (and a zone drawn by clicking
+its corners is saved); the chat answers a count
 question with the number the counters hold, and shows the facts it used.
 
 Screenshots go to ``$EDGE_SCREENSHOTS_DIR`` when it is set (``EDGE_SCREENSHOTS_DIR=docs`` refreshes the
@@ -241,6 +242,19 @@ def test_dashboard_in_a_real_browser(job, browser, tmp_path: Path) -> None:
     assert abs(start[1] - 420) <= 3 and abs(end[1] - 140) <= 3, (start, end)
     assert saved["walkway"].start == (400.0, 400.0)  # the other line is untouched
     _wait("the new line in the counts", lambda: browser.find_elements(By.CSS_SELECTOR, 'tr[data-place="plaza"]'), 10)
+
+    # A zone: click its corners on the image, finish, save (the line above is kept: "kept 2").
+    browser.find_element(By.ID, "draw-zone").click()
+    corners = [(460, 330), (740, 330), (740, 560), (460, 560)]
+    for x, y in corners:
+        ActionChains(browser).move_to_element_with_offset(overlay, *at(x, y)).click().perform()
+    browser.find_element(By.ID, "finish-zone").click()
+    browser.find_element(By.ID, "save-places").click()
+    _wait("the zone's save", lambda: "kept 2" in browser.find_element(By.ID, "save-result").text, 15)
+    zones = load_config(config_path).zones
+    assert [z.name for z in zones] == ["zone1"] and len(zones[0].polygon) == 4
+    assert all(abs(px - x) <= 3 and abs(py - y) <= 3 for (px, py), (x, y) in zip(zones[0].polygon, corners))
+    _wait("the zone in the counts", lambda: browser.find_elements(By.CSS_SELECTOR, 'tr[data-place="zone1"]'), 10)
 
     # Counts rise as people cross: the walkway's, and the drawn line's (it counts from the moment it was saved).
     _wait("the walkway count to rise", lambda: _total(browser, "walkway") > walkway_at_load, 45, every_s=0.5)
