@@ -204,11 +204,23 @@ def row_link(doc: Dict[str, Any]) -> List[List[str]]:
              f", nothing lost {_mark(c['failed'] == 0 and n['failed'] == 0)}"]]
 
 
+def row_dashboard(doc: Dict[str, Any]) -> List[List[str]]:
+    j, p = doc["job"], doc["in_process"]
+    return [["the dashboard's live view: the job's CPU with one MJPEG viewer vs none, interleaved (`bench_dashboard`)",
+             f"+{j['added_cpu_percent_of_one_core_median']:.1f} % of one core (p90 {j['added_cpu_percent_p90']:.1f}) at "
+             f"{j['viewer_fps_median']:.1f} fps delivered ({j['added_cpu_percent_scaled_to_5fps']:.1f} % scaled to 5 fps); "
+             f"in process {p['viewer_ms_per_frame_median']:.1f} ms per viewer frame, "
+             f"{p['no_viewer_us_per_frame_median']:.2f} µs per frame with no viewer",
+             f"no viewer: {j['cpu_percent_no_viewer_median']:.1f} % of one core", "—",
+             f"≤ 5 % of one core at 5 fps {_mark(j['added_cpu_percent_scaled_to_5fps'] <= 5.0)}, ~0 with no viewer "
+             f"{_mark(p['no_viewer_us_per_frame_median'] < 10)}"]]
+
+
 ROWS: List[tuple] = [
     ("kernels", row_kernels), ("pipeline", row_pipeline), ("tracker", row_tracker), ("quant", row_quant),
     ("int8", row_int8), ("llm", row_llm), ("cosched", lambda d: row_cosched(d, "fp32 detector")),
     ("cosched-int8", lambda d: row_cosched(d, "int8 detector")), ("grounding", row_grounding),
-    ("mqtt", row_mqtt), ("link", row_link),
+    ("mqtt", row_mqtt), ("link", row_link), ("dashboard", row_dashboard),
 ]
 
 
