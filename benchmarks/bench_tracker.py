@@ -120,9 +120,11 @@ def detect_video(threads: int, max_frames: Optional[int] = None) -> Frames:
 # ------------------------------------------------------------------------------------------ trackers
 
 
-def make_ours() -> ByteTracker:
+def make_ours(appearance: bool = True) -> ByteTracker:
+    """Ours with the peer's thresholds; ``appearance=False``: motion only (``appearance_gate=1``)."""
+    extra = {} if appearance else {"appearance_gate": 1.0}
     return ByteTracker(high_score=0.5, low_score=0.1, new_track_score=0.6, match_iou=0.2, low_match_iou=0.2,
-                       min_hits=3, lost_s=LOST_FRAMES / FPS, fps=FPS, revive_lost=True)
+                       min_hits=3, lost_s=LOST_FRAMES / FPS, fps=FPS, revive_lost=True, **extra)
 
 
 def make_theirs():
@@ -145,8 +147,8 @@ def _their_ids(inputs, outputs) -> np.ndarray:
     return ids
 
 
-def run_ours(inputs: Sequence[Tuple[Detections, np.ndarray]]) -> List[np.ndarray]:
-    tracker = make_ours()
+def run_ours(inputs: Sequence[Tuple[Detections, np.ndarray]], appearance: bool = True) -> List[np.ndarray]:
+    tracker = make_ours(appearance)
     return [tracker.update(d, frame=image).track_id for d, image in inputs]
 
 
@@ -269,10 +271,13 @@ def main(argv: Sequence[str] = ()) -> int:
             assert len(t) == n, f"frame {k}: trackers returned {len(t)} of {n} detections"
         assert any((o >= 0).any() for o in ours_out), "our tracker confirmed nothing"
 
+    compared = ("both trackers return one row per input detection on every frame, and ours confirms tracks; "
+                "identity quality is measured against by-eye truth by benchmarks/identity.py")
     timing = compare("ByteTracker vs trackers.ByteTrackTracker, whole vtest.avi", lambda: run_ours(ours_in),
-                     lambda: run_theirs(theirs_in), check=check, warmup=1, repeats=args.repeats,
-                     compared="both trackers return one row per input detection on every frame, and ours confirms "
-                              "tracks; identity quality is measured against by-eye truth by benchmarks/identity.py")
+                     lambda: run_theirs(theirs_in), check=check, warmup=1, repeats=args.repeats, compared=compared)
+    motion = compare("ByteTracker, motion only, vs trackers.ByteTrackTracker, whole vtest.avi",
+                     lambda: run_ours(ours_in, appearance=False), lambda: run_theirs(theirs_in), check=check,
+                     warmup=1, repeats=args.repeats, compared=compared)
     per_frame = per_frame_pass(ours_in, theirs_in)
     ours_ids = run_ours(ours_in)
     theirs_ids = [_their_ids(d, out) for d, out in zip(theirs_in, run_theirs(theirs_in))]
@@ -287,6 +292,8 @@ def main(argv: Sequence[str] = ()) -> int:
                      "ours_appearance_gate": make_ours().appearance_gate},
         "whole_video": {**timing, "ours_ms_per_frame": timing["candidate_ms_median"] / len(frames),
                         "theirs_ms_per_frame": timing["baseline_ms_median"] / len(frames)},
+        "whole_video_motion_only": {**motion, "ours_ms_per_frame": motion["candidate_ms_median"] / len(frames),
+                                    "theirs_ms_per_frame": motion["baseline_ms_median"] / len(frames)},
         "per_frame": per_frame,
         "ours": track_stats(ours_ids),
         "theirs": track_stats(theirs_ids),
@@ -298,6 +305,9 @@ def main(argv: Sequence[str] = ()) -> int:
     print(f"whole video: ours {w['ours_ms_per_frame'] * 1e3:.0f} us/frame, theirs "
           f"{w['theirs_ms_per_frame'] * 1e3:.0f} us/frame, speedup x{w['speedup_median']:.2f} "
           f"(p10 {w['speedup_p10']:.2f}, p90 {w['speedup_p90']:.2f})")
+    m = result["whole_video_motion_only"]
+    print(f"motion only: ours {m['ours_ms_per_frame'] * 1e3:.0f} us/frame, speedup x{m['speedup_median']:.2f} "
+          f"(p10 {m['speedup_p10']:.2f}, p90 {m['speedup_p90']:.2f})")
     print(f"per frame:   speedup median x{p['speedup_per_frame_median']:.2f} (p10 {p['speedup_per_frame_p10']:.2f}, "
           f"p90 {p['speedup_per_frame_p90']:.2f}); ours p90 {p['ours_us_p90']:.0f} us")
     for side in ("ours", "theirs"):
