@@ -49,11 +49,13 @@ demo: assets
 
 # System packages the suite needs: mosquitto (the MQTT tests' broker; each test starts its own), and for the
 # RT-Thread link the bare-metal ARM compiler, qemu-system-arm (an emulated Cortex-M3 board) and clang (libFuzzer
-# with ASan/UBSan on the C frame parser). SYSTEM_PACKAGES have no command to look for and are checked with dpkg:
-# the RTSP camera of tests/test_camera_faults.py (gst-rtsp-server through PyGObject; plugins-good decode the
-# clips and packetise RTP, plugins-bad has the openh264 encoder and the H.264 parser). Installed
+# with ASan/UBSan on the C frame parser), and headless chromium + chromedriver (the dashboard's browser tests).
+# SYSTEM_PACKAGES have no command to look for and are checked with dpkg: the RTSP camera of
+# tests/test_camera_faults.py (gst-rtsp-server through PyGObject; plugins-good decode the clips and packetise RTP,
+# plugins-bad has the openh264 encoder and the H.264 parser). Installed
 # with apt-get when missing and run as root; otherwise the command to run is printed (and CI fails).
-SYSTEM_DEPS := mosquitto:mosquitto arm-none-eabi-gcc:gcc-arm-none-eabi qemu-system-arm:qemu-system-arm clang:clang
+SYSTEM_DEPS := mosquitto:mosquitto arm-none-eabi-gcc:gcc-arm-none-eabi qemu-system-arm:qemu-system-arm clang:clang \
+               chromium:chromium chromedriver:chromium-driver
 SYSTEM_PACKAGES := python3-gi python3-gst-1.0 gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
 system-deps:
 	@missing=""; for d in $(SYSTEM_DEPS); do cmd=$${d%%:*}; pkg=$${d##*:}; \
@@ -80,7 +82,7 @@ test: cross-test pytest
 
 # Every benchmark, one after the other (each writes benchmarks/results/NAME.json). Run on a quiet machine.
 BENCHMARKS ?= bench_kernels bench_tracker bench_quant "bench_pipeline --motion-gate" bench_int8 bench_llm bench_cosched \
-              "bench_counting --int8 --live" identity bench_grounding bench_mqtt bench_link "bench_flow --split tune --variants none flow flow_measure flow_scale det det_gate05 --json benchmarks/results/flow.json"
+              "bench_counting --int8 --live" identity bench_grounding bench_mqtt bench_link bench_dashboard "bench_flow --split tune --variants none flow flow_measure flow_scale det det_gate05 --json benchmarks/results/flow.json"
 bench: $(VENV)/.setup-dev assets
 	for b in $(BENCHMARKS); do $(PY) -m benchmarks.$$b || exit 1; done
 	$(PY) -m benchmarks.report_counting

@@ -147,12 +147,18 @@ def track_ours(frozen: FrozenDetections, stride: int, make_tracker: Optional[Cal
     tracker = make_tracker() if make_tracker else ByteTracker.for_video(frozen.fps)
     cuts = set(cuts)
     out = []
+    looks = appearances(video, frozen, min_score) if video is not None and tracker.appearance_gate < 1 else None
+
+    def update(f: int, t: float) -> Detections:
+        look = None if looks is None else looks[f]
+        return tracker.update(frozen.frame(f, min_score), timestamp_s=t, appearance=look)
+
     if flow is None:
         for f in range(0, frozen.num_frames, stride):
             t = f / frozen.fps
             if f in cuts:
                 tracker.reset()
-            out.append((f, t, tracker.update(frozen.frame(f, min_score), timestamp_s=t), f in cuts))
+            out.append((f, t, update(f, t), f in cuts))
         return out
     if video is None:
         raise ValueError("track_ours: flow needs the video's name")
@@ -165,7 +171,7 @@ def track_ours(frozen: FrozenDetections, stride: int, make_tracker: Optional[Cal
         if f % stride == 0:
             if f in cuts:
                 tracker.reset()
-            d = tracker.update(frozen.frame(f, min_score), timestamp_s=t)
+            d = update(f, t)
             shown = {int(k): b for k, b in zip(d.track_id, d.xyxy) if k != -1}
             out.append((f, t, d, f in cuts))
             broken = False
@@ -198,6 +204,31 @@ def track_ours(frozen: FrozenDetections, stride: int, make_tracker: Optional[Cal
 
 
 _FLOW_FRAMES: Dict[tuple, List[np.ndarray]] = {}
+_APPEARANCES: Dict[tuple, List[np.ndarray]] = {}
+
+
+def appearances(video: str, frozen: FrozenDetections, min_score: float) -> List[np.ndarray]:
+    """Per frame, the appearance vectors of the frozen detections (as the tracker sees them), cached.
+
+    The pipeline computes them from the frame it is tracking; replays take them from the decoded video,
+    in the frozen detections' order."""
+    key = (video, frozen.model_sha256, min_score)
+    if key not in _APPEARANCES:
+        import cv2
+
+        from edge_runtime.assets import ensure
+        from edge_runtime.vision.appearance import box_appearance
+
+        capture = cv2.VideoCapture(str(ensure(video)))
+        looks = []
+        for f in range(frozen.num_frames):
+            ok, image = capture.read()
+            if not ok:
+                raise RuntimeError(f"appearances: {video} ends at frame {f}, its frozen detections at {frozen.num_frames}")
+            looks.append(box_appearance(image, frozen.frame(f, min_score).xyxy))
+        capture.release()
+        _APPEARANCES[key] = looks
+    return _APPEARANCES[key]
 
 
 def flow_frames(video: str, flow: "BoxFlow") -> List[np.ndarray]:

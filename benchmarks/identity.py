@@ -247,7 +247,7 @@ def _is_peer(tracker: object) -> bool:
 
 
 def run_tracker_on_frozen(make_tracker: TrackerFactory, frozen, first: int, last: int,
-                          stride: int = 1) -> TrackOutputs:
+                          stride: int = 1, video: Optional[str] = None) -> TrackOutputs:
     """Feed frames first, first + stride, ... <= last of frozen detections to a fresh tracker.
 
     Args:
@@ -258,6 +258,8 @@ def run_tracker_on_frozen(make_tracker: TrackerFactory, frozen, first: int, last
         frozen: :class:`benchmarks.frozen.FrozenDetections`, all boxes (no score filter).
         first, last: video frame indices (0-based, inclusive).
         stride: feed every stride-th frame only.
+        video: the built-in video the detections are of: our tracker then also gets the boxes' appearance
+            from its frames, as in the pipeline (None: motion only).
 
     Returns:
         For every frame fed (also those with no output): ids (K,) int64 >= 0 and xyxy (K, 4) float64 of
@@ -269,6 +271,11 @@ def run_tracker_on_frozen(make_tracker: TrackerFactory, frozen, first: int, last
     peer = _is_peer(tracker)
     if peer:
         import supervision as sv
+    looks = None
+    if not peer and video is not None and getattr(tracker, "appearance_gate", 1.0) < 1.0:
+        from benchmarks.counting_eval import appearances
+
+        looks = appearances(video, frozen, 0.0)
     out: TrackOutputs = {}
     for f in range(first, last + 1, stride):
         det = frozen.frame(f)
@@ -278,7 +285,7 @@ def run_tracker_on_frozen(make_tracker: TrackerFactory, frozen, first: int, last
             ids = np.asarray(res.tracker_id, np.int64).reshape(-1)
             xyxy = np.asarray(res.xyxy, np.float64).reshape(-1, 4)
         else:
-            res = tracker.update(det, timestamp_s=f / frozen.fps)
+            res = tracker.update(det, timestamp_s=f / frozen.fps, appearance=None if looks is None else looks[f])
             ids = np.asarray(res.track_id, np.int64).reshape(-1)
             xyxy = np.asarray(res.xyxy, np.float64).reshape(-1, 4)
         keep = ids >= 0
@@ -386,7 +393,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         for name, make in _trackers_to_run():
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                outputs = run_tracker_on_frozen(make, frozen, first, last, stride)
+                outputs = run_tracker_on_frozen(make, frozen, first, last, stride, video="vtest-video")
             m = evaluate_identity(outputs, truth, ignore)
             rows.append({"tracker": name, "stride": stride, **{k: (float(v) if isinstance(v, float) else v)
                                                                   for k, v in m.items()}})

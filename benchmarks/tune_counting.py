@@ -5,7 +5,7 @@ items marked ``"split": "tune"``; the score is the number of (item, stride) pair
 counting targets (see :func:`benchmarks.bench_counting.meets`), then the pooled event F1. The "report"
 half is never looked at here; ``bench_counting`` reports on it with whatever defaults were chosen.
 
-Run: ``python -m benchmarks.tune_counting [--split tune] [--grid small]``
+Run: ``python -m benchmarks.tune_counting [--split tune] [--part tracker|appearance|edge|counter] [--fixed JSON]``
 """
 
 from __future__ import annotations
@@ -30,6 +30,16 @@ GRIDS = {
         "fuse_score": [False, True],
         "buffer_rel": [0.0, 0.1],
         "max_jump_rel": [0.0, 0.15, 0.25],
+    },
+    # Chosen after the tracker's other settings, with them at their defaults: the colour distance beyond which
+    # a track never takes a box (1.0 = motion only; see edge_runtime.vision.appearance).
+    "appearance": {
+        "appearance_gate": [0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 1.0],
+    },
+    # Lines only, with everything else at its defaults: how far inside the picture a track first seen after a
+    # gap between processed frames still counts as having come in through the border.
+    "edge": {
+        "edge_rel": [0.0, 0.05, 0.1, 0.15, 0.2, 0.3],
     },
     "counter": {
         "margin_rel": [0.05, 0.1, 0.15],
@@ -72,10 +82,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     results: List[tuple] = []
     for values in itertools.product(*grid.values()):
         options: Dict[str, float] = dict(zip(grid, values))
-        if args.part == "tracker":
-            if options["new_track_score"] < options["high_score"]:
+        if args.part in ("tracker", "appearance"):
+            if options.get("new_track_score", 1.0) < options.get("high_score", 0.0):
                 continue
             r = evaluate(options, fixed, {k: v for k, v in fixed.items() if k != "return_s"}, args.split)
+        elif args.part == "edge":
+            r = evaluate(fixed, options, {}, args.split)
         else:
             line = {k: v for k, v in options.items() if k != "zone_return_s"}
             zone = {**{k: v for k, v in line.items() if k != "return_s"}, "return_s": options["zone_return_s"]}

@@ -93,7 +93,8 @@ def associate_bytetrack(track_boxes: np.ndarray, track_id: np.ndarray, miss: np.
                         det_score: np.ndarray, high_score: float, low_score: float, max_cost_high: float,
                         max_cost_low: float, max_cost_tentative: float, fuse_score: bool, revive_lost: bool,
                         track_grow: Optional[np.ndarray] = None, det_grow: float = 0.0,
-                        track_jump: Optional[np.ndarray] = None, assign=None) -> np.ndarray:
+                        track_jump: Optional[np.ndarray] = None, forbid: Optional[np.ndarray] = None,
+                        assign=None) -> np.ndarray:
     """The three ByteTrack associations of one frame: det_track (N,) int32, matched track index or -1.
 
     1) confirmed tracks (track_id >= 0) x detections with score >= high_score; 2) confirmed tracks left
@@ -104,7 +105,7 @@ def associate_bytetrack(track_boxes: np.ndarray, track_id: np.ndarray, miss: np.
     :func:`linear_assignment`. The IoU is taken on boxes widened on every side by ``track_grow`` (T,) /
     ``det_grow`` times their width and height; afterwards a match whose centres are more than
     ``track_jump[i]`` times the detection's height apart is undone, the detection left unmatched
-    (track_jump <= 0: no gate).
+    (track_jump <= 0: no gate). ``forbid`` (T, N) bool: pairs stages 1 and 2 never match (similarity 0).
     """
     assign = linear_assignment if assign is None else assign
     det_score = np.asarray(det_score, np.float32)
@@ -120,12 +121,14 @@ def associate_bytetrack(track_boxes: np.ndarray, track_id: np.ndarray, miss: np.
     wide_tracks = widen(track_boxes, t_grow)
     wide_dets = widen(det_boxes, np.float32(det_grow))
 
-    def stage(rows: np.ndarray, cols: np.ndarray, fused: bool, max_cost: float) -> None:
+    def stage(rows: np.ndarray, cols: np.ndarray, fused: bool, max_cost: float, gated: bool = False) -> None:
         if rows.size == 0 or cols.size == 0:
             return
         similarity = iou_matrix(wide_tracks[rows], wide_dets[cols])
         if fused:
             similarity = similarity * det_score[cols]
+        if gated and forbid is not None:
+            similarity = np.where(np.asarray(forbid, bool)[np.ix_(rows, cols)], np.float32(0), similarity)
         cost = np.float32(1.0) - similarity
         row_to_col = assign(np.ascontiguousarray(cost, np.float32), max_cost)
         hit = row_to_col >= 0
@@ -134,10 +137,10 @@ def associate_bytetrack(track_boxes: np.ndarray, track_id: np.ndarray, miss: np.
     high = np.flatnonzero(det_score >= np.float32(high_score))
     low = np.flatnonzero((det_score >= np.float32(low_score)) & (det_score < np.float32(high_score)))
     pool = np.flatnonzero(track_id >= 0)
-    stage(pool, high, fuse_score, max_cost_high)
+    stage(pool, high, fuse_score, max_cost_high, True)
     taken = np.zeros(track_id.shape[0], bool)
     taken[det_track[high][det_track[high] >= 0]] = True
-    stage(pool[~taken[pool] & ((miss[pool] == 0) | revive_lost)], low, False, max_cost_low)
+    stage(pool[~taken[pool] & ((miss[pool] == 0) | revive_lost)], low, False, max_cost_low, True)
     stage(np.flatnonzero(track_id < 0), high[det_track[high] < 0], fuse_score, max_cost_tentative)
     if track_jump is not None:  # undo matches that jumped further than the gate
         j = np.flatnonzero(det_track >= 0)
@@ -366,3 +369,42 @@ def dequantize_blocks(src: np.ndarray, qtype: int) -> np.ndarray:
         return np.zeros((*src.shape[:-1], src.shape[-1] // block_bytes * block_size), np.float32)
     with np.errstate(invalid="ignore", over="ignore"):
         return dequantize(src, qt)
+
+
+# ---------------------------------------------------------------------------------------------------
+# appearance: box_appearance (native/src/appearance.cpp; contract in native/include/edge/appearance.hpp)
+# Shape legend: a frame is (H, W, 3) uint8 BGR; boxes (N, 4) float32 xyxy; out (N, 384) float32.
+# ---------------------------------------------------------------------------------------------------
+
+APPEARANCE_BANDS = ((0.10, 0.40), (0.40, 0.70), (0.70, 0.95))
+APPEARANCE_BINS = (8, 4, 4)
+
+
+def box_appearance(frame: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """Per box, three bands' sqrt-normalised H x S x V histograms (every 2nd pixel of every 2nd row) by OpenCV."""
+    import cv2
+
+    height, width = frame.shape[:2]
+    dim = int(np.prod(APPEARANCE_BINS))
+    out = np.zeros((len(boxes), len(APPEARANCE_BANDS) * dim), np.float32)
+
+    def clamp(value: float, limit: int) -> int:
+        return int(min(max(value, 0.0), float(limit)))
+
+    for i, (x1, y1, x2, y2) in enumerate(np.asarray(boxes, np.float64)):
+        if not np.isfinite((x1, y1, x2, y2)).all():
+            continue
+        w, h = x2 - x1, y2 - y1
+        xa, xb = clamp(x1 + 0.2 * w, width), clamp(x2 - 0.2 * w, width)
+        if xb - xa < 2:
+            continue
+        for band, (a, b) in enumerate(APPEARANCE_BANDS):
+            ya, yb = clamp(y1 + a * h, height), clamp(y1 + b * h, height)
+            if yb - ya < 2:
+                continue
+            hsv = cv2.cvtColor(np.ascontiguousarray(frame[ya:yb:2, xa:xb:2]), cv2.COLOR_BGR2HSV)
+            hist = cv2.calcHist([hsv], [0, 1, 2], None, list(APPEARANCE_BINS), [0, 180, 0, 256, 0, 256]).ravel()
+            total = float(hist.sum())
+            if total > 0:
+                out[i, band * dim:(band + 1) * dim] = np.sqrt(hist / total)
+    return out

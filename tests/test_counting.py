@@ -331,6 +331,8 @@ def test_objects_walking_in_and_out_of_the_picture_count_on_a_line_by_its_edge()
         events += line.update(det, frame_index=f, timestamp_s=f / 10, frame_size=(768, 576))
     assert [e.direction.value for e in events] == ["out"]
     # Walks out: the anchor of the clipped box stalls at 748 (in the band) and the track is gone.
+    events += line.update(Detections.empty(with_track_id=True), frame_index=9, timestamp_s=0.9,
+                          frame_size=(768, 576))
     for f, (x0, x1) in enumerate([(700, 740), (716, 756), (728, 768)], start=10):
         det = Detections(np.array([[x0, 300, x1, 400]], np.float32), np.array([0.9], np.float32),
                          np.array([0], np.int32), np.array([5], np.int32))
@@ -344,6 +346,32 @@ def test_objects_walking_in_and_out_of_the_picture_count_on_a_line_by_its_edge()
         det = Detections(np.array([[x0, 300, x1, 400]], np.float32), np.array([0.9], np.float32),
                          np.array([0], np.int32), np.array([5], np.int32))
         assert blind.update(det, frame_index=f) == []
+
+
+def test_at_a_low_frame_rate_the_border_reaches_as_far_as_a_walk_between_processed_frames():
+    # Every 4th frame of a 10 fps camera: the walker is first seen 30 px inside the picture, past the line
+    # 28 px from its right edge, never touching the border.
+    def walk(edge_rel):
+        line = LineCounter("edge", (740, 480), (740, 230), margin_rel=0.1, return_s=0.0, edge_rel=edge_rel)
+        events = line.update(Detections.empty(with_track_id=True), frame_index=0, timestamp_s=0.0,
+                             frame_size=(768, 576))
+        for f, x0 in ((4, 698), (8, 668), (12, 638)):
+            det = Detections(np.array([[x0, 300, x0 + 40, 400]], np.float32), np.array([0.9], np.float32),
+                             np.array([0], np.int32), np.array([4], np.int32))
+            events += line.update(det, frame_index=f, timestamp_s=f / 10, frame_size=(768, 576))
+        return [e.direction.value for e in events]
+
+    assert walk(0.2) == ["out"]  # 4 + 0.2 x 100 px x 3 skipped frames = 64 px of reach
+    assert walk(0.0) == []
+    # Every frame processed: no extra reach, someone appearing 30 px inside (from behind a pillar) is not
+    # counted as having come in through the border.
+    line = LineCounter("edge", (740, 480), (740, 230), margin_rel=0.1, return_s=0.0, edge_rel=0.2)
+    events = []
+    for f, x0 in enumerate((698, 694, 690)):
+        det = Detections(np.array([[x0, 300, x0 + 40, 400]], np.float32), np.array([0.9], np.float32),
+                         np.array([0], np.int32), np.array([4], np.int32))
+        events += line.update(det, frame_index=f, timestamp_s=f / 10, frame_size=(768, 576))
+    assert events == []
 
 
 def test_crossings_waiting_out_return_s_are_reported_by_flush():

@@ -31,23 +31,16 @@ STRIDES = (1, 2, 3, 4)
 # (video, item, stride) whose target is not met yet: the bound measured now, and why.
 GAPS = {
     ("vtest-video", "walkway", 1): ({"max_abs_count_error": 4}, "out -4: walkers passing the men standing at the lamp post lose their ids"),
-    ("vtest-video", "walkway", 2): ({"max_abs_count_error": 3}, "in -2, out -3, as at stride 1"),
-    ("vtest-video", "walkway", 4): ({"min_recall": 0.69, "min_precision": 0.94}, "as at stride 1"),
-    ("vtest-video", "mid_diagonal", 1): ({"max_abs_count_error": 2}, "in -2: pairs crossing together, one hidden"),
-    ("vtest-video", "mid_diagonal", 2): ({"max_abs_count_error": 3}, "in -3, out -2"),
-    ("vtest-video", "mid_diagonal", 3): ({"max_abs_count_error": 4}, "in -4, out -3"),
-    ("vtest-video", "mid_diagonal", 4): ({"min_recall": 0.78, "min_precision": 1.0}, "misses only"),
-    ("vtest-video", "lamp", 1): ({"max_abs_count_error": 4}, "enter -4: entries hidden by the sign and by others"),
-    ("vtest-video", "lamp", 2): ({"max_abs_count_error": 2}, "enter -2"),
-    ("vtest-video", "lamp", 4): ({"min_recall": 0.68, "min_precision": 0.77}, ""),
-    ("vtest-video", "right_edge", 2): ({"max_abs_count_error": 2}, "out -2"),
-    ("vtest-video", "right_edge", 3): ({"max_abs_count_error": 5}, "out -5: people stepping in at the edge are found too late"),
-    ("vtest-video", "right_edge", 4): ({"min_recall": 0.55, "min_precision": 0.84}, "as at stride 3"),
+    ("vtest-video", "lamp", 1): ({"max_abs_count_error": 2}, "enter -2: entries hidden by the sign and by others"),
+    ("vtest-video", "walkway", 4): ({"min_recall": 0.84, "min_precision": 0.91}, "in -1, out -1, as at stride 1"),
     ("vtest-video", "left_path", 4): ({"min_recall": 1.0, "min_precision": 0.75}, "one extra each way"),
     ("vtest-video", "top_right", 4): ({"min_recall": 1.0, "min_precision": 0.5}, "the touch-and-return is seen as two crossings"),
     ("vtest-video", "lawn_edge", 4): ({"min_recall": 1.0, "min_precision": 0.75}, "one extra"),
-    ("vtest-video", "short_left", 4): ({"min_recall": 0.85, "min_precision": 0.75}, ""),
-    ("vtest-video", "road_corner", 4): ({"min_recall": 0.81, "min_precision": 0.81}, ""),
+    ("vtest-video", "right_edge", 4): ({"min_recall": 0.8, "min_precision": 0.88}, "out -2, and an extra: people stepping in at the edge"),
+    ("vtest-video", "short_left", 4): ({"min_recall": 0.85, "min_precision": 0.75}, "in +1"),
+    ("vtest-video", "lamp", 4): ({"min_recall": 0.82, "min_precision": 0.85}, "enter -1, and extras from a man straddling the edge"),
+    ("vtest-video", "lawn", 4): ({"min_recall": 0.66, "min_precision": 1.0}, "exit -1: a track lost at 2.5 fps is restarted inside the zone"),
+    ("vtest-video", "road_corner", 4): ({"min_recall": 0.81, "min_precision": 0.81}, "a man standing 3 s just inside counted in and out"),
     ("bikes-video", "right_vertical", 1): ({"max_abs_count_error": 2}, "in -2: the riders' clipped boxes jump as they leave the close-ups"),
     ("bikes-video", "right_vertical", 2): ({"max_abs_count_error": 2}, "in -2"),
     ("bikes-video", "middle_vertical", 4): ({"min_recall": 0.0, "min_precision": 1.0}, "the cyclist is in 16 frames: 4 processed"),
@@ -55,10 +48,13 @@ GAPS = {
 }
 # (video, item, stride) where the peer stack's count is closer: our worst per-direction error now, why.
 PEER_GAPS = {
+    ("vtest-video", "top_right", 1): (1, "peer 0"),
     ("vtest-video", "top_right", 4): (2, "peer 1"),
+    ("vtest-video", "lawn", 4): (1, "peer 0"),
     ("bikes-video", "right_vertical", 1): (2, "peer 1"),
+    ("bikes-video", "waiting_cyclist", 1): (1, "peer 0"),
+    ("bikes-video", "waiting_cyclist", 2): (1, "peer 0"),
     ("bikes-video", "middle_vertical", 4): (2, "peer 1"),
-    ("bikes-video", "waiting_cyclist", 2): (1, "peer 0: a car's false person box crosses"),
 }
 
 
@@ -167,18 +163,19 @@ def test_event_precision_and_recall_over_all_truths_at_stride_1(replays):
             tp, fp, fn = tp + s["tp"], fp + s["fp"], fn + s["fn"]
             peer_tp, peer_fp, peer_fn = peer_tp + p["tp"], peer_fp + p["fp"], peer_fn + p["fn"]
     precision, recall = tp / (tp + fp), tp / (tp + fn)
-    # The issue's bar is 0.95 for both; measured 0.91 / 0.83 (the peer stack: 0.54 / 0.44). This holds the
+    # The issue's bar is 0.95 for both; measured 0.886 / 0.874 (the peer stack: 0.54 / 0.44). This holds the
     # measured level and the lead over the peer; the causes of the gap to 0.95 are listed in GAPS.
-    assert precision >= 0.89 and recall >= 0.81, (precision, recall)
+    assert precision >= 0.88 and recall >= 0.87, (precision, recall)
     assert precision > peer_tp / (peer_tp + peer_fp) + 0.2 and recall > peer_tp / (peer_tp + peer_fn) + 0.2
 
 
 # Events that match nobody in the truth and fall where it records someone loitering on a line or stepping
 # over and back. The issue's target is zero; measured at stride 1: a man standing 2 s across the lamp
 # zone's edge (enter + exit), one standing 3 s five pixels inside road_corner (enter + exit), one who
-# stays 3.7 s over left_path before going back, and walkway's man A counted when he walks off (f151)
-# where the truth counts him when he first stepped over (f37).
-KNOWN_LOITER_COUNTS = {1: 6, 2: 13, 3: 8, 4: 10}
+# stays 3.7 s over left_path before going back (out + in, longer than return_s), walkway's man A counted
+# when he walks off (f151) where the truth counts him when he first stepped over (f37), and on bikes.mp4
+# the waiting cyclist whose box passing cars cut short (his track restarts when a car's colours fill it).
+KNOWN_LOITER_COUNTS = {1: 9, 2: 10, 3: 7, 4: 10}
 
 
 @pytest.mark.parametrize("stride", STRIDES)

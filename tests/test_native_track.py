@@ -354,3 +354,28 @@ def test_kalman_initiate_matches_numpy(first):
     assert mean.shape == (len(first), 8) and cov.shape == (len(first), 8, 8)
     np.testing.assert_allclose(mean, ref_mean, rtol=1e-12, atol=1e-9)
     np.testing.assert_allclose(cov, ref_cov, rtol=1e-12, atol=1e-12)
+
+
+@given(association_inputs(), st.data())
+def test_associate_bytetrack_with_forbidden_pairs_matches_reference(inputs, data):
+    tracks, track_id, miss, dets, score, (fuse, revive) = inputs
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    forbid = (rng.random((len(tracks), len(dets))) < data.draw(st.sampled_from([0.0, 0.3, 1.0]))).astype(np.uint8)
+    args = (0.5, 0.1, 0.8, 0.5, 0.7, fuse, revive)
+    got = _native.associate_bytetrack(tracks, track_id, miss, dets, score, *args, None, 0.0, None, forbid)
+    want = reference.associate_bytetrack(tracks, track_id, miss, dets, score, *args, forbid=forbid.astype(bool),
+                                         assign=_native.linear_assignment)
+    np.testing.assert_array_equal(got, want)
+    for d in np.flatnonzero(got >= 0):  # a confirmed track never takes a forbidden detection
+        if track_id[got[d]] >= 0:
+            assert not forbid[got[d], d]
+
+
+def test_associate_bytetrack_rejects_a_forbid_mask_of_the_wrong_shape():
+    box = np.array([[0, 0, 10, 20]], np.float32)
+    args = (np.zeros(1, np.int64), np.zeros(1, np.int64), box, np.array([0.9], np.float32), 0.5, 0.1, 0.8, 0.8,
+            0.7, False, True, None, 0.0, None)
+    assert _native.associate_bytetrack(box, *args, np.zeros((1, 1), np.uint8)).tolist() == [0]
+    assert _native.associate_bytetrack(box, *args, np.ones((1, 1), np.uint8)).tolist() == [-1]
+    with pytest.raises(ValueError, match="forbid must be"):
+        _native.associate_bytetrack(box, *args, np.zeros((2, 1), np.uint8))

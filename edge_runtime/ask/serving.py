@@ -26,13 +26,17 @@ class AskService:
         context: returns a system message (the live totals) for requests that are not about the
             counts; None = such requests go to the model unchanged.
         on_grounded: called once per request answered from the facts (metrics).
+        on_answer: called with (question, :class:`~edge_runtime.ask.answer.Answer`) for each answer made
+            from the facts (the dashboard shows the facts on demand).
     """
 
     def __init__(self, asker: Asker, *, context: Optional[Callable[[], str]] = None,
-                 on_grounded: Optional[Callable[[], None]] = None) -> None:
+                 on_grounded: Optional[Callable[[], None]] = None,
+                 on_answer: Optional[Callable[[str, Any], None]] = None) -> None:
         self.asker = asker
         self.context = context
         self.on_grounded = on_grounded
+        self.on_answer = on_answer
 
     def prepare(self, messages: List[Dict[str, str]]) -> Tuple[List[Dict[str, str]], Any]:
         """A question about the counts gets an exact answer, made on the chat worker (where the model may
@@ -49,6 +53,8 @@ class AskService:
                 result = asker.ask(question)
                 if result.via == "chat":  # the model's reading says it is not about the counts after all
                     return None  # the server generates a free answer (with the live totals as context)
+                if self.on_answer is not None:
+                    self.on_answer(question, result)
                 return result.text
             return with_context, make
         return with_context, None

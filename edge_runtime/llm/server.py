@@ -47,7 +47,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Dict, List, Optional, Tuple
+from typing import Any, AsyncIterator, Dict, List, Optional, Sequence, Tuple
 
 from ..errors import BackendUnavailableError, ConfigError, EdgeRuntimeError, InputError
 from .chat import Chat, FinishReason, GenerationStats, SamplingParams
@@ -256,13 +256,16 @@ class ChatServer:
             and ``generation_finished(stats, outcome)`` run on the worker thread around each
             generation; ``between_tokens()`` is passed to :meth:`Chat.stream`; ``metrics_text() -> str``
             adds ``GET /metrics`` (Prometheus text, no auth: it holds no conversation data).
+        routes: more Starlette routes served by the same app (the dashboard's; they do their own auth).
 
     Raises:
         BackendUnavailableError: starlette/uvicorn are not installed (``pip install 'edge-runtime[llm]'``).
     """
 
-    def __init__(self, chat: Chat, config: Optional[ServerConfig] = None, *, hooks: Any = None) -> None:
+    def __init__(self, chat: Chat, config: Optional[ServerConfig] = None, *, hooks: Any = None,
+                 routes: Sequence[Any] = ()) -> None:
         self.chat = chat
+        self.extra_routes = list(routes)
         self.hooks = hooks
         self.config = config or ServerConfig()
         self.model_id = self.config.model_id or chat.model_path.stem
@@ -574,6 +577,7 @@ class ChatServer:
             routes.append(Route("/metrics", metrics, methods=["GET"]))
         if getattr(self.hooks, "run_tool", None) is not None:
             routes += [Route("/v1/tools", tools, methods=["GET"]), Route("/v1/tools/{name}", tools, methods=["POST"])]
+        routes += self.extra_routes
         return Starlette(routes=routes, lifespan=lifespan)
 
     async def _sse(self, job: _Job, rid: str, include_usage: bool, envelope: Any, usage: Any) -> AsyncIterator[bytes]:

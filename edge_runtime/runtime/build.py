@@ -13,7 +13,7 @@ import logging
 import os
 from dataclasses import asdict
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import List, Optional, Sequence, Tuple, Union
 
 from ..assets import resolve
 from ..errors import ConfigError, StoreError
@@ -23,11 +23,11 @@ from ..vision.motion import MotionGate
 from ..vision.scene import SceneCutDetector
 from ..vision.sources import open_source
 from ..vision.tracking import ByteTracker
-from .config import Config
+from .config import Config, LineConfig, ZoneConfig
 from .pipeline import Counter, Pipeline, Sink
 from .sinks import ConsoleSink, JsonlSink, StoreSink, VideoSink
 
-__all__ = ["build_pipeline", "available_cores", "config_hash"]
+__all__ = ["build_pipeline", "available_cores", "config_hash", "make_counter", "make_counters", "seed_totals"]
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,22 @@ def _source_key(uri: str) -> Tuple[str, bool]:
     if path.is_file():
         return str(path.resolve()), True
     return uri, False
+
+
+def make_counter(item: Union[LineConfig, ZoneConfig], fps: float) -> Counter:
+    """The counter one ``[[lines]]`` or ``[[zones]]`` entry describes, for a source at ``fps``."""
+    if isinstance(item, LineConfig):
+        return LineCounter(item.name, item.start, item.end, trigger=item.trigger, anchor=item.anchor,
+                           margin_rel=item.margin_rel, margin_px=item.margin_px, return_s=item.return_s,
+                           hysteresis_frames=item.hysteresis_frames, classes=item.classes, nominal_fps=fps)
+    return ZoneCounter(item.name, item.polygon, anchor=item.anchor, margin_rel=item.margin_rel,
+                       margin_px=item.margin_px, return_s=item.return_s, hysteresis_frames=item.hysteresis_frames,
+                       classes=item.classes, nominal_fps=fps)
+
+
+def make_counters(lines: Sequence[LineConfig], zones: Sequence[ZoneConfig], fps: float) -> List[Counter]:
+    """Counters for the config's lines, then its zones, in config order."""
+    return [make_counter(item, fps) for item in (*lines, *zones)]
 
 
 def build_pipeline(config: Config, *, restart_source: bool = False, quiet: bool = False,
@@ -114,20 +130,11 @@ def build_pipeline(config: Config, *, restart_source: bool = False, quiet: bool 
     t = config.tracker
     tracker = ByteTracker.for_video(fps, lost_s=t.lost_s, high_score=t.high_score, low_score=t.low_score,
                                     new_track_score=t.new_track_score, match_iou=t.match_iou, min_hits=t.min_hits,
-                                    buffer_rel=t.buffer_rel, max_jump_rel=t.max_jump_rel)
-    counters: List[Counter] = []
-    for line in config.lines:
-        counters.append(LineCounter(line.name, line.start, line.end, trigger=line.trigger, anchor=line.anchor,
-                                    margin_rel=line.margin_rel, margin_px=line.margin_px, return_s=line.return_s,
-                                    hysteresis_frames=line.hysteresis_frames, classes=line.classes,
-                                    nominal_fps=fps))
-    for zone in config.zones:
-        counters.append(ZoneCounter(zone.name, zone.polygon, anchor=zone.anchor, margin_rel=zone.margin_rel,
-                                    margin_px=zone.margin_px, return_s=zone.return_s,
-                                    hysteresis_frames=zone.hysteresis_frames, classes=zone.classes,
-                                    nominal_fps=fps))
+                                    buffer_rel=t.buffer_rel, max_jump_rel=t.max_jump_rel,
+                                    appearance_gate=t.appearance_gate)
+    counters = make_counters(config.lines, config.zones, fps)
     if store is not None:
-        _seed_totals(store, counters)
+        seed_totals(store, counters)
 
     sinks: List[Sink] = []
     if store is not None:
@@ -155,7 +162,7 @@ def build_pipeline(config: Config, *, restart_source: bool = False, quiet: bool 
     return pipeline
 
 
-def _seed_totals(store, counters: List[Counter]) -> None:
+def seed_totals(store, counters: List[Counter]) -> None:
     """Continue each line's/zone's totals from the database (same name, same kind)."""
     by_name = {c.name: c for c in counters}
     for total in store.totals():

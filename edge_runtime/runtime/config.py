@@ -33,7 +33,7 @@ from ..errors import ConfigError
 
 __all__ = [
     "Config", "SourceConfig", "ModelConfig", "TrackerConfig", "LineConfig", "ZoneConfig", "OutputConfig",
-    "BudgetConfig", "ChatConfig", "load_config", "config_from_dict", "default_config",
+    "BudgetConfig", "ChatConfig", "DashboardConfig", "load_config", "read_config_file", "config_from_dict", "default_config",
 ]
 
 
@@ -84,6 +84,7 @@ class TrackerConfig:
     lost_s: float = _range(0.0, 3600.0, default=3.0)
     buffer_rel: float = _range(0.0, 10.0, default=0.2)  # association boxes grow per frame unseen
     max_jump_rel: float = _range(0.0, 100.0, default=0.25)  # box heights per frame off the prediction; 0 = off
+    appearance_gate: float = _range(0.0, 1.0, default=0.4)  # colour distance a track never matches beyond; 1 = off
 
 
 @dataclass(frozen=True)
@@ -183,6 +184,20 @@ class LinkConfig:
 
 
 @dataclass(frozen=True)
+class DashboardConfig:
+    """``[dashboard]``: the web page served next to the chat API, on its port and token (edge_runtime.dashboard)."""
+
+    enabled: bool = False
+    mjpeg_fps: float = _range(0.2, 30.0, default=5.0)  # live view: most frames per second sent to a viewer
+    live_width: int = _range(0, 4096, default=640)  # live frames scaled down to this width; 0 = the source's
+    jpeg_quality: int = _range(10, 100, default=70)
+    snapshot_dir: str = ""  # event thumbnails; "" = beside the database (DB.snapshots/), none without one
+    snapshot_max_mb: float = _range(0.1, 100_000.0, default=50.0)  # oldest thumbnails deleted beyond this
+    snapshot_width: int = _range(32, 1920, default=240)
+    editor: bool = True  # the line & zone editor may save to the config file and apply the change
+
+
+@dataclass(frozen=True)
 class Config:
     source: SourceConfig = field(default_factory=SourceConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -194,6 +209,7 @@ class Config:
     chat: ChatConfig = field(default_factory=ChatConfig)
     mqtt: MqttConfig = field(default_factory=MqttConfig)
     links: List[LinkConfig] = field(default_factory=list)
+    dashboard: DashboardConfig = field(default_factory=DashboardConfig)
 
 
 def _plural(tp: Any) -> str:
@@ -284,6 +300,9 @@ def _check_semantics(config: Config) -> None:
     if config.tracker.low_score > config.tracker.high_score:
         raise ConfigError(f"config key 'tracker.low_score': must be <= tracker.high_score "
                           f"({config.tracker.high_score}), got {config.tracker.low_score}")
+    if config.dashboard.enabled and not config.chat.enabled:
+        raise ConfigError("config key 'dashboard.enabled': the dashboard is served by the chat server (same "
+                          "host, port and token); expected chat.enabled = true, got false")
     names = [item.name for item in (*config.lines, *config.zones)]
     for name in names:
         if not name:
@@ -320,11 +339,11 @@ def config_from_dict(raw: Dict[str, Any]) -> Config:
     return config
 
 
-def load_config(path: Union[str, os.PathLike]) -> Config:
-    """Read and validate a TOML (``.toml``) or YAML (``.yaml``/``.yml``) config file.
+def read_config_file(path: Union[str, os.PathLike]) -> Dict[str, Any]:
+    """The parsed, not yet validated mapping of a TOML (``.toml``) or YAML (``.yaml``/``.yml``) file.
 
     Raises:
-        ConfigError: unreadable file, syntax error (with line), or an invalid value.
+        ConfigError: unreadable file or syntax error (with line).
     """
     path = Path(path)
     try:
@@ -350,8 +369,18 @@ def load_config(path: Union[str, os.PathLike]) -> Config:
             raw = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: TOML syntax error: {exc}") from exc
+    return raw if raw is not None else {}
+
+
+def load_config(path: Union[str, os.PathLike]) -> Config:
+    """Read and validate a TOML (``.toml``) or YAML (``.yaml``/``.yml``) config file.
+
+    Raises:
+        ConfigError: unreadable file, syntax error (with line), or an invalid value.
+    """
+    raw = read_config_file(path)
     try:
-        return config_from_dict(raw if raw is not None else {})
+        return config_from_dict(raw)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
 

@@ -209,7 +209,7 @@ class Pipeline:
                     self.tracker.reset()
                     for counter in self.counters:
                         events.extend(counter.reset_tracks(frame.index, frame.timestamp_s))
-                detections = self.tracker.update(detections, timestamp_s=frame.timestamp_s)
+                detections = self.tracker.update(detections, timestamp_s=frame.timestamp_s, frame=frame.image)
                 size = (frame.image.shape[1], frame.image.shape[0])
                 if self.min_score > 0.0 and len(detections):
                     keep = (detections.score >= self.min_score) | (detections.track_id >= 0)

@@ -115,7 +115,8 @@ def _load_chat(config: Config) -> Any:
 def _run_supervised(config: Config, args: argparse.Namespace) -> int:
     from .supervisor import Supervisor
 
-    supervisor = Supervisor(config, restart_source=args.restart_source, quiet=bool(getattr(args, "quiet", False)))
+    supervisor = Supervisor(config, restart_source=args.restart_source, quiet=bool(getattr(args, "quiet", False)),
+                            config_path=args.config)
     previous = signal.signal(signal.SIGTERM, lambda signum, frame: supervisor.stop())
     try:
         supervisor.start(max_frames=config.output.max_frames)
@@ -123,6 +124,8 @@ def _run_supervised(config: Config, args: argparse.Namespace) -> int:
             host, port = supervisor.address
             print(f"serving chat on http://{host}:{port}/v1 (metrics at http://{host}:{port}/metrics)",
                   file=sys.stderr, flush=True)
+            if supervisor.dashboard is not None:
+                print(f"dashboard at http://{host}:{port}/dashboard", file=sys.stderr, flush=True)
         while not supervisor.wait(0.2):
             pass
     finally:

@@ -634,6 +634,13 @@ class Store:
             "FROM events WHERE id > ? ORDER BY id LIMIT ?", (int(event_id), int(limit))).fetchall())
         return [(int(r[0]), StoredEvent(*r[1:])) for r in rows]
 
+    def latest_events(self, limit: int = 50) -> List[Tuple[int, StoredEvent]]:
+        """The ``limit`` most recently recorded events, newest first: (id, event)."""
+        rows = self._read(lambda c: c.execute(
+            "SELECT id, run_id, frame_index, timestamp_s, track_id, class_id, class_name, kind, direction, name "
+            "FROM events ORDER BY id DESC LIMIT ?", (int(limit),)).fetchall())
+        return [(int(r[0]), StoredEvent(*r[1:])) for r in rows]
+
     def places(self) -> Dict[str, str]:
         """Every line and zone the database knows, {name: "line" | "zone"}: those runs declared
         (:meth:`begin_run`) and those with events."""

@@ -278,6 +278,8 @@ class Supervisor:
             ``config.chat.model`` when ``config.chat.enabled``).
         pipeline: an already built pipeline to supervise (tests; default: built from ``config``).
         make_detector: builds detector sessions by thread count (default: clones of the pipeline's).
+        config_path: the file ``config`` was loaded from; the dashboard's editor saves lines and zones
+            to it (None: edits are refused).
 
     Raises:
         ConfigError, ModelFormatError, SourceError, StoreError, AssetError, BackendUnavailableError: as the
@@ -286,7 +288,7 @@ class Supervisor:
 
     def __init__(self, config: Config, *, restart_source: bool = False, quiet: bool = False,
                  stuck_timeout_s: float = 10.0, chat: Any = None, pipeline: Optional[Pipeline] = None,
-                 make_detector: Optional[Callable[[int], Any]] = None) -> None:
+                 make_detector: Optional[Callable[[int], Any]] = None, config_path: Optional[str] = None) -> None:
         self.config = config
         self.scheduler = Scheduler.from_config(config.budget)
         self.metrics = Metrics()
@@ -336,11 +338,24 @@ class Supervisor:
             from ..llm.chat import Chat
 
             self.chat = Chat(resolve(config.chat.model), n_ctx=config.chat.ctx, n_threads=self.scheduler.cores)
+        #: The web dashboard (``[dashboard] enabled``), served by the chat server.
+        self.dashboard: Any = None
         if self.chat is not None:
             from ..llm.server import ChatServer, ServerConfig
 
             server_config = ServerConfig(host=config.chat.host, port=config.chat.port, token=config.chat.token or None)
-            self.server = ChatServer(self.chat, server_config, hooks=_ChatHooks(self))
+            if config.dashboard.enabled:
+                from ..dashboard import Dashboard
+
+                self.dashboard = Dashboard(config.dashboard, pipeline=pipeline, config=config,
+                                           config_path=config_path, token=server_config.token,
+                                           class_names=self.detector.class_names, status=self.status,
+                                           on_places_changed=self._places_changed)
+                pipeline.sinks.extend(self.dashboard.sinks())
+            self.server = ChatServer(self.chat, server_config, hooks=_ChatHooks(self),
+                                     routes=self.dashboard.routes() if self.dashboard is not None else ())
+            if self.dashboard is not None:
+                self.dashboard.chat_app = self.server.app
             self.metrics.add_gauge("chat_queue_depth", lambda: float(max(self.server._admitted - 1, 0)))
         self.mqtt: Any = None  # the MQTT publisher, from start() when [mqtt] is enabled
         self.links: List[Any] = []  # edge-link sessions, from start() for each [[links]] entry
@@ -490,6 +505,26 @@ class Supervisor:
         snap["chat_yield_wait_s_total"] = self.scheduler.stats["yield_wait_s"]
         return snap
 
+    def status(self) -> Dict[str, Any]:
+        """The dashboard's system panel: :meth:`metrics_snapshot` (the numbers ``/metrics`` gives) plus the
+        scheduling policy and the budget."""
+        snap = self.metrics_snapshot()
+        snap["policy"] = self.scheduler.policy.value
+        snap["policy_choice"] = self.policy_choice
+        snap["budget"] = {"cores": self.scheduler.cores, "target_fps": self.scheduler.target_fps,
+                          "max_frame_age_s": self.config.budget.max_frame_age_s}
+        snap["paused"] = self.pipeline.paused
+        return snap
+
+    def _places_changed(self, config: Config) -> None:
+        """The dashboard's editor applied new lines/zones: questions may name them from now on."""
+        self.config = config
+        asker = getattr(self, "_asker", None)
+        if asker is not None:
+            from ..ask.query import Catalog
+
+            asker.catalog = Catalog(self._kinds(), asker.catalog.classes, asker.catalog.sensors)
+
     def _kinds(self) -> Dict[str, str]:
         return {c.name: ("zone" if hasattr(c, "polygon") else "line") for c in self.pipeline.counters}
 
@@ -524,5 +559,6 @@ class Supervisor:
 
             def grounded() -> None:
                 self.metrics.chat_outcomes["grounded"] += 1
-            self._service = AskService(self.asker(), context=self.live_facts, on_grounded=grounded)
+            self._service = AskService(self.asker(), context=self.live_facts, on_grounded=grounded,
+                                       on_answer=self.dashboard.answers.record if self.dashboard is not None else None)
         return self._service

@@ -257,6 +257,7 @@ class _SideCounter:
         now = float(timestamp_s) if timestamp_s is not None else frame / self.nominal_fps
         if not math.isfinite(now):
             raise InputError(f"{name}.update: timestamp_s must be finite, got {timestamp_s!r}")
+        gap_frames = (now - self._now_s) * self.nominal_fps if self._frame >= 0 else 1.0
         self._frame, self._now_s, self._has_time = frame, now, timestamp_s is not None
         if frame_size is not None and frame_size != self._checked_size:
             width, height = frame_size
@@ -279,7 +280,7 @@ class _SideCounter:
             margins = np.maximum(self.margin_px, self.margin_rel * np.maximum(heights, 0.0))
             sides = np.where((decide > 0) & (decide >= margins), 1, np.where((decide < 0) & (decide <= -margins), -1, 0))
             classes = sub.class_id
-            edges = self._edge_points(sub, anchors, frame_size) if self._edges and frame_size else None
+            edges = self._edge_points(sub, anchors, frame_size, gap_frames) if self._edges and frame_size else None
             for k in range(tracked.size):
                 edge = None if edges is None or np.isnan(edges[k, 0]) else (float(edges[k, 0]), float(edges[k, 1]))
                 self._step(int(track_ids[k]), bool(is_confirmed[k]), int(sides[k]), float(anchor_d[k]),
@@ -301,7 +302,8 @@ class _SideCounter:
                 del self._tracks[t]
         return events, track_ids[is_confirmed]
 
-    def _edge_points(self, sub: Detections, anchors: np.ndarray, frame_size: Tuple[int, int]) -> Optional[np.ndarray]:
+    def _edge_points(self, sub: Detections, anchors: np.ndarray, frame_size: Tuple[int, int],
+                     gap_frames: float) -> Optional[np.ndarray]:
         """(K, 2) anchors projected onto the border each box touches (NaN where it touches none)."""
         return None
 
@@ -462,6 +464,10 @@ class LineCounter(_SideCounter):
             path starts at the border), and a track gone while its box touched a border left through
             it: a line near the edge of the picture counts people walking in and out of view, whose
             clipped boxes never carry the anchor far past the line.
+        edge_rel: the border's reach grows by this fraction of the box height per nominal frame that passed
+            since the previous processed frame, beyond the first: a board processing every 4th frame first
+            sees someone walking in three frames' walk inside the picture (the reach stops growing at one
+            box height).
 
     Raises:
         ConfigError: a bad name, point, zero-length segment or option.
@@ -479,12 +485,14 @@ class LineCounter(_SideCounter):
     def __init__(self, name: str, start: Sequence[float], end: Sequence[float], *, trigger: str = "anchor",
                  anchor: str = "bottom_center", margin_rel: float = 0.05, margin_px: float = 0.0,
                  return_s: float = 3.0, hysteresis_frames: int = 1, forget_s: float = 60.0,
-                 classes: Optional[Sequence[int]] = None, nominal_fps: float = 10.0, edge_px: float = 4.0) -> None:
+                 classes: Optional[Sequence[int]] = None, nominal_fps: float = 10.0, edge_px: float = 4.0,
+                 edge_rel: float = 0.2) -> None:
         super().__init__(name, anchor=anchor, margin_rel=margin_rel, margin_px=margin_px, return_s=return_s,
                          hysteresis_frames=hysteresis_frames, forget_s=forget_s, classes=classes,
                          nominal_fps=nominal_fps)
         where = f"LineCounter {name!r}"
         self.edge_px = _number(where, "edge_px", edge_px, 0.0, 1e4)
+        self.edge_rel = _number(where, "edge_rel", edge_rel, 0.0, 100.0)
         if trigger not in TRIGGERS:
             raise ConfigError(f"{where}: trigger must be one of {TRIGGERS}, got {trigger!r}")
         self.trigger = trigger
@@ -518,10 +526,13 @@ class LineCounter(_SideCounter):
     def _distances_of_point(self, point: Point) -> float:
         return float(self.signed_distance(np.array([point], np.float64))[0])
 
-    def _edge_points(self, sub: Detections, anchors: np.ndarray, frame_size: Tuple[int, int]) -> Optional[np.ndarray]:
+    def _edge_points(self, sub: Detections, anchors: np.ndarray, frame_size: Tuple[int, int],
+                     gap_frames: float) -> Optional[np.ndarray]:
         width, height = frame_size
         b = sub.xyxy
-        tol = self.edge_px
+        # A person walks about this far between two processed frames: what a slow board misses at the border.
+        # (at most one box height: after a longer gap anyone could have come from anywhere).
+        tol = self.edge_px + min(self.edge_rel * max(gap_frames - 1.0, 0.0), 1.0) * np.maximum(b[:, 3] - b[:, 1], 0.0)
         out = np.full(anchors.shape, np.nan)
         left, right = b[:, 0] <= tol, b[:, 2] >= width - tol
         top, bottom = b[:, 1] <= tol, b[:, 3] >= height - tol

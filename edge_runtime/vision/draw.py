@@ -1,4 +1,5 @@
-"""Draw detections, track ids, lines, zones and counts onto a BGR frame (for the annotated video)."""
+"""Draw detections, track ids, lines (with an arrow to their "in" side), zones and counts onto a BGR frame
+(the annotated video, the dashboard's live view)."""
 
 from __future__ import annotations
 
@@ -35,6 +36,14 @@ def annotate(image: np.ndarray, detections: Detections, class_names: Mapping[int
         p0 = tuple(int(v) for v in line.start)
         p1 = tuple(int(v) for v in line.end)
         cv2.line(out, p0, p1, (0, 255, 255), 2)
+        # The "in" side: facing from start to end, your right; on the image (y down) that is (-dy, dx).
+        dx, dy = line.end[0] - line.start[0], line.end[1] - line.start[1]
+        norm = max((dx * dx + dy * dy) ** 0.5, 1e-9)
+        mid = ((line.start[0] + line.end[0]) / 2, (line.start[1] + line.end[1]) / 2)
+        tip = (int(mid[0] - dy / norm * 24), int(mid[1] + dx / norm * 24))
+        cv2.arrowedLine(out, (int(mid[0]), int(mid[1])), tip, (0, 255, 255), 2, cv2.LINE_AA, tipLength=0.4)
+        cv2.putText(out, "in", (tip[0] + 3, tip[1] + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 255, 255), 1,
+                    cv2.LINE_AA)
         cv2.putText(out, f"{line.name} in {line.in_total} out {line.out_total}", (p1[0] + 4, p1[1] - 6),
                     cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 255, 255), 1, cv2.LINE_AA)
     track_ids = detections.track_id if detections.track_id is not None else np.full(len(detections), -1)

@@ -26,6 +26,10 @@ unmatched high-score boxes start tentative tracks. Differences that matter to co
   over the time that passed since the last processed frame (velocities are per frame of the nominal
   ``fps``), and the lost buffer is in seconds. A board that processes every 3rd frame, or whatever
   frame was newest ("latest" mode), tracks with the same settings as one that processes every frame;
+- identity by appearance: given the frame (or precomputed vectors), each detection's colour histograms
+  (:mod:`edge_runtime.vision.appearance`) are compared with the track's running average, and a confirmed
+  track is never matched to a box that looks too different (``appearance_gate``). Two people passing each
+  other, or one walking behind another, otherwise swap ids: their boxes overlap and move alike;
 - association boxes grow with the time since a track was last matched (``buffer_rel`` of the box size
   per nominal frame, the "buffered IoU" of C-BIoU), so a person who moved more than their own width
   between two processed frames is still found, and a pair whose centres are further apart than
@@ -46,6 +50,8 @@ import numpy as np
 
 from .. import _native
 from ..errors import ConfigError, InputError
+from .appearance import DIM as APPEARANCE_DIM
+from .appearance import appearance_distance, box_appearance, has_appearance, normalise_bands
 from .detections import Detections
 from .kalman import KalmanXYAH, xyah_to_xyxy, xyxy_to_xyah
 
@@ -179,6 +185,11 @@ class ByteTracker:
         revive_lost: low-score detections may also re-find confirmed tracks lost before the last frame,
             not only extend tracks seen in it. Small edge models score people around the high
             threshold, so a walker flickers between high and low.
+        appearance_gate: a confirmed track and a detection whose appearance distance (0 = same colours, 1 =
+            disjoint; see :func:`~edge_runtime.vision.appearance.appearance_distance`) exceeds this are never
+            matched. Used only when :meth:`update` gets the frame or appearance vectors; 1 = off.
+        appearance_ema: weight of a track's running appearance against a new detection's (updated with
+            detections scoring at least ``high_score``).
         std_position, std_velocity: the Kalman filter's noise, as fractions of the box height per
             nominal frame (ByteTrack's 1/20 and 1/160 were set on 30 fps video; at 10 fps a walker's
             velocity changes more from one frame to the next).
@@ -214,6 +225,8 @@ class ByteTracker:
         revive_lost: bool = True,
         std_position: float = 1.0 / 20,
         std_velocity: float = 1.0 / 40,
+        appearance_gate: float = 0.4,
+        appearance_ema: float = 0.9,
     ) -> None:
         self.high_score = _check_unit("high_score", high_score)
         self.low_score = _check_unit("low_score", low_score)
@@ -236,6 +249,8 @@ class ByteTracker:
         self.max_jump_rel = _check_nonneg("max_jump_rel", max_jump_rel)
         self.fuse_score = bool(fuse_score)
         self.revive_lost = bool(revive_lost)
+        self.appearance_gate = _check_unit("appearance_gate", appearance_gate)
+        self.appearance_ema = _check_unit("appearance_ema", appearance_ema)
         self._kf = KalmanXYAH(_check_nonneg("std_position", std_position), _check_nonneg("std_velocity", std_velocity))
         self._next_id = 0
         self._confirmed_count = 0
@@ -257,6 +272,8 @@ class ByteTracker:
         self._last_s = np.zeros(0, np.float64)  # time of the last match
         self._cls = np.zeros(0, np.int32)  # majority class
         self._votes = np.zeros((0, 1), np.int32)  # (T, C) matched detections per class
+        self._app = np.zeros((0, APPEARANCE_DIM), np.float32)  # running appearance
+        self._has_app = np.zeros(0, bool)
         self.frame_index = -1
         self._now_s: Optional[float] = None
 
@@ -296,13 +313,18 @@ class ByteTracker:
                              f"{timestamp_s!r} after {previous!r}")
         return now
 
-    def update(self, detections: Detections, *, timestamp_s: Optional[float] = None) -> Detections:
+    def update(self, detections: Detections, *, timestamp_s: Optional[float] = None,
+               frame: Optional[np.ndarray] = None, appearance: Optional[np.ndarray] = None) -> Detections:
         """Advance to this frame: predict, associate, confirm, age and drop tracks.
 
         Args:
             detections: this frame's detections (any score; see the thresholds of the constructor).
             timestamp_s: the frame's time in seconds (increasing); default: one nominal frame
                 (1 / fps) after the previous call.
+            frame: the (H, W, 3) uint8 BGR image the detections came from, for the appearance gate.
+            appearance: instead of ``frame``, the detections' appearance vectors (N, DIM) float32 as
+                :func:`~edge_runtime.vision.appearance.box_appearance` makes them. Without either, tracks
+                are matched by motion alone.
 
         Returns:
             The same N detections in the same order, with ``track_id`` set: the id of the confirmed
@@ -311,11 +333,12 @@ class ByteTracker:
             confirmed track.
 
         Raises:
-            InputError: detections is not a :class:`Detections`, or the timestamp is not finite or
-                goes backwards.
+            InputError: detections is not a :class:`Detections`, the timestamp is not finite or goes
+                backwards, or the appearance vectors are not (N, DIM).
         """
         if not isinstance(detections, Detections):
             raise InputError(f"ByteTracker.update: expected Detections, got {type(detections).__name__}")
+        app = self._appearance_of(detections, frame, appearance)
         previous = self._now_s
         now = self._next_time(timestamp_s, "update")
         dt_frames = 1.0 if previous is None else (now - previous) * self.fps
@@ -339,10 +362,14 @@ class ByteTracker:
                 det_grow = 0.5 * (float(ordered[(ordered.size - 1) // 2]) + float(ordered[ordered.size // 2]))
             if self.max_jump_rel > 0:  # confirmed tracks only: a tentative one has no velocity yet
                 jump = np.where(self._tid >= 0, self.max_jump_rel * elapsed, 0.0).astype(np.float32)
+        forbid = None
+        if app is not None and num_tracks and xyxy.shape[0]:
+            forbid = ((appearance_distance(self._app, app) > self.appearance_gate) & self._has_app[:, None]
+                      & has_appearance(app)[None, :]).astype(np.uint8)
         det_track = _native.associate_bytetrack(
             track_boxes, self._tid, self._miss, xyxy, score, self.high_score, self.low_score,
             self._max_cost_high, self._max_cost_low, self._max_cost_tentative, self.fuse_score, self.revive_lost,
-            grow, det_grow, jump)
+            grow, det_grow, jump, forbid)
 
         matched_dets = np.nonzero(det_track >= 0)[0]
         matched_tracks = det_track[matched_dets].astype(np.int64)
@@ -350,6 +377,8 @@ class ByteTracker:
             _native.kalman_update(self._mean, self._cov, matched_tracks, xyxy[matched_dets], self._kf.std_position)
             self._observe(matched_tracks, class_id[matched_dets])
             self._last_s[matched_tracks] = now
+            if app is not None:
+                self._blend_appearance(matched_tracks, app[matched_dets], score[matched_dets])
 
         # Output, read before tracks are dropped or appended (which moves indices).
         track_id = np.full(xyxy.shape[0], -1, np.int32)
@@ -366,8 +395,34 @@ class ByteTracker:
         # Unmatched high-score detections start tracks.
         new = np.nonzero((det_track < 0) & (score >= max(self.high_score, self.new_track_score)))[0]
         if new.size:
-            track_id[new] = self._start(xyxy[new], class_id[new], now)
+            track_id[new] = self._start(xyxy[new], class_id[new], now, None if app is None else app[new])
         return Detections(xyxy, score, out_class, track_id)
+
+    def _appearance_of(self, detections: Detections, frame: Optional[np.ndarray],
+                       appearance: Optional[np.ndarray]) -> Optional[np.ndarray]:
+        """The detections' appearance vectors, or None when the gate is off or nothing was given."""
+        if self.appearance_gate >= 1.0:
+            return None
+        if appearance is not None:
+            app = np.asarray(appearance, np.float32)
+            if app.shape != (len(detections), APPEARANCE_DIM):
+                raise InputError(f"ByteTracker.update: appearance must be ({len(detections)}, {APPEARANCE_DIM}) "
+                                 f"float32, got shape {app.shape}")
+            return app
+        if frame is None:
+            return None
+        return box_appearance(frame, detections.xyxy)
+
+    def _blend_appearance(self, tracks: np.ndarray, app: np.ndarray, score: np.ndarray) -> None:
+        """Fold confident matched detections into their tracks' running appearance."""
+        ok = (score >= self.high_score) & has_appearance(app)
+        rows, vectors = tracks[ok], app[ok]
+        if not rows.size:
+            return
+        fresh = ~self._has_app[rows]
+        blended = self.appearance_ema * self._app[rows] + (1.0 - self.appearance_ema) * vectors
+        self._app[rows] = normalise_bands(np.where(fresh[:, None], vectors, blended).astype(np.float32))
+        self._has_app[rows] = True
 
     def live_boxes(self) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Where the tracker holds its live tracks now, for a motion measurement before :meth:`coast`.
@@ -491,8 +546,9 @@ class ByteTracker:
         self._uid = self._uid[keep]
         self._last_s = self._last_s[keep]
         self._cls, self._votes = self._cls[keep], self._votes[keep]
+        self._app, self._has_app = self._app[keep], self._has_app[keep]
 
-    def _start(self, xyxy: np.ndarray, class_id: np.ndarray, now: float) -> np.ndarray:
+    def _start(self, xyxy: np.ndarray, class_id: np.ndarray, now: float, app: Optional[np.ndarray]) -> np.ndarray:
         """Append tracks (confirmed at once if min_hits == 1); returns their output ids (see update)."""
         count = xyxy.shape[0]
         mean, cov = _native.kalman_initiate(xyxy, self._kf.std_position, self._kf.std_velocity)
@@ -515,4 +571,8 @@ class ByteTracker:
         self._last_s = np.concatenate([self._last_s, np.full(count, now)])
         self._cls = np.concatenate([self._cls, class_id.astype(np.int32)])
         self._votes = np.concatenate([self._votes, votes])
+        if app is None:
+            app = np.zeros((count, APPEARANCE_DIM), np.float32)
+        self._app = np.concatenate([self._app, app.astype(np.float32)])
+        self._has_app = np.concatenate([self._has_app, has_appearance(app)])
         return np.where(ids >= 0, ids, -2 - uids).astype(np.int32)

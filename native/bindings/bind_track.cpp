@@ -35,6 +35,7 @@ void require_boxes(const f32c& boxes, const char* fn, const char* name) {
 
 using f64c = py::array_t<double, py::array::c_style>;
 using i64c = py::array_t<std::int64_t, py::array::c_style>;
+using u8c = py::array_t<std::uint8_t, py::array::c_style>;
 
 // Mean (T, 8) and covariance (T, 8, 8) float64, C-contiguous and writeable (updated in place).
 std::size_t require_state(f64c& mean, f64c& cov, const char* fn) {
@@ -168,7 +169,8 @@ void bind_track(py::module_& m) {
         "associate_bytetrack",
         [](f32c track_boxes, i64c track_id, i64c miss, f32c det_boxes, f32c det_score, float high_score,
            float low_score, double max_cost_high, double max_cost_low, double max_cost_tentative, bool fuse_score,
-           bool revive_lost, std::optional<f32c> track_grow, float det_grow, std::optional<f32c> track_jump) {
+           bool revive_lost, std::optional<f32c> track_grow, float det_grow, std::optional<f32c> track_jump,
+           std::optional<u8c> forbid) {
             require_boxes(track_boxes, "associate_bytetrack", "track_boxes");
             require_boxes(det_boxes, "associate_bytetrack", "det_boxes");
             require_vector(track_id, track_boxes.shape(0), "associate_bytetrack", "track_id");
@@ -190,6 +192,15 @@ void bind_track(py::module_& m) {
                 require_vector(*track_jump, track_boxes.shape(0), "associate_bytetrack", "track_jump");
                 params.track_jump = track_jump->data();
             }
+            if (forbid) {
+                if (forbid->ndim() != 2 || forbid->shape(0) != track_boxes.shape(0) ||
+                    forbid->shape(1) != det_boxes.shape(0)) {
+                    throw std::invalid_argument("associate_bytetrack: forbid must be (" +
+                                                std::to_string(track_boxes.shape(0)) + ", " +
+                                                std::to_string(det_boxes.shape(0)) + ") uint8");
+                }
+                params.forbid = forbid->data();
+            }
             if (!std::isfinite(det_grow)) throw std::invalid_argument("associate_bytetrack: det_grow must be finite");
             params.det_grow = det_grow;
             py::array_t<std::int32_t> det_track(det_boxes.shape(0));
@@ -207,9 +218,11 @@ void bind_track(py::module_& m) {
         py::arg("low_score"), py::arg("max_cost_high"), py::arg("max_cost_low"), py::arg("max_cost_tentative"),
         py::arg("fuse_score"), py::arg("revive_lost"), py::arg("track_grow").noconvert() = py::none(),
         py::arg("det_grow") = 0.0f, py::arg("track_jump").noconvert() = py::none(),
+        py::arg("forbid").noconvert() = py::none(),
         "The three ByteTrack associations of one frame: det_track (N,) int32, the matched track index or -1.\n"
         "track_grow (T,) float32 / det_grow widen the boxes for the IoU; track_jump (T,) float32 gates pairs\n"
-        "whose centres are more than track_jump * detection height apart (<= 0: no gate).");
+        "whose centres are more than track_jump * detection height apart (<= 0: no gate); forbid (T, N) uint8\n"
+        "marks pairs stages 1 and 2 never match.");
 }
 
 }  // namespace edge_bind

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "edge/appearance.hpp"
 #include "edge/image.hpp"
 #include "edge/nms.hpp"
 #include "edge/yolo.hpp"
@@ -310,9 +311,31 @@ py::array_t<int64_t> nms(const py::array& xyxy, const py::array& score, const st
     return out;
 }
 
+// ---- appearance ------------------------------------------------------------------------------------
+
+py::array_t<float> box_appearance(const py::array& frame, const py::array& boxes) {
+    const char* fn = "box_appearance";
+    check_frame(frame, fn);
+    check_layout(frame, fn, "frame", false);
+    check_dtype<float>(boxes, fn, "boxes", "float32");
+    if (boxes.ndim() != 2 || boxes.shape(1) != 4) fail(std::string(fn) + ": boxes must be (N, 4), got " + shape_of(boxes));
+    check_layout(boxes, fn, "boxes", false);
+    const auto n = static_cast<std::size_t>(boxes.shape(0));
+    py::array_t<float> out({static_cast<py::ssize_t>(n), static_cast<py::ssize_t>(edge::kAppearanceDim)});
+    float* dst = out.mutable_data();
+    {
+        py::gil_scoped_release nogil;
+        edge::box_appearance(static_cast<const uint8_t*>(frame.data()), static_cast<int>(frame.shape(0)),
+                             static_cast<int>(frame.shape(1)), static_cast<const float*>(boxes.data()), n, dst);
+    }
+    return out;
+}
+
 }  // namespace
 
 void bind_vision(py::module_& m) {
+    m.def("box_appearance", &box_appearance, py::arg("frame").noconvert(), py::arg("boxes").noconvert(),
+          "Hue x saturation x value histograms of three bands of each box -> (N, 384) float32 (see appearance.hpp).");
     m.def("letterbox_geometry", &letterbox_geometry, py::arg("src_h"), py::arg("src_w"), py::arg("dst_h"),
           py::arg("dst_w"), py::arg("auto"), py::arg("stride"), py::arg("scale_up"),
           "Ultralytics LetterBox geometry -> (out_h, out_w, new_h, new_w, pad_top, pad_left, scale).");

@@ -242,7 +242,7 @@ void widen(const float* box, float grow, float* out) {
 void match_stage(const float* track_boxes, const std::vector<std::size_t>& rows, const float* det_boxes,
                  const std::vector<std::size_t>& cols, const float* det_score, double max_cost,
                  const ByteTrackParams& params, std::int32_t* det_track, std::vector<float>& scratch,
-                 std::vector<std::int32_t>& r2c) {
+                 std::vector<std::int32_t>& r2c, const std::uint8_t* forbid = nullptr, std::size_t n_all = 0) {
     if (rows.empty() || cols.empty()) return;
     const std::size_t nr = rows.size(), nc = cols.size();
     scratch.resize(4 * (nr + nc) + nr * nc);
@@ -254,11 +254,14 @@ void match_stage(const float* track_boxes, const std::vector<std::size_t>& rows,
     }
     for (std::size_t j = 0; j < nc; ++j) widen(det_boxes + 4 * cols[j], params.det_grow, b + 4 * j);
     iou_matrix(a, nr, b, nc, cost);
-    // Same float32 arithmetic as the reference: similarity = iou * score, cost = 1 - similarity.
+    // Same float32 arithmetic as the reference: similarity = iou * score, cost = 1 - similarity; a
+    // forbidden pair gets similarity 0 (cost 1, never below a stage's max_cost).
     for (std::size_t i = 0; i < nr; ++i) {
+        const std::uint8_t* no = forbid ? forbid + rows[i] * n_all : nullptr;
         for (std::size_t j = 0; j < nc; ++j) {
             float sim = cost[i * nc + j];
             if (det_score) sim *= det_score[cols[j]];
+            if (no && no[cols[j]]) sim = 0.0f;
             cost[i * nc + j] = 1.0f - sim;
         }
     }
@@ -372,7 +375,8 @@ void associate_bytetrack(const float* track_boxes, const std::int64_t* track_id,
     const float* fused = params.fuse_score ? det_score : nullptr;
 
     // 1) confirmed tracks (seen or lost) x high-score detections.
-    match_stage(track_boxes, pool, det_boxes, high, fused, params.max_cost_high, params, det_track, scratch, r2c);
+    match_stage(track_boxes, pool, det_boxes, high, fused, params.max_cost_high, params, det_track, scratch, r2c,
+                params.forbid, n);
     // 2) confirmed tracks still unmatched (only those seen last frame unless revive_lost) x low-score ones.
     std::vector<char> taken(t, 0);
     for (std::size_t j : high) {
@@ -381,7 +385,8 @@ void associate_bytetrack(const float* track_boxes, const std::int64_t* track_id,
     for (std::size_t i : pool) {
         if (!taken[i] && (params.revive_lost || miss[i] == 0)) rows.push_back(i);
     }
-    match_stage(track_boxes, rows, det_boxes, low, nullptr, params.max_cost_low, params, det_track, scratch, r2c);
+    match_stage(track_boxes, rows, det_boxes, low, nullptr, params.max_cost_low, params, det_track, scratch, r2c,
+                params.forbid, n);
     // 3) tentative tracks x high-score detections left over.
     rows.clear();
     for (std::size_t i = 0; i < t; ++i) {

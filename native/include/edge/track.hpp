@@ -76,6 +76,9 @@ struct ByteTrackParams {
     const float* track_grow = nullptr;
     float det_grow = 0.0f;
     const float* track_jump = nullptr;
+    // Optional (t, n) row-major or null: a confirmed track i and detection j with forbid[i * n + j] != 0
+    // are never matched in stages 1 and 2 (e.g. their appearance differs too much).
+    const std::uint8_t* forbid = nullptr;
 };
 
 // The three associations of one ByteTrack frame. Tracks: predicted boxes (t, 4), track_id (< 0 =

@@ -1,0 +1,88 @@
+// Box appearance histograms; contract in native/include/edge/appearance.hpp.
+#include "edge/appearance.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstring>
+
+namespace edge {
+namespace {
+
+constexpr double kBandFrom[kAppearanceBands] = {0.10, 0.40, 0.70};
+constexpr double kBandTo[kAppearanceBands] = {0.40, 0.70, 0.95};
+constexpr double kSideCut = 0.2;
+constexpr int kStep = kAppearanceStep;
+constexpr int kHsvShift = 12;
+
+struct HsvTables {
+    std::array<int, 256> sdiv{}, hdiv{};
+    HsvTables() {
+        for (int i = 1; i < 256; ++i) {
+            sdiv[i] = static_cast<int>(std::lround((255 << kHsvShift) / (1.0 * i)));
+            hdiv[i] = static_cast<int>(std::lround((180 << kHsvShift) / (6.0 * i)));
+        }
+    }
+};
+
+const HsvTables& tables() {
+    static const HsvTables t;
+    return t;
+}
+
+// The 8 x 4 x 4 bin of one BGR pixel, or -1 where OpenCV's hue rounds to 180 (outside calcHist's range).
+inline int hsv_bin(int b, int g, int r, const HsvTables& t) {
+    const int v = std::max(b, std::max(g, r));
+    const int vmin = std::min(b, std::min(g, r));
+    const int diff = v - vmin;
+    const int vr = v == r ? -1 : 0, vg = v == g ? -1 : 0;
+    const int s = (diff * t.sdiv[v] + (1 << (kHsvShift - 1))) >> kHsvShift;
+    int h = (vr & (g - b)) + (~vr & ((vg & (b - r + 2 * diff)) + ((~vg) & (r - g + 4 * diff))));
+    h = (h * t.hdiv[diff] + (1 << (kHsvShift - 1))) >> kHsvShift;
+    h += h < 0 ? 180 : 0;
+    if (h >= 180) return -1;
+    return (h * 8 / 180) * 16 + (s >> 6) * 4 + (v >> 6);
+}
+
+// Python's int(min(max(value, 0), limit)) for a finite value (clamped first, so the cast is defined).
+inline int clamp_trunc(double value, int limit) {
+    return static_cast<int>(std::min(std::max(value, 0.0), static_cast<double>(limit)));
+}
+
+}  // namespace
+
+void box_appearance(const std::uint8_t* bgr, int height, int width, const float* boxes, std::size_t n, float* out) {
+    const HsvTables& t = tables();
+    std::fill(out, out + n * kAppearanceDim, 0.0f);
+    std::array<std::uint32_t, kAppearanceBandDim> hist{};
+    for (std::size_t i = 0; i < n; ++i) {
+        const double x1 = boxes[4 * i], y1 = boxes[4 * i + 1], x2 = boxes[4 * i + 2], y2 = boxes[4 * i + 3];
+        if (!(std::isfinite(x1) && std::isfinite(y1) && std::isfinite(x2) && std::isfinite(y2))) continue;
+        const double w = x2 - x1, h = y2 - y1;
+        const int xa = clamp_trunc(x1 + kSideCut * w, width), xb = clamp_trunc(x2 - kSideCut * w, width);
+        if (xb - xa < 2) continue;
+        for (int band = 0; band < kAppearanceBands; ++band) {
+            const int ya = clamp_trunc(y1 + kBandFrom[band] * h, height);
+            const int yb = clamp_trunc(y1 + kBandTo[band] * h, height);
+            if (yb - ya < 2) continue;
+            hist.fill(0);
+            std::uint32_t total = 0;
+            for (int y = ya; y < yb; y += kStep) {
+                const std::uint8_t* p = bgr + (static_cast<std::size_t>(y) * width + xa) * 3;
+                for (int x = xa; x < xb; x += kStep, p += 3 * kStep) {
+                    const int bin = hsv_bin(p[0], p[1], p[2], t);
+                    if (bin >= 0) {
+                        ++hist[static_cast<std::size_t>(bin)];
+                        ++total;
+                    }
+                }
+            }
+            if (total == 0) continue;
+            float* o = out + i * kAppearanceDim + band * kAppearanceBandDim;
+            const double inv = 1.0 / total;
+            for (int k = 0; k < kAppearanceBandDim; ++k) o[k] = static_cast<float>(std::sqrt(hist[k] * inv));
+        }
+    }
+}
+
+}  // namespace edge
