@@ -9,7 +9,7 @@ PIP    := $(PY) -m pip
 # The CPU build of torch for the converter extras. Override on machines that get torch elsewhere.
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: demo test setup setup-dev native assets system-deps pytest cross cross-test bench clean
+.PHONY: demo test setup setup-dev native assets system-deps pytest cross cross-test bench clean sanitize fuzz
 
 $(VENV)/.created:
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,11 @@ setup-dev: $(VENV)/.setup-dev
 # Rebuild the C++ module after editing native/ (incremental; serialised so parallel callers don't race).
 native: $(VENV)/.setup
 	VENV=$(VENV) bash scripts/build_native.sh
+
+# The native module built with ASan + UBSan (build/sanitize) and the native + hypothesis suites run on it
+# (tests/test_sanitize.py does the same inside `make test`). SANITIZE_HYPOTHESIS_PROFILE=ci: more examples.
+sanitize: $(VENV)/.setup-dev
+	VENV=$(VENV) bash scripts/sanitize.sh
 
 assets: $(VENV)/.setup
 	$(VENV)/bin/edge-runtime assets fetch
