@@ -138,7 +138,7 @@ def _parse_messages(raw: Any) -> List[Dict[str, str]]:
     for i, m in enumerate(raw):
         if not isinstance(m, dict):
             raise _bad(f"messages[{i}]", f"expected an object, got {type(m).__name__}")
-        role = _ROLE_ALIASES.get(m.get("role"))  # type: ignore[arg-type]
+        role = _ROLE_ALIASES.get(m["role"]) if isinstance(m.get("role"), str) else None
         if role is None:
             raise _bad(f"messages[{i}].role", f"expected one of {sorted(_ROLE_ALIASES)}, got {m.get('role')!r}")
         content = m.get("content")

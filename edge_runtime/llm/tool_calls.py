@@ -82,8 +82,9 @@ def parse_tools(body: Dict[str, Any]) -> Optional[ToolRequest]:
     if choice is None:
         choice = "auto"
     if isinstance(choice, dict):
-        name = (choice.get("function") or {}).get("name") if choice.get("type") == "function" else None
-        if name not in tools:
+        fn = choice.get("function") if choice.get("type") == "function" else None
+        name = fn.get("name") if isinstance(fn, dict) else None
+        if not isinstance(name, str) or name not in tools:
             raise ToolRequestError("tool_choice", f"names a function not in tools: {name!r}")
         choice = name
     elif choice not in ("none", "auto", "required"):
@@ -96,20 +97,24 @@ def parse_tools(body: Dict[str, Any]) -> Optional[ToolRequest]:
 def convert_tool_messages(raw: List[Any]) -> List[Any]:
     """Rewrite tool-calling turns for a chat template that has no tool roles: an assistant turn with
     ``tool_calls`` becomes its calls as JSON text, a ``tool`` result becomes a user turn that says which
-    call it answers. Other messages are returned unchanged."""
+    call it answers. Other messages are returned unchanged.
+    A turn of the wrong shape (``tool_calls`` not a list, content neither text nor a list of text parts)
+    is returned unchanged, for the request's own checks to refuse with a 400 naming the field; this
+    function raises nothing.
+    """
     out = []
     for m in raw:
         if not isinstance(m, dict):
             out.append(m)
             continue
-        if m.get("role") == "assistant" and m.get("tool_calls"):
-            calls = [{"name": (c.get("function") or {}).get("name"), "arguments": (c.get("function") or {}).get(
-                "arguments")} for c in m["tool_calls"] if isinstance(c, dict)]
-            out.append({"role": "assistant", "content": (m.get("content") or "") + json.dumps(calls)})
+        calls, content = m.get("tool_calls"), m.get("content")
+        if m.get("role") == "assistant" and calls and isinstance(calls, list) and isinstance(content, (str, type(None))):
+            fns = [c.get("function") if isinstance(c.get("function"), dict) else {} for c in calls if isinstance(c, dict)]
+            listed = [{"name": fn.get("name"), "arguments": fn.get("arguments")} for fn in fns]
+            out.append({"role": "assistant", "content": (content or "") + json.dumps(listed)})
         elif m.get("role") == "tool":
-            content = m.get("content")
             if isinstance(content, list):
-                content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
+                content = "".join(p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
             out.append({"role": "user", "content": f"Tool result ({m.get('tool_call_id', '')}): {content}"})
         else:
             out.append(m)
@@ -122,7 +127,7 @@ def tool_result_answer(raw: List[Any]) -> Optional[Tuple[str, str]]:
         return None
     try:
         result = json.loads(raw[-1].get("content") or "")
-    except (TypeError, json.JSONDecodeError):
+    except (TypeError, ValueError, RecursionError):  # not text, not JSON, or nested past the parser's depth
         return None
     if isinstance(result, dict) and isinstance(result.get("answer"), str) and isinstance(result.get("tool"), str):
         return str(raw[-1].get("tool_call_id", "")), result["answer"]
