@@ -116,7 +116,13 @@ class Detector:
         self.timings = DetectorTimings()
         check_onnx_file(path)  # before onnxruntime: no read outside the model's folder, a known opset
         self._session = _load_session(path, threads, spin)
-        self.meta: ModelMeta = parse_model_meta(path, self._session.get_modelmeta().custom_metadata_map)
+        try:  # onnxruntime hands back the file's strings as Python str: bytes that are not UTF-8 raise
+            props = self._session.get_modelmeta().custom_metadata_map
+            self._io = (self._session.get_inputs(), self._session.get_outputs())
+        except UnicodeDecodeError as exc:
+            raise ModelFormatError(f"{path}: metadata or input/output names are not UTF-8 ({exc.reason} at "
+                                   f"byte {exc.start})") from None
+        self.meta: ModelMeta = parse_model_meta(path, props)
         if self.meta.task not in (None, "detect"):
             raise ModelFormatError(f"{path}: model task is {self.meta.task!r}, expected 'detect'")
         self._bind_io()
@@ -132,7 +138,7 @@ class Detector:
     # -- model inspection -------------------------------------------------------------------------
 
     def _bind_io(self) -> None:
-        inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
+        inputs, outputs = self._io
         if len(inputs) != 1:
             raise ModelFormatError(f"{self.path}: expected one image input, found {len(inputs)}: "
                                    f"{[i.name for i in inputs]}")

@@ -163,6 +163,9 @@ CASES: Dict[str, Case] = {
                         lambda: serialized(detector(metadata={"names": "__import__('os').system('true')"}))),
     "imgsz_huge.onnx": ("dynamic input, metadata imgsz 10^9", r"'imgsz'", lambda: serialized(detector(
         in_shape=(1, 3, "h", "w"), metadata={"imgsz": "[10**9, 10**9]"}))),
+    "metadata_not_utf8.onnx": ("a metadata value that is not UTF-8 (onnxruntime's str conversion fails)",
+                               r"not UTF-8", lambda: serialized(detector(metadata={"author": "NOT-UTF8"})).replace(
+                                   b"NOT-UTF8", b"\xe0\xe0\xff\xfe\xe0\xe0\xff\xfe")),
     "stride_zero.onnx": ("metadata stride 0", r"'stride' must be 1\.\.256", lambda: serialized(detector(
         metadata={"stride": "0"}))),
     "task_pose.onnx": ("a pose model's task", r"task is 'pose'", lambda: serialized(detector(metadata={"task": "pose"}))),
