@@ -40,7 +40,7 @@ native: $(VENV)/.setup
 	VENV=$(VENV) bash scripts/build_native.sh
 
 # The native module built with ASan + UBSan (build/sanitize) and the native + hypothesis suites run on it
-# (tests/test_sanitize.py does the same inside `make test`). SANITIZE_HYPOTHESIS_PROFILE=ci: more examples.
+# (tests/test_sanitize.py does the same inside `make test`). SANITIZE_HYPOTHESIS_PROFILE=sanitize-long: 10x the examples.
 sanitize: $(VENV)/.setup-dev
 	VENV=$(VENV) bash scripts/sanitize.sh
 

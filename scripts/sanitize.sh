@@ -10,8 +10,8 @@
 # (-fno-sanitize-recover=all, halt_on_error) and fails it. tests/conftest.py loads the sanitized module in
 # place of the installed one when EDGE_RUNTIME_NATIVE_DIR is set, and checks that it did.
 # pytest captures sys.stdout/stderr only, so a sanitizer report (written to fd 2) reaches the terminal.
-# Hypothesis runs its "sanitize" profile (fewer examples: the instrumented kernels are several times slower);
-# SANITIZE_HYPOTHESIS_PROFILE=ci runs the full count.
+# Hypothesis runs its "sanitize" profile (200 examples a property, as CI's; about 40 s on 2 cores);
+# SANITIZE_HYPOTHESIS_PROFILE=sanitize-long runs 2000.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}

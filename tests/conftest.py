@@ -15,8 +15,10 @@ from hypothesis import HealthCheck, settings
 settings.register_profile("ci", max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("dev", max_examples=60, deadline=None)
 settings.register_profile("qemu", max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
-# "sanitize": the native suites on the ASan/UBSan build (scripts/sanitize.sh), several times slower.
-settings.register_profile("sanitize", max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+# "sanitize": the native suites on the ASan/UBSan build (scripts/sanitize.sh; the instrumented kernels are
+# slower, so no health check on speed); "sanitize-long" for `SANITIZE_HYPOTHESIS_PROFILE=sanitize-long make sanitize`.
+settings.register_profile("sanitize", max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
+settings.register_profile("sanitize-long", max_examples=2000, deadline=None, suppress_health_check=list(HealthCheck))
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
 
 
