@@ -47,7 +47,7 @@ sanitize: $(VENV)/.setup-dev
 # Every fuzz target (tests/fuzz/targets.py) for FUZZ_SECONDS each (default 300; `make test` runs 6 s each).
 # A finding stops with exit 1 and leaves crash-* / timeout-* in FUZZ_ARTIFACTS (default build/fuzz).
 FUZZ_SECONDS ?= 300
-FUZZ_TARGETS ?= gguf onnx model_meta config_toml config_yaml chat_request chat_app link
+FUZZ_TARGETS ?= gguf onnx model_meta shapes config_toml config_yaml chat_request chat_app link
 fuzz: $(VENV)/.setup-dev assets
 	mkdir -p build/fuzz
 	for t in $(FUZZ_TARGETS); do echo "fuzz: $$t for $(FUZZ_SECONDS) s"; \

@@ -71,6 +71,16 @@ def model_meta_seeds() -> Dict[str, bytes]:
     }
 
 
+def shape_seeds() -> Dict[str, bytes]:
+    """See targets._shapes: a head byte (rank, flags), then int32 dimensions and a class count."""
+    def seed(shape, nc=None, end2end=None) -> bytes:
+        head = len(shape) | (0x08 if nc is not None else 0) | ({None: 0, True: 1, False: 2}[end2end] << 4)
+        return bytes([head]) + b"".join(int(v).to_bytes(4, "little", signed=True) for v in (*shape, nc or 0))
+
+    return {"v8": seed((1, 84, 8400)), "v5": seed((1, 25200, 85), 80), "e2e": seed((1, 300, 6), None, True),
+            "dynamic": seed((1, -1, -1), 2, False)}
+
+
 def config_seeds() -> Dict[str, Dict[str, str]]:
     full = {
         "source": {"uri": "builtin:vtest-video", "mode": "every", "fps_cap": 10.0, "motion_gate": True},
@@ -147,7 +157,7 @@ def link_seeds() -> Dict[str, bytes]:
 
 def build() -> Dict[str, Dict[str, bytes]]:
     configs = config_seeds()
-    seeds = {"gguf": gguf_seeds(), "onnx": onnx_seeds(), "model_meta": model_meta_seeds(),
+    seeds = {"gguf": gguf_seeds(), "onnx": onnx_seeds(), "model_meta": model_meta_seeds(), "shapes": shape_seeds(),
              "config_toml": {k: v.encode() for k, v in configs["config_toml"].items()},
              "config_yaml": {k: v.encode() for k, v in configs["config_yaml"].items()},
              "chat_request": chat_seeds(), "chat_app": chat_seeds(), "link": link_seeds(),

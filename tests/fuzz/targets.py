@@ -10,6 +10,8 @@ Targets (seeds in tests/fuzz/corpus/<name>/, written by tests/fuzz/make_seeds.py
     gguf          GGUFFile.open + every tensor view + validate       ModelFormatError
     onnx          Detector(model bytes): check_onnx_file, onnxruntime, metadata, shapes   ModelFormatError
     model_meta    parse_model_meta on NUL-separated key/value pairs   ModelFormatError
+    shapes        ops.detect_layout + infer_num_classes on any output shape, class count, end2end flag
+                                                                      ModelFormatError
     config_toml   load_config of a .toml file                         ConfigError
     config_yaml   load_config of a .yaml file                         ConfigError
     chat_request  parse_request + parse_tools + tool messages         the server's 400 (_RequestError), ToolRequestError
@@ -87,6 +89,25 @@ def _model_meta(data: bytes) -> None:
     parts = data.decode("utf-8", errors="replace").split("\x00")
     props = dict(zip(parts[0::2], parts[1::2]))
     parse_model_meta(Path("fuzz.onnx"), props)
+
+
+def _shapes(data: bytes) -> None:
+    """Byte 0: rank (0..4) and flags; then a signed 32-bit value per dimension and one for the class count."""
+    from edge_runtime.vision import ops
+
+    if not data:
+        return
+    head, rest = data[0], data[1:]
+    rank = head % 5
+    values = [int.from_bytes(rest[i:i + 4].ljust(4, b"\x00"), "little", signed=True) for i in range(0, 4 * (rank + 1), 4)]
+    shape = tuple(values[:rank])
+    num_classes = values[rank] if head & 0x08 else None
+    end2end = (None, True, False, None)[(head >> 4) & 3]
+    layout = ops.detect_layout(shape, num_classes, end2end, path="fuzz.onnx")
+    if layout is not ops.YoloLayout.E2E:
+        nc = ops.infer_num_classes(shape, layout, path="fuzz.onnx")
+        if nc < 1:
+            raise AssertionError(f"{shape}: {nc} classes for {layout.name}")
 
 
 def _config(suffix: str) -> Callable[[bytes], None]:
@@ -180,13 +201,13 @@ def _allowed() -> Dict[str, Tuple[Type[BaseException], ...]]:
     from edge_runtime.llm.tool_calls import ToolRequestError
 
     return {"gguf": (ModelFormatError,), "onnx": (ModelFormatError,), "model_meta": (ModelFormatError,),
-            "config_toml": (ConfigError,), "config_yaml": (ConfigError,),
+            "shapes": (ModelFormatError,), "config_toml": (ConfigError,), "config_yaml": (ConfigError,),
             "chat_request": (_RequestError, ToolRequestError), "chat_app": (), "link": (FrameError,),
             "canary": ()}
 
 
 _CALLS: Dict[str, Callable[[bytes], Any]] = {
-    "gguf": _gguf, "onnx": _onnx, "model_meta": _model_meta, "config_toml": _config(".toml"),
+    "gguf": _gguf, "onnx": _onnx, "model_meta": _model_meta, "shapes": _shapes, "config_toml": _config(".toml"),
     "config_yaml": _config(".yaml"), "chat_request": _chat_request, "chat_app": _chat_app, "link": _link,
     "canary": _canary,
 }
@@ -196,6 +217,7 @@ MODULES: Dict[str, Tuple[str, ...]] = {
     "gguf": ("numpy", "edge_runtime.llm.gguf_file"),
     "onnx": ("edge_runtime.vision.detector", "edge_runtime.vision.onnx_check", "edge_runtime.vision.ops"),
     "model_meta": ("edge_runtime.vision.model_meta",),
+    "shapes": ("edge_runtime.vision.ops",),
     "config_toml": ("tomllib", "edge_runtime.runtime.config", "edge_runtime.vision.counting"),
     "config_yaml": ("yaml", "edge_runtime.runtime.config", "edge_runtime.vision.counting"),
     "chat_request": ("edge_runtime.llm.chat", "edge_runtime.llm.server", "edge_runtime.llm.tool_calls"),
