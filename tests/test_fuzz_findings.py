@@ -10,7 +10,8 @@ import pytest
 from edge_runtime.errors import ConfigError, ModelFormatError
 from edge_runtime.llm.chat import SamplingParams
 from edge_runtime.llm.server import _RequestError, parse_request
-from edge_runtime.llm.tool_calls import ToolRequestError, convert_tool_messages, parse_tools, tool_result_answer
+from edge_runtime.llm.tool_calls import ToolRequestError, convert_tool_messages, parse_tools, schema_grammar, \
+    tool_result_answer
 from edge_runtime.runtime.config import config_from_dict, load_config
 from edge_runtime.vision.model_meta import parse_model_meta
 
@@ -46,6 +47,19 @@ def test_malformed_tool_choice_is_a_tool_request_error(choice):
     with pytest.raises(ToolRequestError, match="names a function not in tools") as info:
         parse_tools(body)
     assert info.value.param == "tool_choice"
+
+
+@pytest.mark.parametrize("parameters, match", [
+    ({"type": "stri]g"}, "AssertionError: Unrecognized schema"),  # was a 500 "generation failed"
+    ({"type": "array", "items": {"type": "string"}, "minItems": 10**8}, "minItems is 100000000"),  # 1.7 GB, 8 s
+    ({"type": "string", "maxLength": -1}, "maxLength is -1"),
+    ({"type": "object", "properties": {"a": {"description": "x" * 20_000}}}, "at most 16384"),
+])
+def test_tool_schemas_the_grammar_converter_cannot_take_are_refused(parameters, match):
+    pytest.importorskip("llama_cpp", reason="llama-cpp-python (llm extra) makes the grammars")
+    with pytest.raises(ToolRequestError, match=match) as info:
+        schema_grammar({"name": "f", "parameters": parameters})
+    assert info.value.param == "tools"
 
 
 def test_a_tool_result_nested_past_json_depth_is_no_answer():

@@ -18,7 +18,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
-__all__ = ["ToolRequest", "ToolCall", "parse_tools", "convert_tool_messages", "schema_arguments"]
+__all__ = ["ToolRequest", "ToolCall", "parse_tools", "convert_tool_messages", "schema_grammar", "schema_arguments"]
 
 
 class ToolRequestError(ValueError):
@@ -134,11 +134,68 @@ def tool_result_answer(raw: List[Any]) -> Optional[Tuple[str, str]]:
     return None
 
 
-def schema_arguments(chat: Any, messages: List[Dict[str, str]], tool: Dict[str, Any]) -> str:
-    """Arguments for a client's tool, written by the model under the tool's JSON schema."""
+_MAX_SCHEMA_CHARS = 16 * 1024
+_MAX_SCHEMA_DEPTH = 32
+_MAX_SCHEMA_REPEAT = 256  # minItems / maxLength / ...: llama.cpp's converter writes each repetition out
+_REPEAT_KEYS = ("minItems", "maxItems", "minLength", "maxLength", "minProperties", "maxProperties", "minContains",
+                "maxContains")
+
+
+def _check_schema(value: Any, where: str, depth: int = 0) -> None:
+    if depth > _MAX_SCHEMA_DEPTH:
+        raise ToolRequestError(where, f"schema nested more than {_MAX_SCHEMA_DEPTH} deep")
+    if isinstance(value, dict):
+        for key in _REPEAT_KEYS:
+            n = value.get(key)
+            if isinstance(n, (int, float)) and not isinstance(n, bool) and not 0 <= n <= _MAX_SCHEMA_REPEAT:
+                raise ToolRequestError(where, f"{key} is {n}; at most {_MAX_SCHEMA_REPEAT} (each repetition becomes "
+                                              f"grammar text)")
+        children = value.values()
+    elif isinstance(value, list):
+        children = value
+    else:
+        return
+    for child in children:
+        _check_schema(child, where, depth + 1)
+
+
+def schema_grammar(tool: Dict[str, Any]) -> str:
+    """The GBNF grammar (llama.cpp's converter) that makes the model write arguments fitting the tool's schema.
+
+    Raises:
+        ToolRequestError: the schema is larger than 16 KB, nested deeper than 32, repeats more than 256
+            times (minItems, maxLength, ...), or is not a schema the converter understands (param
+            ``tools``; the server answers 400 before anything is queued).
+    """
     from llama_cpp.llama_grammar import json_schema_to_gbnf
 
-    grammar = json_schema_to_gbnf(json.dumps(tool["parameters"]))
+    where = "tools"
+    text = json.dumps(tool["parameters"])
+    if len(text) > _MAX_SCHEMA_CHARS:
+        raise ToolRequestError(where, f"function {tool['name']!r}: parameters schema of {len(text)} characters; "
+                                      f"at most {_MAX_SCHEMA_CHARS}")
+    _check_schema(tool["parameters"], where)
+    try:
+        return json_schema_to_gbnf(text)
+    # The converter reports what it cannot follow with assert and whatever its lookups raise.
+    except (AssertionError, ValueError, TypeError, KeyError, IndexError, AttributeError, NotImplementedError,
+            RecursionError) as exc:
+        raise ToolRequestError(where, f"function {tool['name']!r}: parameters is not a JSON schema the grammar "
+                                      f"converter can follow ({type(exc).__name__}: {str(exc)[:120]})") from None
+
+
+def schema_arguments(chat: Any, messages: List[Dict[str, str]], tool: Dict[str, Any],
+                     grammar: Optional[str] = None) -> str:
+    """Arguments for a client's tool, written by the model under the tool's JSON schema.
+
+    Args:
+        grammar: :func:`schema_grammar` of the tool, when already made (the server makes it at admission).
+
+    Raises:
+        ToolRequestError: see :func:`schema_grammar`.
+    """
+    if grammar is None:
+        grammar = schema_grammar(tool)
     prompt = [{"role": "system", "content": f"Call the function {tool['name']}: {tool.get('description', '')}. "
                                             f"Reply with its arguments as JSON."}, *messages]
     return chat.ask(prompt, grammar=grammar, temperature=0.0, max_tokens=128).strip()

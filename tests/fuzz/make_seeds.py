@@ -139,6 +139,13 @@ def chat_seeds() -> Dict[str, bytes]:
                 "name": "counts", "arguments": "{}"}}]},
             {"role": "tool", "tool_call_id": "c1", "content": json.dumps({"tool": "counts", "answer": "3 people."})}]},
         "bad_role.json": {"messages": [{"role": "robot", "content": "x"}], "n": 2},
+        # Found by the chat_app fuzzer: a schema llama.cpp's grammar converter rejects (was a 500), and one
+        # it would expand into gigabytes of grammar.
+        "bad_schema.json": {"messages": [{"role": "user", "content": "x"}], "tool_choice": "required", "tools": [
+            {"type": "function", "function": {"name": "f", "parameters": {"type": "stri]g"}}}]},
+        "huge_schema.json": {"messages": [{"role": "user", "content": "x"}], "tool_choice": "required", "tools": [
+            {"type": "function", "function": {"name": "f", "parameters": {
+                "type": "array", "items": {"type": "string"}, "minItems": 100000000}}}]},
     }
     return {name: json.dumps(body, sort_keys=True).encode() for name, body in bodies.items()}
 
