@@ -4,7 +4,7 @@
     python tests/fuzz/run.py gguf -max_total_time=600          # ten minutes on the GGUF reader
 
 Defaults: -max_total_time=$FUZZ_SECONDS (10), -timeout=$FUZZ_TIMEOUT_S (10: an input slower than that is a
-hang), -rss_limit_mb=4096, seeds from tests/fuzz/corpus/TARGET (read only; new inputs go to a scratch
+hang), -rss_limit_mb=4096 (or 2 GB above an RSS inherited from the parent), seeds from tests/fuzz/corpus/TARGET (read only; new inputs go to a scratch
 folder unless a corpus folder is passed), crash files to $FUZZ_ARTIFACTS (default the current folder).
 Exit status 0: no finding. Otherwise libFuzzer's (a crash-* / timeout-* file holds the input).
 Replay one input: python tests/fuzz/run.py TARGET crash-1234abcd
@@ -15,11 +15,20 @@ from __future__ import annotations
 import importlib
 import inspect
 import os
+import resource
 import sys
 import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+
+
+def _rss_limit_mb() -> int:
+    """2 GB above what this process started with. libFuzzer reads peak RSS from getrusage, which Linux
+    carries across fork + exec: started from a 3 GB pytest, a fixed 4 GB limit would report an "OOM" that
+    is the parent's."""
+    inherited_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+    return max(4096, inherited_mb + 2048)
 
 
 def _instrument_module(atheris, module, done: set) -> None:
@@ -69,7 +78,7 @@ def main() -> None:
         targets.run_one(t, data)
 
     defaults = {"-max_total_time": os.environ.get("FUZZ_SECONDS", "10"),
-                "-timeout": os.environ.get("FUZZ_TIMEOUT_S", "10"), "-rss_limit_mb": "4096",
+                "-timeout": os.environ.get("FUZZ_TIMEOUT_S", "10"), "-rss_limit_mb": str(_rss_limit_mb()),
                 "-artifact_prefix": os.environ.get("FUZZ_ARTIFACTS", "./").rstrip("/") + "/",
                 "-print_final_stats": "1"}
     given = {f.split("=", 1)[0] for f in flags if f.startswith("-")}
