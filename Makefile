@@ -9,7 +9,7 @@ PIP    := $(PY) -m pip
 # The CPU build of torch for the converter extras. Override on machines that get torch elsewhere.
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: demo test setup setup-dev native assets system-deps pytest cross cross-test bench clean
+.PHONY: demo test setup setup-dev native assets system-deps pytest cross cross-test bench clean sanitize fuzz
 
 $(VENV)/.created:
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,20 @@ setup-dev: $(VENV)/.setup-dev
 # Rebuild the C++ module after editing native/ (incremental; serialised so parallel callers don't race).
 native: $(VENV)/.setup
 	VENV=$(VENV) bash scripts/build_native.sh
+
+# The native module built with ASan + UBSan (build/sanitize) and the native + hypothesis suites run on it
+# (tests/test_sanitize.py does the same inside `make test`). SANITIZE_HYPOTHESIS_PROFILE=sanitize-long: 10x the examples.
+sanitize: $(VENV)/.setup-dev
+	VENV=$(VENV) bash scripts/sanitize.sh
+
+# Every fuzz target (tests/fuzz/targets.py) for FUZZ_SECONDS each (default 300; `make test` runs 6 s each).
+# A finding stops with exit 1 and leaves crash-* / timeout-* in FUZZ_ARTIFACTS (default build/fuzz).
+FUZZ_SECONDS ?= 300
+FUZZ_TARGETS ?= gguf onnx model_meta shapes config_toml config_yaml chat_request chat_app link
+fuzz: $(VENV)/.setup-dev assets
+	mkdir -p build/fuzz
+	for t in $(FUZZ_TARGETS); do echo "fuzz: $$t for $(FUZZ_SECONDS) s"; \
+	  FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_ARTIFACTS=$${FUZZ_ARTIFACTS:-build/fuzz} $(PY) tests/fuzz/run.py $$t || exit 1; done
 
 assets: $(VENV)/.setup
 	$(VENV)/bin/edge-runtime assets fetch

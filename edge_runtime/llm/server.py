@@ -52,7 +52,7 @@ from typing import Any, AsyncIterator, Dict, List, Optional, Sequence, Tuple
 from ..errors import BackendUnavailableError, ConfigError, EdgeRuntimeError, InputError
 from .chat import Chat, FinishReason, GenerationStats, SamplingParams
 from .tool_calls import ToolCall, ToolRequestError, convert_tool_messages, parse_tools, schema_arguments, \
-    tool_result_answer
+    schema_grammar, tool_result_answer
 
 __all__ = ["ChatServer", "ServerConfig", "configure_parser", "is_loopback", "run_command"]
 
@@ -138,7 +138,7 @@ def _parse_messages(raw: Any) -> List[Dict[str, str]]:
     for i, m in enumerate(raw):
         if not isinstance(m, dict):
             raise _bad(f"messages[{i}]", f"expected an object, got {type(m).__name__}")
-        role = _ROLE_ALIASES.get(m.get("role"))  # type: ignore[arg-type]
+        role = _ROLE_ALIASES.get(m["role"]) if isinstance(m.get("role"), str) else None
         if role is None:
             raise _bad(f"messages[{i}].role", f"expected one of {sorted(_ROLE_ALIASES)}, got {m.get('role')!r}")
         content = m.get("content")
@@ -472,7 +472,11 @@ class ChatServer:
                     if tool is None and tool_req.choice != "auto":
                         name = tool_req.choice if tool_req.choice in tool_req.tools else next(iter(tool_req.tools))
                         spec, convo = tool_req.tools[name], list(messages)
-                        tool = lambda: ToolCall(name, schema_arguments(server.chat, convo, spec))  # noqa: E731
+                        try:  # made now, so a schema the converter cannot follow is a 400, not a failed job
+                            grammar = schema_grammar(spec)
+                        except ToolRequestError as exc:
+                            raise _bad(exc.param, str(exc)) from None
+                        tool = lambda: ToolCall(name, schema_arguments(server.chat, convo, spec, grammar))  # noqa: E731
                     if tool is not None:
                         exact = None
                 try:  # trim to the context window now, so "too long" is a 400 and not a broken stream

@@ -18,7 +18,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
-__all__ = ["ToolRequest", "ToolCall", "parse_tools", "convert_tool_messages", "schema_arguments"]
+__all__ = ["ToolRequest", "ToolCall", "parse_tools", "convert_tool_messages", "schema_grammar", "schema_arguments"]
 
 
 class ToolRequestError(ValueError):
@@ -82,8 +82,9 @@ def parse_tools(body: Dict[str, Any]) -> Optional[ToolRequest]:
     if choice is None:
         choice = "auto"
     if isinstance(choice, dict):
-        name = (choice.get("function") or {}).get("name") if choice.get("type") == "function" else None
-        if name not in tools:
+        fn = choice.get("function") if choice.get("type") == "function" else None
+        name = fn.get("name") if isinstance(fn, dict) else None
+        if not isinstance(name, str) or name not in tools:
             raise ToolRequestError("tool_choice", f"names a function not in tools: {name!r}")
         choice = name
     elif choice not in ("none", "auto", "required"):
@@ -96,20 +97,24 @@ def parse_tools(body: Dict[str, Any]) -> Optional[ToolRequest]:
 def convert_tool_messages(raw: List[Any]) -> List[Any]:
     """Rewrite tool-calling turns for a chat template that has no tool roles: an assistant turn with
     ``tool_calls`` becomes its calls as JSON text, a ``tool`` result becomes a user turn that says which
-    call it answers. Other messages are returned unchanged."""
+    call it answers. Other messages are returned unchanged.
+    A turn of the wrong shape (``tool_calls`` not a list, content neither text nor a list of text parts)
+    is returned unchanged, for the request's own checks to refuse with a 400 naming the field; this
+    function raises nothing.
+    """
     out = []
     for m in raw:
         if not isinstance(m, dict):
             out.append(m)
             continue
-        if m.get("role") == "assistant" and m.get("tool_calls"):
-            calls = [{"name": (c.get("function") or {}).get("name"), "arguments": (c.get("function") or {}).get(
-                "arguments")} for c in m["tool_calls"] if isinstance(c, dict)]
-            out.append({"role": "assistant", "content": (m.get("content") or "") + json.dumps(calls)})
+        calls, content = m.get("tool_calls"), m.get("content")
+        if m.get("role") == "assistant" and calls and isinstance(calls, list) and isinstance(content, (str, type(None))):
+            fns = [c.get("function") if isinstance(c.get("function"), dict) else {} for c in calls if isinstance(c, dict)]
+            listed = [{"name": fn.get("name"), "arguments": fn.get("arguments")} for fn in fns]
+            out.append({"role": "assistant", "content": (content or "") + json.dumps(listed)})
         elif m.get("role") == "tool":
-            content = m.get("content")
             if isinstance(content, list):
-                content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
+                content = "".join(p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
             out.append({"role": "user", "content": f"Tool result ({m.get('tool_call_id', '')}): {content}"})
         else:
             out.append(m)
@@ -122,18 +127,75 @@ def tool_result_answer(raw: List[Any]) -> Optional[Tuple[str, str]]:
         return None
     try:
         result = json.loads(raw[-1].get("content") or "")
-    except (TypeError, json.JSONDecodeError):
+    except (TypeError, ValueError, RecursionError):  # not text, not JSON, or nested past the parser's depth
         return None
     if isinstance(result, dict) and isinstance(result.get("answer"), str) and isinstance(result.get("tool"), str):
         return str(raw[-1].get("tool_call_id", "")), result["answer"]
     return None
 
 
-def schema_arguments(chat: Any, messages: List[Dict[str, str]], tool: Dict[str, Any]) -> str:
-    """Arguments for a client's tool, written by the model under the tool's JSON schema."""
+_MAX_SCHEMA_CHARS = 16 * 1024
+_MAX_SCHEMA_DEPTH = 32
+_MAX_SCHEMA_REPEAT = 256  # minItems / maxLength / ...: llama.cpp's converter writes each repetition out
+_REPEAT_KEYS = ("minItems", "maxItems", "minLength", "maxLength", "minProperties", "maxProperties", "minContains",
+                "maxContains")
+
+
+def _check_schema(value: Any, where: str, depth: int = 0) -> None:
+    if depth > _MAX_SCHEMA_DEPTH:
+        raise ToolRequestError(where, f"schema nested more than {_MAX_SCHEMA_DEPTH} deep")
+    if isinstance(value, dict):
+        for key in _REPEAT_KEYS:
+            n = value.get(key)
+            if isinstance(n, (int, float)) and not isinstance(n, bool) and not 0 <= n <= _MAX_SCHEMA_REPEAT:
+                raise ToolRequestError(where, f"{key} is {n}; at most {_MAX_SCHEMA_REPEAT} (each repetition becomes "
+                                              f"grammar text)")
+        children = value.values()
+    elif isinstance(value, list):
+        children = value
+    else:
+        return
+    for child in children:
+        _check_schema(child, where, depth + 1)
+
+
+def schema_grammar(tool: Dict[str, Any]) -> str:
+    """The GBNF grammar (llama.cpp's converter) that makes the model write arguments fitting the tool's schema.
+
+    Raises:
+        ToolRequestError: the schema is larger than 16 KB, nested deeper than 32, repeats more than 256
+            times (minItems, maxLength, ...), or is not a schema the converter understands (param
+            ``tools``; the server answers 400 before anything is queued).
+    """
     from llama_cpp.llama_grammar import json_schema_to_gbnf
 
-    grammar = json_schema_to_gbnf(json.dumps(tool["parameters"]))
+    where = "tools"
+    text = json.dumps(tool["parameters"])
+    if len(text) > _MAX_SCHEMA_CHARS:
+        raise ToolRequestError(where, f"function {tool['name']!r}: parameters schema of {len(text)} characters; "
+                                      f"at most {_MAX_SCHEMA_CHARS}")
+    _check_schema(tool["parameters"], where)
+    try:
+        return json_schema_to_gbnf(text)
+    # The converter reports what it cannot follow with assert and whatever its lookups raise.
+    except (AssertionError, ValueError, TypeError, KeyError, IndexError, AttributeError, NotImplementedError,
+            RecursionError) as exc:
+        raise ToolRequestError(where, f"function {tool['name']!r}: parameters is not a JSON schema the grammar "
+                                      f"converter can follow ({type(exc).__name__}: {str(exc)[:120]})") from None
+
+
+def schema_arguments(chat: Any, messages: List[Dict[str, str]], tool: Dict[str, Any],
+                     grammar: Optional[str] = None) -> str:
+    """Arguments for a client's tool, written by the model under the tool's JSON schema.
+
+    Args:
+        grammar: :func:`schema_grammar` of the tool, when already made (the server makes it at admission).
+
+    Raises:
+        ToolRequestError: see :func:`schema_grammar`.
+    """
+    if grammar is None:
+        grammar = schema_grammar(tool)
     prompt = [{"role": "system", "content": f"Call the function {tool['name']}: {tool.get('description', '')}. "
                                             f"Reply with its arguments as JSON."}, *messages]
     return chat.ask(prompt, grammar=grammar, temperature=0.0, max_tokens=128).strip()

@@ -232,7 +232,8 @@ def _type_name(tp: Any) -> str:
 
 def _convert(key: str, tp: Any, value: Any) -> Any:
     def bad() -> ConfigError:
-        return ConfigError(f"config key '{key}': expected {_type_name(tp)}, got {value!r} ({type(value).__name__})")
+        shown = repr(value) if len(repr(value)) <= 200 else repr(value)[:200] + "..."
+        return ConfigError(f"config key '{key}': expected {_type_name(tp)}, got {shown} ({type(value).__name__})")
 
     origin = get_origin(tp)
     if origin is Union:
@@ -260,9 +261,15 @@ def _convert(key: str, tp: Any, value: Any) -> Any:
             raise bad()
         return value
     if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise bad()
-        return float(value)
+        try:
+            value_f = float(value)  # an integer beyond float's range raises OverflowError
+        except OverflowError:
+            raise bad() from None
+        if not math.isfinite(value_f):
+            raise bad()
+        return value_f
     if tp is str:
         if not isinstance(value, str):
             raise bad()
@@ -360,6 +367,10 @@ def read_config_file(path: Union[str, os.PathLike]) -> Dict[str, Any]:
             raw = yaml.safe_load(text)
         except yaml.YAMLError as exc:
             raise ConfigError(f"{path}: YAML syntax error: {exc}") from exc
+        # PyYAML builds some scalars with Python's constructors and lets their errors out (2026-02-31 is a
+        # ValueError from datetime); deep nesting exhausts the stack.
+        except (ValueError, TypeError, OverflowError, RecursionError) as exc:
+            raise ConfigError(f"{path}: YAML value error: {exc.__class__.__name__}: {str(exc)[:200]}") from exc
     else:
         try:
             import tomllib
@@ -369,6 +380,10 @@ def read_config_file(path: Union[str, os.PathLike]) -> Dict[str, Any]:
             raw = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: TOML syntax error: {exc}") from exc
+        except ValueError as exc:  # an integer of more than 4300 digits (int()'s limit), raised as is
+            raise ConfigError(f"{path}: TOML value error: {str(exc)[:200]}") from exc
+        except RecursionError as exc:  # arrays / inline tables nested past the stack
+            raise ConfigError(f"{path}: TOML nested too deeply") from exc
     return raw if raw is not None else {}
 
 

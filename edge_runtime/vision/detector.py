@@ -18,11 +18,14 @@ import numpy as np
 from ..errors import InputError, ModelFormatError
 from . import ops
 from .detections import Detections
-from .model_meta import ModelMeta, parse_model_meta
+from .model_meta import _MAX_CLASSES, ModelMeta, parse_model_meta
+from .onnx_check import check_onnx_file
 
 __all__ = ["Detector", "DetectorTimings"]
 
 _DEFAULT_IMGSZ = 640
+_MIN_SIDE, _MAX_SIDE = 16, 8192  # input height / width in pixels (as the metadata's imgsz)
+_MAX_BOXES = 1 << 22  # candidate boxes per output (8400 at 640x640; ~1.4 M at 8192x8192, stride 8)
 
 
 @dataclass
@@ -74,7 +77,11 @@ class Detector:
             co-scheduled LLM could use).
 
     Raises:
-        ModelFormatError: the file is missing, not ONNX, or not a detector this class understands.
+        ModelFormatError: the file is missing, not ONNX, truncated, of an unsupported opset, names external
+            data outside its folder (checked before onnxruntime reads anything, see
+            :func:`~edge_runtime.vision.onnx_check.check_onnx_file`), declares input sides outside
+            16..8192 pixels, a non-float32 output or more than 2^22 boxes, or is not a detector this class
+            understands.
         InputError: a threshold or option is out of range.
 
     Example:
@@ -107,8 +114,15 @@ class Detector:
         self.max_det = int(max_det)
         self.agnostic_nms = bool(agnostic_nms)
         self.timings = DetectorTimings()
+        check_onnx_file(path)  # before onnxruntime: no read outside the model's folder, a known opset
         self._session = _load_session(path, threads, spin)
-        self.meta: ModelMeta = parse_model_meta(path, self._session.get_modelmeta().custom_metadata_map)
+        try:  # onnxruntime hands back the file's strings as Python str: bytes that are not UTF-8 raise
+            props = self._session.get_modelmeta().custom_metadata_map
+            self._io = (self._session.get_inputs(), self._session.get_outputs())
+        except UnicodeDecodeError as exc:
+            raise ModelFormatError(f"{path}: metadata or input/output names are not UTF-8 ({exc.reason} at "
+                                   f"byte {exc.start})") from None
+        self.meta: ModelMeta = parse_model_meta(path, props)
         if self.meta.task not in (None, "detect"):
             raise ModelFormatError(f"{path}: model task is {self.meta.task!r}, expected 'detect'")
         self._bind_io()
@@ -124,7 +138,7 @@ class Detector:
     # -- model inspection -------------------------------------------------------------------------
 
     def _bind_io(self) -> None:
-        inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
+        inputs, outputs = self._io
         if len(inputs) != 1:
             raise ModelFormatError(f"{self.path}: expected one image input, found {len(inputs)}: "
                                    f"{[i.name for i in inputs]}")
@@ -140,6 +154,9 @@ class Detector:
         h, w = shape[2], shape[3]
         if not (isinstance(h, int) and isinstance(w, int)):
             h, w = self.meta.imgsz_hw or (_DEFAULT_IMGSZ, _DEFAULT_IMGSZ)
+        if not (_MIN_SIDE <= h <= _MAX_SIDE and _MIN_SIDE <= w <= _MAX_SIDE):
+            raise ModelFormatError(f"{self.path}: input {image.name!r} is {h}x{w} pixels, expected "
+                                   f"{_MIN_SIDE}..{_MAX_SIDE} on each side")
         self.input_hw = (int(h), int(w))
         self._input_name = image.name
         self._input = np.zeros((1, 3, *self.input_hw), dtypes[image.type])
@@ -147,11 +164,19 @@ class Detector:
             raise ModelFormatError(f"{self.path}: model has no outputs")
         out = outputs[0]
         self._output_name = out.name
+        if out.type != "tensor(float)":
+            raise ModelFormatError(f"{self.path}: output {out.name!r} is {out.type}, expected float32 boxes")
         out_shape = tuple(d if isinstance(d, int) else -1 for d in out.shape)
+        if any(d == 0 or d < -1 for d in out_shape) or any(d > _MAX_BOXES for d in out_shape):
+            raise ModelFormatError(f"{self.path}: output {out.name!r} has shape {list(out.shape)}; expected "
+                                   f"dimensions 1..{_MAX_BOXES} (or dynamic)")
         num_classes = len(self.meta.names) if self.meta.names else None
         self.layout = ops.detect_layout(out_shape, num_classes, self.meta.end2end, path=self.path)
         if num_classes is None:
             num_classes = ops.infer_num_classes(out_shape, self.layout, path=self.path)
+            if num_classes > _MAX_CLASSES:
+                raise ModelFormatError(f"{self.path}: output shape {list(out.shape)} implies {num_classes} classes, "
+                                       f"at most {_MAX_CLASSES}")
         self.class_names: Dict[int, str] = self.meta.names or {i: f"class_{i}" for i in range(num_classes)}
         self.stride = self.meta.stride or 32
 

@@ -37,7 +37,7 @@ def _literal(path: Path, key: str, text: str) -> object:
         raise ModelFormatError(f"{path}: metadata {key!r} is {len(text)} characters, max {_MAX_LITERAL_CHARS}")
     try:
         return ast.literal_eval(text)
-    except (ValueError, SyntaxError, MemoryError, RecursionError) as exc:
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError) as exc:  # TypeError: {[1]: 2}
         raise ModelFormatError(f"{path}: metadata {key!r} is not a literal ({exc.__class__.__name__}): {text[:80]!r}")
 
 
