@@ -34,7 +34,7 @@ def test_soak_ran_the_job_under_load(soak) -> None:
     setup, chat, traces = doc["setup"], doc["criteria"]["chat"], doc["traces"]
     # The loaded run was sampled through its whole length and really loaded: requests of every kind went out.
     assert len(traces["load"]["t_s"]) >= 60 and len(traces["reference"]["t_s"]) >= 60
-    expected = setup["chat_rate_per_s"] * 150  # 3 min less the warm-up margin and the shutdown
+    expected = setup["chat_rate_per_s"] * 60  # the steady part alone: 3 min less the 90 s warm-up and the shutdown
     assert chat["requests"] + chat["skipped_two_in_flight"] >= expected, chat
     assert {"count", "chat", "stream_count", "stream_chat"} <= set(chat["latency_by_kind"]), chat["latency_by_kind"]
     assert chat["dropped_by_client"] >= 1 and chat["health_checks"] >= 10
