@@ -399,9 +399,11 @@ def passes(events: List[Tuple[int, str, str, int]], loop_frames: int, frames: in
     complete = frames // loop_frames if frames >= loop_frames else 0
     out: Dict[int, Counter] = {p: Counter() for p in range(complete)}
     for frame, name, direction, cls in events:
-        p = frame // loop_frames
+        p, at = divmod(frame, loop_frames)
+        if at == 0 and p > 0:  # reported on the cut: crossings of the pass before, still waiting out return_s,
+            p, at = p - 1, loop_frames - 1  # which a run ending there reports on its last frame
         if p in out:
-            out[p][(frame - p * loop_frames, name, direction, cls)] += 1
+            out[p][(at, name, direction, cls)] += 1
     return out
 
 

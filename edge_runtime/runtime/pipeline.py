@@ -212,13 +212,12 @@ class Pipeline:
                 elif self._cut_pending:
                     log.info("the source started over at frame %d: tracks reset", frame.index)
                 if scene_cut or self._cut_pending:
-                    # A looped source's crossings still waiting out return_s belong to the pass that ended:
-                    # they are reported as of its last frame, as at the end of a stream.
-                    at = (frame.index, frame.timestamp_s) if scene_cut else (None, None)
+                    # Crossings still waiting out return_s are reported on this frame (the store records
+                    # events with the frame they come out on).
                     self._cut_pending = False
                     self.tracker.reset()
                     for counter in self.counters:
-                        events.extend(counter.reset_tracks(*at))
+                        events.extend(counter.reset_tracks(frame.index, frame.timestamp_s))
                 detections = self.tracker.update(detections, timestamp_s=frame.timestamp_s)
                 size = (frame.image.shape[1], frame.image.shape[0])
                 if self.min_score > 0.0 and len(detections):
