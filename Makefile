@@ -85,7 +85,7 @@ bench: $(VENV)/.setup-dev assets
 # load; RSS, fds, threads, counts and frame age compared (benchmarks/results/soak.json + soak.png). Quiet machine.
 SOAK_MINUTES ?= 30
 soak: $(VENV)/.setup-dev assets
-	$(PY) -m benchmarks.soak --minutes $(SOAK_MINUTES)
+	$(PY) -m benchmarks.bench_soak --minutes $(SOAK_MINUTES)
 
 clean:
 	rm -rf build dist wheelhouse .pytest_cache .hypothesis

@@ -1,5 +1,5 @@
 """The soak at CI length: the real job and its chat server under a steady chat load for 3 minutes, then the
-same job without load (``benchmarks/soak.py``; ``make soak`` runs it for 30 minutes).
+same job without load (``benchmarks/bench_soak.py``; ``make soak`` runs it for 30 minutes).
 
 Fails on RSS growth after warm-up above 5 MB, any growth of open fds or threads, counts that differ from
 the run without load, frame age not held, or a chat request that failed.
@@ -23,7 +23,7 @@ pytest.importorskip("llama_cpp", reason="the chat server needs the llm extra (ll
 @pytest.fixture(scope="module")
 def soak(tmp_path_factory):
     out = tmp_path_factory.mktemp("soak") / "soak.json"
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.soak", "--minutes", "3", "--json", str(out)],
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.bench_soak", "--minutes", "3", "--json", str(out)],
                           cwd=ROOT, capture_output=True, text=True, timeout=45 * 60)
     assert out.is_file(), f"the soak wrote no result (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr[-3000:]}"
     return {"doc": json.loads(out.read_text()), "png": out.with_suffix(".png"), "proc": proc}

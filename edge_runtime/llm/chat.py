@@ -229,7 +229,7 @@ def _free_sampler(llm: Any) -> None:
     ``LlamaSampler`` frees the native chain only from ``__del__``, on a reference cycle (its exit stack's
     callback holds the object): the chains of past generations, with their grammar state, then wait in
     native memory for a full cyclic garbage collection (a vocabulary-sized candidate array each: the soak,
-    ``benchmarks/soak.py``, saw the process grow with every chat request). Freed here, they do not pile up.
+    ``benchmarks/bench_soak.py``, saw the process grow with every chat request). Freed here, they do not pile up.
     """
     sampler = getattr(llm, "_sampler", None)
     if sampler is not None:

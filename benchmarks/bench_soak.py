@@ -30,7 +30,7 @@ Pass criteria (each reported in the JSON with its figures):
 Timing criteria (frame age) assume a machine that runs nothing else; ``--remark`` records where that was
 not so.
 
-Run: ``python -m benchmarks.soak --minutes 30`` (``make soak``); writes ``benchmarks/results/soak.json``
+Run: ``python -m benchmarks.bench_soak --minutes 30`` (``make soak``); writes ``benchmarks/results/soak.json``
 and ``soak.png`` (RSS, fds, threads and fps over time), or ``--json PATH`` (PNG beside it).
 """
 
