@@ -9,7 +9,7 @@ PIP    := $(PY) -m pip
 # The CPU build of torch for the converter extras. Override on machines that get torch elsewhere.
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: demo test setup setup-dev native assets system-deps pytest cross cross-test bench clean sanitize fuzz
+.PHONY: demo test setup setup-dev native assets system-deps pytest cross cross-test bench soak clean sanitize fuzz
 
 $(VENV)/.created:
 	$(PYTHON) -m venv $(VENV)
@@ -101,6 +101,12 @@ bench: $(VENV)/.setup-dev assets
 	for b in $(BENCHMARKS); do $(PY) -m benchmarks.$$b || exit 1; done
 	$(PY) -m benchmarks.report_counting
 	$(PY) -m benchmarks.report
+
+# The soak: the job and its chat server under a steady request load for 30 minutes, then the same job without
+# load; RSS, fds, threads, counts and frame age compared (benchmarks/results/soak.json + soak.png). Quiet machine.
+SOAK_MINUTES ?= 30
+soak: $(VENV)/.setup-dev assets
+	$(PY) -m benchmarks.bench_soak --minutes $(SOAK_MINUTES)
 
 clean:
 	rm -rf build dist wheelhouse .pytest_cache .hypothesis

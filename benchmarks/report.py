@@ -224,11 +224,25 @@ def row_dashboard(doc: Dict[str, Any]) -> List[List[str]]:
              f"{_mark(p['no_viewer_us_per_frame_median'] < 10)}"]]
 
 
+def row_soak(doc: Dict[str, Any]) -> List[List[str]]:
+    s, c = doc["setup"], doc["criteria"]
+    rss, age, counts, chat = c["rss"], c["frame_age"], c["counts"], c["chat"]
+    return [[f"soak: the job + chat server, {s['minutes']:g} min under {s['chat_rate_per_s']:g} chat requests/s, vtest.avi "
+             f"looped at {s['replay_fps']:g} fps, every frame (`bench_soak`)",
+             f"RSS after {s['warmup_s']:.0f} s warm-up {rss['growth_fit_mb']:+.1f} MB (fit) / {rss['growth_peak_mb']:+.1f} MB "
+             f"(peak); fds {c['fds']['start']:.0f}→{c['fds']['end']:.0f}, threads {c['threads']['start']:.0f}→"
+             f"{c['threads']['end']:.0f}; frame age p95 {age['load_worst_window_p95_s']:.2f} s; {chat['completed']} "
+             f"answers, {chat['failed']} failed",
+             f"without load: frame age p95 {age['reference_worst_window_p95_s']:.2f} s; counts {counts['compared']}", "—",
+             f"RSS ≤ 5 MB {_mark(rss['pass'])}, no fd/thread growth {_mark(c['fds']['pass'] and c['threads']['pass'])}, "
+             f"counts equal {_mark(counts['pass'])}, frame age held {_mark(age['pass'])}"]]
+
+
 ROWS: List[tuple] = [
     ("kernels", row_kernels), ("pipeline", row_pipeline), ("tracker", row_tracker), ("quant", row_quant),
     ("int8", row_int8), ("llm", row_llm), ("cosched", lambda d: row_cosched(d, "fp32 detector")),
     ("cosched-int8", lambda d: row_cosched(d, "int8 detector")), ("grounding", row_grounding),
-    ("mqtt", row_mqtt), ("link", row_link), ("dashboard", row_dashboard),
+    ("mqtt", row_mqtt), ("link", row_link), ("dashboard", row_dashboard), ("soak", row_soak),
 ]
 
 

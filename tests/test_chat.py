@@ -112,6 +112,36 @@ def test_same_seed_same_sample_at_temperature(chat):
     assert a == b
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads glibc's mallinfo2 (Linux)")
+def test_sampled_generations_do_not_accumulate_native_memory(chat):
+    """Each sampled generation builds a llama.cpp sampler chain (a candidate array of the whole vocabulary,
+    about 0.6 MB here); it must be freed when the generation ends, not when a full garbage collection
+    happens to run (the soak saw the process grow by that)."""
+    import ctypes
+    import gc
+
+    class MallInfo2(ctypes.Structure):
+        _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                                   "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+    libc = ctypes.CDLL(None)
+    if not hasattr(libc, "mallinfo2"):
+        pytest.skip("the C library has no mallinfo2 (glibc < 2.33 or not glibc)")
+    libc.mallinfo2.restype = MallInfo2
+    for i in range(3):
+        chat.ask(FRANCE, temperature=0.9, seed=i, max_tokens=4)
+    gc.collect()
+    gc.disable()  # what a long-running process sees between its rare full collections
+    try:
+        before = libc.mallinfo2().uordblks
+        for i in range(20):
+            chat.ask(FRANCE, temperature=0.9, seed=i, max_tokens=4)
+        grown = libc.mallinfo2().uordblks - before
+    finally:
+        gc.enable()
+    assert grown < 2 << 20, f"20 sampled answers left {grown / 2**20:.1f} MB allocated"
+
+
 def test_stop_string_ends_generation_and_is_not_emitted(chat):
     full = chat.ask(FRANCE, max_tokens=32)
     cut = chat.ask(FRANCE, max_tokens=32, stop=["Paris"])

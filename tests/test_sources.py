@@ -227,6 +227,75 @@ def test_fps_cap_is_respected_on_a_file(vtest: Path) -> None:
     assert rate >= cap_fps * 0.5, f"{rate:.1f} fps: the cap slowed delivery far below {cap_fps} fps"
 
 
+def test_looped_file_starts_over_with_counting_indices_and_a_cut(vtest: Path,
+                                                                  vtest_frames: List[np.ndarray]) -> None:
+    with open_source(vtest, start_index=780, loop=True) as src:
+        frames = read_n(src, 40)
+    assert [f.index for f in frames] == list(range(780, 820))  # indices count on across the loop
+    assert [f.timestamp_s for f in frames] == pytest.approx([i / VTEST_FPS for i in range(780, 820)])
+    assert [f.index for f in frames if f.cut] == [VTEST_FRAMES]  # only the first frame of the new pass
+    for f in frames[15:]:  # the second pass is the file again, from its first frame
+        assert np.array_equal(f.image, vtest_frames[f.index - VTEST_FRAMES])
+    # A resumed looped file takes start_index modulo its length: index 800 is frame 5 of pass 2.
+    with open_source(vtest, start_index=VTEST_FRAMES + 5, loop=True) as src:
+        first = src.read()
+    assert first is not None and first.index == VTEST_FRAMES + 5 and not first.cut
+    assert np.array_equal(first.image, vtest_frames[5])
+
+
+def test_looped_file_in_latest_mode_marks_the_cut_even_when_its_frame_is_dropped(vtest: Path) -> None:
+    # Replayed at 200 fps to a consumer taking about 40 per second: the loop's first frame is usually dropped.
+    with open_source(vtest, mode="latest", start_index=770, replay_fps=200.0, loop=True) as src:
+        frames = []
+        for f in src:
+            frames.append(f)
+            time.sleep(0.025)
+            if f.index > VTEST_FRAMES + 60:
+                break
+    cuts = [f.index for f in frames if f.cut]
+    assert len(cuts) == 1 and cuts[0] >= VTEST_FRAMES, cuts
+    before = [f.index for f in frames if f.index < VTEST_FRAMES]
+    assert before and all(f.index < cuts[0] for f in frames if f.index < VTEST_FRAMES)
+    assert src.stats.dropped > 0
+
+
+def test_looped_image_folder(tmp_path: Path, vtest_frames: List[np.ndarray]) -> None:
+    for i in range(3):
+        cv2.imwrite(str(tmp_path / f"img{i}.png"), vtest_frames[i])
+    with open_source(tmp_path, loop=True) as src:
+        frames = read_n(src, 7)
+    assert [f.index for f in frames] == list(range(7))
+    assert [f.index for f in frames if f.cut] == [3, 6]
+    assert np.array_equal(frames[4].image, vtest_frames[1])
+
+
+def test_replay_fps_paces_every_mode_on_the_replay_clock(vtest: Path) -> None:
+    replay_fps, n = 25.0, 26
+    with open_source(vtest, replay_fps=replay_fps) as src:
+        assert src.clock_scale == pytest.approx(VTEST_FPS / replay_fps)
+        t0 = time.monotonic()
+        frames = read_n(src, n)
+        on_time = time.monotonic() - t0
+        time.sleep(0.4)  # a consumer 0.4 s late gets the frames that came due meanwhile at once: nothing dropped
+        t1 = time.monotonic()
+        late = read_n(src, 10)
+        catch_up = time.monotonic() - t1
+    assert [f.index for f in frames + late] == list(range(n + 10))
+    assert frames[-1].timestamp_s == pytest.approx((n - 1) / VTEST_FPS)  # timestamps stay the file's clock
+    assert (n - 1) / replay_fps * 0.95 <= on_time <= (n - 1) / replay_fps * 1.5, on_time
+    assert catch_up < 10 / replay_fps, catch_up  # frames 26..35 were due by 1.44 s: no waiting for them
+    with open_source(vtest) as src:  # not replayed: timestamps are wall seconds
+        assert src.clock_scale == 1.0
+
+
+def test_replay_options_are_refused_for_live_sources() -> None:
+    for kw in ({"loop": True}, {"replay_fps": 5.0}):
+        with pytest.raises(InputError, match="files and folders only"):
+            open_source("rtsp://127.0.0.1:1/cam", **kw)
+    with pytest.raises(InputError, match="replay_fps"):
+        VideoFileSource("x.avi", replay_fps=0.0)
+
+
 def test_missing_file_bad_file_and_bad_spec_raise(tmp_path: Path) -> None:
     missing = tmp_path / "nope.avi"
     with pytest.raises(SourceError, match="nope.avi"):

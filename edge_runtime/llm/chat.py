@@ -222,6 +222,21 @@ class _StopMatcher:
         return out
 
 
+def _free_sampler(llm: Any) -> None:
+    """Free the sampler chain ``Llama.generate`` made for the generation that just ended.
+
+    llama-cpp-python keeps it in ``Llama._sampler`` until the next ``generate`` replaces it, and its
+    ``LlamaSampler`` frees the native chain only from ``__del__``, on a reference cycle (its exit stack's
+    callback holds the object): the chains of past generations, with their grammar state, then wait in
+    native memory for a full cyclic garbage collection (a vocabulary-sized candidate array each: the soak,
+    ``benchmarks/bench_soak.py``, saw the process grow with every chat request). Freed here, they do not pile up.
+    """
+    sampler = getattr(llm, "_sampler", None)
+    if sampler is not None:
+        llm._sampler = None
+        sampler.close()
+
+
 def _greedy_tokens(llm: Any, tokens: Sequence[int]) -> Iterator[int]:
     """Greedy decoding without llama-cpp-python's sampler chain: argmax over the last logits row.
 
@@ -708,6 +723,7 @@ class Chat:
                         break
             finally:
                 gen.close()
+                _free_sampler(llm)
             # Text held back as a possible stop-string prefix is real text unless a stop string hit
             # (then it was already cut). An incomplete UTF-8 tail is dropped, not shown as U+FFFD.
             tail = "" if hit or finish is FinishReason.CANCELLED else matcher.flush()

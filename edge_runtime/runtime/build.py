@@ -125,7 +125,8 @@ def build_pipeline(config: Config, *, restart_source: bool = False, quiet: bool 
 
     source = open_source(config.source.uri, mode=config.source.mode, fps_cap=config.source.fps_cap or None,
                          reconnect=config.source.reconnect, read_timeout_s=config.source.read_timeout_s,
-                         start_index=start_index)
+                         start_index=start_index, replay_fps=config.source.replay_fps or None,
+                         loop=config.source.loop)
     fps = getattr(source, "fps", None) or 10.0
     t = config.tracker
     tracker = ByteTracker.for_video(fps, lost_s=t.lost_s, high_score=t.high_score, low_score=t.low_score,

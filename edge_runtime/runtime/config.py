@@ -51,6 +51,11 @@ class SourceConfig:
     # "every": deliver every frame (files; reproducible). "latest": newest frame wins (live cameras).
     mode: str = _choice("auto", "every", "latest", default="auto")
     fps_cap: float = _range(0.0, 1000.0, default=0.0)  # 0 = uncapped
+    # Files and folders: replay paced at this rate, as a camera would deliver them; in "every" mode no frame
+    # is dropped and a job that falls behind shows it as frame age. 0 = "latest" at the file's own fps,
+    # "every" as fast as the job reads. Frame timestamps stay the file's clock (index / file fps).
+    replay_fps: float = _range(0.0, 1000.0, default=0.0)
+    loop: bool = False  # files and folders: start over after the last frame, for ever (tracks reset there)
     read_timeout_s: float = _range(0.1, 600.0, default=5.0)
     reconnect: bool = True
     motion_gate: bool = False

@@ -13,7 +13,9 @@ What is measured, and how:
 Frame age: a live source stamps frames with Unix time, so age = now - timestamp. A file replayed as a
 camera ("latest" mode, paced at its fps) stamps ``index / fps``; its clock is anchored at the freshest
 arrival seen (the smallest ``arrival - timestamp``), so a frame taken the moment it was released has
-age 0 at arrival. Times are seconds (``_s``) or milliseconds (``_ms``).
+age 0 at arrival. A file replayed at another rate (``source.replay_fps``) is passed in on its replay
+clock (the supervisor scales the timestamps by the source's ``clock_scale``), so in "every" mode a job
+that falls behind the replay shows its lag as age. Times are seconds (``_s``) or milliseconds (``_ms``).
 
 Example:
     >>> m = Metrics()

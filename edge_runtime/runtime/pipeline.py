@@ -152,6 +152,7 @@ class Pipeline:
         #: The last frame processed.
         self.last_frame: Optional[Frame] = None
         self._last = Detections.empty(with_track_id=tracker is not None)
+        self._cut_pending = False  # the source flagged a cut (Frame.cut) not yet applied to the tracks
         self._stop = threading.Event()
         self._paused = threading.Event()
         #: The latest counting events (bounded), for questions about "the last N minutes" without a database.
@@ -193,6 +194,8 @@ class Pipeline:
     def process(self, frame: Frame) -> FrameResult:
         """Run one frame through detector, tracker and counters (sinks are not called)."""
         t0 = time.perf_counter()
+        if frame.cut:  # applied at the next inferred frame (the motion gate may skip this one)
+            self._cut_pending = True
         inferred = self.motion_gate is None or self.motion_gate.update(frame.image).run
         pre = inf = post = track = count = 0.0
         events: List[CountEvent] = []
@@ -202,10 +205,17 @@ class Pipeline:
             pre, inf, post = dt.preprocess_ms, dt.inference_ms, dt.postprocess_ms
             if self.tracker is not None:
                 t1 = time.perf_counter()
-                if self.scene_cut is not None and self.scene_cut.update(frame.image):
+                scene_cut = self.scene_cut is not None and self.scene_cut.update(frame.image)
+                if scene_cut:
                     self.scene_cuts += 1
                     log.info("scene cut at frame %d (picture changed by %.0f grey levels): tracks reset",
                              frame.index, self.scene_cut.last_difference)
+                elif self._cut_pending:
+                    log.info("the source started over at frame %d: tracks reset", frame.index)
+                if scene_cut or self._cut_pending:
+                    # Crossings still waiting out return_s are reported on this frame (the store records
+                    # events with the frame they come out on).
+                    self._cut_pending = False
                     self.tracker.reset()
                     for counter in self.counters:
                         events.extend(counter.reset_tracks(frame.index, frame.timestamp_s))

@@ -213,6 +213,11 @@ class _ArrivalClock:
         self._source = source
         self.arrival_s = 0.0
 
+    @property
+    def clock_scale(self) -> float:
+        """Wall seconds per second of frame timestamps (a file replayed at another rate than its own)."""
+        return float(getattr(self._source, "clock_scale", 1.0))
+
     def __enter__(self) -> "_ArrivalClock":
         self._source.__enter__()
         return self
@@ -432,7 +437,8 @@ class Supervisor:
         pipe = self.pipeline
         try:
             for result in pipe:
-                self.metrics.frame_done(timestamp_s=result.frame.timestamp_s, arrival_s=self._clock.arrival_s,
+                self.metrics.frame_done(timestamp_s=result.frame.timestamp_s * self._clock.clock_scale,
+                                        arrival_s=self._clock.arrival_s,
                                         inference_ms=result.timings.inference_ms if result.inferred else 0.0)
                 if self._max_frames and pipe.summary.frames >= self._max_frames:
                     break

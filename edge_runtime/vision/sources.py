@@ -22,6 +22,7 @@ or deliver every frame (``mode="every"``, the default for files: reproducible te
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import logging
 import os
@@ -29,6 +30,8 @@ import re
 import stat
 import threading
 import time
+from collections import deque
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, List, Optional, Tuple, Union
 from urllib.parse import urlsplit, urlunsplit
@@ -69,26 +72,54 @@ def redact(url: str) -> str:
 
 
 # -- finite sources: files and folders -------------------------------------------------------------
-class _VideoReader:
-    """Frames of a video file, optionally paced at the file's fps (to replay it as a camera would)."""
+_MAX_PASSES_KEPT = 8  # loop starts remembered for marking cuts; a consumer is never this many passes behind
 
-    def __init__(self, path: Path, start_index: int, pace: bool, stop: threading.Event) -> None:
+
+@dataclass(frozen=True)
+class _Replay:
+    """How a file or folder is read: paced (at ``fps``, None = its own rate) or not, once or looped."""
+
+    pace: bool = False
+    fps: Optional[float] = None
+    loop: bool = False
+
+
+def _open_capture(path: Path) -> "object":
+    import cv2
+
+    cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened():
+        cap.release()
+        raise SourceError(f"{path}: not a video OpenCV can open (OpenCV {cv2.__version__})")
+    return cap
+
+
+class _VideoReader:
+    """Frames of a video file, optionally paced (to replay it as a camera would) and looped.
+
+    Indices and timestamps count on across loops: pass ``k`` of an ``n``-frame file delivers indices
+    ``k*n .. k*n + n - 1``; ``loop_starts`` holds the first index of the latest passes after the first.
+    """
+
+    def __init__(self, path: Path, start_index: int, replay: _Replay, stop: threading.Event) -> None:
         import cv2
 
         self.eof = False
         self.position: Optional[Tuple[int, float]] = None
-        self._cap = cv2.VideoCapture(str(path))
-        if not self._cap.isOpened():
-            self._cap.release()
-            raise SourceError(f"{path}: not a video OpenCV can open (OpenCV {cv2.__version__})")
+        self.loop_starts: "deque[int]" = deque(maxlen=_MAX_PASSES_KEPT)
+        self._cap = _open_capture(path)
         fps = float(self._cap.get(cv2.CAP_PROP_FPS))
         if not (0.0 < fps <= 1000.0):
             log.warning("%s: the file reports %r fps; timestamps assume %g fps", path, fps, _FALLBACK_FPS)
             fps = _FALLBACK_FPS
         self.fps = fps
         self.frame_count = max(0, int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT)))
-        self._path, self._pace, self._stop = path, pace, stop
-        self._next = 0
+        self._path, self._replay, self._stop = path, replay, stop
+        self._pace_fps = replay.fps or fps
+        # A looped file resumes inside its pass: index start_index is frame start_index % n of the file.
+        skip = start_index % self.frame_count if replay.loop and self.frame_count else start_index
+        self._next = start_index - skip  # global index of the file's frame 0 in the current pass
+        self._pass_start = self._next
         # grab() (demux + decode without the copy) is exact where CAP_PROP_POS_FRAMES seeks can land on
         # the nearest key frame; resuming must not skip or repeat frames.
         while self._next < start_index and self._cap.grab():
@@ -97,17 +128,24 @@ class _VideoReader:
 
     def read(self) -> Optional[np.ndarray]:
         ok, image = self._cap.read()
+        if (not ok or image is None) and self._replay.loop and self._next > self._pass_start:
+            # Start over from a fresh capture: exact, where seeking back can land on a key frame.
+            self._cap.release()
+            self._cap = _open_capture(self._path)
+            self._pass_start = self._next
+            self.loop_starts.append(self._next)
+            ok, image = self._cap.read()
         if not ok or image is None:
             self.eof = True
-            if 0 < self._next < self.frame_count - 1:
-                log.warning("%s: ended at frame %d; the header promised %d", self._path, self._next,
-                            self.frame_count)
+            if 0 < self._next - self._pass_start < self.frame_count - 1:
+                log.warning("%s: ended at frame %d; the header promised %d", self._path,
+                            self._next - self._pass_start, self.frame_count)
             return None
         index = self._next
         self._next += 1
         self.position = (index, index / self.fps)
-        if self._pace:
-            self._t0 = _pace_to(index, self.fps, self._t0, self._stop)
+        if self._replay.pace:
+            self._t0 = _pace_to(index, self._pace_fps, self._t0, self._stop)
         return image
 
     def release(self) -> None:
@@ -126,31 +164,36 @@ def _pace_to(index: int, fps: float, t0: Optional[float], stop: threading.Event)
 
 
 class _FolderReader:
-    """Image files in natural order (img2 before img10), as frames at a nominal fps."""
+    """Image files in natural order (img2 before img10), as frames at a nominal fps; looped like a video."""
 
-    def __init__(self, files: List[Path], fps: float, start_index: int, pace: bool,
+    def __init__(self, files: List[Path], fps: float, start_index: int, replay: _Replay,
                  stop: threading.Event) -> None:
         self.eof = False
         self.position: Optional[Tuple[int, float]] = None
+        self.loop_starts: "deque[int]" = deque(maxlen=_MAX_PASSES_KEPT)
         self.fps, self.frame_count = fps, len(files)
-        self._files, self._pace, self._stop = files, pace, stop
+        self._files, self._replay, self._stop = files, replay, stop
+        self._pace_fps = replay.fps or fps
         self._next = start_index
         self._t0: Optional[float] = None
 
     def read(self) -> Optional[np.ndarray]:
         import cv2
 
-        if self._next >= len(self._files):
+        n = len(self._files)
+        if self._next >= n and not self._replay.loop:
             self.eof = True
             return None
-        index, path = self._next, self._files[self._next]
+        index, path = self._next, self._files[self._next % n]
+        if index >= n and index % n == 0:
+            self.loop_starts.append(index)
         self._next += 1
         image = cv2.imread(str(path), cv2.IMREAD_COLOR)  # grey and 16-bit files come back as 8-bit BGR
         if image is None:
-            raise SourceError(f"{path}: not an image OpenCV can decode (frame {index} of {self.frame_count})")
+            raise SourceError(f"{path}: not an image OpenCV can decode (frame {index % n} of {self.frame_count})")
         self.position = (index, index / self.fps)
-        if self._pace:
-            self._t0 = _pace_to(index, self.fps, self._t0, self._stop)
+        if self._replay.pace:
+            self._t0 = _pace_to(index, self._pace_fps, self._t0, self._stop)
         return image
 
     def release(self) -> None:
@@ -164,16 +207,32 @@ def _natural_key(path: Path) -> list:
 class _FiniteSource(FrameSource):
     """A file or folder: "every" reads in the caller's thread; "latest" replays through a grabber."""
 
-    def __init__(self, spec: str, *, mode: str, fps_cap: Optional[float], start_index: int) -> None:
+    def __init__(self, spec: str, *, mode: str, fps_cap: Optional[float], start_index: int,
+                 replay_fps: Optional[float] = None, loop: bool = False) -> None:
         super().__init__(spec, mode=mode, fps_cap=fps_cap)
         if isinstance(start_index, bool) or not isinstance(start_index, int) or start_index < 0:
             raise InputError(f"source {spec!r}: start_index must be an integer >= 0, got {start_index!r}")
+        if replay_fps is not None and not (0.0 < replay_fps <= 1000.0):
+            raise InputError(f"source {spec!r}: replay_fps must be in (0, 1000] or None, got {replay_fps!r}")
+        if not isinstance(loop, bool):
+            raise InputError(f"source {spec!r}: loop must be true or false, got {loop!r}")
         self.start_index = start_index
+        self.replay_fps = replay_fps
+        self.loop = loop
         self._reader: Optional[Reader] = None
         self._live: Optional[LiveSource] = None
+        self._last_index = start_index - 1
 
-    def _make_reader(self, pace: bool) -> Reader:
+    def _make_reader(self, replay: _Replay) -> Reader:
         raise NotImplementedError
+
+    @property
+    def clock_scale(self) -> float:
+        """Wall seconds per second of frame timestamps: ``fps / replay_fps`` when replayed at another
+        rate than the file's own (a paced "every" or a "latest" replay), else 1."""
+        fps = self.fps
+        paced = self.mode == "latest" or self.replay_fps is not None
+        return fps / self.replay_fps if paced and fps and self.replay_fps else 1.0
 
     @property
     def fps(self) -> Optional[float]:
@@ -188,15 +247,16 @@ class _FiniteSource(FrameSource):
         return getattr(r, "frame_count", None)
 
     def _open(self) -> None:
+        self._last_index = self.start_index - 1
         if self.mode == "every":
-            self._reader = self._make_reader(pace=False)
+            self._reader = self._make_reader(_Replay(self.replay_fps is not None, self.replay_fps, self.loop))
             return
         readers: List[Reader] = []
 
         def connect() -> Reader:
             if readers:  # a finite source never reconnects; this guards the invariant
                 raise SourceError(f"{self.spec}: a file is opened once")
-            readers.append(self._make_reader(pace=True))
+            readers.append(self._make_reader(_Replay(True, self.replay_fps, self.loop)))
             return readers[-1]
 
         # Local files don't stall the way networks do; skipping to start_index can take a while.
@@ -222,7 +282,7 @@ class _FiniteSource(FrameSource):
         if self._live is not None:
             frame = self._live._take(timeout_s)
             self._ended = self._live._ended and frame is None
-            return frame
+            return self._mark_cut(frame)
         assert self._reader is not None  # set by _open; read() refuses to run before open()
         image = self._reader.read()
         if image is None:
@@ -231,7 +291,18 @@ class _FiniteSource(FrameSource):
         index, ts = self._reader.position  # type: ignore[misc]
         with self._stats_lock:
             self.stats.grabbed += 1
-        return Frame(image=as_bgr(image), index=index, timestamp_s=ts)
+        return self._mark_cut(Frame(image=as_bgr(image), index=index, timestamp_s=ts))
+
+    def _mark_cut(self, frame: Optional[Frame]) -> Optional[Frame]:
+        """Flag the first frame delivered at or after a loop's start (in "latest" mode that frame itself
+        may have been dropped)."""
+        if frame is None:
+            return None
+        last, self._last_index = self._last_index, frame.index
+        starts = getattr(self._reader, "loop_starts", ())
+        if any(last < s <= frame.index for s in list(starts)):
+            return dataclasses.replace(frame, cut=True)
+        return frame
 
 
 class VideoFileSource(_FiniteSource):
@@ -243,20 +314,29 @@ class VideoFileSource(_FiniteSource):
             file's fps by a grabber thread; frames the consumer is too slow for are dropped and counted).
         fps_cap: at most this many deliveries per second.
         start_index: first frame to deliver (resume after a restart); earlier frames are skipped exactly.
+        replay_fps: pace the replay at this many frames per second (None: "latest" at the file's fps,
+            "every" unpaced). In "every" mode frame ``i`` is delivered no earlier than ``i / replay_fps``
+            seconds after the first, like a camera that never drops: a consumer that falls behind gets
+            the late frames at once, and its lag shows as frame age. Timestamps stay ``index / fps``.
+        loop: start over at the first frame after the last, for ever; indices and timestamps count on
+            (pass ``k`` of an ``n``-frame file has indices ``k*n ..``) and the first frame of each new
+            pass is delivered with ``cut=True``. A resumed ``start_index`` is taken modulo ``n``.
 
     Raises:
         SourceError: on open(), if the file is missing or not a video.
     """
 
     def __init__(self, path: Union[str, "os.PathLike[str]"], *, mode: str = "every",
-                 fps_cap: Optional[float] = None, start_index: int = 0) -> None:
-        super().__init__(str(path), mode=mode, fps_cap=fps_cap, start_index=start_index)
+                 fps_cap: Optional[float] = None, start_index: int = 0, replay_fps: Optional[float] = None,
+                 loop: bool = False) -> None:
+        super().__init__(str(path), mode=mode, fps_cap=fps_cap, start_index=start_index, replay_fps=replay_fps,
+                         loop=loop)
         self.path = Path(path)
 
-    def _make_reader(self, pace: bool) -> Reader:
+    def _make_reader(self, replay: _Replay) -> Reader:
         if not self.path.is_file():
             raise SourceError(f"{self.spec}: no such video file")
-        return _VideoReader(self.path, self.start_index, pace, self._closed)
+        return _VideoReader(self.path, self.start_index, replay, self._closed)
 
 
 class ImageFolderSource(_FiniteSource):
@@ -266,7 +346,7 @@ class ImageFolderSource(_FiniteSource):
         path: a folder (its files with an extension in ``IMAGE_EXTENSIONS``; subfolders are ignored)
             or a single image file.
         fps: nominal rate that sets ``timestamp_s = index / fps`` and the pace of "latest" mode.
-        mode, fps_cap, start_index: as for :class:`VideoFileSource`.
+        mode, fps_cap, start_index, replay_fps, loop: as for :class:`VideoFileSource`.
 
     Raises:
         SourceError: on open(), if the folder holds no images; while reading, naming a file that does
@@ -274,14 +354,16 @@ class ImageFolderSource(_FiniteSource):
     """
 
     def __init__(self, path: Union[str, "os.PathLike[str]"], *, fps: float = 1.0, mode: str = "every",
-                 fps_cap: Optional[float] = None, start_index: int = 0) -> None:
-        super().__init__(str(path), mode=mode, fps_cap=fps_cap, start_index=start_index)
+                 fps_cap: Optional[float] = None, start_index: int = 0, replay_fps: Optional[float] = None,
+                 loop: bool = False) -> None:
+        super().__init__(str(path), mode=mode, fps_cap=fps_cap, start_index=start_index, replay_fps=replay_fps,
+                         loop=loop)
         if not (fps > 0 and np.isfinite(fps)):
             raise InputError(f"source {str(path)!r}: fps must be a positive number, got {fps!r}")
         self.path = Path(path)
         self.nominal_fps = float(fps)
 
-    def _make_reader(self, pace: bool) -> Reader:
+    def _make_reader(self, replay: _Replay) -> Reader:
         if self.path.is_file():
             files = [self.path]
         elif self.path.is_dir():
@@ -291,7 +373,7 @@ class ImageFolderSource(_FiniteSource):
             raise SourceError(f"{self.spec}: no such folder or image file")
         if not files:
             raise SourceError(f"{self.spec}: the folder holds no image files ({', '.join(IMAGE_EXTENSIONS)})")
-        return _FolderReader(files, self.nominal_fps, self.start_index, pace, self._closed)
+        return _FolderReader(files, self.nominal_fps, self.start_index, replay, self._closed)
 
 
 # -- live sources ----------------------------------------------------------------------------------
@@ -417,7 +499,8 @@ def _resolve(spec: SpecLike) -> Tuple[str, Union[str, int, Path]]:
 
 def open_source(spec: SpecLike, *, mode: str = "auto", fps_cap: Optional[float] = None,
                 reconnect: Union[bool, ReconnectPolicy] = True, read_timeout_s: float = 5.0,
-                open_timeout_s: Optional[float] = None, start_index: int = 0) -> FrameSource:
+                open_timeout_s: Optional[float] = None, start_index: int = 0, replay_fps: Optional[float] = None,
+                loop: bool = False) -> FrameSource:
     """Make the source a spec names; nothing is opened until ``open()`` / ``with``.
 
     Args:
@@ -433,6 +516,8 @@ def open_source(spec: SpecLike, *, mode: str = "auto", fps_cap: Optional[float] 
         open_timeout_s: live sources only: limit for one connection attempt (default: the larger of
             read_timeout_s and 5 s, room for an RTSP handshake).
         start_index: files and folders only: first frame to deliver (resume after a restart).
+        replay_fps, loop: files and folders only: replay paced at this rate, and start over at the end
+            (see :class:`VideoFileSource`).
 
     Returns:
         A :class:`FrameSource` (iterate it for :class:`Frame` records; ``.stats`` holds the counters).
@@ -450,14 +535,16 @@ def open_source(spec: SpecLike, *, mode: str = "auto", fps_cap: Optional[float] 
     if kind in ("video", "folder"):
         m = "every" if mode == "auto" else mode
         if kind == "video":
-            return VideoFileSource(target, mode=m, fps_cap=fps_cap, start_index=start_index)
-        return ImageFolderSource(target, mode=m, fps_cap=fps_cap, start_index=start_index)
+            return VideoFileSource(target, mode=m, fps_cap=fps_cap, start_index=start_index, replay_fps=replay_fps,
+                                   loop=loop)
+        return ImageFolderSource(target, mode=m, fps_cap=fps_cap, start_index=start_index, replay_fps=replay_fps,
+                                 loop=loop)
     shown = {"stream": redact(str(target)), "picamera2": f"picamera2:{target}"}.get(kind, str(target))
     if mode == "every":
         raise InputError(f"open_source({shown!r}): mode='every' needs a file or folder; a live source can't "
                          f"be paused, so it runs latest-frame-wins (mode='latest' or 'auto')")
-    if start_index:
-        raise InputError(f"open_source({shown!r}): start_index applies to files and folders only")
+    if start_index or replay_fps is not None or loop:
+        raise InputError(f"open_source({shown!r}): start_index, replay_fps and loop apply to files and folders only")
     if isinstance(reconnect, bool):
         policy = ReconnectPolicy(enabled=reconnect)
     elif isinstance(reconnect, ReconnectPolicy):

@@ -58,6 +58,8 @@ class Frame:
         skipped: source frames not delivered between the previous delivered frame and this one
             (latest-frame-wins drops and fps-cap drops).
         gap: set on the first frame after an outage: how long the source delivered nothing and why.
+        cut: the picture does not continue the previous delivered frame (a looped file started over):
+            tracks must not be carried across it.
     """
 
     image: np.ndarray
@@ -65,6 +67,7 @@ class Frame:
     timestamp_s: float
     skipped: int = 0
     gap: Optional[Gap] = None
+    cut: bool = False
 
 
 @dataclass
