@@ -337,3 +337,56 @@ def test_non_streaming_disconnect_cancels_generation(make_server):
     wait_for(lambda: server.counters["cancelled"] == 1)
     assert server.last_stats.finish_reason.value == "cancelled"
     assert server.last_stats.completion_tokens < 256
+
+
+class _SlowMetrics:
+    """Hooks whose metrics take long enough that concurrent scrapes overlap in the offload pool."""
+
+    def __init__(self):
+        self.running = 0
+        self.peak = 0
+        self._lock = threading.Lock()
+
+    def metrics_text(self):
+        with self._lock:
+            self.running += 1
+            self.peak = max(self.peak, self.running)
+        time.sleep(0.3)
+        with self._lock:
+            self.running -= 1
+        return "edge_test 1\n"
+
+
+def test_thread_count_is_fixed_from_start_up(chat):
+    """Overlapping requests hours into a run must not add threads: the offload pool starts all its
+    workers with the server, so a soak that watches the thread count sees no growth."""
+    hooks = _SlowMetrics()
+    server = ChatServer(chat, ServerConfig(port=0), hooks=hooks)
+    _, port = server.start()
+    try:
+        raw(port, "GET", "/health", token=None)
+        before = {t.name for t in threading.enumerate()}
+        assert sum(name.startswith("edge-offload") for name in before) == 4
+        results = []
+        scrapes = [threading.Thread(target=lambda: results.append(raw_text(port, "/metrics"))) for _ in range(8)]
+        for t in scrapes:
+            t.start()
+        for t in scrapes:
+            t.join(timeout=30)
+        assert results == [(200, "edge_test 1\n")] * 8
+        assert hooks.peak == 4  # the scrapes did overlap, up to the pool's size
+        after = {t.name for t in threading.enumerate()}
+        assert after == before
+    finally:
+        server.stop()
+    assert not any(t.name.startswith("edge-offload") and t.is_alive() for t in threading.enumerate())
+
+
+def raw_text(port, path):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        return resp.status, resp.read().decode()
+    finally:
+        conn.close()

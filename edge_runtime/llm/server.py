@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import concurrent.futures
 import contextlib
 import hmac
 import ipaddress
@@ -544,12 +545,16 @@ class ChatServer:
 
         @contextlib.asynccontextmanager
         async def lifespan(app: Any) -> AsyncIterator[None]:
+            loop = asyncio.get_running_loop()
+            offload = _fixed_pool(OFFLOAD_THREADS)
+            loop.set_default_executor(offload)
             server._start_worker()
             try:
                 yield
             finally:
                 server._cancel_all()
-                await asyncio.get_running_loop().run_in_executor(None, server._stop_worker)
+                await loop.run_in_executor(None, server._stop_worker)
+                offload.shutdown(wait=True)
 
         async def metrics(request: Any) -> Any:
             text = await asyncio.get_running_loop().run_in_executor(None, server.hooks.metrics_text)
@@ -670,6 +675,26 @@ class ChatServer:
         self._uvicorn.should_exit = True
         self._thread.join()
         self._thread = None
+
+
+#: Threads that run the blocking parts of requests (prompt preparation, tools, database reads, JPEG
+#: encoding) off the event loop. All are started with the server, so its thread count is constant.
+OFFLOAD_THREADS = 4
+
+
+def _fixed_pool(n_threads: int) -> concurrent.futures.ThreadPoolExecutor:
+    """A thread pool with all ``n_threads`` workers started now.
+
+    ``ThreadPoolExecutor`` starts a worker only when a task finds none idle, so a pool used by a long-running
+    server grows whenever requests first overlap, hours into a run. Starting them all up front keeps the
+    process's thread count fixed from start-up, which is what a soak watches for leaks.
+    """
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=n_threads, thread_name_prefix="edge-offload")
+    gate = threading.Barrier(n_threads)
+    # Each task waits until all n are running at once, which forces the pool to start n workers.
+    futures = [pool.submit(gate.wait, 10.0) for _ in range(n_threads)]
+    concurrent.futures.wait(futures)
+    return pool
 
 
 class _EventStream:
