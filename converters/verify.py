@@ -21,6 +21,7 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence, Union
 import numpy as np
 
 from edge_runtime.errors import BackendUnavailableError, EdgeRuntimeError, InputError, ModelFormatError
+from edge_runtime.vision.onnx_check import check_onnx_file
 
 from ._io import progress
 
@@ -223,6 +224,7 @@ def open_session(model: Union[str, Path, bytes], *, threads: int = 1, optimize: 
         path = Path(model)
         if not path.is_file():
             raise ModelFormatError(f"{where}: no such model file; check the path")
+        check_onnx_file(path)  # before onnxruntime: no read outside the model's folder, a known opset
         model = str(path)
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads

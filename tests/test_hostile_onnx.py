@@ -1,6 +1,7 @@
 """The hostile-ONNX corpus (tests/fuzz/hostile_onnx/, written by tests/fuzz/make_hostile_onnx.py): every file
 makes Detector raise ModelFormatError with the manifest's message, in a child process that must not crash
-or hang; external data outside the model's folder is refused before anything reads it. About 10 s.
+or hang; the face detector and the converters' session opener refuse what the file check refuses; external
+data outside the model's folder is refused before anything reads it. About 15 s.
 """
 
 from __future__ import annotations
@@ -27,10 +28,18 @@ MANIFEST = json.loads((CORPUS / "MANIFEST.json").read_text())
 # the whole test instead of killing pytest; per case it prints the error type and message as JSON.
 _CHILD = r"""
 import json, sys
-from edge_runtime.vision.detector import Detector
-for path in sys.argv[1:]:
+loader = sys.argv[1]
+if loader == "detector":
+    from edge_runtime.vision.detector import Detector as load
+elif loader == "faces":
+    from edge_runtime.vision.faces import FaceDetector
+    def load(path, threads):
+        return FaceDetector(path, path, path, threads=threads)
+else:
+    from converters.verify import open_session as load
+for path in sys.argv[2:]:
     try:
-        Detector(path, threads=1)
+        load(path, threads=1)
         out = ("loaded", "")
     except Exception as exc:
         out = (type(exc).__module__ + "." + type(exc).__qualname__, str(exc))
@@ -39,18 +48,28 @@ for path in sys.argv[1:]:
 
 
 @pytest.fixture(scope="module")
-def outcomes(tmp_path_factory) -> dict:
+def corpus(tmp_path_factory) -> Path:
     # Copied into models/ under an outer folder holding secret.bin, so "../secret.bin" would exist.
     root = tmp_path_factory.mktemp("hostile")
     models = root / "a" / "models"
     shutil.copytree(CORPUS, models)
     (root / "a" / "secret.bin").write_bytes(np.arange(504, dtype=np.float32).tobytes())
+    return models
+
+
+def _load_all(corpus: Path, loader: str) -> dict:
     names = sorted(MANIFEST)
-    done = subprocess.run([sys.executable, "-c", _CHILD, *(str(models / n) for n in names)], capture_output=True,
-                          text=True, timeout=300)
-    assert done.returncode == 0, f"the loader crashed (exit {done.returncode}):\n{done.stderr[-3000:]}"
+    done = subprocess.run([sys.executable, "-c", _CHILD, loader, *(str(corpus / n) for n in names)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, f"the {loader} loader crashed (exit {done.returncode}):\n{done.stderr[-3000:]}"
     rows = [json.loads(line) for line in done.stdout.splitlines()]
+    assert len(rows) == len(names), f"the {loader} loader stopped early:\n{done.stderr[-3000:]}"
     return {Path(path).name: (kind, message) for path, kind, message in rows}
+
+
+@pytest.fixture(scope="module")
+def outcomes(corpus) -> dict:
+    return _load_all(corpus, "detector")
 
 
 def test_the_corpus_is_what_the_script_writes():
@@ -65,6 +84,29 @@ def test_hostile_model_is_refused(outcomes, name):
     assert kind == "edge_runtime.errors.ModelFormatError", (name, kind, message)
     assert name in message  # names the file
     assert re.search(MANIFEST[name]["match"], message), (name, message)
+
+
+@pytest.mark.parametrize("loader", ["faces", "session"])
+def test_other_onnx_loaders_refuse_the_corpus(corpus, loader):
+    """The face detector and the converters' session opener (which loads the exported LLM and the models
+    being verified) run the same file check first: every file the check refuses is refused with its
+    message, nothing crashes; the face detector refuses the rest too (no corpus model is MTCNN). The
+    generic opener may load a well-formed model that only a detector would refuse."""
+    got = _load_all(corpus, loader)
+    for name in sorted(MANIFEST):
+        kind, message = got[name]
+        try:
+            check_onnx_file(corpus / name)
+            refused_by_check = None
+        except ModelFormatError as exc:
+            refused_by_check = str(exc)
+        if refused_by_check is not None:
+            assert (kind, message.endswith(refused_by_check) or refused_by_check in message) == \
+                ("edge_runtime.errors.ModelFormatError", True), (loader, name, kind, message, refused_by_check)
+        elif loader == "faces":
+            assert kind == "edge_runtime.errors.ModelFormatError", (name, kind, message)
+        else:
+            assert kind in ("loaded", "edge_runtime.errors.ModelFormatError"), (name, kind, message)
 
 
 def _external_model(folder: Path, location: str) -> Path:

@@ -27,6 +27,7 @@ import numpy as np
 
 from ..errors import InputError, ModelFormatError
 from .detections import Detections
+from .onnx_check import check_onnx_file
 
 __all__ = ["Faces", "FaceDetector", "crop_patches"]
 
@@ -51,6 +52,7 @@ def _session(path: PathLike, threads: int):
     path = Path(path)
     if not path.is_file():
         raise ModelFormatError(f"FaceDetector: model {str(path)!r} not found; run `edge-runtime convert mtcnn`")
+    check_onnx_file(path)  # before onnxruntime: no read outside the model's folder, a known opset
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
