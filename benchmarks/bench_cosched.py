@@ -24,13 +24,19 @@ between completed frames is <= 1 / target.
 
 Writes benchmarks/results/cosched.json and cosched.png (fps and tokens/s over time, every run).
 
+Limits (``benchmarks/cpu_limits.py``): ``--cpus N`` pins the process to N CPUs; ``--cpu-quota 1.5`` runs it in
+a new cgroup with 1.5 cores of bandwidth (root). The result then records ``auto``: whether ``auto`` met both
+targets wherever ``fair`` or ``detection-first`` did.
+
 Run: ``python -m benchmarks.bench_cosched [--seconds 40] [--rounds 3] [--policies auto,detection-first,fair] [--model M.onnx
---name cosched-int8]`` (``--model``: another detector, e.g. the int8 model ``bench_int8`` converts).
+--name cosched-int8] [--cpus 1] [--cpu-quota 1.5]`` (``--model``: another detector, e.g. the int8 model ``bench_int8``
+converts).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import statistics
@@ -39,13 +45,14 @@ import time
 import urllib.request
 from typing import Any, Dict, List, Optional, Tuple
 
+from benchmarks.cpu_limits import limit_cpus, quota_group
 from benchmarks.harness import RESULTS_DIR, machine_info, percentile, write_result
 from edge_runtime.assets import ensure
 from edge_runtime.llm.chat import Chat
 from edge_runtime.runtime.config import config_from_dict
 from edge_runtime.runtime.metrics import Metrics
 from edge_runtime.runtime.pipeline import Pipeline
-from edge_runtime.runtime.scheduler import usable_cpus
+from edge_runtime.runtime.cpus import available_cores
 from edge_runtime.runtime.supervisor import Supervisor
 from edge_runtime.vision.counting import LineCounter
 from edge_runtime.vision.detector import Detector
@@ -215,6 +222,7 @@ def run_managed(seconds: float, policy: str, target_fps: float, cores: int) -> T
     stop.set()
     t.join()
     info = {"budget": sup.scheduler.describe(), "yields": sup.scheduler.stats["yields"],
+            "policy_choice": getattr(sup, "policy_choice", None),
             "cpu_percent": sup.metrics_snapshot()["cpu_percent"]}
     sup.shutdown()
     sup.chat.close()
@@ -266,10 +274,39 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument("--rounds", type=int, default=3, help="each run this many times, interleaved")
     parser.add_argument("--target-fps", type=float, default=None, help="detection target (default: from solo)")
     parser.add_argument("--model", default="builtin:yolov8s-person", help="detector: builtin:NAME or an .onnx path")
-    parser.add_argument("--name", default="cosched", help="result name under benchmarks/results (.json, .png)")
+    parser.add_argument("--name", default=None,
+                        help="result name under benchmarks/results (.json, .png; default cosched, with the limits)")
+    parser.add_argument("--cpus", type=int, default=None, help="run on this process's first N CPUs (affinity)")
+    parser.add_argument("--cpu-quota", type=float, default=None,
+                        help="run inside a new cgroup with this CPU bandwidth in cores, e.g. 1.5 (needs root)")
     args = parser.parse_args(argv)
     MODEL = args.model
-    cores = len(usable_cpus())
+    if args.name is None:
+        args.name = "cosched" + (f"-cpus{args.cpus}" if args.cpus else "") + (
+            f"-quota{args.cpu_quota:g}" if args.cpu_quota else "")
+    with contextlib.ExitStack() as limits:
+        if args.cpus:
+            print(f"pinned to CPUs {limit_cpus(args.cpus)}")
+        if args.cpu_quota:
+            print(f"in cgroup {limits.enter_context(quota_group(args.cpu_quota))} ({args.cpu_quota:g} cores)")
+        _run(args)
+
+
+def _auto_verdict(results: Dict[str, Any]) -> Dict[str, Any]:
+    """Whether ``auto`` met both targets wherever ``fair`` or ``detection-first`` did (median rounds)."""
+    auto = results.get("managed-auto")
+    others = {p: results[f"managed-{p}"]["meets_both"] for p in ("fair", "detection-first")
+              if f"managed-{p}" in results}
+    if auto is None or not others:
+        return {}
+    possible = any(others.values())
+    return {"auto_chose": (auto.get("policy_choice") or {}).get("policy"), "meets_both_possible": possible,
+            "auto_meets_both": auto["meets_both"], "policies_meeting_both": sorted(p for p, ok in others.items() if ok),
+            "auto_ok": auto["meets_both"] or not possible}
+
+
+def _run(args: argparse.Namespace) -> None:
+    cores = available_cores()
 
     solo_det = run_solo_detection(min(args.seconds, 20.0), cores)
     d_s = solo_det.summary(None)["inference_ms_p50"] / 1e3
@@ -323,7 +360,7 @@ def main(argv: Optional[List[str]] = None) -> None:
         "model": str(MODEL), "cores": cores, "target_fps": target, "solo_frame_s": solo_frame_s, "solo_inference_s": d_s,
         "solo_tokens_per_s": solo_tps, "solo_chat_threads": chat_threads, "seconds_per_run": args.seconds,
         "rounds": args.rounds, "max_tokens": MAX_TOKENS,
-        "runs": results,
+        "runs": results, "limits": {"cpus": args.cpus, "cpu_quota": args.cpu_quota}, "auto": _auto_verdict(results),
         "series": {name: {"frames_s": [round(f, 3) for f in t.frames], "generations": t.gens}
                    for name, t in traces.items()},
         "load_average_at_end": list(__import__("os").getloadavg()),

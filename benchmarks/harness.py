@@ -19,6 +19,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
+from edge_runtime.runtime.cpus import cpu_quota
+
 __all__ = ["compare", "time_calls", "write_result", "machine_info", "percentile", "RESULTS_DIR"]
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -63,11 +65,7 @@ def _cpu_budget() -> Dict[str, Any]:
     budget: Dict[str, Any] = {"logical_cpus": os.cpu_count()}
     if hasattr(os, "sched_getaffinity"):
         budget["affinity_cpus"] = len(os.sched_getaffinity(0))
-    try:  # cgroup v2 quota, e.g. "200000 100000" = 2 CPUs
-        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()
-        budget["cgroup_cpu_quota"] = None if quota == "max" else int(quota) / int(period)
-    except (OSError, ValueError):
-        budget["cgroup_cpu_quota"] = None
+    budget["cgroup_cpu_quota"] = cpu_quota()  # cores, v1 or v2, this process's cgroup and its ancestors
     return budget
 
 

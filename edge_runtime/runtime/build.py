@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from dataclasses import asdict
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple, Union
@@ -24,24 +23,13 @@ from ..vision.scene import SceneCutDetector
 from ..vision.sources import open_source
 from ..vision.tracking import ByteTracker
 from .config import Config, LineConfig, ZoneConfig
+from .cpus import available_cores
 from .pipeline import Counter, Pipeline, Sink
 from .sinks import ConsoleSink, JsonlSink, StoreSink, VideoSink
 
-__all__ = ["build_pipeline", "available_cores", "config_hash", "make_counter", "make_counters", "seed_totals"]
+__all__ = ["build_pipeline", "config_hash", "make_counter", "make_counters", "seed_totals"]
 
 log = logging.getLogger(__name__)
-
-
-def available_cores() -> int:
-    """CPUs this process may use: affinity mask, capped by a cgroup v2 CPU quota (containers)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    try:
-        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()
-        if quota != "max":
-            cores = min(cores, max(1, int(int(quota) / int(period))))
-    except (OSError, ValueError):
-        pass
-    return max(1, cores)
 
 
 def config_hash(config: Config) -> str:

@@ -229,7 +229,7 @@ def _detector_sessions(config: "Config") -> int:
     pipeline's, freed before the others are made)."""
     if not config.chat.enabled:
         return 1
-    from .build import available_cores
+    from .cpus import available_cores
     from .scheduler import Scheduler
 
     cores = config.budget.cores or available_cores()

@@ -5,12 +5,13 @@ their default thread counts: both size their thread pools to the whole machine, 
 spin at a barrier after every matrix product, and the two pools then fight over the same cores (and the
 same memory bus). The :class:`Scheduler` owns the budget and makes the choice explicit.
 
-Budget: ``cores`` from the config, else :func:`~edge_runtime.runtime.build.available_cores` (affinity
-mask and cgroup v2 quota). The cores actually used are the first ``cores`` CPUs of this process's
+Budget: ``cores`` from the config, else :func:`~edge_runtime.runtime.cpus.available_cores` (affinity
+mask and cgroup quota, v1 or v2). The cores actually used are the first ``cores`` CPUs of this process's
 affinity mask.
 
 ``budget.policy = "auto"`` (the default) picks ``fair`` or ``detection-first`` at start-up by measuring
-the detector on ``fair``'s share of the cores (:func:`choose_policy`).
+the detector on ``fair``'s share of the cores, scaled down by a cgroup CPU quota smaller than the budget
+(:func:`choose_policy`).
 
 Two states: **chat idle** (detection may use every core, free-running) and **chat active** (a generation
 is running). While chat is active the policy decides:
@@ -61,7 +62,7 @@ from typing import Dict, Iterator, Optional, Tuple
 from ..errors import ConfigError
 
 __all__ = ["PACE_HEADROOM", "Policy", "Split", "Scheduler", "usable_cpus", "pin_thread", "choose_policy",
-           "fair_detector_threads"]
+           "fair_detector_threads", "fair_share_fps"]
 
 log = logging.getLogger(__name__)
 
@@ -83,21 +84,34 @@ def fair_detector_threads(cores: int) -> int:
     return cores - cores // 2
 
 
-def choose_policy(cores: int, target_fps: float, share_fps: float) -> Policy:
+def fair_share_fps(cores: int, share_fps: float, quota_cores: Optional[float] = None) -> float:
+    """The detector's rate under ``fair`` while chat runs, from its rate measured alone on its share.
+
+    Under a cgroup CPU quota smaller than ``cores`` the kernel throttles the whole process once the quota
+    is used up in a period, and ``fair`` keeps all ``cores`` threads busy, so each side gets
+    ``quota_cores / cores`` of the time it had alone (the measurement alone, on fewer threads than the
+    quota, was not throttled)."""
+    if quota_cores is not None and 0 < quota_cores < cores:
+        return share_fps * quota_cores / cores
+    return share_fps
+
+
+def choose_policy(cores: int, target_fps: float, share_fps: float, quota_cores: Optional[float] = None) -> Policy:
     """The policy ``budget.policy = "auto"`` picks, from a measurement made at start-up.
 
     ``fair`` gives chat cores of its own, so it keeps chat near its solo speed; it is chosen when the
     detector, on the share of cores ``fair`` leaves it, still runs at the target with the pacing headroom
-    (``share_fps >= target_fps * PACE_HEADROOM``). Otherwise only time slicing can hold the target:
-    ``detection-first`` (also the only choice on one core).
+    (``fair_share_fps(...) >= target_fps * PACE_HEADROOM``). Otherwise only time slicing can hold the
+    target: ``detection-first`` (also the only choice on one core).
 
     Args:
         cores: the budget.
         target_fps: the detection target while chat is active.
-        share_fps: measured frames/s of the detector on :func:`fair_detector_threads` threads (a slow
-            percentile, not the mean: the target holds at p95).
+        share_fps: measured frames/s of the detector alone on :func:`fair_detector_threads` threads (a
+            slow percentile, not the mean: the target holds at p95).
+        quota_cores: the cgroup CPU quota in cores (:func:`~edge_runtime.runtime.cpus.cpu_quota`), if any.
     """
-    if cores < 2 or not share_fps >= target_fps * PACE_HEADROOM:
+    if cores < 2 or not fair_share_fps(cores, share_fps, quota_cores) >= target_fps * PACE_HEADROOM:
         return Policy.DETECTION_FIRST
     return Policy.FAIR
 
@@ -174,7 +188,7 @@ class Scheduler:
         if not min_fps > 0 and not max_frame_age_s > 0:
             raise ConfigError(f"budget: min_fps or max_frame_age_s must be > 0, got {min_fps} and {max_frame_age_s}")
         if cores == 0:
-            from .build import available_cores
+            from .cpus import available_cores
 
             cores = available_cores()
         cpus = usable_cpus()

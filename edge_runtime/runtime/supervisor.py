@@ -387,9 +387,11 @@ class Supervisor:
         """Resolve ``budget.policy = "auto"``: time the detector on fair's share of the cores."""
         import numpy as np
 
-        from .scheduler import choose_policy, fair_detector_threads
+        from .cpus import cpu_quota
+        from .scheduler import choose_policy, fair_detector_threads, fair_share_fps
 
         cores = self.scheduler.cores
+        quota = cpu_quota()
         threads = fair_detector_threads(cores)
         share_fps = 0.0
         if cores >= 2:
@@ -403,11 +405,15 @@ class Supervisor:
                     times.append(time.perf_counter() - t0)
             times.sort()
             share_fps = 1.0 / times[min(len(times) - 1, int(0.9 * len(times)))]  # the slow end (p90)
-        policy = choose_policy(cores, self.scheduler.target_fps, share_fps)
+        policy = choose_policy(cores, self.scheduler.target_fps, share_fps, quota)
+        expected = fair_share_fps(cores, share_fps, quota)
         self.policy_choice = {"policy": policy.value, "cores": cores, "detector_threads": threads,
-                              "detector_fps_p90": share_fps, "target_fps": self.scheduler.target_fps}
-        log.info("budget.policy auto -> %s (detector on %d of %d cores: %.2f fps at p90, target %.2f)",
-                 policy.value, threads, cores, share_fps, self.scheduler.target_fps)
+                              "detector_fps_p90": share_fps, "cpu_quota": quota, "fair_detector_fps": expected,
+                              "target_fps": self.scheduler.target_fps}
+        log.info("budget.policy auto -> %s (detector on %d of %d cores: %.2f fps at p90%s, target %.2f)",
+                 policy.value, threads, cores, share_fps,
+                 f", {expected:.2f} under the {quota:g}-core quota" if expected != share_fps else "",
+                 self.scheduler.target_fps)
         self.scheduler = Scheduler.from_config(self.config.budget, policy=policy)
 
     # ------------------------------------------------------------------------------------- running
