@@ -175,9 +175,13 @@ def row_cosched(doc: Dict[str, Any], label: str) -> List[List[str]]:
             name += f" (chose {r['budget'].get('policy')})"
         rounds = f", {r['rounds_meeting_both']}/{len(r['rounds'])} rounds meet both" if "rounds" in r else ""
         cells.append(f"{name}: {r['fps_at_p95']:.2f} fps at p95, chat {r.get('chat_vs_solo', 0):.2f}× solo{rounds}")
-    return [[f"detection + chat on {doc['cores']} cores, {label}, target {target:.1f} fps (`bench_cosched`)",
-             cells[0] if cells else "—", "; ".join(cells[1:]), "—",
-             f"target at p95 and chat ≥ 0.8× solo {_mark(ok)}"]]
+    verdict = f"target at p95 and chat ≥ 0.8× solo {_mark(ok)}"
+    auto = doc.get("auto") or {}
+    if auto:
+        verdict += (f"; auto meets both wherever fair or detection-first does {_mark(auto['auto_ok'])}"
+                    + ("" if auto["meets_both_possible"] else " (neither can here)"))
+    return [[f"detection + chat on {doc['cores']} cores, {label}, target {target:.2f} fps (`bench_cosched`)",
+             cells[0] if cells else "—", "; ".join(cells[1:]), "—", verdict]]
 
 
 def row_grounding(doc: Dict[str, Any]) -> List[List[str]]:
@@ -241,7 +245,10 @@ def row_soak(doc: Dict[str, Any]) -> List[List[str]]:
 ROWS: List[tuple] = [
     ("kernels", row_kernels), ("pipeline", row_pipeline), ("tracker", row_tracker), ("quant", row_quant),
     ("int8", row_int8), ("llm", row_llm), ("cosched", lambda d: row_cosched(d, "fp32 detector")),
-    ("cosched-int8", lambda d: row_cosched(d, "int8 detector")), ("grounding", row_grounding),
+    ("cosched-int8", lambda d: row_cosched(d, "int8 detector")),
+    ("cosched-cpus1", lambda d: row_cosched(d, "fp32 detector, pinned to 1 CPU")),
+    ("cosched-quota1.5", lambda d: row_cosched(d, "fp32 detector, 1.5-core cgroup quota")),
+    ("grounding", row_grounding),
     ("mqtt", row_mqtt), ("link", row_link), ("dashboard", row_dashboard), ("soak", row_soak),
 ]
 

@@ -215,9 +215,33 @@ def test_prompt_that_cannot_fit_is_an_input_error(chat):
 
 def test_between_tokens_runs_after_every_token_but_the_last(chat):
     calls = []
-    chat.ask("Write a long story about a dragon.", max_tokens=8, between_tokens=lambda: calls.append(time.perf_counter()))
-    assert chat.last_stats.completion_tokens == 8
-    assert len(calls) == 7
+    stream = chat.stream("Write a long story about a dragon.", max_tokens=8,
+                         between_tokens=lambda: calls.append(stream.stats.completion_tokens))
+    "".join(stream)
+    assert stream.stats.completion_tokens == 8
+    assert [c for c in calls if c > 0] == [1, 2, 3, 4, 5, 6, 7]  # after each token but the last
+    assert all(c == 0 for c in calls[:len(calls) - 7])  # the rest came during the prompt, before any token
+
+
+def test_a_long_prompt_gives_way_every_few_tokens_and_answers_the_same(chat):
+    """With a hook, the prompt is evaluated PREFILL_CHUNK tokens at a time and the hook runs between the
+    chunks (a due camera frame need not wait for a whole grounded prompt); the answer is unchanged."""
+    from edge_runtime.llm.chat import PREFILL_CHUNK
+
+    facts = " ".join(f"Line {k} counted {k * 7 % 13} people going in." for k in range(30))
+    question = [user(f"Facts: {facts} Question: how many went in at line 3?")]
+    plain = chat.ask(question, max_tokens=12)
+    prompt_tokens = chat.last_stats.prompt_tokens
+    chat.ask("Reset the cache with something else.", max_tokens=1)
+    calls = []
+    stream = chat.stream(question, max_tokens=12, between_tokens=lambda: calls.append(stream.stats.completion_tokens))
+    hooked = "".join(stream)
+    during_prompt = sum(c == 0 for c in calls)
+    # The shared chat-template prefix may be reused from the cache; the question's own tokens may not.
+    assert prompt_tokens > 300
+    assert during_prompt >= (prompt_tokens - 60) // PREFILL_CHUNK
+    assert during_prompt <= -(-prompt_tokens // PREFILL_CHUNK)
+    assert hooked == plain
 
 
 @pytest.mark.parametrize("kind", ["event", "callable"])
@@ -227,7 +251,7 @@ def test_cancel_stops_within_one_token(chat, kind):
 
     def hook():
         calls.append(1)
-        if len(calls) == 5:
+        if stream.stats.completion_tokens == 5:
             event.set()
 
     cancel = event if kind == "event" else event.is_set
@@ -236,6 +260,16 @@ def test_cancel_stops_within_one_token(chat, kind):
     assert stream.stats.finish_reason is FinishReason.CANCELLED
     assert stream.stats.completion_tokens == 5
     assert text and chat.last_stats is stream.stats
+
+
+def test_cancel_while_the_prompt_is_evaluated(chat):
+    event = threading.Event()
+    facts = " ".join(f"Gate {k} saw {k * 3 % 11} cars." for k in range(40))
+    stream = chat.stream(f"{facts} Which gate was busiest?", max_tokens=50, cancel=event,
+                         between_tokens=event.set)  # the first prompt chunk's hook cancels
+    assert "".join(stream) == ""
+    assert stream.stats.finish_reason is FinishReason.CANCELLED and stream.stats.completion_tokens == 0
+    assert chat.ask(FRANCE, max_tokens=8)  # the model is usable at once
 
 
 def test_closing_a_stream_early_releases_the_model(chat):

@@ -237,6 +237,34 @@ def _free_sampler(llm: Any) -> None:
         sampler.close()
 
 
+#: Prompt tokens evaluated per llama.cpp call when a ``between_tokens`` hook is set, so a long prompt
+#: (a grounded question carries its facts) gives way to a due camera frame every few milliseconds
+#: instead of holding the CPUs for the whole prompt.
+PREFILL_CHUNK = 16
+
+
+def _prefill_yielding(llm: Any, tokens: Sequence[int], between: Callable[[], None],
+                      cancel: Optional[Cancel]) -> bool:
+    """Evaluate all prompt tokens but the last in chunks of :data:`PREFILL_CHUNK`, calling ``between``
+    after each chunk; False when ``cancel`` fired. The prefix the context already holds is kept, and
+    ``input_ids`` / ``n_tokens`` are left as ``Llama.eval`` leaves them, so the generator that follows
+    finds the prompt evaluated and computes only its last token."""
+    held = llm.input_ids[: llm.n_tokens]
+    keep = 0
+    for a, b in zip(held, tokens[:-1]):
+        if a != b:
+            break
+        keep += 1
+    llm.n_tokens = keep
+    end = len(tokens) - 1
+    for start in range(keep, end, PREFILL_CHUNK):
+        llm.eval(tokens[start:min(start + PREFILL_CHUNK, end)])
+        if _is_cancelled(cancel):
+            return False
+        between()
+    return True
+
+
 def _greedy_tokens(llm: Any, tokens: Sequence[int]) -> Iterator[int]:
     """Greedy decoding without llama-cpp-python's sampler chain: argmax over the last logits row.
 
@@ -591,7 +619,8 @@ class Chat:
             cancel: checked while waiting for the lock and after every token; when it fires the stream
                 ends with ``finish_reason = "cancelled"``.
             between_tokens: called after each token is handed out and before the next is computed
-                (e.g. to let a due camera frame run); runs with the model lock held.
+                (e.g. to let a due camera frame run), and after each :data:`PREFILL_CHUNK` prompt tokens;
+                runs with the model lock held.
             grammar: a GBNF grammar (llama.cpp's format) the answer must follow; tokens it does not
                 allow are never sampled.
             **sampling: per-call overrides of :class:`SamplingParams` fields.
@@ -685,6 +714,9 @@ class Chat:
             # The EOS text as a stop string too, as llama-cpp-python's chat handler does.
             matcher = _StopMatcher(params.stop + ((self._eos_text,) if self._eos_text else ()))
             llm.set_seed(params.seed)
+            if between_tokens is not None and not _prefill_yielding(llm, tokens, between_tokens, cancel):
+                stats.finish_reason = FinishReason.CANCELLED
+                return
             if grammar is not None:
                 gen = llm.generate(tokens, top_k=1 if params.temperature == 0.0 else params.top_k,
                                    top_p=params.top_p, min_p=params.min_p, temp=params.temperature,
