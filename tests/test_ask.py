@@ -22,6 +22,7 @@ from edge_runtime.ask.query import Catalog, Query, WindowSpec
 from edge_runtime.ask.tools import run_tool, tool_definitions
 from edge_runtime.errors import InputError
 from edge_runtime.runtime.store import Store
+from edge_runtime.vision.sources_base import Gap, SourceStats
 
 UTC = dt.timezone.utc
 CAT = Catalog({"walkway": "line", "left_path": "line", "lawn": "zone", "lamp": "zone"}, {0: "person", 1: "fallen person"})
@@ -170,6 +171,53 @@ def test_clock_windows_on_video_time_are_refused_with_the_reason(tmp_path):
     assert a.via == "help" and "seconds of a video" in a.text
     assert Asker(StoreView(s), catalog_from_store(s), tz=UTC).ask("How many people crossed the walkway?").facts.value == 1
     s.close()
+
+
+# -- outages of the camera ------------------------------------------------------------------------------
+def _add_outages(store):
+    t = DAY0 + 8 * 3600
+    run = store.runs()[0]["id"]
+    store.add_outage(run, t - 86400 + 3600, t - 86400 + 3600 + 720, "stream lost", 3)  # yesterday 09:00-09:12
+    store.add_outage(run, t + 30, t + 70, "read timed out after 5.0 s", 1)  # today 08:00:30-08:01:10
+
+
+def test_an_answer_says_so_when_its_window_overlaps_an_outage_of_the_camera(store):
+    """The latest frame is 08:03:20; the camera was down 08:00:30-08:01:10 today and 09:00-09:12 yesterday."""
+    assert "without video" not in _facts(store, "How many people crossed the walkway in the last 3 minutes?").text()
+    _add_outages(store)
+    f = _facts(store, "How many people crossed the walkway in the last 3 minutes?")  # after 08:00:20
+    assert f.value == 2 and f.text_en.startswith("2 people crossed the walkway line in the last 3 minutes")
+    assert f.text() == (f.text_en + " Note: the camera was without video for 40 s of that window (read timed out "
+                        "after 5.0 s), so the counts may be low.")
+    assert f.data["outages"]["seconds"] == 40.0 and len(f.data["outages"]["list"]) == 1
+    assert check_numbers(f.text(), f) is None  # the caveat's numbers are the facts'
+    # A window that ends before the outage, or starts after it: no caveat.
+    assert _facts(store, "How many people crossed the walkway in the last 2 minutes?").caveat_en == ""  # 08:01:20-
+    yesterday = _facts(store, "How many people crossed the walkway yesterday?")
+    assert yesterday.value == 1 and "12 min of that window (stream lost)" in yesterday.text()
+    every = _facts(store, "How many people crossed the walkway?")
+    assert "13 min of that window (2 outages: stream lost; read timed out after 5.0 s)" in every.text()
+    # The outage is clipped to the window: the last 150 s begin at 08:00:50, 20 s before the camera was back.
+    clipped = compute_facts(Query("count", ("walkway",), (0,), None, WindowSpec("last", seconds=150)),
+                            StoreView(store), CAT, tz=UTC)
+    assert "without video for 20 s of that window" in clipped.text()
+    assert "摄像头有40秒无画面" in _facts(store, "过去三分钟有多少人经过walkway线？").text()
+    assert "would not be known" in _facts(store, "When did someone last cross the walkway today?").text()
+    assert _facts(store, "How many people are on the lawn now?").caveat_en == ""  # not about a window
+    # The tools say it too.
+    out = run_tool("count_events", {"place": "walkway", "window_minutes": 3}, StoreView(store), CAT, tz=UTC)
+    assert out["value"] == 3 and out["answer"].endswith("so the counts may be low.")  # every class
+    assert out["data"]["outages"]["seconds"] == 40.0
+
+
+def test_an_outage_caveat_follows_a_reworded_answer_too(store, chat):
+    """The model rewords the sentence; the caveat is the template's, appended after it."""
+    _add_outages(store)
+    asker = Asker(StoreView(store), catalog_from_store(store, labels=["person", "fallen person"]), chat=chat, tz=UTC,
+                  phrase=True)
+    a = asker.ask("How many people crossed the walkway in the last 3 minutes?")
+    assert a.facts.value == 2 and a.via in ("llm", "template")
+    assert a.text.endswith(" " + a.facts.caveat_en) and a.facts.caveat_en.startswith("Note: the camera was without")
 
 
 # -- checking a model's wording -----------------------------------------------------------------------
@@ -356,14 +404,19 @@ def test_a_running_job_answers_in_view_and_zone_occupancy_from_memory():
         name = "walkway"
 
     ev = SimpleNamespace(name="walkway", timestamp_s=5.0, class_id=0, direction=SimpleNamespace(value="in"))
+    stats = SourceStats()
+    stats.gaps.append(Gap(start_s=1.0, end_s=6.0, reason="stream lost", attempts=2))  # what the source saw
     pipe = SimpleNamespace(counters=[Line(), Zone()], zones=[Zone()], recent_events=deque([ev]), now_s=9.0,
                            detector=SimpleNamespace(class_names={0: "person", 1: "fallen person"}),
-                           in_view=lambda: {0: 4, 1: 1})
+                           in_view=lambda: {0: 4, 1: 1}, source=SimpleNamespace(stats=stats))
     asker = asker_for_pipeline(pipe)
     assert asker.ask("How many people are in view now?").facts.value == 4
     assert asker.ask("How many people are on the lawn right now?").facts.value == 2
     assert asker.ask("Is there a fallen person on the lawn?").facts.value == 1
-    assert asker.ask("How many people crossed the walkway in the last 5 seconds?").facts.value == 1
+    recent = asker.ask("How many people crossed the walkway in the last 5 seconds?")  # (4, 9]: 2 s of the outage
+    assert recent.facts.value == 1 and recent.text.endswith("without video for 2 s of that window (stream lost), "
+                                                            "so the counts may be low.")
+    assert "without video" not in asker.ask("How many people crossed the walkway in the last 3 seconds?").text
 
 
 def test_sensor_readings_from_nodes_are_answerable(tmp_path):

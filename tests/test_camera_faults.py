@@ -151,8 +151,8 @@ def test_rtsp_camera_killed_and_restarted_mid_stream(camera: RtspCamera, tmp_pat
                                                      caplog: pytest.LogCaptureFixture) -> None:
     """The job (detector, tracker, walkway line, SQLite) on an RTSP camera whose server is SIGKILLed after
     its first crossings and started again 3 s later. The outage shows in /metrics and the log, the source
-    reconnects with backoff, counting goes on after it, every count reaches the database, nothing
-    crashes."""
+    reconnects with backoff, counting goes on after it, every count and the outage itself reach the
+    database, nothing crashes."""
     from edge_runtime.runtime.supervisor import Supervisor
 
     first = 130  # vtest frame the camera starts at: walkway crossings at about 136, 181, 208, 248, 281, 306, 315
@@ -216,7 +216,11 @@ def test_rtsp_camera_killed_and_restarted_mid_stream(camera: RtspCamera, tmp_pat
     assert summary.gaps == 1
     with Store.open(db, readonly=True) as store:
         stored = {(t.direction): t.count for t in store.totals(name="walkway")}
+        outages, runs = store.outages(), store.runs()
     assert stored.get("in", 0) == sum(line.in_counts.values()) and stored.get("out", 0) == sum(line.out_counts.values())
+    # ... and the outage, as the source measured it, so answers about that time can say the camera was down.
+    assert [(o.start_s, o.end_s, o.reason, o.attempts, o.run_id) for o in outages] == \
+        [(gap.start_s, gap.end_s, gap.reason, gap.attempts, runs[0]["id"])]
 
 
 # -- a camera that stops sending but keeps its sockets open ---------------------------------------------------

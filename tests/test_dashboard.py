@@ -579,6 +579,8 @@ def test_charts_bin_the_stored_counts_and_end_at_the_latest_frame(tmp_path: Path
         for i, (t, d) in enumerate(events):
             store.record_frame(run, i, t, [CountEvent(i, t, i, 0, Direction(d), "walkway")])
         store.record_frame(run, 10, base + 3599)
+        store.add_outage(run, base - 100, base + 20, "stream lost", 2)  # began before the hour's first bin
+        store.add_outage(run, base + 1000, base + 1300, "read timed out after 5.0 s", 1)
         data = chart_series(store, "hour", store.places())
         series = {(s["name"], s["direction"]): s for s in data["series"]}
         assert data["clock"] == "unix" and data["bin_s"] == 60 and data["now_s"] == base + 3599
@@ -587,6 +589,11 @@ def test_charts_bin_the_stored_counts_and_end_at_the_latest_frame(tmp_path: Path
         assert len(ins) == 60 and sum(ins) == 3 and series[("walkway", "out")]["total"] == 1
         assert series[("plaza", "enter")]["total"] == 0  # a zone without events is still charted
         assert ins[int((base + 3000 - data["start_s"]) // 60)] == 1
+        # The outages of the range come with it (whole), and the seconds of the range they cover (clipped).
+        assert [(o["start_s"], o["reason"]) for o in data["outages"]] == [(base - 100, "stream lost"),
+                                                                          (base + 1000, "read timed out after 5.0 s")]
+        assert data["start_s"] == base and data["outage_s"] == 20 + 300
+        assert chart_series(store, "day", store.places())["outage_s"] == 120 + 300
         day = {(s["name"], s["direction"]): s for s in chart_series(store, "day", store.places())["series"]}
         assert day[("walkway", "in")]["total"] == 3 and len(day[("walkway", "in")]["values"]) == 96
         with pytest.raises(Exception, match="range"):

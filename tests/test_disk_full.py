@@ -1,5 +1,6 @@
 """The job on a disk that fills up and frees again: counting goes on in memory, the frames wait, and once
-space returns the database holds exactly what a run on a roomy disk holds.
+space returns the database holds exactly what a run on a roomy disk holds — the camera's outages
+reported while the disk was full included.
 
 The pipeline is the real one (vtest.avi, tracker, walkway line, StoreSink); the detector's output is the
 frozen detections of the built-in model (``benchmarks/truth/detections``, proven equal to the detector by
@@ -13,13 +14,14 @@ same SQLITE_FULL reaches the store either way.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import logging
 import os
 import sqlite3
 import subprocess
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import pytest
 
@@ -32,6 +34,7 @@ from edge_runtime.runtime.store import Store
 from edge_runtime.vision.counting import LineCounter
 from edge_runtime.vision.detector import DetectorTimings
 from edge_runtime.vision.sources import open_source
+from edge_runtime.vision.sources_base import Gap
 from edge_runtime.vision.tracking import ByteTracker
 
 pytest.importorskip("cv2", reason="opencv-python-headless has no wheel for this platform (armv7)")
@@ -69,6 +72,41 @@ class AtFrame:
         pass
 
 
+class WithGaps:
+    """A real source whose frames at the given indices report an outage that ended on them, as a live
+    source's first frame after a reconnect does (``Frame.gap``: the last frame's time to this one's);
+    ``actions`` run as frame ``index`` is handed to the pipeline (pause, resume, stop it there)."""
+
+    def __init__(self, source: Any, gaps: Dict[int, str], actions: Optional[Dict[int, Callable[[], None]]] = None
+                 ) -> None:
+        self.source, self.gaps, self.actions = source, gaps, actions or {}
+        #: The gaps reported, in order.
+        self.reported: List[Gap] = []
+
+    def __enter__(self) -> "WithGaps":
+        self.source.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> Any:
+        return self.source.__exit__(*exc)
+
+    def __iter__(self) -> Iterator[Any]:
+        last_s = None
+        for frame in self.source:
+            reason = self.gaps.get(frame.index)
+            if reason is not None and last_s is not None:
+                gap = Gap(start_s=last_s, end_s=frame.timestamp_s, reason=reason, attempts=frame.index % 5 + 1)
+                frame = dataclasses.replace(frame, gap=gap)
+                self.reported.append(gap)
+            last_s = frame.timestamp_s
+            if frame.index in self.actions:
+                self.actions[frame.index]()
+            yield frame
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.source, name)
+
+
 def run_job(store: Store, extra=()) -> Tuple[StoreSink, Pipeline]:
     run = store.begin_run(source="vtest", class_names={0: "person"})
     sink = StoreSink(store, run, retry_every_s=0.0)
@@ -98,7 +136,8 @@ def check_full_run(store: Store, reference: Dict[str, object], fill: Callable[[]
                    free: Callable[[], None], caplog: pytest.LogCaptureFixture,
                    fill_at: Optional[int] = 60) -> StoreSink:
     """Fill the disk at frame ``fill_at`` (None: before the run begins) and free it at frame 380 (walkway
-    crossings at about frames 67 .. 345 fall into the outage)."""
+    crossings at about frames 67 .. 345 fall into the outage). The camera reports an outage on frame 200,
+    while the disk is full, and one on frame 420, after."""
     free_at = 380
     seen: Dict[str, object] = {}
 
@@ -120,7 +159,8 @@ def check_full_run(store: Store, reference: Dict[str, object], fill: Callable[[]
     sink_box.append(sink)
     sinks = [sink, AtFrame(free_at, freeing)] if fill_at is None else [AtFrame(fill_at, fill), sink,
                                                                          AtFrame(free_at, freeing)]
-    pipe = Pipeline(open_source(ensure("vtest-video")), FrozenDetector(), tracker=ByteTracker.for_video(10.0),
+    source = WithGaps(open_source(ensure("vtest-video")), {200: "stream lost", 420: "read timed out after 5.0 s"})
+    pipe = Pipeline(source, FrozenDetector(), tracker=ByteTracker.for_video(10.0),
                     counters=[LineCounter("walkway", (400, 400), (400, 150))], sinks=sinks)
     with caplog.at_level(logging.WARNING):
         summary = pipe.run(max_frames=FRAMES)
@@ -136,6 +176,11 @@ def check_full_run(store: Store, reference: Dict[str, object], fill: Callable[[]
     assert {t.direction: t.count for t in store.totals()} == reference["totals"]
     assert store.checkpoint("vtest").frame_index == reference["checkpoint"]
     assert sink.backlog_frames == 0 and sink.lost_events == 0 and sink.unsaved_events >= 5
+    # The outage reported while the disk was full waited with the frames, and is stored once, as reported.
+    assert [(o.start_s, o.end_s, o.reason, o.attempts, o.run_id) for o in store.outages()] == \
+        [(g.start_s, g.end_s, g.reason, g.attempts, sink.run_id) for g in source.reported]
+    assert [round(o.end_s * 10) for o in store.outages()] == [200, 420]  # vtest runs at 10 fps
+    assert sink.backlog_outages == 0 and sink.lost_outages == 0
     return sink
 
 

@@ -156,6 +156,54 @@ def test_a_looped_source_starts_each_pass_afresh(reference, tmp_path: Path) -> N
     assert len(_events(db)) == produced
 
 
+def test_outages_on_frames_the_detector_skipped_or_the_pipeline_dropped_are_stored(tmp_path: Path) -> None:
+    """The camera reports outages on frames the pipeline does not run the detector on: one the motion gate
+    skips (it still reaches the sinks), two read while the job is paused (dropped; the next processed
+    frame carries them) and one on the frame a stop came in on (never processed; stored at close). Every
+    one lands in the database, with its own times and reason."""
+    from test_disk_full import AtFrame, FrozenDetector, WithGaps
+
+    from edge_runtime.assets import ensure
+    from edge_runtime.runtime.pipeline import Pipeline
+    from edge_runtime.runtime.sinks import StoreSink
+    from edge_runtime.vision.counting import LineCounter
+    from edge_runtime.vision.motion import MotionGate
+    from edge_runtime.vision.sources import open_source
+    from edge_runtime.vision.tracking import ByteTracker
+
+    store = Store.open(tmp_path / "gaps.db")
+    run = store.begin_run(source="cam", class_names={0: "person"})
+    pipe_box = []
+    source = WithGaps(open_source(ensure("vtest-video")),
+                      {5: "stream lost", 12: "read timed out after 5.0 s", 14: "stream lost", 16: "stream ended",
+                       30: "stream lost"},
+                      {16: lambda: pipe_box[0].resume(), 30: lambda: pipe_box[0].stop()})
+    gate = MotionGate(threshold=1.0, max_skip=4)  # nothing counts as motion: the detector runs every 4th frame
+    pipe = Pipeline(source, FrozenDetector(), tracker=ByteTracker.for_video(10.0), motion_gate=gate,
+                    counters=[LineCounter("walkway", (400, 400), (400, 150))],
+                    sinks=[StoreSink(store, run, retry_every_s=0.0), AtFrame(10, lambda: pipe_box[0].pause())])
+    pipe_box.append(pipe)
+    try:
+        results = {r.frame.index: r for r in pipe.frames()}
+        assert pipe.held_gaps == [source.reported[-1]]  # frame 30's: read, then the stop
+        for sink in pipe.sinks:
+            sink.close(pipe)
+        stored = store.outages()
+    finally:
+        store.close()
+    assert len(source.reported) == 5
+    g5, g12, g14, g16, g30 = source.reported
+    # Frame 5: the motion gate kept it from the detector, and it reached the sinks with its gap.
+    assert not results[5].inferred and results[5].gaps == (g5,)
+    # Frames 11-15 were read while paused; the first processed frame after them carries their gaps.
+    assert not any(i in results for i in range(11, 16)) and 16 in results and 30 not in results
+    assert results[16].carried_gaps == (g12, g14) and results[16].gaps == (g12, g14, g16)
+    assert [(o.start_s, o.end_s, o.reason, o.attempts, o.run_id, o.source) for o in stored] == \
+        [(g.start_s, g.end_s, g.reason, g.attempts, run, "cam") for g in (g5, g12, g14, g16, g30)]
+    assert [round(o.end_s * 10) for o in stored] == [5, 12, 14, 16, 30]  # vtest runs at 10 fps
+    assert stored[0].start_s == pytest.approx(0.4) and stored[0].duration_s == pytest.approx(0.1)
+
+
 def test_non_inference_time_is_small(reference) -> None:
     timings = [r.timings for r in reference["results"][10:]]
     share = sorted(t.overhead_ms / t.inference_ms for t in timings)[len(timings) // 2]

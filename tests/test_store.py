@@ -1,5 +1,6 @@
 """The results store: round trips, resume after restart, a real kill -9 of a writing process, readers
-while a writer runs, schema and corruption checks, and a disk that really fills up.
+while a writer runs, the source's outages, schema migrations and corruption checks, and a disk that
+really fills up.
 
 Full disk is tested twice: on a 1 MiB tmpfs mounted for the test (needs root and mount rights; skipped
 where the platform refuses the mount, a failure in CI) and, always, with the store's ``max_bytes`` cap, which makes
@@ -438,7 +439,10 @@ def test_full_database_at_its_size_cap_and_pruning_makes_room(tmp_path: Path) ->
 
     _check_full_then_recover(store, path, free_space=prune_old, consistent_totals=False)
     assert holder["deleted"] > 0
-    assert all(e[1] >= 5.0 for e in stored_tuples(store))
+    # Every event before the cut is gone; the frame written after the prune (the one the full database
+    # refused, a few frames earlier or later as the schema's own pages change) is kept wherever it lies.
+    refused = store.checkpoint("cam").frame_index
+    assert all(e[1] >= 5.0 or e[0] == refused for e in stored_tuples(store))
     assert path.stat().st_size <= 256 * 1024
     store.close()
 
@@ -495,7 +499,97 @@ def test_a_version_1_database_is_read_as_is_and_migrated_when_opened_for_writing
     with Store.open(path) as rw:
         rw.add_reading("door-1", "door_open", 1.0, timestamp_s=1000.0)
         assert rw.readings("door_open") == [("door-1", "door_open", 1.0, 1000.0)]
-    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+
+
+def test_a_version_2_database_is_read_as_is_and_migrated_to_3_keeping_its_data(tmp_path):
+    """A file the previous version made (schema v2: v1 plus readings) with a run, events, totals and a
+    reading: a reader sees it all and no outages, without changing it; a writer adds the outages table and
+    keeps everything else."""
+    import sqlite3
+
+    from edge_runtime.runtime.store_schema import APPLICATION_ID, MIGRATIONS, SCHEMA_V1
+
+    path = tmp_path / "v2.db"
+    raw = sqlite3.connect(path)
+    for sql in SCHEMA_V1 + MIGRATIONS[1]:  # what edge-runtime with schema v2 created
+        raw.execute(sql)
+    raw.execute("INSERT INTO runs (id, started_at, ended_at, config_hash, source, class_names) VALUES "
+                "(1, 900.0, 1200.0, 'abc', 'rtsp://cam', '{\"0\": \"person\"}')")
+    raw.execute("INSERT INTO events (run_id, frame_index, timestamp_s, track_id, class_id, class_name, kind, "
+                "direction, name, recorded_at) VALUES (1, 7, 1000.5, 3, 0, 'person', 'line', 'in', 'walkway', 1.0)")
+    raw.execute("INSERT INTO totals VALUES ('walkway', 0, 'in', 'line', 'person', 1, 1000.5)")
+    raw.execute("INSERT INTO readings (node, name, value, timestamp_s) VALUES ('door-1', 'door_open', 1.0, 1000.0)")
+    raw.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+    raw.execute("PRAGMA user_version = 2")
+    raw.commit()
+    raw.close()
+    with Store.open(path, readonly=True) as ro:
+        assert ro.outages() == [] and ro.outage_seconds(0, 2000) == 0.0
+        assert [(e.frame_index, e.name) for e in ro.events()] == [(7, "walkway")]
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == 2
+    with Store.open(path) as rw:
+        assert [(t.name, t.count) for t in rw.totals()] == [("walkway", 1)]
+        assert rw.readings("door_open") == [("door-1", "door_open", 1.0, 1000.0)]
+        assert [(r["id"], r["source"], r["ended_at"]) for r in rw.runs()] == [(1, "rtsp://cam", 1200.0)]
+        rw.add_outage(1, 1010.0, 1050.0, "stream lost", 2)
+        assert [(o.run_id, o.source, o.start_s) for o in rw.outages()] == [(1, "rtsp://cam", 1010.0)]
+    raw = sqlite3.connect(path)
+    assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+    assert raw.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'outages'").fetchall() \
+        == [("outages_by_start",)]
+    raw.close()
+
+
+# -- outages of the source ---------------------------------------------------------------------------------
+def test_an_outage_is_stored_as_reported_and_found_by_any_window_it_overlaps(tmp_path: Path) -> None:
+    import sqlite3
+
+    with Store.open(tmp_path / "o.db") as store:
+        run = store.begin_run(source="rtsp://cam/1")
+        before = time.time()
+        store.add_outage(run, 1000.0, 1600.0, "read timed out after 5.0 s", 4)  # 10 min
+        store.add_outage(run, 1500.0, 1700.0, "stream lost", 1)  # overlaps the first by 100 s
+        store.add_outage(run, 3000.0, 3030.0, "stream ended", 0)
+        raw = sqlite3.connect(tmp_path / "o.db").execute(
+            "SELECT run_id, source, start_s, end_s, reason, attempts, recorded_at FROM outages ORDER BY id").fetchall()
+        assert raw[0][:6] == (run, "rtsp://cam/1", 1000.0, 1600.0, "read timed out after 5.0 s", 4)
+        assert before <= raw[0][6] <= time.time()
+        first = store.outages()[0]
+        assert (first.reason, first.attempts, first.duration_s) == ("read timed out after 5.0 s", 4, 600.0)
+
+        def starts(since, until):
+            return [o.start_s for o in store.outages(since, until)]
+
+        assert starts(None, None) == [1000.0, 1500.0, 3000.0]  # oldest first
+        assert starts(1200.0, 1300.0) == [1000.0]  # a window inside an outage
+        assert starts(1650.0, 3000.0) == [1500.0]  # touching at the end: 3000 is not inside (.., 3000)
+        assert starts(1700.0, 2999.0) == []  # between outages
+        assert starts(None, 1000.0) == [] and starts(3030.0, None) == []
+        assert starts(2000.0, None) == [3000.0]
+        # Seconds without video in a window: clipped to it, the overlap of the first two counted once.
+        assert store.outage_seconds(None, None) == 700.0 + 30.0
+        assert store.outage_seconds(1200.0, 1300.0) == 100.0
+        assert store.outage_seconds(900.0, 1100.0) == 100.0
+        assert store.outage_seconds(1550.0, 3010.0) == 150.0 + 10.0
+        assert store.outage_seconds(1700.0, 3000.0) == 0.0
+        # Retention drops outages that ended before the cut, like the events.
+        store.prune(before_s=2000.0)
+        assert starts(None, None) == [3000.0]
+
+
+def test_bad_outages_are_refused_and_nothing_is_written(tmp_path: Path) -> None:
+    with Store.open(tmp_path / "o.db") as store:
+        run = store.begin_run(source="cam")
+        for args, match in [((run, 10.0, 5.0, "x", 1), "start_s <= end_s"), ((run, math.nan, 5.0, "x", 1), "finite"),
+                            ((run, 0.0, math.inf, "x", 1), "finite"), ((run, 0.0, 1.0, "x", -1), "attempts"),
+                            ((run, 0.0, 1.0, "x", 1.5), "attempts"), ((run + 1, 0.0, 1.0, "x", 1), "no run")]:
+            with pytest.raises(InputError, match=match):
+                store.add_outage(*args)
+        assert store.outages() == [] and store.healthy
+    with Store.open(tmp_path / "o.db", readonly=True) as ro:
+        with pytest.raises(StoreError, match="read-only"):
+            ro.add_outage(run, 0.0, 1.0, "stream lost", 1)
 
 
 def test_a_corrupt_database_is_moved_aside_and_a_fresh_one_started(tmp_path, caplog):

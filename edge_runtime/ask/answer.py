@@ -8,7 +8,9 @@
    numbers;
 3. the template sentence is the answer; with ``phrase=True`` the model may reword it, and the reword is
    kept only if every number in it (digits, English or Chinese number words, decimals, clock times) is
-   one of the facts' numbers, the headline number is there, and a yes/no answer keeps its yes or no.
+   one of the facts' numbers, the headline number is there, and a yes/no answer keeps its yes or no;
+4. a caveat the facts carry (the camera was without video for part of the window) follows the answer
+   as the template states it, reworded or not: the model never sees it, so it cannot drop it.
 
 A question that is not about the counts gets ``via="chat"`` and no text: the caller lets the model
 answer it as a conversation, then passes the reply through :meth:`Asker.guard_chat_reply`.
@@ -175,7 +177,7 @@ class Asker:
             self._spent(tokens)
             why = check_numbers(reply, facts)
             if why is None and reply.strip():
-                text, via = reply.strip(), "llm"
+                text, via = facts.with_caveat(reply.strip()), "llm"
             else:
                 notes.append(f"LLM wording rejected ({why or 'empty'}): {reply!r}")
         return Answer(text, via, query, parsed_by, facts, notes, tuple(tokens))  # type: ignore[arg-type]
@@ -192,7 +194,7 @@ class Asker:
             {"role": "system", "content": f"You answer questions about a camera's counts in {lang}. Restate the "
                                           "fact as a short, friendly answer to the question. Keep every number "
                                           "exactly as written. Add nothing else."},
-            {"role": "user", "content": f"Fact: {facts.text()}\nQuestion: {question}"},
+            {"role": "user", "content": f"Fact: {facts.sentence()}\nQuestion: {question}"},
         ]
         return self.chat.ask(messages, temperature=0.0, repeat_penalty=1.0, max_tokens=64)
 

@@ -1,7 +1,8 @@
 """Where answers' numbers come from: the results database (SQL) or a running pipeline (its memory).
 
 Both views offer the same few exact queries — event counts, first/last event, events per interval,
-zone occupancy now — so :mod:`.facts` never computes a number from anything else.
+zone occupancy now, the source's outages in a window — so :mod:`.facts` never computes a number from
+anything else.
 """
 
 from __future__ import annotations
@@ -35,6 +36,11 @@ class DataView(Protocol):
     def occupancy(self, zones: Sequence[str]) -> Dict[str, Dict[int, int]]: ...
 
     def in_view(self) -> Optional[Dict[int, int]]: ...
+
+    def outages(self, since_s: Optional[float], until_s: Optional[float]) -> List[Any]:
+        """Outages of the source (``start_s``, ``end_s``, ``reason``, ``attempts``) overlapping
+        ``(since_s, until_s)``, oldest first."""
+        ...
 
 
 def _where(since_s: Optional[float], until_s: Optional[float], flt: EventFilter) -> Tuple[str, List[Any]]:
@@ -104,6 +110,10 @@ class StoreView:
     def in_view(self):
         return None  # the database records zones' occupancy, not every track in view
 
+    def outages(self, since_s, until_s):
+        """The stored outages of every run (:meth:`~edge_runtime.runtime.store.Store.outages`)."""
+        return self.store.outages(since_s, until_s)
+
     def reading_at(self, name, at_s):
         return self.store.reading_at(name, at_s)
 
@@ -165,6 +175,13 @@ class PipelineView:
 
     def in_view(self):
         return self.pipeline.in_view()
+
+    def outages(self, since_s, until_s):
+        """The outages the pipeline's source reported since it opened (its ``stats.gaps``; the newest
+        1000), or [] for a source that has none."""
+        stats = getattr(getattr(self.pipeline, "source", None), "stats", None)
+        gaps = sorted(getattr(stats, "gaps", ()), key=lambda g: g.start_s)
+        return [g for g in gaps if (since_s is None or g.end_s > since_s) and (until_s is None or g.start_s < until_s)]
 
     def reading_at(self, name, at_s):
         store = getattr(self.pipeline, "store", None)

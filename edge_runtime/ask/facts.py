@@ -9,6 +9,10 @@ Conventions (also what ``benchmarks/bench_grounding.py`` computes its expected a
 - Windows end at the latest processed frame ("now" of the data).
 - ``busiest`` / ``series`` bucket events by ``interval_s`` aligned to multiples of it on the source clock;
   without one, 1 minute for windows up to an hour, 15 minutes up to 12 hours, 1 hour beyond.
+- Outages: when the window of an answer about events overlaps a stretch in which the source delivered
+  no video (stored by the job, see :meth:`~edge_runtime.runtime.store.Store.outages`), the answer says
+  for how long and why, as a caveat sentence made here (never by the model): "the camera was without
+  video for 12 min of that window (stream lost), so the counts may be low".
 """
 
 from __future__ import annotations
@@ -18,12 +22,17 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from ..runtime.store_schema import clipped_seconds
 from .data import DataView, EventFilter
+from .numbers import numbers_in
 from .query import WALL_CLOCK_MIN_S, Catalog, Query, ResolvedWindow
 
 __all__ = ["Facts", "compute_facts", "describe_catalog"]
 
 _MAX_BUCKETS = 48
+#: Intents whose answer counts or looks for events in a window (an outage in it is worth a caveat).
+_WINDOWED = ("count", "exists", "last", "first", "busiest", "series", "net", "compare")
+_MIN_OUTAGE_S = 1.0  # shorter outages in a window are not mentioned (nothing could have been missed)
 
 
 @dataclass
@@ -35,9 +44,12 @@ class Facts:
         value: the headline result (a count, a yes/no, a time, a place name, a list of counts).
         numbers: every number a phrasing of this answer may contain.
         headline: the numbers a phrasing must contain (at least one of them).
-        text_en, text_zh: the answer, stated by template.
+        text_en, text_zh: the answer, stated by template (without the caveat).
         data: the raw figures (for ``--json`` and tool calls).
         answerable: False when the answer explains what can be asked instead.
+        caveat_en, caveat_zh: a sentence that qualifies the answer ("the camera was without video for
+            12 min of that window ..."), "" when there is none; part of :meth:`text`, its numbers in
+            ``numbers``.
     """
 
     query: Query
@@ -48,9 +60,26 @@ class Facts:
     text_zh: str
     data: Dict[str, Any] = field(default_factory=dict)
     answerable: bool = True
+    caveat_en: str = ""
+    caveat_zh: str = ""
+
+    def _zh(self, lang: Optional[str]) -> bool:
+        return (lang or self.query.lang) == "zh"
+
+    def sentence(self, lang: Optional[str] = None) -> str:
+        """The answer without its caveat (what a model may reword)."""
+        return self.text_zh if self._zh(lang) else self.text_en
+
+    def with_caveat(self, sentence: str, lang: Optional[str] = None) -> str:
+        """``sentence`` followed by the caveat, if there is one."""
+        caveat = self.caveat_zh if self._zh(lang) else self.caveat_en
+        if not caveat:
+            return sentence
+        return sentence + caveat if self._zh(lang) else f"{sentence} {caveat}"
 
     def text(self, lang: Optional[str] = None) -> str:
-        return self.text_zh if (lang or self.query.lang) == "zh" else self.text_en
+        """The whole answer: the sentence and its caveat."""
+        return self.with_caveat(self.sentence(lang), lang)
 
 
 def _nums(*values: Any) -> List[float]:
@@ -191,8 +220,50 @@ def compute_facts(query: Query, view: DataView, catalog: Catalog, *, tz: Optiona
     if query.intent == "sensor":
         return _sensor(query, view, tz)
     ctx = _Ctx(query, view, catalog, tz)
-    return {"count": _count, "exists": _count, "occupancy": _occupancy, "last": _extreme, "first": _extreme,
-            "busiest": _busiest, "series": _series, "net": _net, "compare": _compare}[query.intent](ctx)
+    facts = {"count": _count, "exists": _count, "occupancy": _occupancy, "last": _extreme, "first": _extreme,
+             "busiest": _busiest, "series": _series, "net": _net, "compare": _compare}[query.intent](ctx)
+    if query.intent in _WINDOWED and facts.answerable:
+        _note_outages(facts, ctx)
+    return facts
+
+
+def _say_duration(seconds: float) -> Tuple[str, str]:
+    """A length of time, rounded as a person would say it: "40 s", "12 min", "2.5 h"."""
+    if seconds < 90:
+        n = max(1, round(seconds))
+        return f"{n} s", f"{n}秒"
+    if seconds < 2 * 3600:
+        n = round(seconds / 60)
+        return f"{n} min", f"{n}分钟"
+    h = f"{seconds / 3600:.1f}".removesuffix(".0")
+    return f"{h} h", f"{h}小时"
+
+
+def _note_outages(facts: Facts, ctx: _Ctx) -> None:
+    """Add the caveat (and ``data["outages"]``) when the window overlaps an outage of the source.
+
+    The window is the one the answer counted over: ``(since_s, until_s]``, ending at the latest frame
+    when it is open-ended.
+    """
+    w = ctx.window
+    until = w.until_s if w.until_s is not None else ctx.now
+    outages = list(getattr(ctx.view, "outages", lambda *_: [])(w.since_s, until)) if until is not None else []
+    seconds = clipped_seconds(outages, w.since_s, until)
+    if seconds < _MIN_OUTAGE_S:
+        return
+    reasons = list(dict.fromkeys(o.reason for o in outages))
+    why = "; ".join(reasons[:3]) + ("; ..." if len(reasons) > 3 else "")
+    if len(outages) > 1:
+        why = f"{len(outages)} outages: {why}"
+    dur_en, dur_zh = _say_duration(seconds)
+    events = ctx.q.intent in ("last", "first")
+    facts.caveat_en = (f"Note: the camera was without video for {dur_en} of that window ({why}), so "
+                       + ("an event in that time would not be known." if events else "the counts may be low."))
+    facts.caveat_zh = (f"注意：该时段内摄像头有{dur_zh}无画面（{why}），"
+                       + ("期间的事件无法得知。" if events else "计数可能偏低。"))
+    facts.numbers = facts.numbers + numbers_in(facts.caveat_en) + numbers_in(facts.caveat_zh)
+    facts.data["outages"] = {"seconds": round(seconds, 1), "list": [
+        {"start_s": o.start_s, "end_s": o.end_s, "reason": o.reason, "attempts": o.attempts} for o in outages]}
 
 
 def _sensor(query: Query, view: DataView, tz: Optional[dt.tzinfo]) -> Facts:

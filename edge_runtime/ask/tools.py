@@ -3,8 +3,9 @@
 :func:`tool_definitions` lists them in the OpenAI ``tools`` format, their enums filled with the
 configured names and classes, so a bigger model behind the same API (or a client's own agent) can call
 them; :func:`run_tool` executes one call against a data view and returns the facts as JSON (with the
-template ``answer`` sentence); :func:`arguments_for` fills a tool's arguments from a question read by the
-rules, which is how this server answers ``tool_choice`` for its own tools without guessing.
+template ``answer`` sentence and its caveat, e.g. an outage of the camera in the window);
+:func:`arguments_for` fills a tool's arguments from a question read by the rules, which is how this
+server answers ``tool_choice`` for its own tools without guessing.
 """
 
 from __future__ import annotations
@@ -114,7 +115,7 @@ def run_tool(name: str, arguments: Any, view: DataView, catalog: Catalog, *,
             raise InputError(f"{name}: arguments are not JSON: {exc}") from None
     query = _query_from_args(name, arguments, catalog)
     facts = compute_facts(query, view, catalog, tz=tz)
-    return {"tool": name, "arguments": arguments, "answer": facts.text_en, "value": facts.value,
+    return {"tool": name, "arguments": arguments, "answer": facts.text("en"), "value": facts.value,
             "data": facts.data}
 
 

@@ -11,6 +11,7 @@ import math
 from typing import Any, Dict, List, Optional, Tuple
 
 from ..errors import InputError
+from ..runtime.store_schema import clipped_seconds
 from .snapshots import Snapshots, snapshot_name
 
 __all__ = ["RANGES", "chart_series", "timeline"]
@@ -26,8 +27,10 @@ def chart_series(store: Any, range_name: str, places: Dict[str, str]) -> Dict[st
 
     Returns:
         {"range", "bin_s", "start_s", "end_s", "now_s", "clock" ("unix" | "source"), "series": [{"name",
-        "kind", "direction", "values": [count per bin, oldest first], "total"}]}; the last bin holds the
-        current, still filling interval.
+        "kind", "direction", "values": [count per bin, oldest first], "total"}], "outages": [{"start_s",
+        "end_s", "reason", "attempts"}], "outage_s"}; the last bin holds the current, still filling
+        interval. ``outages`` are the stored outages of the source that overlap the range (whole, not
+        clipped); ``outage_s`` the seconds of the range they cover (bins there may read low).
 
     Raises:
         InputError: an unknown range name.
@@ -57,8 +60,12 @@ def chart_series(store: Any, range_name: str, places: Dict[str, str]) -> Dict[st
             values.setdefault((b.name, d), [0] * bins)[i] += int(n)
     series = [{"name": name, "kind": kinds.get(name, "line"), "direction": d, "values": v, "total": sum(v)}
               for (name, d), v in sorted(values.items())]
+    outages = store.outages(start, last + step)
     return {"range": range_name, "bin_s": step, "start_s": start, "end_s": last + step, "now_s": now,
-            "clock": "unix" if now >= 1e9 else "source", "series": series}
+            "clock": "unix" if now >= 1e9 else "source", "series": series,
+            "outages": [{"start_s": o.start_s, "end_s": o.end_s, "reason": o.reason, "attempts": o.attempts}
+                        for o in outages],
+            "outage_s": round(clipped_seconds(outages, start, last + step), 1)}
 
 
 def timeline(store: Any, snapshots: Optional[Snapshots], limit: int = 50) -> List[Dict[str, Any]]:

@@ -18,12 +18,13 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Dict, Iterator, List, Optional, Protocol, Sequence, Union
+from typing import Dict, Iterator, List, Optional, Protocol, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -33,7 +34,7 @@ from ..vision.detections import Detections
 from ..vision.detector import Detector
 from ..vision.motion import MotionGate
 from ..vision.scene import SceneCutDetector
-from ..vision.sources_base import Frame, FrameSource
+from ..vision.sources_base import Frame, FrameSource, Gap
 from ..vision.tracking import ByteTracker
 
 __all__ = ["FrameResult", "FrameTimings", "Pipeline", "RunSummary", "Sink", "Counter"]
@@ -42,6 +43,7 @@ log = logging.getLogger(__name__)
 
 Counter = Union[LineCounter, ZoneCounter]
 RECENT_EVENTS_MAX = 100_000  # Pipeline.recent_events' cap (counted in the memory budget)
+HELD_GAPS_MAX = 1000  # Pipeline.held_gaps' cap (a camera flapping for days while the job is paused)
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,8 @@ class FrameResult:
         events: crossings / zone entries and exits accepted on this frame.
         inferred: False when the motion gate skipped inference (detections are then the last ones).
         timings: per-stage milliseconds.
+        carried_gaps: outages the source reported on frames the pipeline read but did not process (while
+            paused), oldest first; this result is the first one after them.
     """
 
     frame: Frame
@@ -79,10 +83,21 @@ class FrameResult:
     events: List[CountEvent]
     inferred: bool
     timings: FrameTimings
+    carried_gaps: Tuple[Gap, ...] = ()
+
+    @property
+    def gaps(self) -> Tuple[Gap, ...]:
+        """Every outage reported since the previous result: the carried ones, then ``frame.gap``."""
+        return self.carried_gaps + ((self.frame.gap,) if self.frame.gap is not None else ())
 
 
 class Sink(Protocol):
-    """Receives every FrameResult (persist, print, draw). ``close`` is called once at the end."""
+    """Receives every FrameResult (persist, print, draw). ``close`` is called once at the end.
+
+    Every frame the pipeline processes reaches the sinks, also those the motion gate kept from the
+    detector (``inferred`` False). Frames read while paused are not processed; an outage one of them
+    reported comes with the next result (:attr:`FrameResult.gaps`).
+    """
 
     def write(self, result: FrameResult, pipeline: "Pipeline") -> None: ...
 
@@ -151,6 +166,10 @@ class Pipeline:
         self.final_events: List[CountEvent] = []
         #: The last frame processed.
         self.last_frame: Optional[Frame] = None
+        #: Outages the source reported on frames read but not processed (paused, or the frame a stop came
+        #: in on), oldest first: the next result carries them (:attr:`FrameResult.carried_gaps`); sinks
+        #: may store those still held at ``close``.
+        self.held_gaps: List[Gap] = []
         self._last = Detections.empty(with_track_id=tracker is not None)
         self._cut_pending = False  # the source flagged a cut (Frame.cut) not yet applied to the tracks
         self._stop = threading.Event()
@@ -220,15 +239,17 @@ class Pipeline:
                     for counter in self.counters:
                         events.extend(counter.reset_tracks(frame.index, frame.timestamp_s))
                 detections = self.tracker.update(detections, timestamp_s=frame.timestamp_s, frame=frame.image)
+                look = self.tracker.last_appearance  # the boxes' colours, for the counters' stitching
                 size = (frame.image.shape[1], frame.image.shape[0])
                 if self.min_score > 0.0 and len(detections):
                     keep = (detections.score >= self.min_score) | (detections.track_id >= 0)
                     if not keep.all():
                         detections = detections[keep]
+                        look = None if look is None else look[keep]
                 t2 = time.perf_counter()
                 for counter in self.counters:
                     events.extend(counter.update(detections, frame_index=frame.index, timestamp_s=frame.timestamp_s,
-                                                 frame_size=size))
+                                                 frame_size=size, appearance=look))
                 t3 = time.perf_counter()
                 track, count = (t2 - t1) * 1e3, (t3 - t2) * 1e3
             self._last = detections
@@ -268,22 +289,35 @@ class Pipeline:
         with self.source:
             for frame in self.source:
                 if self._stop.is_set() or (max_frames and self.summary.frames >= max_frames):
+                    self._hold_gap(frame)
                     break
                 if self._paused.is_set():  # paused (MQTT .../set): the frame is read and dropped
+                    self._hold_gap(frame)
                     continue
                 result = self.process(frame)
+                if self.held_gaps:
+                    result = dataclasses.replace(result, carried_gaps=tuple(self.held_gaps))
+                    self.held_gaps.clear()
                 t0 = time.perf_counter()
                 for sink in self.sinks:
                     sink.write(result, self)
                 sinks_ms = (time.perf_counter() - t0) * 1e3
                 if sinks_ms:
-                    result = FrameResult(result.frame, result.detections, result.events, result.inferred,
-                                         FrameTimings(**{**result.timings.__dict__, "sinks_ms": sinks_ms}))
+                    result = dataclasses.replace(
+                        result, timings=dataclasses.replace(result.timings, sinks_ms=sinks_ms))
                 self._account(result)
                 self.summary.wall_s = time.perf_counter() - start
                 yield result
                 if self._stop.is_set() or (max_frames and self.summary.frames >= max_frames):
                     break
+
+    def _hold_gap(self, frame: Frame) -> None:
+        """Keep the outage a frame that is not processed reports, for the next result (and the sinks)."""
+        if frame.gap is None:
+            return
+        if len(self.held_gaps) >= HELD_GAPS_MAX:
+            del self.held_gaps[0]
+        self.held_gaps.append(frame.gap)
 
     def _account(self, result: FrameResult) -> None:
         self.last_frame = result.frame

@@ -15,6 +15,7 @@ from ..vision.counting import CountEvent, count_by_class
 from ..vision.draw import annotate, counts_text
 
 if TYPE_CHECKING:  # pragma: no cover
+    from ..vision.sources_base import Gap
     from .pipeline import FrameResult, Pipeline
     from .store import Store
 
@@ -23,6 +24,7 @@ __all__ = ["ConsoleSink", "JsonlSink", "VideoSink", "StoreSink"]
 log = logging.getLogger(__name__)
 
 BACKLOG_EVENTS_MAX = 100_000  # StoreSink's default cap on events waiting for a full disk (memory budget)
+BACKLOG_OUTAGES_MAX = 1000  # StoreSink's cap on source outages waiting for a full disk (~0.2 KB each)
 
 
 class ConsoleSink:
@@ -121,7 +123,13 @@ class VideoSink:
 
 
 class StoreSink:
-    """Persists each frame's events, totals, interval counts and checkpoint to the results database.
+    """Persists each frame's events, totals, interval counts and checkpoint to the results database, and
+    the source's outages.
+
+    A result whose frame reports an outage of the source (``frame.gap``, or gaps the pipeline carried
+    from frames it did not process: :attr:`FrameResult.gaps`) has each outage stored with
+    :meth:`Store.add_outage` before the frame itself. Outages the pipeline still holds at the end (read
+    on the frame a stop came in on) are stored at :meth:`close`.
 
     One transaction per frame (see :mod:`edge_runtime.runtime.store`). When a write fails (full disk:
     SQLITE_FULL / ENOSPC, or an I/O error) nothing is lost and the run goes on counting in memory:
@@ -129,9 +137,12 @@ class StoreSink:
     - the failure is logged once per outage (the store's message names the file and says to free space);
     - the frames not stored wait in memory, in order: every frame with events or a change of zone
       occupancy, and the newest frame for the resume checkpoint (frames with nothing in them are not kept);
+    - the outages not stored wait in memory too (at most ``BACKLOG_OUTAGES_MAX``; past that the oldest
+      are given up and counted in ``lost_outages``);
     - every ``retry_every_s`` the store is probed (:meth:`Store.retry`, a 64 KiB write); once it takes
-      writes again the waiting frames are written in order, each in its own transaction as it would have
-      been, and the recovery is logged. The database then holds exactly what it would have held.
+      writes again the waiting outages and then the waiting frames are written in order, each in its own
+      transaction as it would have been, and the recovery is logged. The database then holds exactly
+      what it would have held.
 
     Memory is bounded: at most ``max_backlog_events`` events wait (about 0.2 KB each; 100 000 is hours of a
     busy gate). Past that the oldest waiting frames are given up, logged once and counted in
@@ -143,6 +154,8 @@ class StoreSink:
     Attributes:
         backlog_frames, backlog_events: waiting in memory now.
         lost_events: events given up because the backlog was full (0 unless the disk stayed full that long).
+        backlog_outages: source outages waiting in memory now.
+        lost_outages: outages given up (a backlog past ``BACKLOG_OUTAGES_MAX``, or a disk full to the end).
         unsaved_frames, unsaved_events: frames and events that went through the backlog since the start.
     """
 
@@ -162,6 +175,8 @@ class StoreSink:
         # (frame_index, timestamp_s, events, occupancy or None); the last entry may be event-less (checkpoint)
         self._backlog: "deque[Tuple[int, float, List[CountEvent], Optional[Dict[str, Dict[int, int]]]]]" = deque()
         self._last_occupancy: Optional[Dict[str, Dict[int, int]]] = None
+        self._outages: "deque[Gap]" = deque()  # reported by the source, not stored yet (oldest first)
+        self.lost_outages = 0
         self._next_retry = 0.0
         self._overflowed = False  # the backlog gave up frames in this outage (logged once)
 
@@ -169,14 +184,21 @@ class StoreSink:
     def backlog_frames(self) -> int:
         return len(self._backlog)
 
+    @property
+    def backlog_outages(self) -> int:
+        return len(self._outages)
+
     def write(self, result: "FrameResult", pipeline: "Pipeline") -> None:
         occupancy = {z.name: dict(z.occupancy) for z in pipeline.zones} if result.inferred else None
         frame = result.frame
+        for gap in result.gaps:
+            self._keep_outage(gap)
         if self._backlog or not self.store.healthy or self.run_id is None:
             self._keep(frame.index, frame.timestamp_s, list(result.events), occupancy)
             self._drain()
             return
         try:
+            self._write_outages()
             self.store.record_frame(self.run_id, frame.index, frame.timestamp_s, result.events, occupancy=occupancy)
         except StoreError:  # the store has logged what failed, once per outage
             log.warning("results database %s: counting continues in memory; frames wait there and are written "
@@ -206,6 +228,36 @@ class StoreSink:
                           "given up (the totals in memory stay right)", self.store.path, self.max_backlog_events)
             self.lost_events += len(dropped[2])
 
+    def _keep_outage(self, gap: "Gap") -> None:
+        """Queue an outage for :meth:`_write_outages`; past ``BACKLOG_OUTAGES_MAX`` the oldest is given up."""
+        self._outages.append(gap)
+        if len(self._outages) > BACKLOG_OUTAGES_MAX:
+            self._outages.popleft()
+            if not self.lost_outages:
+                log.error("results database %s: more than %d source outages are waiting for the disk; the oldest "
+                          "are given up", self.store.path, BACKLOG_OUTAGES_MAX)
+            self.lost_outages += 1
+
+    def _write_outages(self) -> int:
+        """Store the queued outages, oldest first; each leaves the queue once committed. One the store
+        refuses as malformed (an end before its start: the wall clock stepped back during the outage) is
+        logged and given up, not retried. Returns how many were stored.
+
+        Raises:
+            StoreError: a write failed; it and the rest stay queued.
+        """
+        stored = 0
+        while self._outages:
+            gap = self._outages[0]
+            try:
+                self.store.add_outage(self.run_id, gap.start_s, gap.end_s, gap.reason, gap.attempts)
+                stored += 1
+            except InputError as exc:
+                log.warning("source outage not stored: %s", exc)
+                self.lost_outages += 1
+            self._outages.popleft()
+        return stored
+
     def _drain(self, force: bool = False) -> None:
         """Write the waiting frames once the store takes writes again (probed every ``retry_every_s``)."""
         now = time.monotonic()
@@ -221,6 +273,12 @@ class StoreSink:
             except StoreError:
                 self._next_retry = time.monotonic() + self.retry_every_s
                 return
+        try:
+            outages = self._write_outages()
+        except StoreError as exc:
+            log.debug("writing the waiting outages stopped: %s", exc)
+            self._next_retry = time.monotonic() + self.retry_every_s
+            return
         written = written_events = 0
         while self._backlog:
             index, ts, events, occupancy = self._backlog[0]
@@ -235,12 +293,19 @@ class StoreSink:
             written += 1
             written_events += len(events)
         self._overflowed = False
-        log.warning("results database %s takes writes again; wrote %d frames (%d events) kept in memory "
-                    "during the outage", self.store.path, written, written_events)
+        log.warning("results database %s takes writes again; wrote %d frames (%d events) and %d source outages "
+                    "kept in memory during the outage", self.store.path, written, written_events, outages)
 
     def close(self, pipeline: "Pipeline") -> None:
+        for gap in getattr(pipeline, "held_gaps", ()):  # read on frames the pipeline did not process
+            self._keep_outage(gap)
         if self._backlog:
             self._drain(force=True)
+        elif self._outages and self.run_id is not None:
+            try:
+                self._write_outages()
+            except StoreError:  # the store has logged it; counted as lost below
+                pass
         final = pipeline.final_events
         if final and pipeline.last_frame is not None:
             frame = pipeline.last_frame
@@ -252,6 +317,10 @@ class StoreSink:
                 log.error("%s; %d events reported at the end of the stream were not stored", exc, len(final))
                 self.unsaved_events += len(final)
                 self.lost_events += len(final)
+        if self._outages:
+            log.error("%d source outages could not be stored in %s: the disk stayed full until the end",
+                      len(self._outages), self.store.path)
+            self.lost_outages += len(self._outages)
         if self._backlog or self.run_id is None:
             log.error("%d frames with %d events could not be stored in %s: the disk stayed full until the end",
                       len(self._backlog), self.backlog_events, self.store.path)

@@ -1,4 +1,5 @@
-"""Crash-safe results store: counting events, running totals, per-interval counts and resume points.
+"""Crash-safe results store: counting events, running totals, per-interval counts, resume points and
+the source's outages.
 
 One SQLite file (stdlib ``sqlite3``) in WAL mode. Each processed frame that produced something is one
 transaction: its events, the totals they change, their interval buckets and the source's checkpoint are
@@ -17,6 +18,11 @@ failure we expect on a board (the process dying, not the power).
 Flash wear is also why a frame with no event and no change of zone occupancy is not written at once:
 its checkpoint is folded into the next write, at most ``checkpoint_every_s`` later. A restart may then
 re-read up to that many seconds of frames in which nothing was counted — nothing is lost or doubled.
+
+Outages: a live source that loses its stream reports how long it delivered nothing (``Frame.gap``);
+:class:`~edge_runtime.runtime.sinks.StoreSink` stores each one (:meth:`Store.add_outage`), so whoever reads
+the counts of a window can tell a quiet hour from a camera that was down (:meth:`Store.outages`,
+:meth:`Store.outage_seconds`).
 
 Clocks: ``timestamp_s`` is the source clock (seconds into a file, Unix time for live sources); interval
 buckets and "the last N seconds" use it, so a replayed file answers in video time. ``recorded_at`` and
@@ -45,14 +51,16 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from ..errors import InputError, StoreCorruptError, StoreError
-from .store_schema import SCHEMA_VERSION, Bucket, Checkpoint, StoredEvent, Total, check_header, prepare_schema
+from .store_schema import (SCHEMA_VERSION, Bucket, Checkpoint, Outage, StoredEvent, Total, check_header,
+                           clipped_seconds, prepare_schema)
 
-__all__ = ["Store", "StoredEvent", "Total", "Bucket", "Checkpoint", "SCHEMA_VERSION"]
+__all__ = ["Store", "StoredEvent", "Total", "Bucket", "Checkpoint", "Outage", "SCHEMA_VERSION"]
 
 log = logging.getLogger("edge_runtime.store")
 
 _DIRECTIONS = {"in": "line", "out": "line", "enter": "zone", "exit": "zone"}
 _MAX_NAME = 256
+_MAX_REASON = 1000  # characters of an outage's reason kept
 
 
 def _is_full(exc: sqlite3.Error) -> bool:
@@ -313,7 +321,7 @@ class Store:
                 self._written_at[run_id] = time.monotonic()
 
     def prune(self, before_s: float) -> int:
-        """Delete events and count buckets older than ``before_s`` (source clock); totals are kept.
+        """Delete events, count buckets and outages older than ``before_s`` (source clock); totals are kept.
 
         The retention step of a long-running device: freed pages are reused, so a database at its
         ``max_bytes`` cap (or on a full disk, if the WAL can still grow) takes new frames again.
@@ -328,6 +336,7 @@ class Store:
         def delete(c: sqlite3.Connection) -> int:
             n = c.execute("DELETE FROM events WHERE timestamp_s < ?", (before_s,)).rowcount
             c.execute("DELETE FROM counts WHERE bucket_start_s + interval_s <= ?", (before_s,))
+            c.execute("DELETE FROM outages WHERE end_s < ?", (before_s,))
             return n
 
         with self._lock:
@@ -576,6 +585,52 @@ class Store:
             self._write(lambda c: c.execute("INSERT INTO readings (node, name, value, timestamp_s) VALUES "
                                             "(?, ?, ?, ?)", (str(node)[:_MAX_NAME], str(name)[:_MAX_NAME], value, ts)),
                         f"storing a reading of {name}")
+
+    def add_outage(self, run_id: int, start_s: float, end_s: float, reason: str, attempts: int) -> None:
+        """Store an outage of the run's source: from ``start_s`` to ``end_s`` (source clock, as the events;
+        a :class:`~edge_runtime.vision.sources_base.Gap`'s fields) it delivered no frame, because of
+        ``reason``, and it took ``attempts`` connection attempts to get frames again.
+
+        Committed before this returns, in its own transaction. A failed write is handled as in
+        :meth:`record_frame`: nothing is stored, ``healthy`` turns False (logged once per outage of the
+        disk), and the caller keeps the outage until :meth:`retry` succeeds (StoreSink does).
+
+        Raises:
+            InputError: an unknown run, times that are not finite or end before they start, a negative
+                ``attempts``.
+            StoreError: the write failed (full disk: "database or disk is full").
+        """
+        start, end = float(start_s), float(end_s)
+        if not (math.isfinite(start) and math.isfinite(end) and start <= end):
+            raise InputError(f"Store.add_outage: need finite start_s <= end_s, got {start_s!r} and {end_s!r}")
+        if isinstance(attempts, bool) or int(attempts) != attempts or attempts < 0:
+            raise InputError(f"Store.add_outage: attempts must be an integer >= 0, got {attempts!r}")
+        with self._lock:
+            source, _ = self._source(run_id)
+            row = (run_id, source, start, end, str(reason)[:_MAX_REASON], int(attempts), time.time())
+            self._write(lambda c: c.execute("INSERT INTO outages (run_id, source, start_s, end_s, reason, attempts, "
+                                            "recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?)", row),
+                        f"storing an outage of {source} ({end - start:.1f} s)")
+
+    def outages(self, since_s: Optional[float] = None, until_s: Optional[float] = None, *,
+                limit: int = 10_000) -> List[Outage]:
+        """Outages of every run that overlap the window ``(since_s, until_s)`` (source clock; None =
+        unbounded), oldest start first, at most ``limit``; [] in a database made before outages were
+        stored, opened read-only. An outage is returned whole, not clipped to the window."""
+        def read(c: sqlite3.Connection) -> List[Outage]:
+            if c.execute("SELECT 1 FROM sqlite_master WHERE name = 'outages'").fetchone() is None:
+                return []
+            rows = c.execute("SELECT run_id, source, start_s, end_s, reason, attempts FROM outages "
+                             "WHERE end_s > ? AND start_s < ? ORDER BY start_s, id LIMIT ?",
+                             (-math.inf if since_s is None else float(since_s),
+                              math.inf if until_s is None else float(until_s), int(limit))).fetchall()
+            return [Outage(*r) for r in rows]
+        return self._read(read)
+
+    def outage_seconds(self, since_s: Optional[float] = None, until_s: Optional[float] = None) -> float:
+        """Seconds of the window ``(since_s, until_s)`` in which the source delivered nothing: the stored
+        outages clipped to the window, overlaps counted once (0.0 when there were none)."""
+        return clipped_seconds(self.outages(since_s, until_s), since_s, until_s)
 
     def readings(self, name: Optional[str] = None, *, since_s: Optional[float] = None,
                  limit: int = 10_000) -> List[Tuple[str, str, float, float]]:

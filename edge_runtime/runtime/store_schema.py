@@ -4,6 +4,7 @@ the row types queries return.
 Version history (``PRAGMA user_version``; ``PRAGMA application_id`` marks the file as ours):
     1: runs, events, totals, counts, checkpoints, meta.
     2: readings (sensor values reported by nodes over edge-link).
+    3: outages (stretches in which a run's video source delivered nothing: stream lost, stalled, unplugged).
 
 To change the schema: bump ``SCHEMA_VERSION``, add ``MIGRATIONS[old] = [statements]`` that take a
 version-``old`` database to ``old + 1``, and a test that opens a file made by the old code.
@@ -11,22 +12,25 @@ version-``old`` database to ``old + 1``, and a test that opens a file made by th
 
 from __future__ import annotations
 
+import math
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List
+from typing import Any, Dict, Iterable, List, Optional
 
 from ..errors import StoreCorruptError, StoreError
 
 __all__ = ["SCHEMA_VERSION", "APPLICATION_ID", "SQLITE_HEADER", "check_header", "prepare_schema", "StoredEvent",
-           "Total", "Bucket", "Checkpoint"]
+           "Total", "Bucket", "Checkpoint", "Outage", "clipped_seconds"]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 APPLICATION_ID = 0x45445254  # "EDRT"
 SQLITE_HEADER = b"SQLite format 3\x00"  # https://www.sqlite.org/fileformat.html#the_database_header
 
 _TABLES_V1 = ("meta", "runs", "events", "totals", "counts", "checkpoints")
-_TABLES = _TABLES_V1 + ("readings",)
+_TABLES_V2 = _TABLES_V1 + ("readings",)
+_TABLES = _TABLES_V2 + ("outages",)
+_TABLES_BY_VERSION = {1: _TABLES_V1, 2: _TABLES_V2, 3: _TABLES}  # what a file of each version must hold
 
 SCHEMA_V1 = [
     """CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID""",
@@ -94,7 +98,21 @@ _READINGS = [
     )""",
     "CREATE INDEX readings_by_name ON readings (name, timestamp_s)",
 ]
-MIGRATIONS: Dict[int, List[str]] = {1: _READINGS}  # version n -> statements that make it version n + 1
+_OUTAGES = [
+    """CREATE TABLE outages (
+        id INTEGER PRIMARY KEY,
+        run_id INTEGER NOT NULL REFERENCES runs(id),
+        source TEXT NOT NULL,              -- the run's source key (a camera's URL, a device)
+        start_s REAL NOT NULL,             -- source clock, as events: the last frame before the loss
+        end_s REAL NOT NULL,               -- the first frame after it
+        reason TEXT NOT NULL,              -- what ended the stream ("stream lost", "read timed out ...")
+        attempts INTEGER NOT NULL,         -- connection attempts it took to get frames again
+        recorded_at REAL NOT NULL          -- Unix time of the write
+    )""",
+    "CREATE INDEX outages_by_start ON outages (start_s)",
+]
+# version n -> statements that make it version n + 1
+MIGRATIONS: Dict[int, List[str]] = {1: _READINGS, 2: _OUTAGES}
 
 
 @dataclass(frozen=True)
@@ -110,6 +128,39 @@ class StoredEvent:
     kind: str
     direction: str
     name: str
+
+
+@dataclass(frozen=True)
+class Outage:
+    """A stretch of source time in which a run's video source delivered nothing (stream lost, stalled,
+    unplugged): nothing could be counted between ``start_s`` and ``end_s`` (source clock, as events)."""
+
+    run_id: int
+    source: str
+    start_s: float
+    end_s: float
+    reason: str
+    attempts: int
+
+    @property
+    def duration_s(self) -> float:
+        return self.end_s - self.start_s
+
+
+def clipped_seconds(spans: Iterable[Any], since_s: Optional[float], until_s: Optional[float]) -> float:
+    """Seconds of ``[since_s, until_s]`` covered by any of ``spans`` (anything with ``start_s`` and
+    ``end_s``: :class:`Outage`, a source's ``Gap``). Each span is clipped to the window (None = unbounded
+    on that side) and overlapping spans are counted once."""
+    lo = -math.inf if since_s is None else since_s
+    hi = math.inf if until_s is None else until_s
+    clipped = sorted((max(s.start_s, lo), min(s.end_s, hi)) for s in spans)
+    total, reach = 0.0, -math.inf
+    for start, end in clipped:
+        start = max(start, reach)
+        if end > start:
+            total += end - start
+            reach = end
+    return total
 
 
 @dataclass(frozen=True)
@@ -182,8 +233,8 @@ def prepare_schema(conn: sqlite3.Connection, path: Path, *, writable: bool) -> i
     if not tables and app_id == 0 and version == 0:
         if not writable:
             raise StoreError(f"{path}: empty database, and it was opened read-only")
-        _run(conn, SCHEMA_V1 + _READINGS + [f"PRAGMA application_id = {APPLICATION_ID}",
-                                f"PRAGMA user_version = {SCHEMA_VERSION}"])
+        _run(conn, SCHEMA_V1 + _READINGS + _OUTAGES + [f"PRAGMA application_id = {APPLICATION_ID}",
+                                                       f"PRAGMA user_version = {SCHEMA_VERSION}"])
         return SCHEMA_VERSION
     if app_id != APPLICATION_ID:
         raise StoreError(f"{path}: an SQLite database of another application (application_id {app_id:#x}, "
@@ -201,7 +252,7 @@ def prepare_schema(conn: sqlite3.Connection, path: Path, *, writable: bool) -> i
         _run(conn, MIGRATIONS[version] + [f"PRAGMA user_version = {version + 1}"])
         version += 1
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    expected = _TABLES if version >= 2 else _TABLES_V1
+    expected = _TABLES_BY_VERSION[version]
     missing = [t for t in expected if t not in tables]
     if missing:
         raise StoreCorruptError(f"{path}: damaged results database: tables {missing} are missing")

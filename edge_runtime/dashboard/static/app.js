@@ -316,7 +316,9 @@ function drawChart(data) {
   g.setLineDash([4, 4]);
   g.beginPath(); g.moveTo(nowX, top); g.lineTo(nowX, h - bottom); g.stroke();
   g.setLineDash([]);
-  $("chart-note").textContent = `per ${data.bin_s / 60} min` + (data.clock === "source" ? " (video time)" : "");
+  $("chart-note").textContent = `per ${data.bin_s / 60} min` + (data.clock === "source" ? " (video time)" : "")
+    + (data.outage_s ? `; camera without video for ${data.outage_s < 90 ? Math.round(data.outage_s) + " s"
+      : Math.round(data.outage_s / 60) + " min"} of it` : "");
 }
 
 async function refreshChart() {
