@@ -92,17 +92,23 @@ def make_counter(item: TruthItem, fps: float, **options):
     return LineCounter(item.name, item.geometry["start"], item.geometry["end"], nominal_fps=fps, **options)
 
 
-def _dedupe(d: Detections) -> Detections:
-    """Drop rows repeating a confirmed id in one frame (a peer may emit one box twice)."""
+def _dedupe_rows(d: Detections) -> np.ndarray:
+    """(N,) bool: the rows kept when dropping rows that repeat a confirmed id in one frame."""
+    keep = np.ones(len(d), bool)
     ids = d.track_id
     if ids is None or len(d) < 2:
-        return d
+        return keep
     seen: set = set()
-    keep = np.ones(len(d), bool)
     for i, t in enumerate(ids.tolist()):
         if t >= 0:
             keep[i] = t not in seen
             seen.add(t)
+    return keep
+
+
+def _dedupe(d: Detections) -> Detections:
+    """Drop rows repeating a confirmed id in one frame (a peer may emit one box twice)."""
+    keep = _dedupe_rows(d)
     return d if keep.all() else d[keep]
 
 
@@ -135,10 +141,17 @@ def scene_cuts(video: str, stride: int, threshold: float = 30.0) -> set:
 def track_ours(frozen: FrozenDetections, stride: int, make_tracker: Optional[Callable[[], ByteTracker]] = None,
                min_score: float = 0.1, cuts: Iterable[int] = (), flow: Optional["BoxFlow"] = None,
                video: Optional[str] = None, flow_measure: bool = False, flow_gate: Optional[float] = None,
-               flow_output_all: bool = False, flow_from_detections: bool = False
+               flow_output_all: bool = False, flow_from_detections: bool = False,
+               looks_out: Optional[Dict[int, np.ndarray]] = None, classes: Optional[Sequence[int]] = None
                ) -> List[Tuple[int, float, Detections, bool]]:
     """(frame, time_s, tracked detections, scene cut here) for frames 0, stride, ... through our tracker,
     reset at the scene cuts as the pipeline does.
+
+    ``looks_out``, if given, is filled with {frame: the appearance vectors the tracker used on it, in the
+    order of that frame's tracked detections} (as the pipeline hands them to the counters); frames where the
+    tracker used none (gate off, or no ``video``) and frames the detector skipped are left out. ``classes``:
+    only the frozen detections of these classes are tracked (as a job with ``model.classes`` sees them);
+    None = all.
 
     With ``flow`` (a :class:`~edge_runtime.vision.flow.BoxFlow`; needs ``video``), the frames the detector
     skips are decoded too: on each, the tracks seen on the last detector frame are moved by optical flow
@@ -150,8 +163,14 @@ def track_ours(frozen: FrozenDetections, stride: int, make_tracker: Optional[Cal
     looks = appearances(video, frozen, min_score) if video is not None and tracker.appearance_gate < 1 else None
 
     def update(f: int, t: float) -> Detections:
-        look = None if looks is None else looks[f]
-        return tracker.update(frozen.frame(f, min_score), timestamp_s=t, appearance=look)
+        boxes, look = frozen.frame(f, min_score), None if looks is None else looks[f]
+        if classes is not None:
+            keep = np.isin(boxes.class_id, list(classes))
+            boxes, look = boxes[keep], None if look is None else look[keep]
+        d = tracker.update(boxes, timestamp_s=t, appearance=look)
+        if looks_out is not None and tracker.last_appearance is not None:
+            looks_out[f] = tracker.last_appearance
+        return d
 
     if flow is None:
         for f in range(0, frozen.num_frames, stride):
@@ -268,13 +287,20 @@ def track_peer(frozen: FrozenDetections, stride: int, min_score: float = 0.1) ->
 
 
 def count_ours(tracked: Sequence[Tuple[int, float, Detections]], item: TruthItem, fps: float,
-               frame_size: Optional[Tuple[int, int]] = None, **options) -> List[Event]:
+               frame_size: Optional[Tuple[int, int]] = None, looks: Optional[Dict[int, np.ndarray]] = None,
+               **options) -> List[Event]:
+    """Our counter's (frame, direction) events over tracked frames; ``looks``: {frame: appearance vectors in
+    the order of that frame's detections} (see :func:`track_ours`), for the counter's stitching."""
     counter = make_counter(item, fps, **options)
     events = []
     for f, t, d, cut in tracked:
         if cut:
             events += counter.reset_tracks(f, t)
-        events += counter.update(_dedupe(d), frame_index=f, timestamp_s=t, frame_size=frame_size)
+        keep = _dedupe_rows(d)
+        look = None if looks is None else looks.get(f)
+        if not keep.all():
+            d, look = d[keep], None if look is None else look[keep]
+        events += counter.update(d, frame_index=f, timestamp_s=t, frame_size=frame_size, appearance=look)
     events += counter.flush()
     return sorted((int(e.crossed_frame), e.direction.value) for e in events)
 
@@ -320,25 +346,29 @@ def replay(frozen: FrozenDetections, items: Iterable[TruthItem], stride: int, *,
            stacks: Sequence[str] = STACKS, make_tracker: Optional[Callable[[], ByteTracker]] = None,
            counter_options: Optional[Dict[str, dict]] = None, video: Optional[str] = None,
            flow: Optional["BoxFlow"] = None, flow_measure: bool = False, flow_gate: Optional[float] = None,
-           flow_output_all: bool = False, flow_from_detections: bool = False
-           ) -> Dict[str, Dict[str, List[Event]]]:
+           flow_output_all: bool = False, flow_from_detections: bool = False,
+           classes: Optional[Sequence[int]] = None) -> Dict[str, Dict[str, List[Event]]]:
     """{stack: {item name: events}} at one stride. counter_options: {"line"/"zone": kwargs} for ours;
     video: the built-in video's name, to find its scene cuts (None = no cut handling); flow: a
     :class:`~edge_runtime.vision.flow.BoxFlow` to move our tracks on the skipped frames (see
-    :func:`track_ours`; needs ``video``; the peer stack is unchanged)."""
+    :func:`track_ours`; needs ``video``; the peer stack is unchanged); classes: our tracker sees only
+    these classes' detections (see :func:`track_ours`; the peer stack sees all)."""
     counter_options = counter_options or {}
     items = list(items)
     cuts = scene_cuts(video, stride) if video else ()
+    looks: Dict[int, np.ndarray] = {}
     ours = track_ours(frozen, stride, make_tracker, cuts=cuts, flow=flow, video=video,
                       flow_measure=flow_measure, flow_gate=flow_gate,
-                      flow_output_all=flow_output_all, flow_from_detections=flow_from_detections) if {"ours", "sv_on_ours"} & set(stacks) else None
+                      flow_output_all=flow_output_all, flow_from_detections=flow_from_detections,
+                      looks_out=looks, classes=classes) if {"ours", "sv_on_ours"} & set(stacks) else None
     peer = track_peer(frozen, stride) if {"peer", "ours_on_peer"} & set(stacks) else None
     result: Dict[str, Dict[str, List[Event]]] = {}
     for stack in stacks:
         tracked = ours if stack in ("ours", "sv_on_ours") else peer
         ours_counter = stack in ("ours", "ours_on_peer")
         result[stack] = {
-            item.name: (count_ours(tracked, item, frozen.fps, frozen.frame_size, **counter_options.get(item.kind, {}))
+            item.name: (count_ours(tracked, item, frozen.fps, frozen.frame_size, looks if stack == "ours" else None,
+                                   **counter_options.get(item.kind, {}))
                         if ours_counter else count_supervision(tracked, item))
             for item in items}
     return result

@@ -5,7 +5,7 @@ items marked ``"split": "tune"``; the score is the number of (item, stride) pair
 counting targets (see :func:`benchmarks.bench_counting.meets`), then the pooled event F1. The "report"
 half is never looked at here; ``bench_counting`` reports on it with whatever defaults were chosen.
 
-Run: ``python -m benchmarks.tune_counting [--split tune] [--part tracker|appearance|edge|counter] [--fixed JSON]``
+Run: ``python -m benchmarks.tune_counting [--split tune] [--part tracker|appearance|edge|stitch|counter] [--fixed JSON]``
 """
 
 from __future__ import annotations
@@ -40,6 +40,15 @@ GRIDS = {
     # gap between processed frames still counts as having come in through the border.
     "edge": {
         "edge_rel": [0.0, 0.05, 0.1, 0.15, 0.2, 0.3],
+    },
+    # With everything else at its defaults: how long and how far a track gone mid-picture may be continued by a
+    # new track first seen mid-picture on the other side (stitch_s 0 = off), the colour gate (1 = not used), and
+    # whether zones stitch too (with the same settings) or only lines.
+    "stitch": {
+        "stitch_s": [0.0, 1.0, 2.0, 3.0, 4.0],
+        "stitch_rel": [0.25, 0.5, 1.0],
+        "stitch_appearance": [0.3, 0.4, 1.0],
+        "zones": [False, True],
     },
     "counter": {
         "margin_rel": [0.05, 0.1, 0.15],
@@ -82,12 +91,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     results: List[tuple] = []
     for values in itertools.product(*grid.values()):
         options: Dict[str, float] = dict(zip(grid, values))
+        if args.part == "stitch" and options["stitch_s"] == 0 and any(options[k] != grid[k][0] for k in list(grid)[1:]):
+            continue  # off: the other settings do nothing
         if args.part in ("tracker", "appearance"):
             if options.get("new_track_score", 1.0) < options.get("high_score", 0.0):
                 continue
             r = evaluate(options, fixed, {k: v for k, v in fixed.items() if k != "return_s"}, args.split)
         elif args.part == "edge":
             r = evaluate(fixed, options, {}, args.split)
+        elif args.part == "stitch":
+            line = {k: v for k, v in options.items() if k != "zones"}
+            r = evaluate(fixed, line, line if options["zones"] else {"stitch_s": 0.0}, args.split)
         else:
             line = {k: v for k, v in options.items() if k != "zone_return_s"}
             zone = {**{k: v for k, v in line.items() if k != "return_s"}, "return_s": options["zone_return_s"]}

@@ -74,6 +74,9 @@ def test_yaml_is_accepted(tmp_path: Path) -> None:
     ({"tracker": {"low_score": 0.8, "high_score": 0.5}}, ["tracker.low_score", "0.5"]),
     ({"source": {"fps_cap": float("nan")}}, ["source.fps_cap", "a number"]),
     ({"nonsense": {}}, ["nonsense", "not known"]),
+    ({"lines": [{"name": "a", "start": [0, 0], "end": [1, 1], "stitch_s": -1}]}, ["lines[0].stitch_s", "[0.0, 60.0]"]),
+    ({"zones": [{"name": "z", "polygon": [[0, 0], [1, 0], [0, 1]], "stitch_appearance": 2}]},
+     ["zones[0].stitch_appearance", "[0.0, 1.0]"]),
     ([1, 2], ["top level"]),
 ])
 def test_errors_name_key_expected_and_found(raw, fragments) -> None:
@@ -100,3 +103,24 @@ def test_error_in_file_names_file_and_key(tmp_path: Path) -> None:
     path.write_text("[model]\niou = -1\n")
     with pytest.raises(ConfigError, match=r"job.toml: config key 'model.iou'"):
         load_config(path)
+
+
+def test_the_counters_stitching_settings_reach_the_counters_and_default_as_theirs() -> None:
+    import inspect
+
+    from edge_runtime.runtime.build import make_counter
+    from edge_runtime.vision.counting import LineCounter, ZoneCounter
+
+    config = config_from_dict({
+        "lines": [{"name": "b", "start": [0, 0], "end": [100, 0], "stitch_s": 0, "stitch_rel": 1.5,
+                   "stitch_appearance": 0.35}],
+        "zones": [{"name": "z", "polygon": [[0, 0], [10, 0], [0, 10]], "stitch_s": 2}]})
+    plain = config_from_dict({"lines": [{"name": "a", "start": [0, 0], "end": [100, 0]}],
+                              "zones": [{"name": "z", "polygon": [[0, 0], [10, 0], [0, 10]]}]})
+    for item, cls in ((plain.lines[0], LineCounter), (plain.zones[0], ZoneCounter)):
+        defaults = inspect.signature(cls).parameters
+        for key in ("stitch_s", "stitch_rel", "stitch_appearance"):
+            assert getattr(item, key) == defaults[key].default, (cls.__name__, key)
+    line = make_counter(config.lines[0], 10.0)
+    assert (line.stitch_s, line.stitch_rel, line.stitch_appearance) == (0.0, 1.5, 0.35)
+    assert make_counter(config.zones[0], 10.0).stitch_s == 2.0

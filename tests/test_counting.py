@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from edge_runtime.errors import ConfigError, InputError
+from edge_runtime.vision.appearance import DIM as APPEARANCE_DIM
 from edge_runtime.vision.counting import CountEvent, Direction, LineCounter, ZoneCounter, count_by_class
 from edge_runtime.vision.detections import Detections
 from edge_runtime.vision.tracking import ByteTracker
@@ -409,3 +410,197 @@ def test_a_dead_band_wider_than_the_picture_is_a_config_error():
         line.update(box_at(1, 200, 150), frame_index=0, frame_size=(768, 576))
     zone = ZoneCounter("mat", [(0, 0), (10, 0), (10, 10)], margin_px=5)
     assert zone.update(box_at(1, 200, 150), frame_index=0, frame_size=(768, 576)) == []
+
+
+# --- stitching: a walker's track lost behind someone on the line and a new one born on the other side ------
+
+SIZE = (768, 576)
+STITCH = {"margin_rel": 0.05, "return_s": 0.0, "stitch_s": 2.0, "stitch_rel": 0.5}
+
+
+def stitch_feed(counter, frames, looks=None, fps=10.0):
+    """Feed frames of (track_id, x, y[, class]) bottom centres (boxes 100 px tall) at ``fps``, with the
+    picture's size; ``looks`` maps track id -> appearance vector. Returns every event incl. the flush as
+    (track_id, direction, class_id, crossed_frame)."""
+    events = []
+    for f, objects in enumerate(frames):
+        objects = [o if len(o) > 3 else (*o, 0) for o in objects]
+        if objects:
+            det = Detections(np.array([(x - 20, y - 100, x + 20, y) for _, x, y, _ in objects], np.float32),
+                             np.full(len(objects), 0.9, np.float32), np.array([o[3] for o in objects], np.int32),
+                             np.array([o[0] for o in objects], np.int32))
+        else:
+            det = Detections.empty(with_track_id=True)
+        look = None if looks is None else np.stack([looks[o[0] if o[0] >= 0 else -2 - o[0]] for o in objects]) \
+            if objects else np.zeros((0, APPEARANCE_DIM), np.float32)
+        events += counter.update(det, frame_index=f, timestamp_s=f / fps, frame_size=SIZE, appearance=look)
+    events += counter.flush()
+    return [(e.track_id, e.direction.value, e.class_id, e.crossed_frame) for e in events]
+
+
+def hidden_walk(new_at, new_frame=9, new_id=2, old=(200, 170), step=10):
+    """Track 1 walks down towards the line y = 200 and is last seen at ``old`` (frame 3, above the line);
+    track ``new_id`` is first seen at ``new_at`` on ``new_frame`` and walks on ``step`` px a frame down."""
+    frames = [[(1, old[0], old[1] - 30 + 10 * f)] for f in range(4)] + [[] for _ in range(4, new_frame)]
+    frames += [[(new_id, new_at[0], new_at[1] + step * i)] for i in range(4)]
+    return frames
+
+
+def test_a_walker_lost_behind_someone_and_found_as_a_new_track_on_the_other_side_counts_once():
+    line = LineCounter("gate", START, END, **STITCH)
+    # Gone 30 px above the line at frame 3, a new track 35 px below it at frame 9: 0.6 s later, 65 px away
+    # (reach (0.5 + 0.5 x 0.6) x 100 px = 80 px). One crossing, the new track's, interpolated between the two.
+    assert stitch_feed(line, hidden_walk((200, 235))) == [(2, "in", 0, 6)]
+    assert (line.in_total, line.out_total) == (1, 0)
+    # The other way: gone below, found above: out.
+    line = LineCounter("gate", START, END, **STITCH)
+    frames = [[(1, 200, 240 - 10 * f)] for f in range(4)] + [[]] * 4 + [[(2, 200, 160 - 10 * i)] for i in range(4)]
+    assert [e[:2] for e in stitch_feed(line, frames)] == [(2, "out")]
+    # Off: the new track has no known origin, nothing counts.
+    off = LineCounter("gate", START, END, **{**STITCH, "stitch_s": 0.0})
+    assert stitch_feed(off, hidden_walk((200, 235))) == []
+    # On by default.
+    default = LineCounter("gate", START, END, margin_rel=0.05, return_s=0.0)
+    assert len(stitch_feed(default, hidden_walk((200, 235)))) == 1
+
+
+@pytest.mark.parametrize("case, frames", [
+    ("too late", hidden_walk((200, 235), new_frame=25)),  # 2.2 s > stitch_s
+    ("too far", hidden_walk((290, 235))),  # 120 px > 80 px of reach
+    ("same side", hidden_walk((200, 185), step=-10)),  # found above the line again, walking back: no crossing
+    ("beside the segment", hidden_walk((330, 235), old=(330, 170))),  # the path passes the segment's end
+])
+def test_a_new_track_is_not_stitched_when_too_late_too_far_or_on_the_same_side(case, frames):
+    line = LineCounter("gate", START, END, **STITCH)
+    assert stitch_feed(line, frames) == [], case
+
+
+def test_a_track_gone_or_new_at_the_picture_border_is_not_stitched():
+    across = ((0.0, 200.0), (768.0, 200.0))  # the whole picture's width
+    # Boxes 40 px wide: a bottom centre at x = 21 puts the box 1 px from the left border.
+    new_at_border = hidden_walk((21, 235), old=(60, 170))
+    gone_at_border = hidden_walk((60, 235), old=(21, 170))
+    mid_picture = hidden_walk((61, 235), old=(100, 170))  # the same walk 40 px further in
+    assert stitch_feed(LineCounter("gate", *across, **STITCH), new_at_border) == []
+    assert stitch_feed(LineCounter("gate", *across, **STITCH), gone_at_border) == []
+    assert [e[:2] for e in stitch_feed(LineCounter("gate", *across, **STITCH), mid_picture)] == [(2, "in")]
+
+
+def test_stitching_needs_the_picture_size():
+    line = LineCounter("gate", START, END, **STITCH)
+    events = [e for f, objects in enumerate(hidden_walk((200, 235)))
+              for e in line.update(tracked(*objects), frame_index=f, timestamp_s=f / 10)]
+    assert events + line.flush() == []
+
+
+def _look(bin_index: int) -> np.ndarray:
+    """An appearance vector with every band's histogram all in one bin (0 = same colours, 1 = disjoint)."""
+    from edge_runtime.vision.appearance import BANDS
+
+    v = np.zeros(APPEARANCE_DIM, np.float32)
+    band = APPEARANCE_DIM // len(BANDS)
+    v[[b * band + bin_index for b in range(len(BANDS))]] = 1.0
+    return v
+
+
+def test_a_new_track_of_other_colours_is_not_stitched_with_the_appearance_gate():
+    options = {**STITCH, "stitch_appearance": 0.4}
+    same = {1: _look(0), 2: _look(0)}
+    other = {1: _look(0), 2: _look(5)}
+    assert [e[:2] for e in stitch_feed(LineCounter("gate", START, END, **options), hidden_walk((200, 235)), same)] \
+        == [(2, "in")]
+    assert stitch_feed(LineCounter("gate", START, END, **options), hidden_walk((200, 235)), other) == []
+    # The gate off (1): colours are not compared.
+    assert len(stitch_feed(LineCounter("gate", START, END, **STITCH), hidden_walk((200, 235)), other)) == 1
+    with pytest.raises(InputError, match="appearance"):
+        LineCounter("gate", START, END, **options).update(
+            box_at(1, 200, 150), frame_index=0, frame_size=SIZE, appearance=np.zeros((2, APPEARANCE_DIM), np.float32))
+
+
+def test_of_two_gone_tracks_the_nearest_is_stitched_one_to_one():
+    line = LineCounter("gate", START, END, **{**STITCH, "stitch_rel": 2.0})  # both gone tracks within reach
+    # Track 1 (class 0) gone at (150, 170), track 3 (class 1) gone at (250, 170); a new track (class 5) found
+    # at (235, 230) continues track 3, the nearer: its crossing carries track 3's class.
+    frames = [[(1, 150, 140 + 10 * f, 0), (3, 250, 140 + 10 * f, 1)] for f in range(4)] + [[]] * 2
+    frames += [[(2, 235, 230 + 10 * i, 5)] for i in range(3)]
+    assert [e[:3] for e in stitch_feed(line, frames)] == [(2, "in", 1)]
+    # Two new tracks, each nearer one of the gone ones: each continues its own.
+    line = LineCounter("gate", START, END, **{**STITCH, "stitch_rel": 2.0})
+    frames = [[(1, 150, 140 + 10 * f, 0), (3, 250, 140 + 10 * f, 1)] for f in range(4)] + [[]] * 2
+    frames += [[(2, 235, 230 + 10 * i, 5), (4, 160, 232 + 10 * i, 5)] for i in range(3)]
+    assert sorted(e[:3] for e in stitch_feed(line, frames)) == [(2, "in", 1), (4, "in", 0)]
+    # One gone track, two new ones: one crossing, the nearer one's (70 px away, the other 82 px).
+    line = LineCounter("gate", START, END, **{**STITCH, "stitch_rel": 2.0})
+    frames = [[(1, 200, 140 + 10 * f)] for f in range(4)] + [[]] * 2
+    frames += [[(4, 150, 235 + 10 * i), (2, 235, 230 + 10 * i)] for i in range(3)]
+    assert [e[:2] for e in stitch_feed(line, frames)] == [(2, "in")]
+
+
+def test_a_gone_track_that_comes_back_is_never_counted_twice():
+    # It comes back before the new track is confirmed: no stitch; it crosses itself and counts once.
+    line = LineCounter("gate", START, END, **STITCH)
+    frames = [[(1, 200, 140 + 10 * f)] for f in range(4)] + [[]] * 2
+    frames += [[(-2 - 2, 200, 235)], [(-2 - 2, 200, 240), (1, 150, 190)], [(2, 200, 245), (1, 150, 215)],
+               [(2, 200, 250), (1, 150, 240)]]
+    assert [e[:2] for e in stitch_feed(line, frames)] == [(1, "in")]
+    # It comes back after the stitch, on the new side: the crossing was counted once, by the new track.
+    line = LineCounter("gate", START, END, **STITCH)
+    frames = hidden_walk((200, 235)) + [[(1, 150, 240 + 10 * i)] for i in range(4)]
+    assert [e[:2] for e in stitch_feed(line, frames)] == [(2, "in")]
+    # It comes back after the stitch on its old side and then crosses: that is its own, second walk.
+    line = LineCounter("gate", START, END, **STITCH)
+    frames = hidden_walk((200, 235)) + [[(1, 150, 160 + 20 * i)] for i in range(5)]
+    assert [e[:2] for e in stitch_feed(line, frames)] == [(2, "in"), (1, "in")]
+
+
+def test_a_stitched_crossing_undone_within_return_s_counts_neither_way():
+    line = LineCounter("gate", START, END, **{**STITCH, "return_s": 3.0})
+    frames = hidden_walk((200, 235))[:10] + [[(2, 200, 230 - 20 * i)] for i in range(5)] + [[]] * 40
+    assert stitch_feed(line, frames) == []
+    # Not undone: reported return_s after the crossing.
+    line = LineCounter("gate", START, END, **{**STITCH, "return_s": 3.0})
+    assert [e[:2] for e in stitch_feed(line, hidden_walk((200, 235)) + [[]] * 40)] == [(2, "in")]
+
+
+def test_the_gone_tracks_own_crossing_is_kept_when_a_new_track_continues_it():
+    # Track 1 crosses down (in) and is lost below the line; a new track found above it within return_s is
+    # counted out: the two crossings are reported, not taken for a touch and return of one person.
+    line = LineCounter("gate", START, END, **{**STITCH, "return_s": 3.0})
+    frames = [[(1, 200, 170 + 15 * f)] for f in range(4)] + [[]] * 3 + [[(2, 200, 165 - 10 * i)] for i in range(4)]
+    assert sorted(e[:2] for e in stitch_feed(line, frames + [[]] * 40)) == [(1, "in"), (2, "out")]
+
+
+def test_a_tentative_new_track_that_is_never_confirmed_does_not_use_up_the_gone_one():
+    line = LineCounter("gate", START, END, **STITCH)
+    frames = [[(1, 200, 140 + 10 * f)] for f in range(4)] + [[]] * 2
+    frames += [[(-2 - 5, 200, 232)], []]  # a false box for one frame
+    frames += [[(-2 - 6, 200, 235)], [(-2 - 6, 200, 240)], [(6, 200, 245)], [(6, 200, 250)]]
+    assert [e[:2] for e in stitch_feed(line, frames)] == [(6, "in")]
+
+
+def test_a_zone_counts_an_entry_when_a_new_track_inside_continues_one_gone_outside():
+    square = [(100, 100), (300, 100), (300, 300), (100, 300)]
+    zone = ZoneCounter("mat", square, margin_rel=0.05, return_s=0.0, stitch_s=2.0, stitch_rel=0.5)
+    frames = [[(1, 40 + 10 * f, 200)] for f in range(4)] + [[]] * 4 + [[(2, 130 + 5 * i, 200)] for i in range(3)]
+    assert [e[:2] for e in stitch_feed(zone, frames)] == [(2, "enter")]
+    assert zone.occupancy == {0: 1}
+    off = ZoneCounter("mat", square, margin_rel=0.05, return_s=0.0, stitch_s=0.0)
+    assert stitch_feed(off, frames) == []
+
+
+def test_stitching_options_are_checked():
+    with pytest.raises(ConfigError, match="stitch_s"):
+        LineCounter("gate", START, END, stitch_s=-1)
+    with pytest.raises(ConfigError, match="stitch_appearance"):
+        ZoneCounter("mat", [(0, 0), (10, 0), (10, 10)], stitch_appearance=1.5)
+
+
+def test_the_tracker_hands_its_appearance_vectors_to_the_counters():
+    tracker = ByteTracker(min_hits=1)
+    det = Detections(np.array([[10, 10, 50, 110]], np.float32), np.array([0.9], np.float32), np.array([0], np.int32))
+    frame = np.random.default_rng(0).integers(0, 255, (200, 200, 3), dtype=np.uint8)
+    tracker.update(det, frame=frame)
+    assert tracker.last_appearance is not None and tracker.last_appearance.shape == (1, APPEARANCE_DIM)
+    tracker.update(det)  # no frame: none used
+    assert tracker.last_appearance is None
+    assert ByteTracker(appearance_gate=1.0).update(det, frame=frame) is not None

@@ -30,8 +30,6 @@ STRIDES = (1, 2, 3, 4)
 
 # (video, item, stride) whose target is not met yet: the bound measured now, and why.
 GAPS = {
-    ("vtest-video", "walkway", 1): ({"max_abs_count_error": 4}, "out -4: walkers passing the men standing at the lamp post lose their ids"),
-    ("vtest-video", "lamp", 1): ({"max_abs_count_error": 2}, "enter -2: entries hidden by the sign and by others"),
     ("vtest-video", "walkway", 4): ({"min_recall": 0.84, "min_precision": 0.91}, "in -1, out -1, as at stride 1"),
     ("vtest-video", "left_path", 4): ({"min_recall": 1.0, "min_precision": 0.75}, "one extra each way"),
     ("vtest-video", "top_right", 4): ({"min_recall": 1.0, "min_precision": 0.5}, "the touch-and-return is seen as two crossings"),
@@ -163,19 +161,21 @@ def test_event_precision_and_recall_over_all_truths_at_stride_1(replays):
             tp, fp, fn = tp + s["tp"], fp + s["fp"], fn + s["fn"]
             peer_tp, peer_fp, peer_fn = peer_tp + p["tp"], peer_fp + p["fp"], peer_fn + p["fn"]
     precision, recall = tp / (tp + fp), tp / (tp + fn)
-    # The bar is 0.95 for both; measured 0.886 / 0.874 (the peer stack: 0.54 / 0.44). This holds the
+    # The bar is 0.95 for both; measured 0.877 / 0.894 (the peer stack: 0.54 / 0.44). This holds the
     # measured level and the lead over the peer; the causes of the gap to 0.95 are listed in GAPS.
-    assert precision >= 0.88 and recall >= 0.87, (precision, recall)
+    assert precision >= 0.87 and recall >= 0.89, (precision, recall)
     assert precision > peer_tp / (peer_tp + peer_fp) + 0.2 and recall > peer_tp / (peer_tp + peer_fn) + 0.2
 
 
 # Events that match nobody in the truth and fall where it records someone loitering on a line or stepping
 # over and back. The target is zero; measured at stride 1: a man standing 2 s across the lamp
 # zone's edge (enter + exit), one standing 3 s five pixels inside road_corner (enter + exit), one who
-# stays 3.7 s over left_path before going back (out + in, longer than return_s), walkway's man A counted
-# when he walks off (f151) where the truth counts him when he first stepped over (f37), and on bikes.mp4
-# the waiting cyclist whose box passing cars cut short (his track restarts when a car's colours fill it).
-KNOWN_LOITER_COUNTS = {1: 9, 2: 10, 3: 7, 4: 10}
+# stays 3.7 s over left_path before going back (out + in, longer than return_s), the man who stands on
+# walkway for 12 s with his feet a few pixels either side of it, counted out as he settles just left of it
+# (f36: his track, lost by the lamp post, is continued there by stitching, as at strides 2 and 4 where it
+# is not lost) and in when he walks off right (f151), and on bikes.mp4 the waiting cyclist whose box
+# passing cars cut short (his track restarts when a car's colours fill it).
+KNOWN_LOITER_COUNTS = {1: 10, 2: 10, 3: 7, 4: 10}
 
 
 @pytest.mark.parametrize("stride", STRIDES)

@@ -81,12 +81,16 @@ def reference(tmp_path_factory):
 def test_the_pipeline_counts_what_the_benchmark_replays(reference) -> None:
     """The live pipeline and benchmarks/counting_eval's replay of the frozen detections are one stack:
     the same crossings at the same frames (away from the end, where the live run flushes what is still
-    waiting out return_s). So the by-eye scores of bench_counting are the pipeline's."""
+    waiting out return_s), when the replay is given what the job sees: its classes' boxes (the config's
+    model.classes) and their colours (the tracker's appearance gate, the counters' stitching). So
+    bench_counting's replays run the pipeline's own tracker and counters (though on every class the
+    detector reports)."""
     from benchmarks.counting_eval import load_truth, replay
     from benchmarks.frozen import committed_path, load_frozen
 
     item = next(i for i in load_truth("vtest-video").items if i.name == "walkway")
-    replayed = replay(load_frozen(committed_path("vtest-video")), [item], 1, stacks=("ours",))["ours"]["walkway"]
+    replayed = replay(load_frozen(committed_path("vtest-video")), [item], 1, stacks=("ours",), video="vtest-video",
+                      classes=[0])["ours"]["walkway"]
     live = sorted((e.crossed_frame, e.direction.value) for r in reference["results"] for e in r.events
                   if e.name == "walkway")
     horizon = FRAMES - 40  # return_s (3 s) plus a second of tracking before the end

@@ -106,6 +106,12 @@ class LineConfig:
     return_s: float = _range(0.0, 3600.0, default=3.0)  # a crossing undone within this counts neither way
     hysteresis_frames: int = _range(1, 1000, default=1)  # processed frames on the new side, in a row
     classes: Optional[List[int]] = None
+    # A track lost mid-picture, continued by a new track first seen mid-picture on the other side within
+    # stitch_s seconds (0 = off) and (0.5 + stitch_rel x seconds) box heights of where it was lost, colours
+    # within stitch_appearance (1 = not compared): one crossing (see edge_runtime.vision.counting)
+    stitch_s: float = _range(0.0, 60.0, default=3.0)
+    stitch_rel: float = _range(0.0, 100.0, default=0.5)
+    stitch_appearance: float = _range(0.0, 1.0, default=1.0)
 
 
 @dataclass(frozen=True)
@@ -118,6 +124,10 @@ class ZoneConfig:
     return_s: float = _range(0.0, 3600.0, default=1.0)
     hysteresis_frames: int = _range(1, 1000, default=1)
     classes: Optional[List[int]] = None
+    # As for lines: a track lost outside (inside), continued by a new one first seen inside (outside) = entry (exit)
+    stitch_s: float = _range(0.0, 60.0, default=3.0)
+    stitch_rel: float = _range(0.0, 100.0, default=0.5)
+    stitch_appearance: float = _range(0.0, 1.0, default=1.0)
 
 
 @dataclass(frozen=True)

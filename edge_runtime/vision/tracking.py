@@ -274,8 +274,16 @@ class ByteTracker:
         self._votes = np.zeros((0, 1), np.int32)  # (T, C) matched detections per class
         self._app = np.zeros((0, APPEARANCE_DIM), np.float32)  # running appearance
         self._has_app = np.zeros(0, bool)
+        self._last_app: Optional[np.ndarray] = None
         self.frame_index = -1
         self._now_s: Optional[float] = None
+
+    @property
+    def last_appearance(self) -> Optional[np.ndarray]:
+        """(N, DIM) float32 appearance vectors of the detections of the last :meth:`update`, in their order
+        (what the counters' stitching compares), or None when that update used none (gate off, or neither
+        a frame nor vectors given). Read-only; replaced by the next update."""
+        return self._last_app
 
     @property
     def ids_issued(self) -> int:
@@ -341,6 +349,7 @@ class ByteTracker:
         app = self._appearance_of(detections, frame, appearance)
         previous = self._now_s
         now = self._next_time(timestamp_s, "update")
+        self._last_app = app
         dt_frames = 1.0 if previous is None else (now - previous) * self.fps
         self._now_s = now
         self.frame_index += 1
