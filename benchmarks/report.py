@@ -233,8 +233,11 @@ def row_soak(doc: Dict[str, Any]) -> List[List[str]]:
     rss, age, counts, chat = c["rss"], c["frame_age"], c["counts"], c["chat"]
     return [[f"soak: the job + chat server, {s['minutes']:g} min under {s['chat_rate_per_s']:g} chat requests/s, vtest.avi "
              f"looped at {s['replay_fps']:g} fps, every frame (`bench_soak`)",
-             f"RSS after {s['warmup_s']:.0f} s warm-up {rss['growth_fit_mb']:+.1f} MB (fit) / {rss['growth_peak_mb']:+.1f} MB "
-             f"(peak); fds {c['fds']['start']:.0f}→{c['fds']['end']:.0f}, threads {c['threads']['start']:.0f}→"
+             f"RSS after {rss.get('settled_after', 'the warm-up')} ({rss.get('settle_s', s['warmup_s']):.0f} s) "
+             f"{rss['growth_fit_mb']:+.1f} MB (fit) / {rss['growth_peak_mb']:+.1f} MB (peak)"
+             + (f", after {s['warmup_s']:.0f} s {rss['after_warmup_only']['growth_fit_mb']:+.1f} / "
+                f"{rss['after_warmup_only']['growth_peak_mb']:+.1f} MB" if "after_warmup_only" in rss else "")
+             + f"; fds {c['fds']['start']:.0f}→{c['fds']['end']:.0f}, threads {c['threads']['start']:.0f}→"
              f"{c['threads']['end']:.0f}; frame age p95 {age['load_worst_window_p95_s']:.2f} s; {chat['completed']} "
              f"answers, {chat['failed']} failed",
              f"without load: frame age p95 {age['reference_worst_window_p95_s']:.2f} s; counts {counts['compared']}", "—",

@@ -59,3 +59,19 @@ def test_soak_holds_frame_age_and_answers_every_request(soak) -> None:
     assert c["frame_age"]["pass"], c["frame_age"]
     assert c["chat"]["pass"], c["chat"]["failures"]
     assert soak["doc"]["pass"] and soak["proc"].returncode == 0, soak["proc"].stdout
+
+
+def test_rss_is_judged_after_the_first_pass_when_there_are_two() -> None:
+    """Filling the working set in the first pass is not a leak; a steady climb after it is."""
+    from benchmarks.bench_soak import rss_criterion
+
+    ts = [2.0 * k for k in range(900)]  # 30 min of samples
+    plateau = [600.0 + min(t, 500.0) / 500.0 * 8.0 for t in ts]  # +8 MB over the first pass, then flat
+    leak = [600.0 + t / 3600.0 * 20.0 for t in ts]  # 20 MB an hour, for ever
+    kw = dict(warmup_s=90.0, pass_s=500.0, loop_frames=800)
+    settled = rss_criterion(ts, plateau, frames=2880, **kw)
+    assert settled["settle_s"] == 500.0 and settled["pass"]
+    assert settled["after_warmup_only"]["growth_peak_mb"] > 5.0  # what a 90 s warm-up alone would have said
+    assert not rss_criterion(ts, leak, frames=2880, **kw)["pass"]
+    short = rss_criterion(ts, plateau, frames=1000, **kw)  # fewer than two passes: the warm-up only
+    assert short["settle_s"] == 90.0 and not short["pass"]
