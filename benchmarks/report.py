@@ -180,7 +180,8 @@ def row_cosched(doc: Dict[str, Any], label: str) -> List[List[str]]:
     if auto:
         verdict += (f"; auto meets both wherever fair or detection-first does {_mark(auto['auto_ok'])}"
                     + ("" if auto["meets_both_possible"] else " (neither can here)"))
-    return [[f"detection + chat on {doc['cores']} cores, {label}, target {target:.2f} fps (`bench_cosched`)",
+    cores = f"{doc['cores']} core" + ("" if doc["cores"] == 1 else "s")
+    return [[f"detection + chat on {cores}, {label}, target {target:.2f} fps (`bench_cosched`)",
              cells[0] if cells else "—", "; ".join(cells[1:]), "—", verdict]]
 
 
