@@ -57,6 +57,10 @@ COMMANDS = (
 )
 
 
+#: Commands that run for days with several allocating threads (see :mod:`edge_runtime.runtime.malloc`).
+_LONG_RUNNING = ("run", "serve", "link")
+
+
 def _chosen(argv: Sequence[str]) -> Optional[Command]:
     """The command named on the command line (the first non-option word), if it is a known one."""
     for word in argv:
@@ -108,6 +112,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         args = build_parser(argv).parse_args(argv)
         _setup_logging(args.debug, args.quiet)
         cmd = next(c for c in COMMANDS if c.name == args.command)
+        if cmd.name in _LONG_RUNNING:
+            from .runtime.malloc import limit_malloc_arenas
+
+            limit_malloc_arenas()  # before the command starts its threads
         return int(import_module(cmd.module).run_command(args) or 0)
     except EdgeRuntimeError as exc:
         if debug:
