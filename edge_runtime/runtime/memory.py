@@ -58,8 +58,10 @@ DETECTOR_INPUT_HW = (640, 640)
 #: the pipeline, the drawing.
 FRAME_BUFFERS = 16
 #: llama.cpp's compute buffers, logits and allocator next to weights and KV cache (measured 12 MiB for
-#: SmolLM2-135M at 2048 tokens; inspect's generic default is 64).
-CHAT_OVERHEAD_MIB = 24
+#: SmolLM2-135M at 2048 tokens; inspect's generic default is 64), and the rows of llama-cpp-python's
+#: (n_ctx, n_vocab) logits array an answer touches: one per generated token and per prompt chunk (192 KiB
+#: each for SmolLM2's 49152-token vocabulary, ~18 MiB for a 64-token answer to a grounded prompt).
+CHAT_OVERHEAD_MIB = 48
 LIVE_FRAME_HW = (1080, 1920)
 EVENT_BYTES = 256  # one CountEvent kept in a deque (measured 208 B)
 _CGROUP_UNLIMITED = 1 << 60
