@@ -67,7 +67,7 @@ def _gguf(data: bytes) -> None:
     path = _file("fuzz.gguf", data)
     with GGUFFile.open(path) as f:
         for name in f.tensors:  # every view lies inside the mapping and is readable
-            int(np.asarray(f.tensor(name)).view(np.uint8).sum())
+            int(np.asarray(f.tensor(name)).reshape(-1).view(np.uint8).sum())  # 0-d (n_dims = 0) too
         list(f.metadata.items())
         repr(f)
     validate(path, require_architecture=False)
