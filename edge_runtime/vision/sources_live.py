@@ -221,6 +221,12 @@ class LiveSource(FrameSource):
                     reader.release()
                 except Exception as exc:  # releasing a broken capture can itself fail; nothing to do
                     log.debug("%s: release failed: %s", self.spec, exc)
+            if sess.frames > 0 and not (sess.abandoned or self._closed.is_set() or self._finite):
+                # A delivering stream ended: the outage starts now, before ``connected`` turns False, so
+                # anyone reading the two (the /metrics gauges) never sees a disconnection without its gap.
+                with self._cond, self._stats_lock:
+                    if self._gap_start is None:
+                        self._begin_gap(sess.failure or "stream lost")
             sess.done.set()
             with self._cond:
                 self._cond.notify_all()
