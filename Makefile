@@ -16,9 +16,16 @@ $(VENV)/.created:
 	$(PIP) install -q -U pip
 	touch $@
 
+# llama-cpp-python is compiled here for this CPU: pip's build exports SOURCE_DATE_EPOCH, which makes ggml
+# build for a portable baseline (AVX2 on x86-64, no dot product on aarch64) unless GGML_NATIVE is asked
+# for. --no-cache-dir: a wheel pip cached from such a build would otherwise be reused.
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=ON
+LLAMA_SPEC := $(shell grep -o '"llama-cpp-python[^"]*"' pyproject.toml | tr -d '"')
+
 # Core + the chat extra: what a board needs to run the main job.
 $(VENV)/.setup: $(VENV)/.created pyproject.toml CMakeLists.txt
 	$(PIP) install -q scikit-build-core pybind11 ninja
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) install -q --no-cache-dir '$(LLAMA_SPEC)'
 	$(PIP) install -q --no-build-isolation -e '.[llm]'
 	touch $@
 

@@ -318,7 +318,15 @@ def main() -> None:
              "note": "L3 is 32 MiB here, the weights ~100 MB: most of each token's reads come from DRAM"}
     print(f"read bandwidth {bw:.1f} GB/s (copy {copy_bw:.1f}), {weight_bytes / 1e6:.1f} MB of weights per token -> bound "
           f"{bound['bound_tokens_per_s']:.0f} tok/s; ours reaches {bound['fraction_of_bound']:.2f} of it")
-    payload: Dict[str, Any] = {"model": str(model.name), "llama_cpp_python": version,
+    import llama_cpp
+
+    from edge_runtime.llm.ggml_build import cpu_flags, missing_features
+
+    system_info = llama_cpp.llama_print_system_info().decode("utf-8", "replace")
+    # llama-bench is built with cmake's defaults (GGML_NATIVE on); the library we call must match it.
+    build = {"llama_cpp_python_system_info": system_info.strip(),
+             "cpu_features_unused_by_llama_cpp_python": missing_features(system_info, cpu_flags())}
+    payload: Dict[str, Any] = {"model": str(model.name), "llama_cpp_python": version, "build": build,
                                "llama_bench": str(bench.relative_to(ROOT)), "decode": decode,
                                "bandwidth": bound, "peak_rss": rss}
     if args.onnx:

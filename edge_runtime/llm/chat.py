@@ -40,6 +40,8 @@ import contextlib
 import ctypes
 import dataclasses
 import enum
+import functools
+import logging
 import os
 import threading
 import time
@@ -48,6 +50,9 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 from ..errors import BackendUnavailableError, ConfigError, InputError, ModelFormatError
+from .ggml_build import build_advice
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "Cancel",
@@ -315,6 +320,18 @@ def _greedy_tokens(llm: Any, tokens: Sequence[int]) -> Iterator[int]:
         llm.n_tokens = n_past + 1
 
 
+@functools.lru_cache(maxsize=1)
+def _warn_if_not_native() -> None:
+    """Log once per process when the installed llama.cpp leaves CPU features unused (see ggml_build)."""
+    try:
+        advice = build_advice()
+    except Exception as exc:  # an unexpected system-info format must not stop a chat from loading
+        log.debug("could not compare llama.cpp's build with this CPU: %s", exc)
+        return
+    if advice:
+        log.warning("%s", advice)
+
+
 def _import_llama_cpp() -> Any:
     try:
         import llama_cpp
@@ -495,6 +512,7 @@ class Chat:
                 verbose=False)
         except (ValueError, RuntimeError) as exc:
             raise ModelFormatError(f"{self.model_path}: llama.cpp could not load it: {exc}") from exc
+        _warn_if_not_native()
         if not self._stop_ids:
             self._stop_ids = frozenset([llm.token_eos()])
         self.n_ctx = n_ctx
