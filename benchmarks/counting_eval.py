@@ -36,10 +36,13 @@ from .frozen import TRUTH_DIR, FrozenDetections
 if TYPE_CHECKING:
     from edge_runtime.vision.flow import BoxFlow
 
-__all__ = ["TruthItem", "Truth", "load_truth", "replay", "match_events", "score", "STACKS", "VIDEOS",
+__all__ = ["TruthItem", "Truth", "load_truth", "replay", "match_events", "score", "STACKS", "VIDEOS", "JOB_CLASSES",
            "make_counter", "flow_frames"]
 
 VIDEOS = ("vtest-video", "bikes-video")
+#: The classes the built-in job tracks and counts (its ``model.classes``: the detector's upright-person class;
+#: its "fallen person" class also fires on passing cars in bikes.mp4). Every stack replays these.
+JOB_CLASSES: Tuple[int, ...] = (0,)
 _SPEC = {"vtest-video": "vtest", "bikes-video": "bikes"}
 Event = Tuple[int, str]  # (frame, direction)
 
@@ -270,8 +273,10 @@ def flow_frames(video: str, flow: "BoxFlow") -> List[np.ndarray]:
     return _FLOW_FRAMES[key]
 
 
-def track_peer(frozen: FrozenDetections, stride: int, min_score: float = 0.1) -> List[Tuple[int, float, Detections]]:
-    """The same through ``trackers`` ByteTrack at its defaults, told the processed frame rate."""
+def track_peer(frozen: FrozenDetections, stride: int, min_score: float = 0.1,
+               classes: Optional[Sequence[int]] = None) -> List[Tuple[int, float, Detections]]:
+    """The same through ``trackers`` ByteTrack at its defaults, told the processed frame rate; ``classes``:
+    only these classes' detections are given to it (as a supervision user filters ``class_id``)."""
     import supervision as sv
     from trackers import ByteTrackTracker
 
@@ -279,6 +284,8 @@ def track_peer(frozen: FrozenDetections, stride: int, min_score: float = 0.1) ->
     out = []
     for f in range(0, frozen.num_frames, stride):
         d = frozen.frame(f, min_score)
+        if classes is not None:
+            d = d[np.isin(d.class_id, list(classes))]
         r = tracker.update(sv.Detections(xyxy=d.xyxy, confidence=d.score, class_id=d.class_id))
         tid = np.full(len(r), -1, np.int32) if r.tracker_id is None else np.asarray(r.tracker_id, np.int32)
         out.append((f, f / frozen.fps, Detections(np.asarray(r.xyxy, np.float32), np.asarray(r.confidence, np.float32),
@@ -347,12 +354,12 @@ def replay(frozen: FrozenDetections, items: Iterable[TruthItem], stride: int, *,
            counter_options: Optional[Dict[str, dict]] = None, video: Optional[str] = None,
            flow: Optional["BoxFlow"] = None, flow_measure: bool = False, flow_gate: Optional[float] = None,
            flow_output_all: bool = False, flow_from_detections: bool = False,
-           classes: Optional[Sequence[int]] = None) -> Dict[str, Dict[str, List[Event]]]:
+           classes: Optional[Sequence[int]] = JOB_CLASSES) -> Dict[str, Dict[str, List[Event]]]:
     """{stack: {item name: events}} at one stride. counter_options: {"line"/"zone": kwargs} for ours;
     video: the built-in video's name, to find its scene cuts (None = no cut handling); flow: a
     :class:`~edge_runtime.vision.flow.BoxFlow` to move our tracks on the skipped frames (see
-    :func:`track_ours`; needs ``video``; the peer stack is unchanged); classes: our tracker sees only
-    these classes' detections (see :func:`track_ours`; the peer stack sees all)."""
+    :func:`track_ours`; needs ``video``; the peer stack is unchanged); classes: both trackers see only these
+    classes' detections, as the job does (None = all)."""
     counter_options = counter_options or {}
     items = list(items)
     cuts = scene_cuts(video, stride) if video else ()
@@ -361,7 +368,7 @@ def replay(frozen: FrozenDetections, items: Iterable[TruthItem], stride: int, *,
                       flow_measure=flow_measure, flow_gate=flow_gate,
                       flow_output_all=flow_output_all, flow_from_detections=flow_from_detections,
                       looks_out=looks, classes=classes) if {"ours", "sv_on_ours"} & set(stacks) else None
-    peer = track_peer(frozen, stride) if {"peer", "ours_on_peer"} & set(stacks) else None
+    peer = track_peer(frozen, stride, classes=classes) if {"peer", "ours_on_peer"} & set(stacks) else None
     result: Dict[str, Dict[str, List[Event]]] = {}
     for stack in stacks:
         tracked = ours if stack in ("ours", "sv_on_ours") else peer

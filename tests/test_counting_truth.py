@@ -30,29 +30,25 @@ STRIDES = (1, 2, 3, 4)
 
 # (video, item, stride) whose target is not met yet: the bound measured now, and why.
 GAPS = {
+    ("vtest-video", "walkway", 1): ({"max_abs_count_error": 2}, "out -2: the man walking left along the top edge at "
+                                    "f637 is boxed as 'fallen person' (class 1, not tracked) while a lamp hides his legs"),
+    ("vtest-video", "mid_diagonal", 2): ({"max_abs_count_error": 2}, "in -2"),
     ("vtest-video", "walkway", 4): ({"min_recall": 0.84, "min_precision": 0.91}, "in -1, out -1, as at stride 1"),
     ("vtest-video", "left_path", 4): ({"min_recall": 1.0, "min_precision": 0.75}, "one extra each way"),
     ("vtest-video", "top_right", 4): ({"min_recall": 1.0, "min_precision": 0.5}, "the touch-and-return is seen as two crossings"),
     ("vtest-video", "lawn_edge", 4): ({"min_recall": 1.0, "min_precision": 0.75}, "one extra"),
     ("vtest-video", "right_edge", 4): ({"min_recall": 0.8, "min_precision": 0.88}, "out -2, and an extra: people stepping in at the edge"),
-    ("vtest-video", "short_left", 4): ({"min_recall": 0.85, "min_precision": 0.75}, "in +1"),
+    ("vtest-video", "short_left", 4): ({"min_recall": 0.85, "min_precision": 0.66}, "in +2"),
     ("vtest-video", "lamp", 4): ({"min_recall": 0.82, "min_precision": 0.85}, "enter -1, and extras from a man straddling the edge"),
     ("vtest-video", "lawn", 4): ({"min_recall": 0.66, "min_precision": 1.0}, "exit -1: a track lost at 2.5 fps is restarted inside the zone"),
     ("vtest-video", "road_corner", 4): ({"min_recall": 0.81, "min_precision": 0.81}, "a man standing 3 s just inside counted in and out"),
-    ("bikes-video", "right_vertical", 1): ({"max_abs_count_error": 2}, "in -2: the riders' clipped boxes jump as they leave the close-ups"),
-    ("bikes-video", "right_vertical", 2): ({"max_abs_count_error": 2}, "in -2"),
-    ("bikes-video", "middle_vertical", 4): ({"min_recall": 0.0, "min_precision": 1.0}, "the cyclist is in 16 frames: 4 processed"),
-    ("bikes-video", "right_vertical", 4): ({"min_recall": 0.0, "min_precision": 0.0}, "as middle_vertical"),
 }
 # (video, item, stride) where the peer stack's count is closer: our worst per-direction error now, why.
 PEER_GAPS = {
     ("vtest-video", "top_right", 1): (1, "peer 0"),
-    ("vtest-video", "top_right", 4): (2, "peer 1"),
     ("vtest-video", "lawn", 4): (1, "peer 0"),
-    ("bikes-video", "right_vertical", 1): (2, "peer 1"),
     ("bikes-video", "waiting_cyclist", 1): (1, "peer 0"),
     ("bikes-video", "waiting_cyclist", 2): (1, "peer 0"),
-    ("bikes-video", "middle_vertical", 4): (2, "peer 1"),
 }
 
 
@@ -161,9 +157,9 @@ def test_event_precision_and_recall_over_all_truths_at_stride_1(replays):
             tp, fp, fn = tp + s["tp"], fp + s["fp"], fn + s["fn"]
             peer_tp, peer_fp, peer_fn = peer_tp + p["tp"], peer_fp + p["fp"], peer_fn + p["fn"]
     precision, recall = tp / (tp + fp), tp / (tp + fn)
-    # The issue's bar is 0.95 for both; measured 0.877 / 0.894 (the peer stack: 0.54 / 0.44). This holds the
-    # measured level and the lead over the peer; the causes of the gap to 0.95 are listed in GAPS.
-    assert precision >= 0.87 and recall >= 0.89, (precision, recall)
+    # The issue's bar is 0.95 for both; measured 0.891 / 0.921. This holds the measured level and the lead
+    # over the peer; the causes of the gap to 0.95 are listed in GAPS.
+    assert precision >= 0.89 and recall >= 0.92, (precision, recall)
     assert precision > peer_tp / (peer_tp + peer_fp) + 0.2 and recall > peer_tp / (peer_tp + peer_fn) + 0.2
 
 
@@ -175,7 +171,7 @@ def test_event_precision_and_recall_over_all_truths_at_stride_1(replays):
 # (f36: his track, lost by the lamp post, is continued there by stitching, as at strides 2 and 4 where it
 # is not lost) and in when he walks off right (f151), and on bikes.mp4 the waiting cyclist whose box
 # passing cars cut short (his track restarts when a car's colours fill it).
-KNOWN_LOITER_COUNTS = {1: 10, 2: 10, 3: 7, 4: 10}
+KNOWN_LOITER_COUNTS = {1: 10, 2: 10, 3: 7, 4: 8}
 
 
 @pytest.mark.parametrize("stride", STRIDES)
@@ -193,3 +189,11 @@ def test_counts_from_loiterers_or_touch_and_return_do_not_grow(replays, stride):
                 if not matched and any(a - 5 <= frame <= b + 5 for a, b in spans):
                     offending.append((video, item.name, frame, direction))
     assert len(offending) <= KNOWN_LOITER_COUNTS[stride], offending
+
+
+def test_replays_track_the_classes_the_built_in_job_tracks():
+    """The benchmark and these tests judge what the job counts: its ``model.classes``, in both stacks."""
+    from benchmarks.counting_eval import JOB_CLASSES
+    from edge_runtime.runtime.config import default_config
+
+    assert list(JOB_CLASSES) == list(default_config().model.classes)
