@@ -57,7 +57,7 @@ def test_cpu_flags_from_x86_and_arm_cpuinfo(tmp_path: Path) -> None:
     assert cpu_flags(tmp_path / "absent") == set()
 
 
+@pytest.mark.llm
 def test_installed_build_uses_this_cpu() -> None:
     """The venv ``make setup`` builds must leave none of this CPU's features unused."""
-    pytest.importorskip("llama_cpp", reason="the llm extra is not installed")
     assert build_advice() is None
