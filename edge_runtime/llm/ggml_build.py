@@ -3,9 +3,8 @@
 pip builds llama-cpp-python from source on Linux. Since scikit-build-core exports ``SOURCE_DATE_EPOCH`` to
 the CMake build, ggml takes that as a sign of a reproducible (portable) build and turns ``GGML_NATIVE``
 off: the library is compiled for AVX2 on x86-64 whatever the CPU has (no AVX-512, no VNNI) and for the
-compiler's default target on aarch64 (ARMv8-A on Debian: no dot product, no int8 matrix multiply, which a
-Raspberry Pi 5 has), so the quantized matrix products
-that dominate decoding take the slower paths. Building with ``CMAKE_ARGS="-DGGML_NATIVE=ON"`` (what
+compiler's default target on aarch64 (ARMv8-A on Debian: without the dot product and fp16 arithmetic a
+Raspberry Pi 5 has), so the quantized matrix products that dominate decoding take the slower paths. Building with ``CMAKE_ARGS="-DGGML_NATIVE=ON"`` (what
 ``make setup`` does) gives the CPU's own instruction set, as llama.cpp's own build does by default.
 
 This module compares what ``llama_print_system_info()`` says the library was built with against the CPU's
