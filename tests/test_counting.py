@@ -16,7 +16,7 @@ from edge_runtime.vision.tracking import ByteTracker
 # A horizontal counting segment from (100, 200) to (300, 200): walking down the image is "in".
 START, END = (100.0, 200.0), (300.0, 200.0)
 # No dead band and no touch-and-return delay: every side change of the anchor is a candidate crossing.
-EXACT = {"margin_rel": 0.0, "return_s": 0.0}
+EXACT = {"margin_rel": 0.0, "return_s": 0.0, "commit_rel": 0.0}  # no band, no wait: every side change counts at once
 
 
 def tracked(*objects) -> Detections:
@@ -171,7 +171,7 @@ def test_events_carry_frame_time_and_persist_as_plain_rows():
 
 
 def test_zone_entries_exits_and_occupancy_with_hysteresis():
-    zone = ZoneCounter("bench", [(100, 100), (300, 100), (300, 300), (100, 300)], hysteresis_frames=2, margin_rel=0.0, return_s=0.0)
+    zone = ZoneCounter("bench", [(100, 100), (300, 100), (300, 300), (100, 300)], hysteresis_frames=2, margin_rel=0.0, return_s=0.0, commit_rel=0.0)
     xs = [50, 150, 60, 150, 160, 170, 350, 180, 360, 370]  # in, out (flicker), in in, out, in, out out
     occupancy, events = [], []
     for x in xs:
@@ -183,7 +183,7 @@ def test_zone_entries_exits_and_occupancy_with_hysteresis():
 
 
 def test_zone_occupancy_per_class_and_first_seen_inside():
-    zone = ZoneCounter("room", [(0, 0), (400, 0), (400, 400), (0, 400)], hysteresis_frames=1, margin_rel=0.0, return_s=0.0)
+    zone = ZoneCounter("room", [(0, 0), (400, 0), (400, 400), (0, 400)], hysteresis_frames=1, margin_rel=0.0, return_s=0.0, commit_rel=0.0)
     assert zone.update(tracked((1, 50, 50, 0), (2, 100, 100, 1), (3, 600, 100, 1), (-1, 200, 200, 1))) == []
     assert zone.occupancy == {0: 1, 1: 1}  # 3 is outside, -1 is not a track
     assert zone.entries == {}  # present from the first frame: occupancy, not an entry
@@ -194,7 +194,7 @@ def test_zone_occupancy_per_class_and_first_seen_inside():
 
 def test_concave_zone():
     # An L-shaped zone; (300, 100) is in its notch, i.e. outside.
-    zone = ZoneCounter("L", [(0, 0), (200, 0), (200, 200), (400, 200), (400, 400), (0, 400)], hysteresis_frames=1, margin_rel=0.0, return_s=0.0)
+    zone = ZoneCounter("L", [(0, 0), (200, 0), (200, 200), (400, 200), (400, 400), (0, 400)], hysteresis_frames=1, margin_rel=0.0, return_s=0.0, commit_rel=0.0)
     zone.update(tracked((1, 300, 100), (2, 100, 100), (3, 300, 300)))
     assert zone.occupancy_total == 2
 
@@ -240,7 +240,7 @@ def test_bad_input_and_config_are_reported():
 
 def test_class_filter_counts_only_the_chosen_classes():
     line = LineCounter("gate", START, END, hysteresis_frames=1, **EXACT, classes=[2])
-    zone = ZoneCounter("below", [(0, 200), (600, 200), (600, 600), (0, 600)], hysteresis_frames=1, margin_rel=0.0, return_s=0.0, classes=[2])
+    zone = ZoneCounter("below", [(0, 200), (600, 200), (600, 600), (0, 600)], hysteresis_frames=1, margin_rel=0.0, return_s=0.0, commit_rel=0.0, classes=[2])
     frames = [tracked((1, 150, 190, 0), (2, 250, 190, 2)), tracked((1, 150, 210, 0), (2, 250, 210, 2))]
     assert run(line, frames) == [[], [(2, "in", 2)]]
     assert [[e.track_id for e in zone.update(f)] for f in frames] == [[], [2]]
@@ -273,7 +273,7 @@ def test_standing_on_the_line_with_wandering_feet_never_counts():
     ys = [150, 180] + [192, 207, 194, 208, 199, 203, 192, 207] * 10
     assert feed(line, [(200, y) for y in ys]) == []
     # The same with no band counts every wander: what users see from the common counters.
-    naive = LineCounter("gate", START, END, margin_rel=0.0, return_s=0.0)
+    naive = LineCounter("gate", START, END, margin_rel=0.0, return_s=0.0, commit_rel=0.0)
     assert len(feed(naive, [(200, y) for y in ys])) > 10
 
 
@@ -283,12 +283,48 @@ def test_touch_and_return_within_return_s_counts_neither_way():
     ys = [150, 180, 220] + [220] * 10 + [180, 150] + [150] * 30
     assert feed(line, [(200, y) for y in ys]) == []
     assert (line.in_total, line.out_total) == (0, 0)
-    # Coming back only after 3 s is two real crossings, each reported once its window has passed.
+    # Walking on a box height past the line and coming back only after 3 s is two real crossings, each
+    # reported once its window has passed.
     line = LineCounter("gate", START, END, margin_rel=0.1, return_s=2.0)
-    ys = [150, 180, 220] + [230] * 30 + [180, 150] + [150] * 30
+    ys = [150, 180, 220] + [300] * 30 + [220, 180, 150] + [150] * 30
     events = feed(line, [(200, y) for y in ys])
-    assert [(e.direction.value, e.crossed_frame) for e in events] == [("in", 2), ("out", 33)]
+    assert [(e.direction.value, e.crossed_frame) for e in events] == [("in", 2), ("out", 34)]
     assert [e.frame_index - e.crossed_frame for e in events] == [20, 20]  # reported return_s later
+
+
+def test_standing_just_past_the_line_and_stepping_back_however_late_counts_nothing():
+    # Line y = 200, boxes 100 px tall: band 10 px, complete at 50 px past the line (commit_rel 0.5).
+    # Steps 30 px over and stands there talking for 20 s, feet shuffling, then steps back.
+    line = LineCounter("gate", START, END, margin_rel=0.1, return_s=2.0, commit_rel=0.5)
+    ys = [150, 180, 220] + [225, 232, 228, 236] * 50 + [180, 150] + [150] * 30
+    assert feed(line, [(200, y) for y in ys]) == []
+    # The same man walking away along the line once past it (60 px from where he crossed): complete, counted.
+    line = LineCounter("gate", START, END, margin_rel=0.1, return_s=2.0, commit_rel=0.5)
+    pts = [(200, 150), (200, 180), (200, 220)] + [(200 + 6 * k, 225) for k in range(1, 40)]
+    assert [e.direction.value for e in feed(line, pts)] == ["in"]
+    # Gone from view just past the line (behind a van): counted once unseen for return_s, at the crossing.
+    line = LineCounter("gate", START, END, margin_rel=0.1, return_s=2.0, commit_rel=0.5)
+    events = feed(line, [(200, 150), (200, 180), (200, 220), (200, 228)] + [None] * 30)
+    assert [(e.direction.value, e.crossed_frame, e.frame_index) for e in events] == [("in", 2, 23)]
+
+
+def test_a_zone_counts_a_walk_through_its_corner_but_not_a_man_standing_just_inside_its_edge():
+    # A 200 x 200 px zone, boxes 100 px tall: band 5 px; complete 50 px inside (at most half its 100 px depth)
+    # or 50 px from where the point crossed.
+    zone = lambda: ZoneCounter("yard", [(100, 100), (300, 100), (300, 300), (100, 300)], return_s=1.0,
+                               commit_rel=0.5)
+    # Cuts across the top strip, never more than 20 px inside: one entry, one exit.
+    z = zone()
+    events = feed(z, [(60 + 10 * k, 120) for k in range(30)])
+    assert [e.direction.value for e in events] == ["enter", "exit"]
+    # Stands 10-20 px inside the left edge for 10 s, then steps back out: nothing.
+    z = zone()
+    events = feed(z, [(80, 200)] * 3 + [(110, 200), (118, 204), (114, 198), (120, 202)] * 25 + [(80, 200)] * 20)
+    assert events == [] and z.entries == {} and z.exits == {}
+    # commit_rel 0: complete as soon as it is over the band, so the stand-and-step-back is two crossings.
+    line = LineCounter("gate", START, END, margin_rel=0.1, return_s=2.0, commit_rel=0.0)
+    events = feed(line, [(200, y) for y in [150, 180, 220] + [228] * 50 + [180, 150] + [150] * 30])
+    assert [e.direction.value for e in events] == ["in", "out"]
 
 
 def test_a_jump_over_the_band_between_low_rate_frames_counts_once_at_the_interpolated_frame():
@@ -302,11 +338,11 @@ def test_a_jump_over_the_band_between_low_rate_frames_counts_once_at_the_interpo
 
 
 def test_box_trigger_needs_every_corner_past_the_band():
-    line = LineCounter("gate", START, END, trigger="box", margin_rel=0.0, return_s=0.0)
+    line = LineCounter("gate", START, END, trigger="box", margin_rel=0.0, return_s=0.0, commit_rel=0.0)
     # Feet cross at y = 200 but the box (100 px tall) only clears the line once its top passes it.
     events = [e.crossed_frame for e in feed(line, [(200, y) for y in (150, 190, 210, 250, 290, 310)])]
     assert len(events) == 1 and events[0] >= 4
-    anchor = LineCounter("gate", START, END, margin_rel=0.0, return_s=0.0)
+    anchor = LineCounter("gate", START, END, margin_rel=0.0, return_s=0.0, commit_rel=0.0)
     assert [e.crossed_frame for e in feed(anchor, [(200, y) for y in (150, 190, 210, 250, 290, 310)])] == [2]
 
 
@@ -326,7 +362,7 @@ def test_objects_walking_in_and_out_of_the_picture_count_on_a_line_by_its_edge()
     line = LineCounter("edge", (740, 480), (740, 230), margin_rel=0.1, return_s=0.0)
     events = []
     # Walks in from beyond the right edge: first box clipped at the border, anchor never right of 748.
-    for f, (x0, x1) in enumerate([(735, 768), (726, 766), (700, 740), (680, 720)]):
+    for f, (x0, x1) in enumerate([(735, 768), (726, 766), (700, 740), (680, 720), (660, 700)]):
         det = Detections(np.array([[x0, 300, x1, 400]], np.float32), np.array([0.9], np.float32),
                          np.array([0], np.int32), np.array([4], np.int32))
         events += line.update(det, frame_index=f, timestamp_s=f / 10, frame_size=(768, 576))

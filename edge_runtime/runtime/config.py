@@ -104,6 +104,9 @@ class LineConfig:
     margin_rel: float = _range(0.0, 10.0, default=0.05)  # dead band half-width, fraction of the box height
     margin_px: float = _range(0.0, 10_000.0, default=0.0)  # ... and at least this many pixels
     return_s: float = _range(0.0, 3600.0, default=3.0)  # a crossing undone within this counts neither way
+    # a crossing is complete once the point is this many box heights past the line or from where it crossed;
+    # until then a return undoes it however late (a man standing just over the line counts nothing); 0 = off
+    commit_rel: float = _range(0.0, 100.0, default=0.5)
     hysteresis_frames: int = _range(1, 1000, default=1)  # processed frames on the new side, in a row
     classes: Optional[List[int]] = None
     # A track lost mid-picture, continued by a new track first seen mid-picture on the other side within
@@ -122,6 +125,7 @@ class ZoneConfig:
     margin_rel: float = _range(0.0, 10.0, default=0.05)
     margin_px: float = _range(0.0, 10_000.0, default=0.0)
     return_s: float = _range(0.0, 3600.0, default=1.0)
+    commit_rel: float = _range(0.0, 100.0, default=0.5)  # as for lines; at most half the zone's depth
     hysteresis_frames: int = _range(1, 1000, default=1)
     classes: Optional[List[int]] = None
     # As for lines: a track lost outside (inside), continued by a new one first seen inside (outside) = entry (exit)
