@@ -30,18 +30,21 @@ STRIDES = (1, 2, 3, 4)
 
 # (video, item, stride) whose target is not met yet: the bound measured now, and why.
 GAPS = {
-    ("vtest-video", "walkway", 1): ({"max_abs_count_error": 2}, "out -2: the man walking left along the top edge at "
-                                    "f637 is boxed as 'fallen person' (class 1, not tracked; a short box) in f628-632"),
+    ("vtest-video", "walkway", 1): ({"max_abs_count_error": 3}, "out -3: f57 (a man turning back among the men at the "
+                                    "lamp post), f358 (two passers-by in dark clothes swap ids, f352-358) and f637 (the "
+                                    "man walking left along the top edge is boxed as 'fallen person', class 1, not "
+                                    "tracked, in f628-632)"),
+    ("vtest-video", "lamp", 1): ({"max_abs_count_error": 2}, "enter -2: f16 (the man who then stands at the lamp for "
+                                 "15 s is tracked only from f34), f347 and f703 (walkers merged with people at the "
+                                 "sign)"),
     ("vtest-video", "mid_diagonal", 2): ({"max_abs_count_error": 2}, "in -2"),
     ("vtest-video", "walkway", 4): ({"min_recall": 0.84, "min_precision": 0.91}, "in -1, out -1, as at stride 1"),
-    ("vtest-video", "left_path", 4): ({"min_recall": 1.0, "min_precision": 0.75}, "one extra each way"),
     ("vtest-video", "top_right", 4): ({"min_recall": 1.0, "min_precision": 0.5}, "the touch-and-return is seen as two crossings"),
     ("vtest-video", "lawn_edge", 4): ({"min_recall": 1.0, "min_precision": 0.75}, "one extra"),
     ("vtest-video", "right_edge", 4): ({"min_recall": 0.8, "min_precision": 0.88}, "out -2, and an extra: people stepping in at the edge"),
     ("vtest-video", "short_left", 4): ({"min_recall": 0.85, "min_precision": 0.66}, "in +2"),
-    ("vtest-video", "lamp", 4): ({"min_recall": 0.82, "min_precision": 0.85}, "enter -1, and extras from a man straddling the edge"),
+    ("vtest-video", "lamp", 4): ({"min_recall": 0.82, "min_precision": 0.93}, "enter -2, exit -2: walkers merged with the men at the sign"),
     ("vtest-video", "lawn", 4): ({"min_recall": 0.66, "min_precision": 1.0}, "exit -1: a track lost at 2.5 fps is restarted inside the zone"),
-    ("vtest-video", "road_corner", 4): ({"min_recall": 0.81, "min_precision": 0.81}, "a man standing 3 s just inside counted in and out"),
 }
 # (video, item, stride) where the peer stack's count is closer: our worst per-direction error now, why.
 PEER_GAPS = {
@@ -157,21 +160,21 @@ def test_event_precision_and_recall_over_all_truths_at_stride_1(replays):
             tp, fp, fn = tp + s["tp"], fp + s["fp"], fn + s["fn"]
             peer_tp, peer_fp, peer_fn = peer_tp + p["tp"], peer_fp + p["fp"], peer_fn + p["fn"]
     precision, recall = tp / (tp + fp), tp / (tp + fn)
-    # The bar is 0.95 for both; measured 0.891 / 0.921. This holds the measured level and the lead
+    # The bar is 0.95 for both; measured 0.927 / 0.921. This holds the measured level and the lead
     # over the peer; the causes of the gap to 0.95 are listed in GAPS.
-    assert precision >= 0.89 and recall >= 0.92, (precision, recall)
+    assert precision >= 0.925 and recall >= 0.92, (precision, recall)
     assert precision > peer_tp / (peer_tp + peer_fp) + 0.2 and recall > peer_tp / (peer_tp + peer_fn) + 0.2
 
 
 # Events that match nobody in the truth and fall where it records someone loitering on a line or stepping
-# over and back. The target is zero; measured at stride 1: a man standing 2 s across the lamp
-# zone's edge (enter + exit), one standing 3 s five pixels inside road_corner (enter + exit), one who
-# stays 3.7 s over left_path before going back (out + in, longer than return_s), the man who stands on
-# walkway for 12 s with his feet a few pixels either side of it, counted out as he settles just left of it
-# (f36: his track, lost by the lamp post, is continued there by stitching, as at strides 2 and 4 where it
-# is not lost) and in when he walks off right (f151), and on bikes.mp4 the waiting cyclist whose box
-# passing cars cut short (his track restarts when a car's colours fill it).
-KNOWN_LOITER_COUNTS = {1: 10, 2: 10, 3: 7, 4: 8}
+# over and back. The target is zero. The men standing just over a line or a zone's edge (lamp,
+# road_corner, walkway) no longer count: their crossings never complete (``commit_rel``). Left, at stride 1:
+# the man who stays 3.7 s over left_path before going back (out + in: he walks along the line while there,
+# far enough from where he crossed to complete it), and on bikes.mp4 the waiting cyclist whose box passing
+# cars cut short (his track ends just over the line and restarts when a car's colours fill it); at strides
+# 2-4 the man standing on walkway for 12 s (his feet get half a box height past the line when his box is
+# merged with his neighbour's).
+KNOWN_LOITER_COUNTS = {1: 4, 2: 4, 3: 1, 4: 2}
 
 
 @pytest.mark.parametrize("stride", STRIDES)
