@@ -50,10 +50,13 @@ def section(counting: dict, identity: Optional[dict]) -> List[str]:
     if live:
         tp, fp, fn = (sum(r[k] for r in live) for k in ("tp", "fp", "fn"))
         met = sum(r["meets_target"] for r in live)
+        from benchmarks.bench_counting import judged_stride
+
+        judged = judged_stride(live[0]["stride"])
         lines += ["", f"Live, `mode = \"latest\"` with one detector thread (processed every "
                       f"{live[0]['stride']:.1f}th frame on average): events P {tp / max(tp + fp, 1):.2f} / "
                       f"R {tp / max(tp + fn, 1):.2f}, {met}/{len(live)} lines and zones meeting the target of "
-                      f"the nearest stride."]
+                      f"stride {judged} (the nearest; the stricter one at a tie)."]
     losses = counting.get("worse_than_peer", [])
     lines += ["", f"Lines and strides where our count error is larger than the peer's: {len(losses)}"
                   + (" (" + "; ".join(f"{x['item']} at stride {x['stride']} ({x['model']}): {x['ours_err']} vs "
