@@ -11,7 +11,9 @@ Questions, all on SmolLM2-135M-Instruct (the shipped Q4_1 GGUF) and the same CPU
    Runs are interleaved (ours, theirs, ours, ...) so a busy moment hits both; the ratio ours/theirs
    is reported per pair (median, p10, p90). Target: >= 0.97. Both our paths are measured: greedy
    (temperature 0, our own token loop) and sampled with the CLI's defaults (temperature 0.7, repeat
-   penalty 1.1: llama-cpp-python's sampler chain), interleaved with the same llama-bench runs.
+   penalty 1.1: llama.cpp's sampler chain on the candidates that can win, ``token_loop.CandidateSampler``),
+   interleaved with the same llama-bench runs. llama-bench prints no text, so before timing both paths'
+   text is checked identical to llama-cpp-python's own chat path (same prompt, settings and seed).
 2. The memory-bandwidth bound: a read-only reduction over a 256 MiB array gives GB/s read (a copy's
    rate is recorded too, but it also writes); a decoded token reads every weight once (the tied
    embedding is the output matrix), so bound = read GB/s / GGUF tensor bytes.
@@ -159,6 +161,30 @@ def chat_decode(chat, n_tokens: int, *, sampled: bool = False, seed: int = 0) ->
             "prompt_tokens": st.prompt_tokens}
 
 
+def outputs_match_llama_cpp(chat, model: Path, threads: int, n_tokens: int, seeds=(0, 1, 2)) -> Dict[str, Any]:
+    """Before timing: our greedy and sampled paths give exactly the text llama-cpp-python's own chat path
+    gives (its generate loop and whole-vocabulary sampler chain), for the same prompt, settings and seed.
+    llama-bench prints no text, so this is the output check of the speed comparison."""
+    import llama_cpp
+
+    ref = llama_cpp.Llama(model_path=str(model), n_ctx=chat.n_ctx, n_threads=threads, flash_attn=True, verbose=False)
+    cases = [("greedy", 0, {"temperature": 0.0, "repeat_penalty": 1.0})]
+    cases += [("sampled", seed, dict(SAMPLED)) for seed in seeds]
+    results = []
+    try:
+        for path, seed, params in cases:
+            messages = [{"role": "user", "content": PROMPT}]
+            theirs = ref.create_chat_completion(messages, max_tokens=n_tokens, seed=seed, **params)
+            ours = chat.ask(messages, max_tokens=n_tokens, seed=seed, **params)
+            results.append({"path": path, "seed": seed, "identical": ours == theirs["choices"][0]["message"]["content"],
+                            "chars": len(ours)})
+    finally:
+        ref.close()
+    return {"how": "text of Chat.ask vs llama_cpp.Llama.create_chat_completion, same prompt, settings and seed, "
+                   f"{n_tokens} tokens at most; tolerance: identical", "cases": results,
+            "all_identical": all(r["identical"] for r in results)}
+
+
 def cold_prompt(chat, n_tokens: int, run: int) -> list:
     """Messages whose rendered prompt is about ``n_tokens`` tokens (real prose); the system message is
     different for every ``run`` so llama-cpp-python's prefix reuse cannot skip the prompt (cold TTFT)."""
@@ -248,6 +274,9 @@ def main() -> None:
     for t in args.threads:
         chat = Chat(model, n_threads=t, n_ctx=512, temperature=0.0)
         depth = chat_decode(chat, 8)["prompt_tokens"]  # warm-up; llama-bench decodes at this KV depth too
+        check = outputs_match_llama_cpp(chat, model, t, args.tokens)
+        if not check["all_identical"]:
+            raise SystemExit(f"bench_llm: our output differs from llama-cpp-python's: {check['cases']}")
         ours: List[float] = []
         sampled: List[float] = []
         theirs: List[float] = []
@@ -271,8 +300,7 @@ def main() -> None:
             "llama_bench_tokens_per_s_median": statistics.median(theirs),
             "ratio_median": statistics.median(s_ratios), "ratio_p10": percentile(s_ratios, 10),
             "ratio_p90": percentile(s_ratios, 90), "ours_samples": sampled, "llama_bench_samples": theirs,
-            "outputs_compared": "none: llama-bench decodes without sampling; the same prompt, KV depth and "
-                                "token count on both sides"}
+            "outputs_compared": check}
         print(f"decode sampled, {t} thread(s): ours {statistics.median(sampled):.1f} tok/s, ratio "
               f"{statistics.median(s_ratios):.3f} (p10 {percentile(s_ratios, 10):.3f}, p90 {percentile(s_ratios, 90):.3f})")
         decode[f"threads_{t}"] = {
@@ -282,7 +310,7 @@ def main() -> None:
             "ratio_median": statistics.median(ratios), "ratio_p10": percentile(ratios, 10),
             "ratio_p90": percentile(ratios, 90), "ours_samples": ours, "llama_bench_samples": theirs,
             "path": "greedy",
-            "outputs_compared": "none: llama-bench prints no text; the same prompt, KV depth and token count"}
+            "outputs_compared": check}
         print(f"decode, {t} thread(s): ours {statistics.median(ours):.1f} tok/s, llama-bench "
               f"{statistics.median(theirs):.1f} tok/s, ratio {statistics.median(ratios):.3f} "
               f"(p10 {percentile(ratios, 10):.3f}, p90 {percentile(ratios, 90):.3f})")

@@ -92,6 +92,37 @@ def test_greedy_fast_path_matches_llama_cpp_over_turns_that_reuse_the_cache(chat
     assert len(answers[0]) > 100 and answers[1] != answers[0]
 
 
+@pytest.mark.parametrize("settings", [
+    {"temperature": 0.7, "repeat_penalty": 1.1, "top_k": 40, "top_p": 0.95, "min_p": 0.05},  # the CLI's defaults
+    {"temperature": 1.2, "repeat_penalty": 1.3, "top_k": 20, "top_p": 0.8, "min_p": 0.0},
+])
+def test_sampled_path_draws_the_same_tokens_as_llama_cpp_for_the_same_seed(chat, model_path, settings):
+    # Our sampled loop hands llama.cpp's sampler chain only the candidates that can win; with the same seed
+    # every draw must be the one llama-cpp-python's own chat path makes over the whole vocabulary, across a
+    # second turn that reuses the first's KV prefix and penalty-window bookkeeping.
+    import llama_cpp
+
+    from edge_runtime.llm.token_loop import CandidateSampler
+
+    assert CandidateSampler.supports(top_k=settings["top_k"], temperature=settings["temperature"],
+                                     repeat_penalty=settings["repeat_penalty"], penalty_last_n=64)
+    first = [{"role": "system", "content": "You are a storyteller."}, user("Tell a story about a duck barn.")]
+    ref_llm = llama_cpp.Llama(model_path=str(model_path), n_ctx=N_CTX, n_threads=1, flash_attn=True, verbose=False)
+    try:
+        for seed in (0, 1, 99):
+            answers = []
+            for turn in range(2):
+                messages = first if turn == 0 else first + [{"role": "assistant", "content": answers[0]},
+                                                            user("And the next morning?")]
+                ref = ref_llm.create_chat_completion(messages, max_tokens=60, seed=seed, **settings)
+                ours = chat.ask(messages, max_tokens=60, seed=seed, **settings)
+                assert ours == ref["choices"][0]["message"]["content"], (seed, turn)
+                answers.append(ours)
+            assert len(answers[0]) > 50
+    finally:
+        ref_llm.close()
+
+
 def test_stream_pieces_join_to_the_ask_answer(chat):
     pieces = list(chat.stream("What is 2+2?"))
     assert len(pieces) > 1 and all(pieces)

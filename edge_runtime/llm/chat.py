@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import codecs
 import contextlib
-import ctypes
 import dataclasses
 import enum
 import functools
@@ -50,6 +49,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 from ..errors import BackendUnavailableError, ConfigError, InputError, ModelFormatError
+from . import token_loop
 from .ggml_build import build_advice
 
 log = logging.getLogger(__name__)
@@ -268,56 +268,6 @@ def _prefill_yielding(llm: Any, tokens: Sequence[int], between: Callable[[], Non
             return False
         between()
     return True
-
-
-def _greedy_tokens(llm: Any, tokens: Sequence[int]) -> Iterator[int]:
-    """Greedy decoding without llama-cpp-python's sampler chain: argmax over the last logits row.
-
-    The same tokens as ``Llama.generate`` at temperature 0 with no repeat penalty (llama.cpp's greedy
-    sampler also takes the first maximum), without building its sampler chain and candidate array for
-    every token. The KV cache is reused for the prompt prefix the context already holds, as
-    ``generate`` does. The prompt goes through ``Llama.eval``; each generated token is then decoded
-    with one ``llama_decode`` on the context's own one-token batch, and ``input_ids`` / ``n_tokens``
-    are kept as ``eval`` keeps them, so later calls see the same state. Measured on SmolLM2-135M at
-    2 threads: ~20 µs of Python per token with warm caches, and ~0.13 ms between two decodes with the
-    caches cold after one (~0.24 ms through ``eval`` and a fresh NumPy view of the logits per token).
-
-    Raises:
-        RuntimeError: llama_decode failed (as ``Llama.eval`` raises it), e.g. the context is full.
-    """
-    import numpy as np
-
-    llama_cpp, _ = _import_llama_cpp()
-    held = llm.input_ids[: llm.n_tokens]
-    keep = 0
-    for a, b in zip(held, tokens[:-1]):  # at least one prompt token is evaluated, for fresh logits
-        if a != b:
-            break
-        keep += 1
-    llm.n_tokens = keep
-    llm.eval(tokens[keep:])
-    ctx, n_vocab = llm._ctx.ctx, llm.n_vocab()
-    batch = llm._batch.batch
-    view, view_addr = None, None
-    while True:
-        ptr = llama_cpp.llama_get_logits_ith(ctx, -1)
-        addr = ctypes.addressof(ptr.contents)
-        if addr != view_addr:  # the logits buffer moves only when llama.cpp reallocates it
-            view, view_addr = np.ctypeslib.as_array(ptr, shape=(n_vocab,)), addr
-        token = int(view.argmax())
-        yield token
-        n_past = llm.n_tokens
-        batch.n_tokens = 1
-        batch.token[0] = token
-        batch.pos[0] = n_past
-        batch.n_seq_id[0] = 1
-        batch.seq_id[0][0] = 0
-        batch.logits[0] = True
-        code = llama_cpp.llama_decode(ctx, batch)
-        if code != 0:
-            raise RuntimeError(f"llama_decode returned {code}")
-        llm.input_ids[n_past] = token
-        llm.n_tokens = n_past + 1
 
 
 @functools.lru_cache(maxsize=1)
@@ -725,6 +675,7 @@ class Chat:
         stats.wait_s = t0 - t_wait
         try:
             llm = self._require_llm()
+            llama_cpp, _ = _import_llama_cpp()
             if _is_cancelled(cancel):
                 stats.finish_reason = FinishReason.CANCELLED
                 return
@@ -740,7 +691,16 @@ class Chat:
                                    top_p=params.top_p, min_p=params.min_p, temp=params.temperature,
                                    repeat_penalty=params.repeat_penalty, reset=True, grammar=grammar)
             elif params.temperature == 0.0 and params.repeat_penalty == 1.0:
-                gen = _greedy_tokens(llm, tokens)
+                gen = token_loop.greedy_tokens(llama_cpp, llm, tokens)
+            elif token_loop.CandidateSampler.supports(top_k=params.top_k, temperature=params.temperature,
+                                                      repeat_penalty=params.repeat_penalty,
+                                                      penalty_last_n=llm.last_n_tokens_size):
+                from .. import _native
+
+                gen = token_loop.sampled_tokens(llama_cpp, llm, tokens, token_loop.CandidateSampler(
+                    llama_cpp, _native, llm.n_vocab(), top_k=params.top_k, top_p=params.top_p, min_p=params.min_p,
+                    temperature=params.temperature, repeat_penalty=params.repeat_penalty,
+                    penalty_last_n=llm.last_n_tokens_size, seed=params.seed))
             else:
                 gen = llm.generate(tokens, top_k=params.top_k, top_p=params.top_p, min_p=params.min_p,
                                    temp=params.temperature, repeat_penalty=params.repeat_penalty, reset=True)

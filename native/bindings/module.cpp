@@ -9,6 +9,7 @@ namespace edge_bind {
 void bind_track(py::module_& m);
 void bind_vision(py::module_& m);
 void bind_quant(py::module_& m);
+void bind_sample(py::module_& m);
 }  // namespace edge_bind
 
 PYBIND11_MODULE(_native, m) {
@@ -16,6 +17,7 @@ PYBIND11_MODULE(_native, m) {
     edge_bind::bind_track(m);
     edge_bind::bind_vision(m);
     edge_bind::bind_quant(m);
+    edge_bind::bind_sample(m);
 #if defined(__aarch64__)
     m.attr("ARCH") = "aarch64";
 #elif defined(__arm__)

@@ -1,0 +1,66 @@
+"""top_k_into: the sampler's candidate selection == a NumPy reference exactly (ties, NaN, sizes), and
+the argument checks.
+
+Reference: stable order by (NaN last, value descending, index ascending); the first k indices, sorted.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from edge_runtime import _native
+
+
+def reference(values: np.ndarray, k: int) -> np.ndarray:
+    nan = np.isnan(values)
+    key = np.where(nan, 0.0, -values.astype(np.float64))
+    order = np.lexsort((np.arange(values.size), key, nan))
+    return np.sort(order[:k]).astype(np.int32)
+
+
+def top_k(values: np.ndarray, k: int) -> np.ndarray:
+    out = np.full(max(k, 1), -7, np.int32)
+    count = _native.top_k_into(values, k, out)
+    assert count == min(k, values.size)
+    assert (out[count:] == -7).all()  # nothing written past the count
+    return out[:count]
+
+
+@given(hnp.arrays(np.float32, st.integers(0, 3000), elements=st.floats(-8, 8, width=32) | st.just(float("nan"))
+                  | st.sampled_from([0.0, 1.0, -1.0])), st.integers(0, 200))
+@settings(max_examples=300, deadline=None)
+def test_matches_the_reference_on_random_values_ties_and_nan(values, k):
+    assert np.array_equal(top_k(values, k), reference(values, k))
+
+
+@pytest.mark.parametrize("n", [1, 63, 64, 65, 4096, 49152])
+@pytest.mark.parametrize("k", [1, 40, 105, 256])
+def test_vocabulary_sized_logits(n, k):
+    rng = np.random.default_rng(n * 1000 + k)
+    logits = (rng.standard_normal(n) * 4).astype(np.float32)
+    logits[rng.integers(0, n, max(n // 50, 1))] += 15  # a few likely tokens, as a language model gives
+    assert np.array_equal(top_k(logits, k), reference(logits, k))
+
+
+def test_all_equal_keeps_the_lowest_indices_and_nan_comes_last():
+    assert top_k(np.zeros(1000, np.float32), 5).tolist() == [0, 1, 2, 3, 4]
+    values = np.full(300, np.nan, np.float32)
+    values[[250, 10, 299]] = [1.0, -np.inf, 2.0]
+    assert top_k(values, 4).tolist() == [0, 10, 250, 299]  # three numbers, then the first NaN
+
+
+def test_bad_arguments_are_refused():
+    out = np.empty(8, np.int32)
+    with pytest.raises(ValueError, match="k must be 0 .. len\\(out\\) = 8"):
+        _native.top_k_into(np.zeros(100, np.float32), 9, out)
+    with pytest.raises(ValueError, match="1-D"):
+        _native.top_k_into(np.zeros((10, 10), np.float32), 3, out)
+    with pytest.raises(TypeError):
+        _native.top_k_into(np.zeros(100, np.float64), 3, out)  # no silent conversion
+    with pytest.raises(ValueError, match="writeable"):
+        out.flags.writeable = False
+        _native.top_k_into(np.zeros(100, np.float32), 3, out)
