@@ -406,8 +406,8 @@ class _SideCounter:
 
     def _edge_points(self, anchors: np.ndarray, frame_size: Tuple[int, int],
                      touching: Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]) -> Optional[np.ndarray]:
-        """(K, 2) anchors projected onto the border each box touches (NaN where it touches none), given which
-        borders each box touches (see :meth:`_border_sides`)."""
+        """(K, 2) anchors projected onto the border each box touches (NaN where it touches none; None when no
+        box touches one), given which borders each box touches (see :meth:`_border_sides`)."""
         return None
 
     def _border_sides(self, b: np.ndarray, frame_size: Tuple[int, int], gap_frames: float
@@ -740,13 +740,14 @@ class LineCounter(_SideCounter):
                      touching: Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]) -> Optional[np.ndarray]:
         width, height = frame_size
         left, right, top, bottom = touching
+        if not (left.any() or right.any() or top.any() or bottom.any()):
+            return None
         out = np.full(anchors.shape, np.nan)
-        out[top] = np.stack([anchors[top, 0], np.zeros(int(top.sum()))], 1)
-        out[bottom] = np.stack([anchors[bottom, 0], np.full(int(bottom.sum()), float(height))], 1)
-        out[left] = np.stack([np.zeros(int(left.sum())), anchors[left, 1]], 1)
-        out[right] = np.stack([np.full(int(right.sum()), float(width)), anchors[right, 1]], 1)
-        both = left & right  # wider than the picture: no border to pass through
-        out[both] = np.nan
+        out[top, 0], out[top, 1] = anchors[top, 0], 0.0
+        out[bottom, 0], out[bottom, 1] = anchors[bottom, 0], float(height)
+        out[left, 0], out[left, 1] = 0.0, anchors[left, 1]
+        out[right, 0], out[right, 1] = float(width), anchors[right, 1]
+        out[left & right] = np.nan  # wider than the picture: no border to pass through
         return out
 
     def _distances(self, detections: Detections, anchors: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:

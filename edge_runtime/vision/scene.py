@@ -27,6 +27,9 @@ class SceneCutDetector:
     nearly every pixel. The comparison is between *processed* frames, so at a low rate the threshold
     still holds: walkers move further, but stay small.
 
+    The thumbnail averages a grid of about 128x72 samples of the frame (16 per thumbnail pixel), not every
+    pixel: a mean over 576 thumbnail pixels is as steady either way, for a quarter of the time.
+
     Args:
         threshold: mean absolute difference of the 32x18 grey thumbnails (0-255) that makes a cut.
 
@@ -56,7 +59,10 @@ class SceneCutDetector:
         if not isinstance(frame, np.ndarray) or frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
             raise InputError(f"SceneCutDetector: expected an (H, W, 3) uint8 frame, got "
                              f"{getattr(frame, 'shape', type(frame))}")
-        grey = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+        # A grid of at most 4x4 samples per thumbnail pixel, then averaged: the whole frame need not be read.
+        step_y, step_x = max(frame.shape[0] // (4 * self.SIZE[1]), 1), max(frame.shape[1] // (4 * self.SIZE[0]), 1)
+        grid = np.ascontiguousarray(frame[step_y // 2::step_y, step_x // 2::step_x])
+        grey = cv2.cvtColor(grid, cv2.COLOR_BGR2GRAY)
         return cv2.resize(grey, self.SIZE, interpolation=cv2.INTER_AREA).astype(np.float32)
 
     def update(self, frame: np.ndarray) -> bool:

@@ -1,0 +1,59 @@
+"""Scene cuts on real video: the sampled thumbnail flags exactly the frames a whole-frame average flags.
+
+bikes.mp4 is a cut-edited street clip (5 cuts between consecutive frames); vtest.avi is one fixed camera.
+The reference thumbnail averages every pixel (grey, then area-resized to 32x18); the detector's samples a
+grid of about 128x72 pixels. Both must flag the same processed frames at strides 1-4, and the measured
+differences must agree to within 1.5 grey levels, far inside the threshold's margin.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edge_runtime.assets import ensure
+from edge_runtime.vision.scene import SceneCutDetector
+
+
+def _frames(video: str) -> list:
+    import cv2
+
+    capture = cv2.VideoCapture(str(ensure(video)))
+    frames = []
+    while True:
+        ok, image = capture.read()
+        if not ok:
+            break
+        frames.append(image)
+    capture.release()
+    return frames
+
+
+def _whole_frame_thumbnail(frame: np.ndarray) -> np.ndarray:
+    import cv2
+
+    grey = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+    return cv2.resize(grey, SceneCutDetector.SIZE, interpolation=cv2.INTER_AREA).astype(np.float32)
+
+
+@pytest.mark.parametrize("video, cuts_at_stride_1", [("bikes-video", 5), ("vtest-video", 0)])
+def test_sampled_thumbnail_flags_the_same_cuts_as_a_whole_frame_average(video, cuts_at_stride_1):
+    frames = _frames(video)
+    for stride in (1, 2, 3, 4):
+        detector = SceneCutDetector()
+        flagged, ours, reference = [], [], []
+        previous = None
+        for index in range(0, len(frames), stride):
+            if detector.update(frames[index]):
+                flagged.append(index)
+            thumb = _whole_frame_thumbnail(frames[index])
+            if previous is not None:
+                ours.append(detector.last_difference)
+                reference.append(float(np.abs(thumb - previous).mean()))
+            previous = thumb
+        expected = [index for index, diff in zip(range(stride, len(frames), stride), reference)
+                    if diff > detector.threshold]
+        assert flagged == expected, (video, stride)
+        assert np.abs(np.array(ours) - np.array(reference)).max() < 1.5, (video, stride)
+        if stride == 1:
+            assert len(flagged) == cuts_at_stride_1
