@@ -164,7 +164,7 @@ def _number(where: str, key: str, value: object, lo: float, hi: float) -> float:
 
 @dataclass
 class _Pending:
-    """A crossing waiting out ``return_s`` before it is reported."""
+    """A crossing waiting out ``return_s``, and to complete (``commit``), before it is reported."""
 
     direction: Direction
     crossed_frame: int
@@ -632,7 +632,7 @@ class _SideCounter:
 
     @property
     def num_pending(self) -> int:
-        """Crossings accepted but not yet reported (waiting out return_s)."""
+        """Crossings accepted but not yet reported (waiting out return_s, or to complete)."""
         return len(self._pending)
 
 
