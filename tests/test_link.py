@@ -286,6 +286,7 @@ def test_link_monitor_serves_a_node_and_shows_every_frame(tmp_path):
         stop.set()
         mon.terminate()
         shown = mon.communicate(timeout=30)[0]
+        t.join(timeout=5)  # the bridge sees stop within one 50 ms select; its fds are closed after it ends
         conn.close()
         listener.close()
         os.close(m)
