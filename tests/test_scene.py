@@ -13,20 +13,13 @@ import pytest
 
 from edge_runtime.assets import ensure
 from edge_runtime.vision.scene import SceneCutDetector
+from edge_runtime.vision.sources import VideoFileSource
 
 
 def _frames(video: str) -> list:
-    import cv2
-
-    capture = cv2.VideoCapture(str(ensure(video)))
-    frames = []
-    while True:
-        ok, image = capture.read()
-        if not ok:
-            break
-        frames.append(image)
-    capture.release()
-    return frames
+    """Every frame, through the pipeline's own file source."""
+    with VideoFileSource(ensure(video)) as source:
+        return [frame.image for frame in source]
 
 
 def _whole_frame_thumbnail(frame: np.ndarray) -> np.ndarray:
