@@ -170,7 +170,7 @@ class _Pending:
     crossed_frame: int
     crossed_s: float
     due_s: float
-    committed: bool = False  # the point got ``commit`` beyond the line on the new side
+    committed: bool = False  # the point got ``commit`` beyond the line on the new side, or that far from ``at``
     at: Point = (0.0, 0.0)  # where the point was when the crossing was made
 
 
