@@ -129,6 +129,19 @@ def test_non_contiguous_frame_is_accepted(detector: Detector, video_frames: dict
     assert len(detector(view)) >= 6
 
 
+def test_frames_of_a_new_size_get_their_own_padding(video_frames: dict) -> None:
+    # The detector writes the input's grey padding once per frame size: after a 4:3 frame, a 16:9 one
+    # (padding at other rows) and a 4:3 one again must each detect as on a fresh detector.
+    model = ensure("yolov8s-person")
+    reused = Detector(model, threads=2)
+    wide = np.ascontiguousarray(video_frames[200][100:460])
+    for frame in (video_frames[200], wide, video_frames[300]):
+        fresh = Detector(model, threads=2)(frame)
+        got = reused(frame)
+        np.testing.assert_array_equal(got.xyxy, fresh.xyxy)
+        np.testing.assert_array_equal(got.score, fresh.score)
+
+
 def test_missing_model(tmp_path: Path) -> None:
     with pytest.raises(ModelFormatError, match="no such model file"):
         Detector(tmp_path / "absent.onnx")

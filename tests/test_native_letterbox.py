@@ -143,6 +143,26 @@ def test_letterbox_into_writes_every_element_of_a_reused_buffer(dtype, sentinel)
         assert_close(out, reference_letterbox(frame, (96, 128), dtype=dtype)[0])
 
 
+@pytest.mark.parametrize("dtype, sentinel", [(np.float32, -3.0), (np.uint8, 7)])
+def test_letterbox_into_without_pad_writes_the_picture_only(dtype, sentinel):
+    frame = make_frame(45, 91, seed=5)  # odd width: the four-pixel loop and its tail
+    full = np.empty((1, 3, 96, 128), dtype)
+    info = ops.letterbox_into(frame, full)
+    out = np.full_like(full, sentinel)
+    assert ops.letterbox_into(frame, out, write_pad=False) == info
+    top, left = info.pad_y, info.pad_x
+    h, w = info.resized_hw
+    content = (slice(None), slice(None), slice(top, top + h), slice(left, left + w))
+    np.testing.assert_array_equal(out[content], full[content])
+    outside = np.ones(out.shape, bool)
+    outside[content] = False
+    assert outside.any() and (out[outside] == sentinel).all()
+    # On a buffer whose padding a previous call wrote: the same tensor as a full write, to the bit.
+    ops.letterbox_into(make_frame(45, 91, seed=6), out)
+    ops.letterbox_into(frame, out, write_pad=False)
+    np.testing.assert_array_equal(out, full)
+
+
 def test_letterbox_into_auto_needs_the_trimmed_buffer():
     frame = make_frame(720, 1280, seed=1)
     info = ops.letterbox_geometry(frame.shape[:2], (640, 640), auto=True)

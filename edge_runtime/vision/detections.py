@@ -86,6 +86,19 @@ class Detections:
             object.__setattr__(self, "track_id", track_id)
 
     @classmethod
+    def _trusted(cls, xyxy: np.ndarray, score: np.ndarray, class_id: np.ndarray,
+                 track_id: Optional[np.ndarray] = None) -> "Detections":
+        """Wraps arrays that already meet every rule of the constructor (C-contiguous, right dtypes,
+        shapes and values) without checking them again: for this package's own kernels, whose outputs
+        are built from checked detections. Not for user data."""
+        self = object.__new__(cls)
+        object.__setattr__(self, "xyxy", xyxy)
+        object.__setattr__(self, "score", score)
+        object.__setattr__(self, "class_id", class_id)
+        object.__setattr__(self, "track_id", track_id)
+        return self
+
+    @classmethod
     def empty(cls, with_track_id: bool = False) -> "Detections":
         """No detections (N = 0)."""
         return cls(
@@ -102,12 +115,15 @@ class Detections:
         """Select detections by integer, slice, index array or boolean mask; always returns Detections."""
         if isinstance(index, (int, np.integer)):
             index = [int(index)]
-        return Detections(
-            self.xyxy[index],
-            self.score[index],
-            self.class_id[index],
-            None if self.track_id is None else self.track_id[index],
-        )
+        xyxy = self.xyxy[index]
+        if xyxy.ndim != 2:  # an index that does not select rows (a tuple, None, ...): let the checks say so
+            return Detections(xyxy, self.score[index], self.class_id[index],
+                              None if self.track_id is None else self.track_id[index])
+        # Rows of checked detections meet every rule already; only contiguity may need restoring.
+        return Detections._trusted(
+            np.ascontiguousarray(xyxy), np.ascontiguousarray(self.score[index]),
+            np.ascontiguousarray(self.class_id[index]),
+            None if self.track_id is None else np.ascontiguousarray(self.track_id[index]))
 
     def with_track_id(self, track_id: np.ndarray) -> "Detections":
         """The same detections carrying ``track_id`` (N,) int32."""

@@ -11,7 +11,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Optional, Sequence, Union
+from typing import Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -160,6 +160,7 @@ class Detector:
         self.input_hw = (int(h), int(w))
         self._input_name = image.name
         self._input = np.zeros((1, 3, *self.input_hw), dtypes[image.type])
+        self._padded_for: Optional[Tuple[int, int]] = None  # the frame size whose padding _input holds
         if not outputs:
             raise ModelFormatError(f"{self.path}: model has no outputs")
         out = outputs[0]
@@ -203,14 +204,17 @@ class Detector:
         """
         frame = self._check_frame(frame)
         t0 = time.perf_counter()
-        info = ops.letterbox_into(frame, self._input, stride=self.stride)
+        size = frame.shape[:2]
+        # The padding depends on the frame size only: written once per size, not on every frame.
+        info = ops.letterbox_into(frame, self._input, stride=self.stride, write_pad=size != self._padded_for)
+        self._padded_for = size
         t1 = time.perf_counter()
         raw = self._session.run([self._output_name], {self._input_name: self._input})[0]
         t2 = time.perf_counter()
         xyxy, score, class_id = ops.postprocess(
             raw, self.layout, self.conf_threshold, info, self.iou_threshold, self.max_det,
             agnostic=self.agnostic_nms, classes=self._classes, num_classes=len(self.class_names))
-        result = Detections(xyxy, score, class_id)
+        result = Detections._trusted(xyxy, score, class_id)  # finite, ordered, clipped by the kernel
         t3 = time.perf_counter()
         self.timings = DetectorTimings((t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3)
         return result

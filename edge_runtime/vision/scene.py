@@ -61,8 +61,9 @@ class SceneCutDetector:
                              f"{getattr(frame, 'shape', type(frame))}")
         # A grid of at most 4x4 samples per thumbnail pixel, then averaged: the whole frame need not be read.
         step_y, step_x = max(frame.shape[0] // (4 * self.SIZE[1]), 1), max(frame.shape[1] // (4 * self.SIZE[0]), 1)
-        grid = np.ascontiguousarray(frame[step_y // 2::step_y, step_x // 2::step_x])
-        grey = cv2.cvtColor(grid, cv2.COLOR_BGR2GRAY)
+        # Grey of every step_y-th row (a strided view OpenCV reads in place), then every step_x-th pixel.
+        rows = cv2.cvtColor(frame[step_y // 2::step_y], cv2.COLOR_BGR2GRAY)
+        grey = np.ascontiguousarray(rows[:, step_x // 2::step_x])
         return cv2.resize(grey, self.SIZE, interpolation=cv2.INTER_AREA).astype(np.float32)
 
     def update(self, frame: np.ndarray) -> bool:

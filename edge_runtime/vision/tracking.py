@@ -405,7 +405,7 @@ class ByteTracker:
         new = np.nonzero((det_track < 0) & (score >= max(self.high_score, self.new_track_score)))[0]
         if new.size:
             track_id[new] = self._start(xyxy[new], class_id[new], now, None if app is None else app[new])
-        return Detections(xyxy, score, out_class, track_id)
+        return Detections._trusted(xyxy, score, out_class, track_id)  # the checked input, with ids
 
     def _appearance_of(self, detections: Detections, frame: Optional[np.ndarray],
                        appearance: Optional[np.ndarray]) -> Optional[np.ndarray]:

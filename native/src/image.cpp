@@ -11,6 +11,14 @@
 #include <cstring>
 #include <vector>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#define EDGE_LETTERBOX_X4 1
+#elif defined(__ARM_NEON)
+#include <arm_neon.h>
+#define EDGE_LETTERBOX_X4 1
+#endif
+
 namespace edge {
 namespace {
 
@@ -46,8 +54,78 @@ void fill(T* p, size_t n, T v) {
 inline float to_out(float v, float*) { return v; }
 inline uint8_t to_out(float v, uint8_t*) { return static_cast<uint8_t>(v + 0.5f); }  // v in [0, 255]
 
+// Horizontal lerp of output pixels u .. end-1 from a blended BGR float row into the three planes, each
+// value p[c] + a * (p[c + 3] - p[c]) (the same operations, in the same order, in both versions).
+inline void lerp_pixels_scalar(const float* rw, const int32_t* x_offset, const float* x_frac, int u, int end,
+                               float* b, float* g, float* r) {
+    for (; u < end; ++u) {
+        const float* p = rw + x_offset[u];
+        const float a = x_frac[u];
+        b[u] = p[0] + a * (p[3] - p[0]);
+        g[u] = p[1] + a * (p[4] - p[1]);
+        r[u] = p[2] + a * (p[5] - p[2]);
+    }
+}
+
+inline void lerp_pixels_scalar(const float* rw, const int32_t* x_offset, const float* x_frac, int u, int end,
+                               uint8_t* b, uint8_t* g, uint8_t* r) {
+    for (; u < end; ++u) {
+        const float* p = rw + x_offset[u];
+        const float a = x_frac[u];
+        b[u] = to_out(p[0] + a * (p[3] - p[0]), b);
+        g[u] = to_out(p[1] + a * (p[4] - p[1]), g);
+        r[u] = to_out(p[2] + a * (p[5] - p[2]), r);
+    }
+}
+
 template <class Out>
-void letterbox_rows(const uint8_t* src, const LetterboxGeometry& g, Out pad, float value_scale, Out* dst) {
+inline void lerp_pixels(const float* rw, const int32_t* x_offset, const float* x_frac, int n, Out* b, Out* g, Out* r) {
+    lerp_pixels_scalar(rw, x_offset, x_frac, 0, n, b, g, r);
+}
+
+#if defined(EDGE_LETTERBOX_X4)
+// Four pixels at a time: one 4-lane lerp per pixel gives (B, G, R, next B); a 4 x 4 transpose turns the
+// four results into a B, a G and an R vector, stored to the planes. Reads one float past the last
+// pixel's right tap (the row buffer has room for it).
+template <>
+inline void lerp_pixels<float>(const float* rw, const int32_t* x_offset, const float* x_frac, int n, float* b,
+                               float* g, float* r) {
+    int u = 0;
+    for (; u + 4 <= n; u += 4) {
+#if defined(__SSE2__)
+        __m128 v[4];
+        for (int k = 0; k < 4; ++k) {
+            const float* p = rw + x_offset[u + k];
+            const __m128 lo = _mm_loadu_ps(p);
+            const __m128 hi = _mm_loadu_ps(p + 3);
+            v[k] = _mm_add_ps(lo, _mm_mul_ps(_mm_set1_ps(x_frac[u + k]), _mm_sub_ps(hi, lo)));
+        }
+        _MM_TRANSPOSE4_PS(v[0], v[1], v[2], v[3]);
+        _mm_storeu_ps(b + u, v[0]);
+        _mm_storeu_ps(g + u, v[1]);
+        _mm_storeu_ps(r + u, v[2]);
+#else
+        float32x4_t v[4];
+        for (int k = 0; k < 4; ++k) {
+            const float* p = rw + x_offset[u + k];
+            const float32x4_t lo = vld1q_f32(p);
+            const float32x4_t hi = vld1q_f32(p + 3);
+            v[k] = vaddq_f32(lo, vmulq_f32(vdupq_n_f32(x_frac[u + k]), vsubq_f32(hi, lo)));
+        }
+        const float32x4x2_t t01 = vtrnq_f32(v[0], v[1]);  // (b0 b1 r0 r1), (g0 g1 x x)
+        const float32x4x2_t t23 = vtrnq_f32(v[2], v[3]);
+        vst1q_f32(b + u, vcombine_f32(vget_low_f32(t01.val[0]), vget_low_f32(t23.val[0])));
+        vst1q_f32(g + u, vcombine_f32(vget_low_f32(t01.val[1]), vget_low_f32(t23.val[1])));
+        vst1q_f32(r + u, vcombine_f32(vget_high_f32(t01.val[0]), vget_high_f32(t23.val[0])));
+#endif
+    }
+    lerp_pixels_scalar(rw, x_offset, x_frac, u, n, b, g, r);
+}
+#endif
+
+template <class Out>
+void letterbox_rows(const uint8_t* src, const LetterboxGeometry& g, Out pad, float value_scale, bool write_pad,
+                    Out* dst) {
     const int W = g.src_w, H = g.src_h;
     const size_t row3 = static_cast<size_t>(W) * 3;
     const size_t plane = static_cast<size_t>(g.out_h) * g.out_w;
@@ -63,8 +141,9 @@ void letterbox_rows(const uint8_t* src, const LetterboxGeometry& g, Out pad, flo
         linear_tap(u, W, g.new_w, &sx, &x_frac[u]);
         x_offset[u] = sx * 3;
     }
-    // Blended row plus one replicated pixel, so the right tap of the last pixel stays in bounds.
-    std::vector<float> row(row3 + 3);
+    // Blended row plus one replicated pixel, so the right tap of the last pixel stays in bounds, plus one
+    // float the four-lane loads read past it.
+    std::vector<float> row(row3 + 4, 0.0f);
 
     const int content_end = g.pad_top + g.new_h;
     const int right_start = g.pad_left + g.new_w;
@@ -74,9 +153,11 @@ void letterbox_rows(const uint8_t* src, const LetterboxGeometry& g, Out pad, flo
         Out* const gp = plane_g + o;
         Out* const b = plane_b + o;
         if (y < g.pad_top || y >= content_end) {
-            fill(r, g.out_w, pad);
-            fill(gp, g.out_w, pad);
-            fill(b, g.out_w, pad);
+            if (write_pad) {
+                fill(r, g.out_w, pad);
+                fill(gp, g.out_w, pad);
+                fill(b, g.out_w, pad);
+            }
             continue;
         }
         int sy;
@@ -92,23 +173,21 @@ void letterbox_rows(const uint8_t* src, const LetterboxGeometry& g, Out pad, flo
         rw[row3 + 1] = rw[row3 - 2];
         rw[row3 + 2] = rw[row3 - 1];
 
-        fill(r, g.pad_left, pad);
-        fill(gp, g.pad_left, pad);
-        fill(b, g.pad_left, pad);
+        if (write_pad) {
+            fill(r, g.pad_left, pad);
+            fill(gp, g.pad_left, pad);
+            fill(b, g.pad_left, pad);
+        }
         Out* const rc = r + g.pad_left;
         Out* const gc = gp + g.pad_left;
         Out* const bc = b + g.pad_left;
-        for (int u = 0; u < g.new_w; ++u) {
-            const float* p = rw + x_offset[u];
-            const float a = x_frac[u];
-            bc[u] = to_out(p[0] + a * (p[3] - p[0]), bc);
-            gc[u] = to_out(p[1] + a * (p[4] - p[1]), gc);
-            rc[u] = to_out(p[2] + a * (p[5] - p[2]), rc);
+        lerp_pixels(rw, x_offset.data(), x_frac.data(), g.new_w, bc, gc, rc);
+        if (write_pad) {
+            const size_t right = static_cast<size_t>(g.out_w - right_start);
+            fill(r + right_start, right, pad);
+            fill(gp + right_start, right, pad);
+            fill(b + right_start, right, pad);
         }
-        const size_t right = static_cast<size_t>(g.out_w - right_start);
-        fill(r + right_start, right, pad);
-        fill(gp + right_start, right, pad);
-        fill(b + right_start, right, pad);
     }
 }
 
@@ -147,15 +226,15 @@ bool letterbox_geometry_valid(const LetterboxGeometry& g) {
            g.new_w <= g.out_w - g.pad_left;
 }
 
-bool letterbox_into(const uint8_t* src, const LetterboxGeometry& g, uint8_t pad_value, float* dst) {
+bool letterbox_into(const uint8_t* src, const LetterboxGeometry& g, uint8_t pad_value, float* dst, bool write_pad) {
     if (!src || !dst || !letterbox_geometry_valid(g)) return false;
-    letterbox_rows<float>(src, g, static_cast<float>(pad_value / 255.0), 1.0f / 255.0f, dst);
+    letterbox_rows<float>(src, g, static_cast<float>(pad_value / 255.0), 1.0f / 255.0f, write_pad, dst);
     return true;
 }
 
-bool letterbox_into(const uint8_t* src, const LetterboxGeometry& g, uint8_t pad_value, uint8_t* dst) {
+bool letterbox_into(const uint8_t* src, const LetterboxGeometry& g, uint8_t pad_value, uint8_t* dst, bool write_pad) {
     if (!src || !dst || !letterbox_geometry_valid(g)) return false;
-    letterbox_rows<uint8_t>(src, g, pad_value, 1.0f, dst);
+    letterbox_rows<uint8_t>(src, g, pad_value, 1.0f, write_pad, dst);
     return true;
 }
 
