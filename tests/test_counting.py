@@ -422,6 +422,19 @@ def test_crossings_waiting_out_return_s_are_reported_by_flush():
     assert line.flush() == [] and line.in_total == 1
 
 
+def test_crossings_not_complete_when_the_stream_ends_or_the_scene_cuts_are_dropped():
+    # Line y = 200, boxes 100 px tall: complete at 50 px past it. One walker is 60 px past at the end,
+    # the other only 20 px (a box whose bottom a passing car cut short, or someone caught mid-step).
+    line = LineCounter("gate", START, END, margin_rel=0.1, return_s=5.0)
+    for f, (y1, y2) in enumerate(((150, 150), (180, 180), (230, 205), (260, 220))):
+        line.update(Detections(np.array([[130, y1 - 100, 170, y1], [230, y2 - 100, 270, y2]], np.float32),
+                               np.full(2, 0.9, np.float32), np.zeros(2, np.int32), np.array([1, 2], np.int32)),
+                    frame_index=f)
+    assert line.num_pending == 2
+    assert [(e.track_id, e.direction) for e in line.reset_tracks()] == [(1, Direction.IN)]
+    assert line.num_pending == 0 and line.in_total == 1 and line.flush() == []
+
+
 def test_dithering_over_a_zone_edge_is_one_entry_at_the_first_moment():
     zone = ZoneCounter("mat", [(100, 100), (300, 100), (300, 300), (100, 300)], margin_rel=0.05, return_s=1.0)
     xs = [50, 80, 120, 90, 125, 150, 180, 200] + [200] * 20
@@ -577,7 +590,7 @@ def test_a_gone_track_that_comes_back_is_never_counted_twice():
     line = LineCounter("gate", START, END, **STITCH)
     frames = [[(1, 200, 140 + 10 * f)] for f in range(4)] + [[]] * 2
     frames += [[(-2 - 2, 200, 235)], [(-2 - 2, 200, 240), (1, 150, 190)], [(2, 200, 245), (1, 150, 215)],
-               [(2, 200, 250), (1, 150, 240)]]
+               [(2, 200, 250), (1, 150, 240)], [(2, 200, 255), (1, 150, 265)]]
     assert [e[:2] for e in stitch_feed(line, frames)] == [(1, "in")]
     # It comes back after the stitch, on the new side: the crossing was counted once, by the new track.
     line = LineCounter("gate", START, END, **STITCH)
@@ -585,7 +598,7 @@ def test_a_gone_track_that_comes_back_is_never_counted_twice():
     assert [e[:2] for e in stitch_feed(line, frames)] == [(2, "in")]
     # It comes back after the stitch on its old side and then crosses: that is its own, second walk.
     line = LineCounter("gate", START, END, **STITCH)
-    frames = hidden_walk((200, 235)) + [[(1, 150, 160 + 20 * i)] for i in range(5)]
+    frames = hidden_walk((200, 235)) + [[(1, 150, 160 + 20 * i)] for i in range(6)]
     assert [e[:2] for e in stitch_feed(line, frames)] == [(2, "in"), (1, "in")]
 
 
@@ -617,7 +630,7 @@ def test_a_tentative_new_track_that_is_never_confirmed_does_not_use_up_the_gone_
 def test_a_zone_counts_an_entry_when_a_new_track_inside_continues_one_gone_outside():
     square = [(100, 100), (300, 100), (300, 300), (100, 300)]
     zone = ZoneCounter("mat", square, margin_rel=0.05, return_s=0.0, stitch_s=2.0, stitch_rel=0.5)
-    frames = [[(1, 40 + 10 * f, 200)] for f in range(4)] + [[]] * 4 + [[(2, 130 + 5 * i, 200)] for i in range(3)]
+    frames = [[(1, 40 + 10 * f, 200)] for f in range(4)] + [[]] * 4 + [[(2, 130 + 5 * i, 200)] for i in range(5)]
     assert [e[:2] for e in stitch_feed(zone, frames)] == [(2, "enter")]
     assert zone.occupancy == {0: 1}
     off = ZoneCounter("mat", square, margin_rel=0.05, return_s=0.0, stitch_s=0.0)

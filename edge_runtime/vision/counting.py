@@ -31,7 +31,10 @@ What counts (each rule answers a way the common counters go wrong):
   point, so that a small zone can be entered at all. Until then a return undoes it however long it took:
   a man who steps over the line and stands there talking for a minute before stepping back counted
   nothing. A crossing not complete is still reported once its track has not been seen for ``return_s``
-  (it went out of view past the line), and at :meth:`flush`. ``commit_rel = 0`` turns this off.
+  (it went out of view past the line). One still not complete, with its track seen within ``return_s``,
+  when the stream ends or the scene cuts (:meth:`flush`, :meth:`reset_tracks`) is dropped: nothing shows
+  the person went on rather than back (a box cut short by a passing car, someone caught mid-step by
+  the end of a clip). ``commit_rel = 0`` turns this off.
 - **Hysteresis** (optional): the new side must also be seen on ``hysteresis_frames`` consecutive
   processed frames.
 - Only confirmed tracks count; id -1 (no track) never does. A tentative track (id ``-2 - k``, see
@@ -594,24 +597,30 @@ class _SideCounter:
                            pending.crossed_frame, pending.crossed_s if self._has_time else None)]
 
     def flush(self, frame_index: Optional[int] = None, timestamp_s: Optional[float] = None) -> List[CountEvent]:
-        """Report every crossing of a confirmed track still waiting out ``return_s`` (call at the end of a
-        stream). The events carry ``frame_index`` / ``timestamp_s`` (default: the last frame fed)."""
+        """Report every complete crossing of a confirmed track still waiting out ``return_s`` (call at the
+        end of a stream), and drop the crossings not complete (see "Commit" in the module docstring). The
+        events carry ``frame_index`` / ``timestamp_s`` (default: the last frame fed)."""
         if self._frame < 0:
             return []
         frame = self._frame if frame_index is None else int(frame_index)
         now = self._now_s if timestamp_s is None else float(timestamp_s)
         events: List[CountEvent] = []
         for tid in list(self._pending):
-            if self._pending[tid].confirmed:
-                events.extend(self._report(tid, self._pending[tid], frame, now))
+            st = self._pending[tid]
+            if st.confirmed and st.pending is not None and st.pending.committed:
+                events.extend(self._report(tid, st, frame, now))
+            else:
+                st.pending = None
+                del self._pending[tid]
         return events
 
     def reset_tracks(self, frame_index: Optional[int] = None, timestamp_s: Optional[float] = None
                      ) -> List[CountEvent]:
         """Forget every track's state (after a scene cut: positions before it mean nothing after it).
 
-        Crossings already made by confirmed tracks and still waiting out ``return_s`` are reported now,
-        as of ``frame_index`` / ``timestamp_s`` (see :meth:`flush`); totals are kept.
+        Complete crossings of confirmed tracks still waiting out ``return_s`` are reported now, as of
+        ``frame_index`` / ``timestamp_s``, and crossings not complete are dropped (see :meth:`flush`);
+        totals are kept.
         """
         events = self.flush(frame_index, timestamp_s)
         self._tracks.clear()
