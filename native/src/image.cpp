@@ -2,7 +2,8 @@
 //
 // One pass over the output rows. For each content row, the two source rows are blended vertically into a
 // float row (contiguous, vectorises), then each output pixel is a horizontal lerp of that row at the
-// precomputed x offsets, written straight into the three RGB planes. Work is proportional to the output
+// precomputed x offsets (four pixels at a time with SSE2 / NEON), written straight into the three RGB
+// planes. Work is proportional to the output
 // plus one source-width blend per content row; nothing is allocated per row.
 #include "edge/image.hpp"
 
@@ -55,20 +56,10 @@ inline float to_out(float v, float*) { return v; }
 inline uint8_t to_out(float v, uint8_t*) { return static_cast<uint8_t>(v + 0.5f); }  // v in [0, 255]
 
 // Horizontal lerp of output pixels u .. end-1 from a blended BGR float row into the three planes, each
-// value p[c] + a * (p[c + 3] - p[c]) (the same operations, in the same order, in both versions).
+// value p[c] + a * (p[c + 3] - p[c]) (the four-lane version below does the same operations in order).
+template <class Out>
 inline void lerp_pixels_scalar(const float* rw, const int32_t* x_offset, const float* x_frac, int u, int end,
-                               float* b, float* g, float* r) {
-    for (; u < end; ++u) {
-        const float* p = rw + x_offset[u];
-        const float a = x_frac[u];
-        b[u] = p[0] + a * (p[3] - p[0]);
-        g[u] = p[1] + a * (p[4] - p[1]);
-        r[u] = p[2] + a * (p[5] - p[2]);
-    }
-}
-
-inline void lerp_pixels_scalar(const float* rw, const int32_t* x_offset, const float* x_frac, int u, int end,
-                               uint8_t* b, uint8_t* g, uint8_t* r) {
+                               Out* b, Out* g, Out* r) {
     for (; u < end; ++u) {
         const float* p = rw + x_offset[u];
         const float a = x_frac[u];
@@ -84,40 +75,44 @@ inline void lerp_pixels(const float* rw, const int32_t* x_offset, const float* x
 }
 
 #if defined(EDGE_LETTERBOX_X4)
-// Four pixels at a time: one 4-lane lerp per pixel gives (B, G, R, next B); a 4 x 4 transpose turns the
-// four results into a B, a G and an R vector, stored to the planes. Reads one float past the last
-// pixel's right tap (the row buffer has room for it).
+// Four lanes of the target's baseline SIMD: load, lerp, and a 4 x 4 transpose whose first three rows are
+// stored to the B, G and R planes.
+#if defined(__SSE2__)
+using F4 = __m128;
+inline F4 load4(const float* p) { return _mm_loadu_ps(p); }
+inline F4 lerp4(F4 lo, F4 hi, float a) { return _mm_add_ps(lo, _mm_mul_ps(_mm_set1_ps(a), _mm_sub_ps(hi, lo))); }
+inline void store_planes(F4* v, float* b, float* g, float* r) {
+    _MM_TRANSPOSE4_PS(v[0], v[1], v[2], v[3]);
+    _mm_storeu_ps(b, v[0]);
+    _mm_storeu_ps(g, v[1]);
+    _mm_storeu_ps(r, v[2]);
+}
+#else
+using F4 = float32x4_t;
+inline F4 load4(const float* p) { return vld1q_f32(p); }
+inline F4 lerp4(F4 lo, F4 hi, float a) { return vaddq_f32(lo, vmulq_f32(vdupq_n_f32(a), vsubq_f32(hi, lo))); }
+inline void store_planes(F4* v, float* b, float* g, float* r) {
+    const float32x4x2_t t01 = vtrnq_f32(v[0], v[1]);  // (b0 b1 r0 r1), (g0 g1 x x)
+    const float32x4x2_t t23 = vtrnq_f32(v[2], v[3]);
+    vst1q_f32(b, vcombine_f32(vget_low_f32(t01.val[0]), vget_low_f32(t23.val[0])));
+    vst1q_f32(g, vcombine_f32(vget_low_f32(t01.val[1]), vget_low_f32(t23.val[1])));
+    vst1q_f32(r, vcombine_f32(vget_high_f32(t01.val[0]), vget_high_f32(t23.val[0])));
+}
+#endif
+
+// Four pixels at a time: one 4-lane lerp per pixel gives (B, G, R, next B), transposed into the planes.
+// Reads one float past the last pixel's right tap (the row buffer has room for it).
 template <>
 inline void lerp_pixels<float>(const float* rw, const int32_t* x_offset, const float* x_frac, int n, float* b,
                                float* g, float* r) {
     int u = 0;
     for (; u + 4 <= n; u += 4) {
-#if defined(__SSE2__)
-        __m128 v[4];
+        F4 v[4];
         for (int k = 0; k < 4; ++k) {
             const float* p = rw + x_offset[u + k];
-            const __m128 lo = _mm_loadu_ps(p);
-            const __m128 hi = _mm_loadu_ps(p + 3);
-            v[k] = _mm_add_ps(lo, _mm_mul_ps(_mm_set1_ps(x_frac[u + k]), _mm_sub_ps(hi, lo)));
+            v[k] = lerp4(load4(p), load4(p + 3), x_frac[u + k]);
         }
-        _MM_TRANSPOSE4_PS(v[0], v[1], v[2], v[3]);
-        _mm_storeu_ps(b + u, v[0]);
-        _mm_storeu_ps(g + u, v[1]);
-        _mm_storeu_ps(r + u, v[2]);
-#else
-        float32x4_t v[4];
-        for (int k = 0; k < 4; ++k) {
-            const float* p = rw + x_offset[u + k];
-            const float32x4_t lo = vld1q_f32(p);
-            const float32x4_t hi = vld1q_f32(p + 3);
-            v[k] = vaddq_f32(lo, vmulq_f32(vdupq_n_f32(x_frac[u + k]), vsubq_f32(hi, lo)));
-        }
-        const float32x4x2_t t01 = vtrnq_f32(v[0], v[1]);  // (b0 b1 r0 r1), (g0 g1 x x)
-        const float32x4x2_t t23 = vtrnq_f32(v[2], v[3]);
-        vst1q_f32(b + u, vcombine_f32(vget_low_f32(t01.val[0]), vget_low_f32(t23.val[0])));
-        vst1q_f32(g + u, vcombine_f32(vget_low_f32(t01.val[1]), vget_low_f32(t23.val[1])));
-        vst1q_f32(r + u, vcombine_f32(vget_high_f32(t01.val[0]), vget_high_f32(t23.val[0])));
-#endif
+        store_planes(v, b + u, g + u, r + u);
     }
     lerp_pixels_scalar(rw, x_offset, x_frac, u, n, b, g, r);
 }
