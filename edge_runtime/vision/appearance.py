@@ -55,7 +55,8 @@ def box_appearance(frame_bgr: np.ndarray, xyxy: np.ndarray) -> np.ndarray:
 
 def has_appearance(vectors: np.ndarray) -> np.ndarray:
     """(N,) bool: the vectors that hold at least one band (not the zero vector of a box too small)."""
-    return np.asarray(vectors).reshape(len(vectors), -1).any(axis=1)
+    v = np.asarray(vectors)
+    return v.any(axis=tuple(range(1, v.ndim)))
 
 
 def appearance_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:

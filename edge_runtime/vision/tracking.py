@@ -51,7 +51,7 @@ import numpy as np
 from .. import _native
 from ..errors import ConfigError, InputError
 from .appearance import DIM as APPEARANCE_DIM
-from .appearance import appearance_distance, box_appearance, has_appearance, normalise_bands
+from .appearance import box_appearance, has_appearance
 from .detections import Detections
 from .kalman import KalmanXYAH, xyah_to_xyxy, xyxy_to_xyah
 
@@ -373,8 +373,7 @@ class ByteTracker:
                 jump = np.where(self._tid >= 0, self.max_jump_rel * elapsed, 0.0).astype(np.float32)
         forbid = None
         if app is not None and num_tracks and xyxy.shape[0]:
-            forbid = ((appearance_distance(self._app, app) > self.appearance_gate) & self._has_app[:, None]
-                      & has_appearance(app)[None, :]).astype(np.uint8)
+            forbid = _native.appearance_forbid(self._app, self._has_app, app, self.appearance_gate)
         det_track = _native.associate_bytetrack(
             track_boxes, self._tid, self._miss, xyxy, score, self.high_score, self.low_score,
             self._max_cost_high, self._max_cost_low, self._max_cost_tentative, self.fuse_score, self.revive_lost,
@@ -387,7 +386,7 @@ class ByteTracker:
             self._observe(matched_tracks, class_id[matched_dets])
             self._last_s[matched_tracks] = now
             if app is not None:
-                self._blend_appearance(matched_tracks, app[matched_dets], score[matched_dets])
+                self._blend_appearance(matched_tracks, matched_dets, app, score)
 
         # Output, read before tracks are dropped or appended (which moves indices).
         track_id = np.full(xyxy.shape[0], -1, np.int32)
@@ -413,7 +412,7 @@ class ByteTracker:
         if self.appearance_gate >= 1.0:
             return None
         if appearance is not None:
-            app = np.asarray(appearance, np.float32)
+            app = np.ascontiguousarray(appearance, np.float32)
             if app.shape != (len(detections), APPEARANCE_DIM):
                 raise InputError(f"ByteTracker.update: appearance must be ({len(detections)}, {APPEARANCE_DIM}) "
                                  f"float32, got shape {app.shape}")
@@ -422,16 +421,12 @@ class ByteTracker:
             return None
         return box_appearance(frame, detections.xyxy)
 
-    def _blend_appearance(self, tracks: np.ndarray, app: np.ndarray, score: np.ndarray) -> None:
-        """Fold confident matched detections into their tracks' running appearance."""
-        ok = (score >= self.high_score) & has_appearance(app)
-        rows, vectors = tracks[ok], app[ok]
-        if not rows.size:
-            return
-        fresh = ~self._has_app[rows]
-        blended = self.appearance_ema * self._app[rows] + (1.0 - self.appearance_ema) * vectors
-        self._app[rows] = normalise_bands(np.where(fresh[:, None], vectors, blended).astype(np.float32))
-        self._has_app[rows] = True
+    def _blend_appearance(self, tracks: np.ndarray, dets: np.ndarray, app: np.ndarray, score: np.ndarray) -> None:
+        """Fold the confident ones of the matched detections ``dets`` into their ``tracks``' running appearance."""
+        ok = score[dets] >= self.high_score
+        if ok.any():
+            _native.blend_appearance(self._app, self._has_app, tracks[ok], app, dets[ok].astype(np.int64),
+                                     self.appearance_ema)
 
     def live_boxes(self) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Where the tracker holds its live tracks now, for a motion measurement before :meth:`coast`.

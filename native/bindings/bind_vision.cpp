@@ -331,9 +331,82 @@ py::array_t<float> box_appearance(const py::array& frame, const py::array& boxes
     return out;
 }
 
+void check_vectors(const py::array& a, const char* fn, const char* name, bool writeable) {
+    check_dtype<float>(a, fn, name, "float32");
+    if (a.ndim() != 2 || a.shape(1) != edge::kAppearanceDim)
+        fail(std::string(fn) + ": " + name + " must be (N, " + std::to_string(edge::kAppearanceDim) + "), got " +
+             shape_of(a));
+    check_layout(a, fn, name, writeable);
+}
+
+void check_flags(const py::array& a, py::ssize_t n, const char* fn, const char* name, bool writeable) {
+    if (!a.dtype().equal(py::dtype::of<bool>()) && !a.dtype().equal(py::dtype::of<uint8_t>()))
+        fail(std::string(fn) + ": " + name + " must be bool or uint8, got " + dtype_of(a));
+    if (a.ndim() != 1 || a.shape(0) != n)
+        fail(std::string(fn) + ": " + name + " must be (" + std::to_string(n) + ",), got " + shape_of(a));
+    check_layout(a, fn, name, writeable);
+}
+
+py::array_t<uint8_t> appearance_forbid(const py::array& tracks, const py::array& track_has, const py::array& dets,
+                                       double gate) {
+    const char* fn = "appearance_forbid";
+    check_vectors(tracks, fn, "tracks", false);
+    check_flags(track_has, tracks.shape(0), fn, "track_has", false);
+    check_vectors(dets, fn, "dets", false);
+    if (!(gate >= 0.0 && gate <= 1.0)) fail(std::string(fn) + ": gate must be in [0, 1], got " + std::to_string(gate));
+    const auto t = static_cast<std::size_t>(tracks.shape(0)), n = static_cast<std::size_t>(dets.shape(0));
+    py::array_t<uint8_t> out({static_cast<py::ssize_t>(t), static_cast<py::ssize_t>(n)});
+    uint8_t* dst = out.mutable_data();
+    {
+        py::gil_scoped_release nogil;
+        edge::appearance_forbid(static_cast<const float*>(tracks.data()), static_cast<const uint8_t*>(track_has.data()),
+                                t, static_cast<const float*>(dets.data()), n, static_cast<float>(gate), dst);
+    }
+    return out;
+}
+
+void blend_appearance(const py::array& tracks, const py::array& track_has, const py::array& track_rows,
+                      const py::array& dets, const py::array& det_rows, double ema) {
+    const char* fn = "blend_appearance";
+    check_vectors(tracks, fn, "tracks", true);
+    check_flags(track_has, tracks.shape(0), fn, "track_has", true);
+    check_vectors(dets, fn, "dets", false);
+    if (overlaps(tracks, dets)) fail(std::string(fn) + ": tracks must not share memory with dets");
+    if (!(ema >= 0.0 && ema <= 1.0)) fail(std::string(fn) + ": ema must be in [0, 1], got " + std::to_string(ema));
+    for (const auto& [rows, name] : {std::pair{&track_rows, "track_rows"}, std::pair{&det_rows, "det_rows"}}) {
+        check_dtype<int64_t>(*rows, fn, name, "int64");
+        if (rows->ndim() != 1) fail(std::string(fn) + ": " + name + " must be 1-D, got " + shape_of(*rows));
+        check_layout(*rows, fn, name, false);
+    }
+    const auto m = static_cast<std::size_t>(track_rows.shape(0));
+    if (det_rows.shape(0) != track_rows.shape(0))
+        fail(std::string(fn) + ": track_rows and det_rows must have the same length, got " + shape_of(track_rows) +
+             " and " + shape_of(det_rows));
+    const auto* tr = static_cast<const int64_t*>(track_rows.data());
+    const auto* dr = static_cast<const int64_t*>(det_rows.data());
+    std::vector<char> seen(static_cast<std::size_t>(tracks.shape(0)), 0);
+    for (std::size_t k = 0; k < m; ++k) {
+        if (tr[k] < 0 || tr[k] >= tracks.shape(0) || dr[k] < 0 || dr[k] >= dets.shape(0))
+            fail(std::string(fn) + ": row pair " + std::to_string(k) + " (" + std::to_string(tr[k]) + ", " +
+                 std::to_string(dr[k]) + ") is outside tracks " + shape_of(tracks) + " / dets " + shape_of(dets));
+        if (seen[static_cast<std::size_t>(tr[k])]++)
+            fail(std::string(fn) + ": track row " + std::to_string(tr[k]) + " appears twice in track_rows");
+    }
+    auto* dst = static_cast<float*>(const_cast<void*>(tracks.data()));  // writeability checked above
+    auto* has = static_cast<uint8_t*>(const_cast<void*>(track_has.data()));
+    py::gil_scoped_release nogil;
+    edge::blend_appearance(dst, has, tr, static_cast<const float*>(dets.data()), dr, m, static_cast<float>(ema));
+}
+
 }  // namespace
 
 void bind_vision(py::module_& m) {
+    m.def("appearance_forbid", &appearance_forbid, py::arg("tracks").noconvert(), py::arg("track_has").noconvert(),
+          py::arg("dets").noconvert(), py::arg("gate"),
+          "(T, N) uint8: 1 where a track and a detection both have appearance and differ by more than gate.");
+    m.def("blend_appearance", &blend_appearance, py::arg("tracks").noconvert(), py::arg("track_has").noconvert(),
+          py::arg("track_rows").noconvert(), py::arg("dets").noconvert(), py::arg("det_rows").noconvert(),
+          py::arg("ema"), "Fold detections into their tracks' running appearance, in place (see appearance.hpp).");
     m.def("box_appearance", &box_appearance, py::arg("frame").noconvert(), py::arg("boxes").noconvert(),
           "Hue x saturation x value histograms of three bands of each box -> (N, 384) float32 (see appearance.hpp).");
     m.def("letterbox_geometry", &letterbox_geometry, py::arg("src_h"), py::arg("src_w"), py::arg("dst_h"),

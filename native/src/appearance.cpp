@@ -5,6 +5,7 @@
 #include <array>
 #include <cmath>
 #include <cstring>
+#include <vector>
 
 namespace edge {
 namespace {
@@ -14,6 +15,13 @@ constexpr double kBandTo[kAppearanceBands] = {0.40, 0.70, 0.95};
 constexpr double kSideCut = 0.2;
 constexpr int kStep = kAppearanceStep;
 constexpr int kHsvShift = 12;
+static_assert((kAppearanceBandDim & (kAppearanceBandDim - 1)) == 0, "the histogram lanes wrap by a mask");
+
+#if defined(__GNUC__) || defined(__clang__)
+#define EDGE_PREFETCH(p) __builtin_prefetch(p)
+#else
+#define EDGE_PREFETCH(p) ((void)(p))
+#endif
 
 struct HsvTables {
     std::array<int, 256> sdiv{}, hdiv{};
@@ -31,17 +39,20 @@ const HsvTables& tables() {
 }
 
 // The 8 x 4 x 4 bin of one BGR pixel, or -1 where OpenCV's hue rounds to 180 (outside calcHist's range).
+// Branch-free: which channel is largest changes from pixel to pixel, so branches would mispredict.
 inline int hsv_bin(int b, int g, int r, const HsvTables& t) {
-    const int v = std::max(b, std::max(g, r));
-    const int vmin = std::min(b, std::min(g, r));
+    const int bg_max = b ^ ((b ^ g) & -static_cast<int>(b < g));
+    const int v = bg_max ^ ((bg_max ^ r) & -static_cast<int>(bg_max < r));
+    const int bg_min = b ^ ((b ^ g) & -static_cast<int>(g < b));
+    const int vmin = bg_min ^ ((bg_min ^ r) & -static_cast<int>(r < bg_min));
     const int diff = v - vmin;
-    const int vr = v == r ? -1 : 0, vg = v == g ? -1 : 0;
+    const int vr = -static_cast<int>(v == r), vg = -static_cast<int>(v == g);
     const int s = (diff * t.sdiv[v] + (1 << (kHsvShift - 1))) >> kHsvShift;
     int h = (vr & (g - b)) + (~vr & ((vg & (b - r + 2 * diff)) + ((~vg) & (r - g + 4 * diff))));
     h = (h * t.hdiv[diff] + (1 << (kHsvShift - 1))) >> kHsvShift;
-    h += h < 0 ? 180 : 0;
-    if (h >= 180) return -1;
-    return (h * 8 / 180) * 16 + (s >> 6) * 4 + (v >> 6);
+    h += (h >> 31) & 180;  // h < 0 -> h + 180
+    const int bin = (h * 8 / 180) * 16 + (s >> 6) * 4 + (v >> 6);
+    return bin | -static_cast<int>(h >= 180);
 }
 
 // Python's int(min(max(value, 0), limit)) for a finite value (clamped first, so the cast is defined).
@@ -49,38 +60,151 @@ inline int clamp_trunc(double value, int limit) {
     return static_cast<int>(std::min(std::max(value, 0.0), static_cast<double>(limit)));
 }
 
+// The pixels of one box that are binned: columns [xa, xb) and per band rows [ya, yb) (every kStep-th).
+struct BoxSpan {
+    int xa = 0, xb = 0;
+    int ya[kAppearanceBands] = {}, yb[kAppearanceBands] = {};
+};
+
+// False for a box with a non-finite coordinate or under 2 columns wide (its vector stays zero).
+bool box_span(const float* box, int height, int width, BoxSpan* span) {
+    const double x1 = box[0], y1 = box[1], x2 = box[2], y2 = box[3];
+    if (!(std::isfinite(x1) && std::isfinite(y1) && std::isfinite(x2) && std::isfinite(y2))) return false;
+    const double w = x2 - x1, h = y2 - y1;
+    span->xa = clamp_trunc(x1 + kSideCut * w, width);
+    span->xb = clamp_trunc(x2 - kSideCut * w, width);
+    for (int band = 0; band < kAppearanceBands; ++band) {
+        span->ya[band] = clamp_trunc(y1 + kBandFrom[band] * h, height);
+        span->yb[band] = clamp_trunc(y1 + kBandTo[band] * h, height);
+    }
+    return span->xb - span->xa >= 2;
+}
+
+// Asks for every cache line the boxes will read before any is binned. The sampled rows are two image rows
+// apart, usually a page or more, which hardware prefetchers do not follow; a frame fresh from the decoder
+// or evicted by inference otherwise costs one memory round trip per row.
+void prefetch_boxes(const std::uint8_t* bgr, int width, const std::vector<BoxSpan>& spans) {
+    for (const BoxSpan& s : spans) {
+        const std::size_t bytes = static_cast<std::size_t>(s.xb - s.xa) * 3;
+        for (int band = 0; band < kAppearanceBands; ++band) {
+            for (int y = s.ya[band]; y < s.yb[band]; y += kStep) {
+                const std::uint8_t* row = bgr + (static_cast<std::size_t>(y) * width + s.xa) * 3;
+                for (std::size_t k = 0; k < bytes; k += 64) EDGE_PREFETCH(row + k);
+                EDGE_PREFETCH(row + bytes - 1);
+            }
+        }
+    }
+}
+
 }  // namespace
 
 void box_appearance(const std::uint8_t* bgr, int height, int width, const float* boxes, std::size_t n, float* out) {
     const HsvTables& t = tables();
     std::fill(out, out + n * kAppearanceDim, 0.0f);
-    std::array<std::uint32_t, kAppearanceBandDim> hist{};
+    std::vector<BoxSpan> spans(n);
+    std::vector<char> usable(n);
+    for (std::size_t i = 0; i < n; ++i) usable[i] = box_span(boxes + 4 * i, height, width, &spans[i]);
+    prefetch_boxes(bgr, width, spans);
+    // Four interleaved histograms: a run of pixels in one bin would otherwise make each increment wait
+    // for the one before it.
+    constexpr int kLanes = 4;
+    std::array<std::uint32_t, kLanes * kAppearanceBandDim> hist{};
     for (std::size_t i = 0; i < n; ++i) {
-        const double x1 = boxes[4 * i], y1 = boxes[4 * i + 1], x2 = boxes[4 * i + 2], y2 = boxes[4 * i + 3];
-        if (!(std::isfinite(x1) && std::isfinite(y1) && std::isfinite(x2) && std::isfinite(y2))) continue;
-        const double w = x2 - x1, h = y2 - y1;
-        const int xa = clamp_trunc(x1 + kSideCut * w, width), xb = clamp_trunc(x2 - kSideCut * w, width);
-        if (xb - xa < 2) continue;
+        if (!usable[i]) continue;
+        const BoxSpan& s = spans[i];
         for (int band = 0; band < kAppearanceBands; ++band) {
-            const int ya = clamp_trunc(y1 + kBandFrom[band] * h, height);
-            const int yb = clamp_trunc(y1 + kBandTo[band] * h, height);
+            const int ya = s.ya[band], yb = s.yb[band];
             if (yb - ya < 2) continue;
             hist.fill(0);
-            std::uint32_t total = 0;
             for (int y = ya; y < yb; y += kStep) {
-                const std::uint8_t* p = bgr + (static_cast<std::size_t>(y) * width + xa) * 3;
-                for (int x = xa; x < xb; x += kStep, p += 3 * kStep) {
+                const std::uint8_t* p = bgr + (static_cast<std::size_t>(y) * width + s.xa) * 3;
+                int lane = 0;
+                for (int x = s.xa; x < s.xb; x += kStep, p += 3 * kStep) {
                     const int bin = hsv_bin(p[0], p[1], p[2], t);
-                    if (bin >= 0) {
-                        ++hist[static_cast<std::size_t>(bin)];
-                        ++total;
-                    }
+                    if (bin >= 0) ++hist[static_cast<std::size_t>(lane + bin)];
+                    lane = (lane + kAppearanceBandDim) & (kLanes * kAppearanceBandDim - 1);
                 }
+            }
+            std::uint32_t count[kAppearanceBandDim];
+            std::uint32_t total = 0;
+            for (int k = 0; k < kAppearanceBandDim; ++k) {
+                count[k] = hist[k] + hist[k + kAppearanceBandDim] + hist[k + 2 * kAppearanceBandDim] +
+                           hist[k + 3 * kAppearanceBandDim];
+                total += count[k];
             }
             if (total == 0) continue;
             float* o = out + i * kAppearanceDim + band * kAppearanceBandDim;
             const double inv = 1.0 / total;
-            for (int k = 0; k < kAppearanceBandDim; ++k) o[k] = static_cast<float>(std::sqrt(hist[k] * inv));
+            for (int k = 0; k < kAppearanceBandDim; ++k) o[k] = static_cast<float>(std::sqrt(count[k] * inv));
+        }
+    }
+}
+
+namespace {
+
+bool any_nonzero(const float* v) {
+    for (int k = 0; k < kAppearanceDim; ++k) {
+        if (v[k] != 0.0f) return true;
+    }
+    return false;
+}
+
+// Eight partial sums, so the compiler can keep them in vector lanes (a single float sum is a serial chain).
+float dot(const float* a, const float* b) {
+    float acc[8] = {};
+    for (int k = 0; k < kAppearanceDim; k += 8) {
+        for (int l = 0; l < 8; ++l) acc[l] += a[k + l] * b[k + l];
+    }
+    return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+}
+
+static_assert(kAppearanceDim % 8 == 0, "dot() works in blocks of eight");
+
+}  // namespace
+
+void appearance_forbid(const float* tracks, const std::uint8_t* track_has, std::size_t t, const float* dets,
+                       std::size_t n, float gate, std::uint8_t* forbid) {
+    std::fill(forbid, forbid + t * n, std::uint8_t{0});
+    std::vector<std::size_t> with;  // the detections that have appearance
+    with.reserve(n);
+    for (std::size_t j = 0; j < n; ++j) {
+        if (any_nonzero(dets + j * kAppearanceDim)) with.push_back(j);
+    }
+    for (std::size_t i = 0; i < t; ++i) {
+        if (!track_has[i]) continue;
+        const float* a = tracks + i * kAppearanceDim;
+        for (std::size_t j : with) {
+            const float distance = 1.0f - dot(a, dets + j * kAppearanceDim) / static_cast<float>(kAppearanceBands);
+            forbid[i * n + j] = distance > gate ? 1 : 0;
+        }
+    }
+}
+
+void blend_appearance(float* tracks, std::uint8_t* track_has, const std::int64_t* track_rows, const float* dets,
+                      const std::int64_t* det_rows, std::size_t m, float ema) {
+    const float keep = ema, take = static_cast<float>(1.0 - static_cast<double>(ema));
+    for (std::size_t k = 0; k < m; ++k) {
+        const float* d = dets + static_cast<std::size_t>(det_rows[k]) * kAppearanceDim;
+        if (!any_nonzero(d)) continue;
+        const auto row = static_cast<std::size_t>(track_rows[k]);
+        float* a = tracks + row * kAppearanceDim;
+        if (!track_has[row]) {
+            std::copy(d, d + kAppearanceDim, a);
+            track_has[row] = 1;
+            continue;
+        }
+        for (int band = 0; band < kAppearanceBands; ++band) {
+            float* ab = a + band * kAppearanceBandDim;
+            const float* db = d + band * kAppearanceBandDim;
+            double norm2 = 0.0;
+            for (int q = 0; q < kAppearanceBandDim; ++q) {
+                ab[q] = keep * ab[q] + take * db[q];
+                norm2 += static_cast<double>(ab[q]) * ab[q];
+            }
+            if (norm2 > 0.0) {
+                const float norm = static_cast<float>(std::sqrt(norm2));
+                for (int q = 0; q < kAppearanceBandDim; ++q) ab[q] /= norm;
+            }
         }
     }
 }

@@ -27,4 +27,20 @@ constexpr int kAppearanceDim = kAppearanceBands * kAppearanceBandDim;
 // Writes n * kAppearanceDim floats. height, width in 1..kMaxImageSide (see image.hpp).
 void box_appearance(const std::uint8_t* bgr, int height, int width, const float* boxes, std::size_t n, float* out);
 
+// The tracker's appearance gate. tracks (t, kAppearanceDim) and dets (n, kAppearanceDim) are appearance
+// vectors; a vector "has appearance" when any element is non-zero (track_has says it for the tracks).
+// forbid (t, n) gets 1 where track i and detection j both have appearance and their distance, 1 minus
+// the dot product over kAppearanceBands (the mean Bhattacharyya coefficient of the bands), exceeds gate;
+// else 0.
+void appearance_forbid(const float* tracks, const std::uint8_t* track_has, std::size_t t, const float* dets,
+                       std::size_t n, float gate, std::uint8_t* forbid);
+
+// Folds detections into their tracks' running appearance, for k < m: detection det_rows[k] into track
+// track_rows[k] (rows checked by the caller, each track at most once). A detection without appearance is
+// skipped; a track without appearance takes the detection's vector; otherwise the track becomes
+// ema * track + (1 - ema) * detection with each band rescaled to unit L2 norm (a zero band stays zero).
+// track_has is set for every track that took a vector.
+void blend_appearance(float* tracks, std::uint8_t* track_has, const std::int64_t* track_rows, const float* dets,
+                      const std::int64_t* det_rows, std::size_t m, float ema);
+
 }  // namespace edge
