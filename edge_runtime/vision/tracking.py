@@ -516,13 +516,17 @@ class ByteTracker:
         """Count hits and class votes of the matched (already Kalman-corrected) tracks; confirm mature ones."""
         self._hits[tracks] += 1
         self._miss[tracks] = 0
-        self._grow_votes(int(class_id.max()) + 1)
-        self._votes[tracks, class_id] += 1
-        votes = self._votes[tracks]
-        best = votes.argmax(axis=1)
-        current = self._cls[tracks]
-        rows = np.arange(tracks.shape[0])
-        self._cls[tracks] = np.where(votes[rows, current] >= votes[rows, best], current, best)
+        num_classes = int(class_id.max()) + 1
+        if num_classes == 1 and self._votes.shape[1] == 1:
+            self._votes[tracks, 0] += 1  # only class 0 seen so far: it is every track's majority
+        else:
+            self._grow_votes(num_classes)
+            self._votes[tracks, class_id] += 1
+            votes = self._votes[tracks]
+            best = votes.argmax(axis=1)
+            current = self._cls[tracks]
+            rows = np.arange(tracks.shape[0])
+            self._cls[tracks] = np.where(votes[rows, current] >= votes[rows, best], current, best)
         mature = tracks[(self._tid[tracks] < 0) & (self._hits[tracks] >= self.min_hits)]
         if mature.size:
             self._tid[mature] = self._uid[mature]

@@ -15,13 +15,6 @@ constexpr double kBandTo[kAppearanceBands] = {0.40, 0.70, 0.95};
 constexpr double kSideCut = 0.2;
 constexpr int kStep = kAppearanceStep;
 constexpr int kHsvShift = 12;
-static_assert((kAppearanceBandDim & (kAppearanceBandDim - 1)) == 0, "the histogram lanes wrap by a mask");
-
-#if defined(__GNUC__) || defined(__clang__)
-#define EDGE_PREFETCH(p) __builtin_prefetch(p)
-#else
-#define EDGE_PREFETCH(p) ((void)(p))
-#endif
 
 struct HsvTables {
     std::array<int, 256> sdiv{}, hdiv{};
@@ -39,20 +32,17 @@ const HsvTables& tables() {
 }
 
 // The 8 x 4 x 4 bin of one BGR pixel, or -1 where OpenCV's hue rounds to 180 (outside calcHist's range).
-// Branch-free: which channel is largest changes from pixel to pixel, so branches would mispredict.
 inline int hsv_bin(int b, int g, int r, const HsvTables& t) {
-    const int bg_max = b ^ ((b ^ g) & -static_cast<int>(b < g));
-    const int v = bg_max ^ ((bg_max ^ r) & -static_cast<int>(bg_max < r));
-    const int bg_min = b ^ ((b ^ g) & -static_cast<int>(g < b));
-    const int vmin = bg_min ^ ((bg_min ^ r) & -static_cast<int>(r < bg_min));
+    const int v = std::max(b, std::max(g, r));
+    const int vmin = std::min(b, std::min(g, r));
     const int diff = v - vmin;
-    const int vr = -static_cast<int>(v == r), vg = -static_cast<int>(v == g);
+    const int vr = v == r ? -1 : 0, vg = v == g ? -1 : 0;
     const int s = (diff * t.sdiv[v] + (1 << (kHsvShift - 1))) >> kHsvShift;
     int h = (vr & (g - b)) + (~vr & ((vg & (b - r + 2 * diff)) + ((~vg) & (r - g + 4 * diff))));
     h = (h * t.hdiv[diff] + (1 << (kHsvShift - 1))) >> kHsvShift;
-    h += (h >> 31) & 180;  // h < 0 -> h + 180
-    const int bin = (h * 8 / 180) * 16 + (s >> 6) * 4 + (v >> 6);
-    return bin | -static_cast<int>(h >= 180);
+    h += h < 0 ? 180 : 0;
+    if (h >= 180) return -1;
+    return (h * 8 / 180) * 16 + (s >> 6) * 4 + (v >> 6);
 }
 
 // Python's int(min(max(value, 0), limit)) for a finite value (clamped first, so the cast is defined).
@@ -60,82 +50,38 @@ inline int clamp_trunc(double value, int limit) {
     return static_cast<int>(std::min(std::max(value, 0.0), static_cast<double>(limit)));
 }
 
-// The pixels of one box that are binned: columns [xa, xb) and per band rows [ya, yb) (every kStep-th).
-struct BoxSpan {
-    int xa = 0, xb = 0;
-    int ya[kAppearanceBands] = {}, yb[kAppearanceBands] = {};
-};
-
-// False for a box with a non-finite coordinate or under 2 columns wide (its vector stays zero).
-bool box_span(const float* box, int height, int width, BoxSpan* span) {
-    const double x1 = box[0], y1 = box[1], x2 = box[2], y2 = box[3];
-    if (!(std::isfinite(x1) && std::isfinite(y1) && std::isfinite(x2) && std::isfinite(y2))) return false;
-    const double w = x2 - x1, h = y2 - y1;
-    span->xa = clamp_trunc(x1 + kSideCut * w, width);
-    span->xb = clamp_trunc(x2 - kSideCut * w, width);
-    for (int band = 0; band < kAppearanceBands; ++band) {
-        span->ya[band] = clamp_trunc(y1 + kBandFrom[band] * h, height);
-        span->yb[band] = clamp_trunc(y1 + kBandTo[band] * h, height);
-    }
-    return span->xb - span->xa >= 2;
-}
-
-// Asks for every cache line the boxes will read before any is binned. The sampled rows are two image rows
-// apart, usually a page or more, which hardware prefetchers do not follow; a frame fresh from the decoder
-// or evicted by inference otherwise costs one memory round trip per row.
-void prefetch_boxes(const std::uint8_t* bgr, int width, const std::vector<BoxSpan>& spans) {
-    for (const BoxSpan& s : spans) {
-        const std::size_t bytes = static_cast<std::size_t>(s.xb - s.xa) * 3;
-        for (int band = 0; band < kAppearanceBands; ++band) {
-            for (int y = s.ya[band]; y < s.yb[band]; y += kStep) {
-                const std::uint8_t* row = bgr + (static_cast<std::size_t>(y) * width + s.xa) * 3;
-                for (std::size_t k = 0; k < bytes; k += 64) EDGE_PREFETCH(row + k);
-                EDGE_PREFETCH(row + bytes - 1);
-            }
-        }
-    }
-}
-
 }  // namespace
 
 void box_appearance(const std::uint8_t* bgr, int height, int width, const float* boxes, std::size_t n, float* out) {
     const HsvTables& t = tables();
     std::fill(out, out + n * kAppearanceDim, 0.0f);
-    std::vector<BoxSpan> spans(n);
-    std::vector<char> usable(n);
-    for (std::size_t i = 0; i < n; ++i) usable[i] = box_span(boxes + 4 * i, height, width, &spans[i]);
-    prefetch_boxes(bgr, width, spans);
-    // Four interleaved histograms: a run of pixels in one bin would otherwise make each increment wait
-    // for the one before it.
-    constexpr int kLanes = 4;
-    std::array<std::uint32_t, kLanes * kAppearanceBandDim> hist{};
+    std::array<std::uint32_t, kAppearanceBandDim> hist{};
     for (std::size_t i = 0; i < n; ++i) {
-        if (!usable[i]) continue;
-        const BoxSpan& s = spans[i];
+        const double x1 = boxes[4 * i], y1 = boxes[4 * i + 1], x2 = boxes[4 * i + 2], y2 = boxes[4 * i + 3];
+        if (!(std::isfinite(x1) && std::isfinite(y1) && std::isfinite(x2) && std::isfinite(y2))) continue;
+        const double w = x2 - x1, h = y2 - y1;
+        const int xa = clamp_trunc(x1 + kSideCut * w, width), xb = clamp_trunc(x2 - kSideCut * w, width);
+        if (xb - xa < 2) continue;
         for (int band = 0; band < kAppearanceBands; ++band) {
-            const int ya = s.ya[band], yb = s.yb[band];
+            const int ya = clamp_trunc(y1 + kBandFrom[band] * h, height);
+            const int yb = clamp_trunc(y1 + kBandTo[band] * h, height);
             if (yb - ya < 2) continue;
             hist.fill(0);
-            for (int y = ya; y < yb; y += kStep) {
-                const std::uint8_t* p = bgr + (static_cast<std::size_t>(y) * width + s.xa) * 3;
-                int lane = 0;
-                for (int x = s.xa; x < s.xb; x += kStep, p += 3 * kStep) {
-                    const int bin = hsv_bin(p[0], p[1], p[2], t);
-                    if (bin >= 0) ++hist[static_cast<std::size_t>(lane + bin)];
-                    lane = (lane + kAppearanceBandDim) & (kLanes * kAppearanceBandDim - 1);
-                }
-            }
-            std::uint32_t count[kAppearanceBandDim];
             std::uint32_t total = 0;
-            for (int k = 0; k < kAppearanceBandDim; ++k) {
-                count[k] = hist[k] + hist[k + kAppearanceBandDim] + hist[k + 2 * kAppearanceBandDim] +
-                           hist[k + 3 * kAppearanceBandDim];
-                total += count[k];
+            for (int y = ya; y < yb; y += kStep) {
+                const std::uint8_t* p = bgr + (static_cast<std::size_t>(y) * width + xa) * 3;
+                for (int x = xa; x < xb; x += kStep, p += 3 * kStep) {
+                    const int bin = hsv_bin(p[0], p[1], p[2], t);
+                    if (bin >= 0) {
+                        ++hist[static_cast<std::size_t>(bin)];
+                        ++total;
+                    }
+                }
             }
             if (total == 0) continue;
             float* o = out + i * kAppearanceDim + band * kAppearanceBandDim;
             const double inv = 1.0 / total;
-            for (int k = 0; k < kAppearanceBandDim; ++k) o[k] = static_cast<float>(std::sqrt(count[k] * inv));
+            for (int k = 0; k < kAppearanceBandDim; ++k) o[k] = static_cast<float>(std::sqrt(hist[k] * inv));
         }
     }
 }
