@@ -12,7 +12,8 @@ from typing import Optional
 import numpy as np
 
 # ---------------------------------------------------------------------------------------------------
-# tracking: iou_matrix, linear_assignment, kalman_initiate/predict/update, associate_bytetrack
+# tracking: iou_matrix, linear_assignment, kalman_initiate/predict/update, associate_bytetrack,
+#           bytetrack_gates, bytetrack_commit
 #           (native/src/track.cpp; contracts in native/include/edge/track.hpp)
 # Shape legend: M rows (tracks), N columns (detections); boxes are (count, 4) float32 x1, y1, x2, y2;
 # T tracks with Kalman mean (T, 8) and cov (T, 8, 8) float64 (see edge_runtime/vision/kalman.py).
@@ -153,6 +154,49 @@ def associate_bytetrack(track_boxes: np.ndarray, track_id: np.ndarray, miss: np.
         det_track[j[(jump > 0) & (dx * dx + dy * dy > limit * limit)]] = -1
     return det_track
 
+
+def bytetrack_gates(last_s: np.ndarray, track_id: np.ndarray, now: float, fps: float, buffer_rel: float,
+                    max_buffer_rel: float, max_jump_rel: float):
+    """The association gates of one frame: (track_grow (T,) float32, track_jump (T,) float32, det_grow)."""
+    elapsed = np.maximum((now - np.asarray(last_s, np.float64)) * fps, 1.0)
+    grow = np.minimum(buffer_rel * (elapsed - 1.0), max_buffer_rel).astype(np.float32)
+    jump = np.where(np.asarray(track_id) >= 0, max_jump_rel * elapsed, 0.0).astype(np.float32)
+    det_grow = float(np.median(grow.astype(np.float64))) if grow.size else 0.0
+    return grow, jump, det_grow
+
+
+def bytetrack_commit(det_track, det_boxes, det_class, mean, cov, track_id, uid, hits, miss, last_s, cls, votes,
+                     std_position: float, now: float, lost_s: float, min_hits: int):
+    """One frame's bookkeeping after association, in place: (confirmed, out_id, out_class, keep)."""
+    det_track = np.asarray(det_track)
+    matched_dets = np.nonzero(det_track >= 0)[0]
+    tracks = det_track[matched_dets].astype(np.int64)
+    if tracks.size:
+        kalman_update(mean, cov, tracks, np.asarray(det_boxes)[matched_dets], std_position)
+    confirmed = 0
+    out_class = np.array(det_class, np.int32)
+    out_id = np.full(det_track.shape[0], -1, np.int32)
+    for j, i in zip(matched_dets.tolist(), tracks.tolist()):
+        hits[i] += 1
+        miss[i] = 0
+        last_s[i] = now
+        votes[i, det_class[j]] += 1
+        best = int(np.argmax(votes[i]))
+        if votes[i, cls[i]] < votes[i, best]:
+            cls[i] = best
+        if track_id[i] < 0 and hits[i] >= min_hits:
+            track_id[i] = uid[i]
+            confirmed += 1
+        if track_id[i] >= 0:
+            out_id[j], out_class[j] = track_id[i], cls[i]
+        else:
+            out_id[j] = -2 - uid[i]
+    unmatched = np.ones(len(track_id), bool)
+    unmatched[tracks] = False
+    miss[unmatched] += 1
+    hits[unmatched] = 0
+    keep = ~unmatched | ((np.asarray(track_id) >= 0) & (now - np.asarray(last_s) <= lost_s + 1e-9))
+    return confirmed, out_id, out_class, keep
 
 # ---------------------------------------------------------------------------------------------------
 # vision: letterbox_geometry, letterbox_into, decode_yolo, nms, postprocess
@@ -372,7 +416,7 @@ def dequantize_blocks(src: np.ndarray, qtype: int) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------------------
-# appearance: box_appearance (native/src/appearance.cpp; contract in native/include/edge/appearance.hpp)
+# appearance: box_appearance, appearance_forbid, blend_appearance (native/src/appearance.cpp; contract in native/include/edge/appearance.hpp)
 # Shape legend: a frame is (H, W, 3) uint8 BGR; boxes (N, 4) float32 xyxy; out (N, 384) float32.
 # ---------------------------------------------------------------------------------------------------
 
@@ -408,3 +452,26 @@ def box_appearance(frame: np.ndarray, boxes: np.ndarray) -> np.ndarray:
             if total > 0:
                 out[i, band * dim:(band + 1) * dim] = np.sqrt(hist / total)
     return out
+
+
+def appearance_forbid(tracks: np.ndarray, track_has: np.ndarray, dets: np.ndarray, gate: float) -> np.ndarray:
+    """(T, N) uint8: 1 where both vectors have appearance and 1 - (dot / bands) exceeds gate."""
+    distance = 1.0 - (np.asarray(tracks, np.float64) @ np.asarray(dets, np.float64).T) / len(APPEARANCE_BANDS)
+    det_has = np.asarray(dets).any(axis=1)
+    return ((distance > gate) & np.asarray(track_has, bool)[:, None] & det_has[None, :]).astype(np.uint8)
+
+
+def blend_appearance(tracks: np.ndarray, track_has: np.ndarray, det_track: np.ndarray, dets: np.ndarray,
+                     take: np.ndarray, ema: float) -> None:
+    """Fold taken, matched detections with appearance into their tracks' running appearance, in place."""
+    dim = int(np.prod(APPEARANCE_BINS))
+    for j, i in enumerate(np.asarray(det_track).tolist()):
+        if i < 0 or not take[j] or not dets[j].any():
+            continue
+        if not track_has[i]:
+            tracks[i] = dets[j]
+        else:
+            blended = (ema * tracks[i].astype(np.float64) + (1.0 - ema) * dets[j]).reshape(-1, dim)
+            norm = np.linalg.norm(blended, axis=1, keepdims=True)
+            tracks[i] = np.divide(blended, norm, out=blended, where=norm > 0).ravel()
+        track_has[i] = True

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge_runtime import _native
+from edge_runtime import _native, reference
 from edge_runtime.vision.appearance import BANDS, DIM, appearance_distance, has_appearance, normalise_bands
 
 
@@ -30,36 +30,27 @@ def test_forbid_matches_the_numpy_gate(seed, t, n, gate):
         tracks[0] = dets[-1]  # an identical pair (distance 0)
     track_has = has_appearance(tracks) & (rng.random(t) < 0.9)  # a track may hold a vector it has not confirmed
     got = _native.appearance_forbid(tracks, track_has, dets, gate)
+    want = reference.appearance_forbid(tracks, track_has, dets, gate).astype(bool)
     distance = appearance_distance(tracks, dets)
-    want = (distance > gate) & track_has[:, None] & has_appearance(dets)[None, :]
     assert got.shape == (t, n) and got.dtype == np.uint8
     decided = np.abs(distance - gate) > 1e-5  # summation order may differ in the last bit at the gate itself
     np.testing.assert_array_equal(got.astype(bool)[decided], want[decided])
 
 
-def _numpy_blend(tracks, track_has, track_rows, dets, det_rows, ema):
-    tracks, track_has = tracks.copy(), track_has.copy()
-    ok = has_appearance(dets[det_rows])
-    rows, vectors = track_rows[ok], dets[det_rows][ok]
-    fresh = ~track_has[rows]
-    blended = ema * tracks[rows] + (1.0 - ema) * vectors
-    tracks[rows] = normalise_bands(np.where(fresh[:, None], vectors, blended).astype(np.float32))
-    track_has[rows] = True
-    return tracks, track_has
-
-
 @settings(max_examples=80, deadline=None)
 @given(st.integers(0, 2**32 - 1), st.integers(1, 12), st.integers(1, 12),
        st.sampled_from([0.0, 1.0]) | st.floats(0.01, 0.99))  # (an ema of 1e-38 leaves float32 denormals)
-def test_blend_matches_the_numpy_running_appearance(seed, t, n, ema):
+def test_blend_matches_the_reference(seed, t, n, ema):
     rng = np.random.default_rng(seed)
     tracks, dets = _vectors(rng, t), _vectors(rng, n)
     track_has = has_appearance(tracks)
     m = int(rng.integers(0, min(t, n) + 1))
-    track_rows = rng.permutation(t)[:m].astype(np.int64)
-    det_rows = rng.permutation(n)[:m].astype(np.int64)
-    want_tracks, want_has = _numpy_blend(tracks, track_has, track_rows, dets, det_rows, ema)
-    _native.blend_appearance(tracks, track_has, track_rows, dets, det_rows, ema)
+    det_track = np.full(n, -1, np.int32)
+    det_track[rng.permutation(n)[:m]] = rng.permutation(t)[:m]
+    take = rng.random(n) < 0.8
+    want_tracks, want_has = tracks.copy(), track_has.copy()
+    reference.blend_appearance(want_tracks, want_has, det_track, dets, take, ema)
+    _native.blend_appearance(tracks, track_has, det_track, dets, take, ema)
     np.testing.assert_allclose(tracks, want_tracks, rtol=0, atol=2e-6)
     np.testing.assert_array_equal(track_has, want_has)
     norms = np.linalg.norm(tracks[track_has].reshape(-1, len(BANDS), DIM // len(BANDS)), axis=2)
@@ -78,19 +69,21 @@ def test_bad_arguments_are_refused_with_the_argument_named():
         _native.appearance_forbid(tracks, has, dets.astype(np.float64), 0.4)
     with pytest.raises(ValueError, match="gate"):
         _native.appearance_forbid(tracks, has, dets, float("nan"))
-    with pytest.raises(ValueError, match="appears twice"):
-        _native.blend_appearance(tracks, has, np.array([1, 1], np.int64), dets, rows, 0.9)
+    det_track = np.array([0, 1, -1], np.int32)
+    take = np.ones(3, bool)
+    with pytest.raises(ValueError, match="would take two detections"):
+        _native.blend_appearance(tracks, has, np.array([1, 1, -1], np.int32), dets, take, 0.9)
     with pytest.raises(ValueError, match="outside"):
-        _native.blend_appearance(tracks, has, rows, dets, np.array([0, 3], np.int64), 0.9)
-    with pytest.raises(ValueError, match="same length"):
-        _native.blend_appearance(tracks, has, rows, dets, rows[:1], 0.9)
-    with pytest.raises(ValueError, match="det_rows must be int64"):
-        _native.blend_appearance(tracks, has, rows, dets, rows.astype(np.int32), 0.9)
+        _native.blend_appearance(tracks, has, np.array([0, 2, -1], np.int32), dets, take, 0.9)
+    with pytest.raises(ValueError, match="det_track must be int32"):
+        _native.blend_appearance(tracks, has, det_track.astype(np.int64), dets, take, 0.9)
+    with pytest.raises(ValueError, match="take must be"):
+        _native.blend_appearance(tracks, has, det_track, dets, take[:2], 0.9)
     frozen = tracks.copy()
     frozen.flags.writeable = False
     with pytest.raises(ValueError, match="tracks must be writeable"):
-        _native.blend_appearance(frozen, has, rows, dets, rows, 0.9)
+        _native.blend_appearance(frozen, has, det_track, dets, take, 0.9)
     with pytest.raises(ValueError, match="share memory"):
-        _native.blend_appearance(tracks, has, rows[:1], tracks, rows[:1], 0.9)
+        _native.blend_appearance(tracks, has, det_track[:2], tracks, take[:2], 0.9)
     with pytest.raises(ValueError, match="ema"):
-        _native.blend_appearance(tracks, has, rows, dets, rows, 1.5)
+        _native.blend_appearance(tracks, has, det_track, dets, take, 1.5)

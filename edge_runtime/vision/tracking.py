@@ -35,10 +35,11 @@ unmatched high-score boxes start tentative tracks. Differences that matter to co
   between two processed frames is still found, and a pair whose centres are further apart than
   ``max_jump_rel`` box heights per nominal frame (after the prediction) is never matched.
 
-The per-frame hot path (Kalman predict, the three IoU + optimal-assignment stages, Kalman update) runs in
-C++ (``edge_runtime._native``) with the GIL released, over track state kept in NumPy arrays; the NumPy
-references are in :mod:`edge_runtime.reference` and :mod:`edge_runtime.vision.kalman`. Bookkeeping
-(ids, votes, ageing) is a few vectorised NumPy calls per frame.
+Each frame runs in a few C++ calls (``edge_runtime._native``, GIL released) over track state kept in NumPy
+arrays: Kalman predict; the association gates; the appearance gate; the three IoU + optimal-assignment
+stages; then the bookkeeping (Kalman update, hits and misses, class votes, confirmation, output ids, which
+tracks to drop) and the running appearance. Python only starts and drops tracks. The NumPy references
+are in :mod:`edge_runtime.reference` and :mod:`edge_runtime.vision.kalman`.
 """
 
 from __future__ import annotations
@@ -362,15 +363,14 @@ class ByteTracker:
         grow = jump = None
         det_grow = 0.0
         if num_tracks and (self.buffer_rel > 0 or self.max_jump_rel > 0):
-            elapsed = np.maximum((now - self._last_s) * self.fps, 1.0)
-            if self.buffer_rel > 0:
-                grow = np.minimum(self.buffer_rel * (elapsed - 1.0), self.max_buffer_rel).astype(np.float32)
-                # Detections get the tracks' median widening, so a pair keeps its IoU scale (a sort of a
-                # few values: np.median costs more than the whole association).
-                ordered = np.sort(grow)
-                det_grow = 0.5 * (float(ordered[(ordered.size - 1) // 2]) + float(ordered[ordered.size // 2]))
-            if self.max_jump_rel > 0:  # confirmed tracks only: a tentative one has no velocity yet
-                jump = np.where(self._tid >= 0, self.max_jump_rel * elapsed, 0.0).astype(np.float32)
+            # Detections get the tracks' median widening, so a pair keeps its IoU scale; the jump gate
+            # applies to confirmed tracks only (a tentative one has no velocity yet).
+            grow, jump, det_grow = _native.bytetrack_gates(self._last_s, self._tid, now, self.fps, self.buffer_rel,
+                                                           self.max_buffer_rel, self.max_jump_rel)
+            if self.buffer_rel <= 0:
+                grow, det_grow = None, 0.0
+            if self.max_jump_rel <= 0:
+                jump = None
         forbid = None
         if app is not None and num_tracks and xyxy.shape[0]:
             forbid = _native.appearance_forbid(self._app, self._has_app, app, self.appearance_gate)
@@ -379,26 +379,18 @@ class ByteTracker:
             self._max_cost_high, self._max_cost_low, self._max_cost_tentative, self.fuse_score, self.revive_lost,
             grow, det_grow, jump, forbid)
 
-        matched_dets = np.nonzero(det_track >= 0)[0]
-        matched_tracks = det_track[matched_dets].astype(np.int64)
-        if matched_dets.size:
-            _native.kalman_update(self._mean, self._cov, matched_tracks, xyxy[matched_dets], self._kf.std_position)
-            self._observe(matched_tracks, class_id[matched_dets])
-            self._last_s[matched_tracks] = now
-            if app is not None:
-                self._blend_appearance(matched_tracks, matched_dets, app, score)
-
-        # Output, read before tracks are dropped or appended (which moves indices).
-        track_id = np.full(xyxy.shape[0], -1, np.int32)
-        out_class = class_id
-        if matched_dets.size:
-            ids = self._tid[matched_tracks]
-            track_id[matched_dets] = np.where(ids >= 0, ids, -2 - self._uid[matched_tracks])
-            confirmed_now = ids >= 0
-            if confirmed_now.any():
-                out_class = class_id.copy()
-                out_class[matched_dets[confirmed_now]] = self._cls[matched_tracks[confirmed_now]]
-        self._age(matched_tracks, num_tracks, now)
+        # Kalman update, hits, misses, class votes, confirmation and the output ids, in C++.
+        if class_id.shape[0]:
+            self._grow_votes(int(class_id.max()) + 1)
+        confirmed, track_id, out_class, keep = _native.bytetrack_commit(
+            det_track, xyxy, class_id, self._mean, self._cov, self._tid, self._uid, self._hits, self._miss,
+            self._last_s, self._cls, self._votes, self._kf.std_position, now, self.lost_s, self.min_hits)
+        self._confirmed_count += confirmed
+        if app is not None:
+            _native.blend_appearance(self._app, self._has_app, det_track, app, score >= self.high_score,
+                                     self.appearance_ema)
+        if not keep.all():
+            self._keep_only(keep)
 
         # Unmatched high-score detections start tracks.
         new = np.nonzero((det_track < 0) & (score >= max(self.high_score, self.new_track_score)))[0]
@@ -420,13 +412,6 @@ class ByteTracker:
         if frame is None:
             return None
         return box_appearance(frame, detections.xyxy)
-
-    def _blend_appearance(self, tracks: np.ndarray, dets: np.ndarray, app: np.ndarray, score: np.ndarray) -> None:
-        """Fold the confident ones of the matched detections ``dets`` into their ``tracks``' running appearance."""
-        ok = score[dets] >= self.high_score
-        if ok.any():
-            _native.blend_appearance(self._app, self._has_app, tracks[ok], app, dets[ok].astype(np.int64),
-                                     self.appearance_ema)
 
     def live_boxes(self) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Where the tracker holds its live tracks now, for a motion measurement before :meth:`coast`.
@@ -512,43 +497,14 @@ class ByteTracker:
         return Detections(boxes, np.ones(rows.size, np.float32), self._cls[rows],
                           np.where(ids >= 0, ids, -2 - self._uid[rows]).astype(np.int32))
 
-    def _observe(self, tracks: np.ndarray, class_id: np.ndarray) -> None:
-        """Count hits and class votes of the matched (already Kalman-corrected) tracks; confirm mature ones."""
-        self._hits[tracks] += 1
-        self._miss[tracks] = 0
-        num_classes = int(class_id.max()) + 1
-        if num_classes == 1 and self._votes.shape[1] == 1:
-            self._votes[tracks, 0] += 1  # only class 0 seen so far: it is every track's majority
-        else:
-            self._grow_votes(num_classes)
-            self._votes[tracks, class_id] += 1
-            votes = self._votes[tracks]
-            best = votes.argmax(axis=1)
-            current = self._cls[tracks]
-            rows = np.arange(tracks.shape[0])
-            self._cls[tracks] = np.where(votes[rows, current] >= votes[rows, best], current, best)
-        mature = tracks[(self._tid[tracks] < 0) & (self._hits[tracks] >= self.min_hits)]
-        if mature.size:
-            self._tid[mature] = self._uid[mature]
-            self._confirmed_count += int(mature.size)
-
     def _grow_votes(self, num_classes: int) -> None:
         if num_classes > self._votes.shape[1]:
             grown = np.zeros((self._votes.shape[0], num_classes), np.int32)
             grown[:, : self._votes.shape[1]] = self._votes
             self._votes = grown
 
-    def _age(self, matched: np.ndarray, num_tracks: int, now: float) -> None:
-        """Count a miss for every unmatched track; drop unmatched tentative and lost-too-long tracks."""
-        if matched.size == num_tracks:
-            return
-        unmatched = np.ones(num_tracks, bool)
-        unmatched[matched] = False
-        self._miss[unmatched] += 1
-        self._hits[unmatched] = 0
-        keep = (now - self._last_s <= self.lost_s + 1e-9) & ~(unmatched & (self._tid < 0))
-        if keep.all():
-            return
+    def _keep_only(self, keep: np.ndarray) -> None:
+        """Forget every track not marked in ``keep`` (T,) bool."""
         self._mean, self._cov = self._mean[keep], self._cov[keep]
         self._tid, self._hits, self._miss = self._tid[keep], self._hits[keep], self._miss[keep]
         self._uid = self._uid[keep]

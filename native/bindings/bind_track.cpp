@@ -10,6 +10,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "edge/track.hpp"
 
@@ -59,7 +60,10 @@ void require_vector(const py::array& v, py::ssize_t n, const char* fn, const cha
 
 }  // namespace
 
+void bind_track_book(py::module_& m);  // below: the per-frame bookkeeping around the association
+
 void bind_track(py::module_& m) {
+    bind_track_book(m);
     m.def(
         "iou_matrix",
         [](f32c a, f32c b) {
@@ -223,6 +227,129 @@ void bind_track(py::module_& m) {
         "track_grow (T,) float32 / det_grow widen the boxes for the IoU; track_jump (T,) float32 gates pairs\n"
         "whose centres are more than track_jump * detection height apart (<= 0: no gate); forbid (T, N) uint8\n"
         "marks pairs stages 1 and 2 never match.");
+}
+
+
+namespace {
+
+using i32c = py::array_t<std::int32_t, py::array::c_style>;
+
+template <class A>
+void require_writeable(const A& a, const char* fn, const char* name) {
+    if (!a.writeable()) throw std::invalid_argument(std::string(fn) + ": " + name + " is updated in place and must be writeable");
+}
+
+}  // namespace
+
+void bind_track_book(py::module_& m) {
+    m.def(
+        "bytetrack_gates",
+        [](f64c last_s, i64c track_id, double now, double fps, double buffer_rel, double max_buffer_rel,
+           double max_jump_rel) {
+            const char* fn = "bytetrack_gates";
+            if (last_s.ndim() != 1) throw std::invalid_argument(std::string(fn) + ": last_s must be (T,), got " + shape_of(last_s));
+            require_vector(track_id, last_s.shape(0), fn, "track_id");
+            for (double v : {now, fps, buffer_rel, max_buffer_rel, max_jump_rel}) {
+                if (!std::isfinite(v)) throw std::invalid_argument(std::string(fn) + ": times and factors must be finite");
+            }
+            const auto t = static_cast<std::size_t>(last_s.shape(0));
+            py::array_t<float> grow(last_s.shape(0)), jump(last_s.shape(0));
+            float* gp = grow.mutable_data();
+            float* jp = jump.mutable_data();
+            double det_grow;
+            {
+                py::gil_scoped_release nogil;
+                det_grow = edge::bytetrack_gates(last_s.data(), track_id.data(), t, now, fps, buffer_rel, max_buffer_rel,
+                                                 max_jump_rel, gp, jp);
+            }
+            return py::make_tuple(grow, jump, det_grow);
+        },
+        py::arg("last_s").noconvert(), py::arg("track_id").noconvert(), py::arg("now"), py::arg("fps"),
+        py::arg("buffer_rel"), py::arg("max_buffer_rel"), py::arg("max_jump_rel"),
+        "The association gates of one frame: (track_grow (T,) float32, track_jump (T,) float32, det_grow float)\n"
+        "from the tracks' last match times last_s (T,) float64 and track_id (T,) int64 (see track.hpp).");
+
+    m.def(
+        "bytetrack_commit",
+        [](i32c det_track, f32c det_boxes, i32c det_class, f64c mean, f64c cov, i64c track_id, i64c uid, i64c hits,
+           i64c miss, f64c last_s, i32c cls, i32c votes, double std_position, double now, double lost_s,
+           std::int64_t min_hits) {
+            const char* fn = "bytetrack_commit";
+            const std::size_t t = require_state(mean, cov, fn);
+            const py::ssize_t tn = mean.shape(0);
+            require_boxes(det_boxes, fn, "det_boxes");
+            const py::ssize_t n = det_boxes.shape(0);
+            require_vector(det_track, n, fn, "det_track");
+            require_vector(det_class, n, fn, "det_class");
+            require_vector(track_id, tn, fn, "track_id");
+            require_vector(uid, tn, fn, "uid");
+            require_vector(hits, tn, fn, "hits");
+            require_vector(miss, tn, fn, "miss");
+            require_vector(last_s, tn, fn, "last_s");
+            require_vector(cls, tn, fn, "cls");
+            if (votes.ndim() != 2 || votes.shape(0) != tn || votes.shape(1) < 1)
+                throw std::invalid_argument(std::string(fn) + ": votes must be (" + std::to_string(tn) + ", C >= 1), got " +
+                                            shape_of(votes));
+            require_writeable(track_id, fn, "track_id");
+            require_writeable(hits, fn, "hits");
+            require_writeable(miss, fn, "miss");
+            require_writeable(last_s, fn, "last_s");
+            require_writeable(cls, fn, "cls");
+            require_writeable(votes, fn, "votes");
+            const auto c = static_cast<std::size_t>(votes.shape(1));
+            std::vector<char> seen(t, 0);
+            const std::int32_t* dt = det_track.data();
+            const std::int32_t* dc = det_class.data();
+            for (py::ssize_t j = 0; j < n; ++j) {
+                if (dt[j] < -1 || dt[j] >= tn)
+                    throw std::invalid_argument(std::string(fn) + ": det_track[" + std::to_string(j) + "] = " +
+                                                std::to_string(dt[j]) + " is outside [-1, " + std::to_string(tn) + ")");
+                if (dt[j] >= 0 && seen[static_cast<std::size_t>(dt[j])]++)
+                    throw std::invalid_argument(std::string(fn) + ": track " + std::to_string(dt[j]) +
+                                                " is matched to two detections");
+                if (dc[j] < 0 || static_cast<std::size_t>(dc[j]) >= c)
+                    throw std::invalid_argument(std::string(fn) + ": det_class[" + std::to_string(j) + "] = " +
+                                                std::to_string(dc[j]) + " is outside the votes' [0, " +
+                                                std::to_string(c) + ")");
+            }
+            for (py::ssize_t i = 0; i < tn; ++i) {
+                if (cls.data()[i] < 0 || static_cast<std::size_t>(cls.data()[i]) >= c)
+                    throw std::invalid_argument(std::string(fn) + ": cls[" + std::to_string(i) + "] is outside [0, " +
+                                                std::to_string(c) + ")");
+            }
+            edge::TrackBook book;
+            book.mean = mean.mutable_data();
+            book.cov = cov.mutable_data();
+            book.track_id = track_id.mutable_data();
+            book.uid = uid.data();
+            book.hits = hits.mutable_data();
+            book.miss = miss.mutable_data();
+            book.last_s = last_s.mutable_data();
+            book.cls = cls.mutable_data();
+            book.votes = votes.mutable_data();
+            book.t = t;
+            book.c = c;
+            py::array_t<std::int32_t> out_id(n), out_class(n);
+            py::array_t<bool> keep(tn);
+            std::int32_t* ip = out_id.mutable_data();
+            std::int32_t* cp = out_class.mutable_data();
+            auto* kp = reinterpret_cast<std::uint8_t*>(keep.mutable_data());
+            std::size_t confirmed;
+            {
+                py::gil_scoped_release nogil;
+                confirmed = edge::bytetrack_commit(dt, det_boxes.data(), dc, static_cast<std::size_t>(n), book,
+                                                   edge::KalmanNoise{std_position, 1.0 / 160.0}, now, lost_s, min_hits,
+                                                   ip, cp, kp);
+            }
+            return py::make_tuple(confirmed, out_id, out_class, keep);
+        },
+        py::arg("det_track").noconvert(), py::arg("det_boxes").noconvert(), py::arg("det_class").noconvert(),
+        py::arg("mean").noconvert(), py::arg("cov").noconvert(), py::arg("track_id").noconvert(),
+        py::arg("uid").noconvert(), py::arg("hits").noconvert(), py::arg("miss").noconvert(),
+        py::arg("last_s").noconvert(), py::arg("cls").noconvert(), py::arg("votes").noconvert(),
+        py::arg("std_position"), py::arg("now"), py::arg("lost_s"), py::arg("min_hits"),
+        "One ByteTrack frame's bookkeeping after association, in place (see track.hpp): returns (confirmed,\n"
+        "out_id (N,) int32, out_class (N,) int32, keep (T,) bool).");
 }
 
 }  // namespace edge_bind

@@ -365,37 +365,34 @@ py::array_t<uint8_t> appearance_forbid(const py::array& tracks, const py::array&
     return out;
 }
 
-void blend_appearance(const py::array& tracks, const py::array& track_has, const py::array& track_rows,
-                      const py::array& dets, const py::array& det_rows, double ema) {
+void blend_appearance(const py::array& tracks, const py::array& track_has, const py::array& det_track,
+                      const py::array& dets, const py::array& take, double ema) {
     const char* fn = "blend_appearance";
     check_vectors(tracks, fn, "tracks", true);
     check_flags(track_has, tracks.shape(0), fn, "track_has", true);
     check_vectors(dets, fn, "dets", false);
+    check_flags(take, dets.shape(0), fn, "take", false);
     if (overlaps(tracks, dets)) fail(std::string(fn) + ": tracks must not share memory with dets");
     if (!(ema >= 0.0 && ema <= 1.0)) fail(std::string(fn) + ": ema must be in [0, 1], got " + std::to_string(ema));
-    for (const auto& [rows, name] : {std::pair{&track_rows, "track_rows"}, std::pair{&det_rows, "det_rows"}}) {
-        check_dtype<int64_t>(*rows, fn, name, "int64");
-        if (rows->ndim() != 1) fail(std::string(fn) + ": " + name + " must be 1-D, got " + shape_of(*rows));
-        check_layout(*rows, fn, name, false);
-    }
-    const auto m = static_cast<std::size_t>(track_rows.shape(0));
-    if (det_rows.shape(0) != track_rows.shape(0))
-        fail(std::string(fn) + ": track_rows and det_rows must have the same length, got " + shape_of(track_rows) +
-             " and " + shape_of(det_rows));
-    const auto* tr = static_cast<const int64_t*>(track_rows.data());
-    const auto* dr = static_cast<const int64_t*>(det_rows.data());
+    check_dtype<int32_t>(det_track, fn, "det_track", "int32");
+    if (det_track.ndim() != 1 || det_track.shape(0) != dets.shape(0))
+        fail(std::string(fn) + ": det_track must be (" + std::to_string(dets.shape(0)) + ",), got " + shape_of(det_track));
+    check_layout(det_track, fn, "det_track", false);
+    const auto n = static_cast<std::size_t>(dets.shape(0));
+    const auto* rows = static_cast<const int32_t*>(det_track.data());
+    const auto* use = static_cast<const uint8_t*>(take.data());
     std::vector<char> seen(static_cast<std::size_t>(tracks.shape(0)), 0);
-    for (std::size_t k = 0; k < m; ++k) {
-        if (tr[k] < 0 || tr[k] >= tracks.shape(0) || dr[k] < 0 || dr[k] >= dets.shape(0))
-            fail(std::string(fn) + ": row pair " + std::to_string(k) + " (" + std::to_string(tr[k]) + ", " +
-                 std::to_string(dr[k]) + ") is outside tracks " + shape_of(tracks) + " / dets " + shape_of(dets));
-        if (seen[static_cast<std::size_t>(tr[k])]++)
-            fail(std::string(fn) + ": track row " + std::to_string(tr[k]) + " appears twice in track_rows");
+    for (std::size_t j = 0; j < n; ++j) {
+        if (rows[j] < -1 || rows[j] >= tracks.shape(0))
+            fail(std::string(fn) + ": det_track[" + std::to_string(j) + "] = " + std::to_string(rows[j]) +
+                 " is outside [-1, " + std::to_string(tracks.shape(0)) + ")");
+        if (rows[j] >= 0 && use[j] && seen[static_cast<std::size_t>(rows[j])]++)
+            fail(std::string(fn) + ": track " + std::to_string(rows[j]) + " would take two detections");
     }
     auto* dst = static_cast<float*>(const_cast<void*>(tracks.data()));  // writeability checked above
     auto* has = static_cast<uint8_t*>(const_cast<void*>(track_has.data()));
     py::gil_scoped_release nogil;
-    edge::blend_appearance(dst, has, tr, static_cast<const float*>(dets.data()), dr, m, static_cast<float>(ema));
+    edge::blend_appearance(dst, has, rows, static_cast<const float*>(dets.data()), use, n, static_cast<float>(ema));
 }
 
 }  // namespace
@@ -405,8 +402,7 @@ void bind_vision(py::module_& m) {
           py::arg("dets").noconvert(), py::arg("gate"),
           "(T, N) uint8: 1 where a track and a detection both have appearance and differ by more than gate.");
     m.def("blend_appearance", &blend_appearance, py::arg("tracks").noconvert(), py::arg("track_has").noconvert(),
-          py::arg("track_rows").noconvert(), py::arg("dets").noconvert(), py::arg("det_rows").noconvert(),
-          py::arg("ema"), "Fold detections into their tracks' running appearance, in place (see appearance.hpp).");
+          py::arg("det_track").noconvert(), py::arg("dets").noconvert(), py::arg("take").noconvert(), py::arg("ema"), "Fold detections into their tracks' running appearance, in place (see appearance.hpp).");
     m.def("box_appearance", &box_appearance, py::arg("frame").noconvert(), py::arg("boxes").noconvert(),
           "Hue x saturation x value histograms of three bands of each box -> (N, 384) float32 (see appearance.hpp).");
     m.def("letterbox_geometry", &letterbox_geometry, py::arg("src_h"), py::arg("src_w"), py::arg("dst_h"),

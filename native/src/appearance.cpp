@@ -126,13 +126,14 @@ void appearance_forbid(const float* tracks, const std::uint8_t* track_has, std::
     }
 }
 
-void blend_appearance(float* tracks, std::uint8_t* track_has, const std::int64_t* track_rows, const float* dets,
-                      const std::int64_t* det_rows, std::size_t m, float ema) {
-    const float keep = ema, take = static_cast<float>(1.0 - static_cast<double>(ema));
-    for (std::size_t k = 0; k < m; ++k) {
-        const float* d = dets + static_cast<std::size_t>(det_rows[k]) * kAppearanceDim;
+void blend_appearance(float* tracks, std::uint8_t* track_has, const std::int32_t* det_track, const float* dets,
+                      const std::uint8_t* take, std::size_t n, float ema) {
+    const float old_w = ema, new_w = static_cast<float>(1.0 - static_cast<double>(ema));
+    for (std::size_t j = 0; j < n; ++j) {
+        if (det_track[j] < 0 || !take[j]) continue;
+        const float* d = dets + j * kAppearanceDim;
         if (!any_nonzero(d)) continue;
-        const auto row = static_cast<std::size_t>(track_rows[k]);
+        const auto row = static_cast<std::size_t>(det_track[j]);
         float* a = tracks + row * kAppearanceDim;
         if (!track_has[row]) {
             std::copy(d, d + kAppearanceDim, a);
@@ -144,7 +145,7 @@ void blend_appearance(float* tracks, std::uint8_t* track_has, const std::int64_t
             const float* db = d + band * kAppearanceBandDim;
             double norm2 = 0.0;
             for (int q = 0; q < kAppearanceBandDim; ++q) {
-                ab[q] = keep * ab[q] + take * db[q];
+                ab[q] = old_w * ab[q] + new_w * db[q];
                 norm2 += static_cast<double>(ab[q]) * ab[q];
             }
             if (norm2 > 0.0) {

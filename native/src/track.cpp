@@ -416,4 +416,73 @@ void associate_bytetrack(const float* track_boxes, const std::int64_t* track_id,
     }
 }
 
+double bytetrack_gates(const double* last_s, const std::int64_t* track_id, std::size_t t, double now, double fps,
+                       double buffer_rel, double max_buffer_rel, double max_jump_rel, float* grow, float* jump) {
+    for (std::size_t i = 0; i < t; ++i) {
+        const double elapsed = std::max((now - last_s[i]) * fps, 1.0);
+        grow[i] = static_cast<float>(std::min(buffer_rel * (elapsed - 1.0), max_buffer_rel));
+        jump[i] = track_id[i] >= 0 ? static_cast<float>(max_jump_rel * elapsed) : 0.0f;
+    }
+    if (t == 0) return 0.0;
+    std::vector<float> ordered(grow, grow + t);
+    std::sort(ordered.begin(), ordered.end());
+    return 0.5 * (static_cast<double>(ordered[(t - 1) / 2]) + static_cast<double>(ordered[t / 2]));
+}
+
+std::size_t bytetrack_commit(const std::int32_t* det_track, const float* det_boxes, const std::int32_t* det_class,
+                             std::size_t n, const TrackBook& book, KalmanNoise noise, double now, double lost_s,
+                             std::int64_t min_hits, std::int32_t* out_id, std::int32_t* out_class,
+                             std::uint8_t* keep) {
+    std::vector<std::int64_t> rows;
+    std::vector<float> boxes;
+    rows.reserve(n);
+    boxes.reserve(4 * n);
+    for (std::size_t j = 0; j < n; ++j) {
+        if (det_track[j] < -1 || det_track[j] >= static_cast<std::int64_t>(book.t)) {
+            throw std::invalid_argument("bytetrack_commit: det_track[" + std::to_string(j) + "] = " +
+                                        std::to_string(det_track[j]) + " is outside [-1, " + std::to_string(book.t) +
+                                        ")");
+        }
+        if (det_track[j] < 0) continue;
+        rows.push_back(det_track[j]);
+        boxes.insert(boxes.end(), det_boxes + 4 * j, det_boxes + 4 * j + 4);
+    }
+    kalman_update(book.mean, book.cov, book.t, rows.data(), boxes.data(), rows.size(), noise);
+
+    std::vector<char> matched(book.t, 0);
+    std::size_t confirmed = 0;
+    for (std::size_t j = 0; j < n; ++j) {
+        out_class[j] = det_class[j];
+        out_id[j] = -1;
+        if (det_track[j] < 0) continue;
+        const auto i = static_cast<std::size_t>(det_track[j]);
+        matched[i] = 1;
+        book.hits[i] += 1;
+        book.miss[i] = 0;
+        book.last_s[i] = now;
+        std::int32_t* v = book.votes + i * book.c;
+        v[det_class[j]] += 1;
+        const std::int32_t best = static_cast<std::int32_t>(std::max_element(v, v + book.c) - v);
+        if (v[book.cls[i]] < v[best]) book.cls[i] = best;
+        if (book.track_id[i] < 0 && book.hits[i] >= min_hits) {
+            book.track_id[i] = book.uid[i];
+            ++confirmed;
+        }
+        if (book.track_id[i] >= 0) {
+            out_id[j] = static_cast<std::int32_t>(book.track_id[i]);
+            out_class[j] = book.cls[i];
+        } else {
+            out_id[j] = static_cast<std::int32_t>(-2 - book.uid[i]);
+        }
+    }
+    for (std::size_t i = 0; i < book.t; ++i) {
+        keep[i] = 1;
+        if (matched[i]) continue;
+        book.miss[i] += 1;
+        book.hits[i] = 0;
+        keep[i] = book.track_id[i] >= 0 && now - book.last_s[i] <= lost_s + 1e-9;
+    }
+    return confirmed;
+}
+
 }  // namespace edge

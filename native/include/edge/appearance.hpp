@@ -35,12 +35,12 @@ void box_appearance(const std::uint8_t* bgr, int height, int width, const float*
 void appearance_forbid(const float* tracks, const std::uint8_t* track_has, std::size_t t, const float* dets,
                        std::size_t n, float gate, std::uint8_t* forbid);
 
-// Folds detections into their tracks' running appearance, for k < m: detection det_rows[k] into track
-// track_rows[k] (rows checked by the caller, each track at most once). A detection without appearance is
-// skipped; a track without appearance takes the detection's vector; otherwise the track becomes
-// ema * track + (1 - ema) * detection with each band rescaled to unit L2 norm (a zero band stays zero).
-// track_has is set for every track that took a vector.
-void blend_appearance(float* tracks, std::uint8_t* track_has, const std::int64_t* track_rows, const float* dets,
-                      const std::int64_t* det_rows, std::size_t m, float ema);
+// Folds detections into their tracks' running appearance: detection j into track det_track[j] where
+// det_track[j] >= 0 and take[j] (each track at most once; the caller checks the rows). A detection without
+// appearance is skipped; a track without appearance takes the detection's vector; otherwise the track
+// becomes ema * track + (1 - ema) * detection with each band rescaled to unit L2 norm (a zero band stays
+// zero). track_has is set for every track that took a vector.
+void blend_appearance(float* tracks, std::uint8_t* track_has, const std::int32_t* det_track, const float* dets,
+                      const std::uint8_t* take, std::size_t n, float ema);
 
 }  // namespace edge

@@ -90,4 +90,44 @@ void associate_bytetrack(const float* track_boxes, const std::int64_t* track_id,
                          std::size_t t, const float* det_boxes, const float* det_score, std::size_t n,
                          const ByteTrackParams& params, std::int32_t* det_track);
 
+// The association gates of one frame from the time each of t tracks was last matched (last_s, seconds) to
+// now, in nominal frames elapsed = max((now - last_s) * fps, 1): grow[i] = min(buffer_rel * (elapsed - 1),
+// max_buffer_rel) and jump[i] = max_jump_rel * elapsed for a confirmed track (track_id >= 0), 0 for a
+// tentative one; both rounded to float32. Returns the detections' widening: the median of grow (the mean of
+// the two middle values for even t; 0 for t = 0).
+double bytetrack_gates(const double* last_s, const std::int64_t* track_id, std::size_t t, double now, double fps,
+                       double buffer_rel, double max_buffer_rel, double max_jump_rel, float* grow, float* jump);
+
+// The per-track arrays of the tracker (t tracks, c classes), updated in place by bytetrack_commit.
+struct TrackBook {
+    double* mean;               // (t, 8) Kalman state
+    double* cov;                // (t, 8, 8)
+    std::int64_t* track_id;     // (t,) the id once confirmed, -1 while tentative
+    const std::int64_t* uid;    // (t,) the id allocated when the track started
+    std::int64_t* hits;         // (t,) consecutive matched frames
+    std::int64_t* miss;         // (t,) consecutive missed frames
+    double* last_s;             // (t,) time of the last match
+    std::int32_t* cls;          // (t,) majority class
+    std::int32_t* votes;        // (t, c) matched detections per class
+    std::size_t t = 0, c = 0;
+};
+
+// What one ByteTrack frame does with its association det_track (n,) (the matched track's index or -1;
+// each track at most once), for detections det_boxes (n, 4) float32 xyxy of classes det_class (n,) in [0, c):
+// - matched tracks: Kalman update with their box (noise.std_position), hits + 1, miss = 0, last_s = now,
+//   a vote for the detection's class; the class becomes the most voted one (the current class stays on a
+//   tie; otherwise the first of the most voted); a tentative track with hits >= min_hits is confirmed
+//   (track_id = uid);
+// - unmatched tracks: miss + 1, hits = 0;
+// - keep[i] = 0 for a track to drop: a tentative one left unmatched, or one unmatched for more than lost_s
+//   (+ 1e-9) seconds; else 1;
+// - per detection: out_id = the track's id (-2 - uid while tentative; -1 unmatched) and out_class = the
+//   track's class where matched to a confirmed track, else det_class.
+// Returns how many tracks were confirmed. Throws std::invalid_argument on a det_track entry outside
+// [-1, t) (nothing is written then).
+std::size_t bytetrack_commit(const std::int32_t* det_track, const float* det_boxes, const std::int32_t* det_class,
+                             std::size_t n, const TrackBook& book, KalmanNoise noise, double now, double lost_s,
+                             std::int64_t min_hits, std::int32_t* out_id, std::int32_t* out_class,
+                             std::uint8_t* keep);
+
 }  // namespace edge
