@@ -19,7 +19,7 @@ PY=$VENV/bin/python
 OUT=build/sanitize
 CXX=${SANITIZE_CXX:-g++}
 SANITIZE_TESTS=${SANITIZE_TESTS:-"tests/test_native_letterbox.py tests/test_native_nms.py tests/test_native_quant.py \
-tests/test_native_track.py tests/test_native_track_book.py tests/test_native_appearance.py tests/test_native_topk.py tests/test_native_yolo.py tests/test_tracking.py tests/test_gguf_reader.py tests/sanitized_check.py"}
+tests/test_native_track.py tests/test_native_track_book.py tests/test_native_appearance.py tests/test_appearance.py tests/test_native_topk.py tests/test_native_yolo.py tests/test_tracking.py tests/test_gguf_reader.py tests/sanitized_check.py"}
 
 mkdir -p "$OUT"
 # Same build front end as the dev module (scikit-build-core), its own build folder; serialised with flock.
