@@ -10,7 +10,8 @@
 // converted exactly as OpenCV's 8-bit COLOR_BGR2HSV (hue 0..179, fixed point with 12 fraction bits) and
 // binned as cv2.calcHist with uniform ranges [0, 180) x [0, 256) x [0, 256) into 8 x 4 x 4 bins; a band's
 // part of the vector is sqrt(count / total) (unit L2 norm), or zero when the band is under 2 x 2 pixels.
-// A box with a non-finite coordinate gets a zero vector.
+// A box with a non-finite coordinate gets a zero vector. Integer arithmetic: the same vectors on every
+// architecture (OpenCV's own NEON build converts a few colours differently from its scalar path).
 #pragma once
 
 #include <cstddef>
