@@ -13,7 +13,7 @@ import numpy as np
 
 # ---------------------------------------------------------------------------------------------------
 # tracking: iou_matrix, linear_assignment, kalman_initiate/predict/update, associate_bytetrack,
-#           bytetrack_gates, bytetrack_commit
+#           bytetrack_gates, position_gate, bytetrack_commit
 #           (native/src/track.cpp; contracts in native/include/edge/track.hpp)
 # Shape legend: M rows (tracks), N columns (detections); boxes are (count, 4) float32 x1, y1, x2, y2;
 # T tracks with Kalman mean (T, 8) and cov (T, 8, 8) float64 (see edge_runtime/vision/kalman.py).
@@ -163,6 +163,20 @@ def bytetrack_gates(last_s: np.ndarray, track_id: np.ndarray, now: float, fps: f
     jump = np.where(np.asarray(track_id) >= 0, max_jump_rel * elapsed, 0.0).astype(np.float32)
     det_grow = float(np.median(grow.astype(np.float64))) if grow.size else 0.0
     return grow, jump, det_grow
+
+
+def position_gate(mean: np.ndarray, cov: np.ndarray, track_id: np.ndarray, det_boxes: np.ndarray,
+                  std_position: float, threshold: float) -> np.ndarray:
+    """(T, N) uint8: 1 where a confirmed track's predicted centre and a box's centre are further apart than
+    ``threshold`` in squared Mahalanobis distance (centre covariance plus measurement noise)."""
+    mean, cov = np.asarray(mean, np.float64), np.asarray(cov, np.float64)
+    boxes = np.asarray(det_boxes, np.float64).reshape(-1, 4)
+    sp = std_position * np.maximum(mean[:, 3], 1.0)
+    s = cov[:, :2, :2] + np.eye(2)[None] * (sp * sp)[:, None, None]
+    centres = np.stack([(boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2], 1)
+    d = centres[None, :, :] - mean[:, None, :2]
+    d2 = np.einsum("tni,tij,tnj->tn", d, np.linalg.inv(s), d) if len(mean) else np.zeros((0, len(boxes)))
+    return ((d2 > threshold) & (np.asarray(track_id) >= 0)[:, None]).astype(np.uint8)
 
 
 def bytetrack_commit(det_track, det_boxes, det_class, mean, cov, track_id, uid, hits, miss, last_s, cls, votes,

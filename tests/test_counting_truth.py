@@ -30,15 +30,16 @@ STRIDES = (1, 2, 3, 4)
 
 # (video, item, stride) whose target is not met yet: the bound measured now, and why.
 GAPS = {
-    ("vtest-video", "walkway", 1): ({"max_abs_count_error": 3}, "in -1, out -3: f57 (a man turning back among the men at "
-                                    "the lamp post), f353 and f358 (two passers-by in dark clothes swap ids, f352-358) "
-                                    "and f637 (the "
-                                    "man walking left along the top edge is boxed as 'fallen person', class 1, not "
-                                    "tracked, in f628-632)"),
-    ("vtest-video", "lamp", 1): ({"max_abs_count_error": 2}, "enter -2: f16 (the man who then stands at the lamp for "
-                                 "15 s is tracked only from f34), f347 and f703 (walkers merged with people at the "
-                                 "sign)"),
-    ("vtest-video", "mid_diagonal", 2): ({"max_abs_count_error": 2}, "in -2"),
+    ("vtest-video", "walkway", 1): ({"max_abs_count_error": 2}, "out -2: f57 (a man turning back among the men at "
+                                    "the lamp post) and f637 (the man walking left along the top edge is boxed as "
+                                    "'fallen person', class 1, not tracked, in f628-632)"),
+    ("vtest-video", "mid_diagonal", 2): ({"max_abs_count_error": 3}, "in -3, out -2: f162 and f181 (men leaving the "
+                                         "group at the lamp post, f150-180, whose boxes merge and swap), f600 (a "
+                                         "crossing at the segment's lower end) and f728 / f748 (three men overlapping "
+                                         "on the line, f720-732)"),
+    ("vtest-video", "mid_diagonal", 3): ({"max_abs_count_error": 3}, "in -3, out -2: f600 (a crossing at the "
+                                         "segment's lower end) and f724 / f728 / f729 / f748 (three men overlapping "
+                                         "on the line, f720-732, seen every 3rd frame)"),
     ("vtest-video", "walkway", 4): ({"min_recall": 0.8, "min_precision": 0.91}, "in -2, out -1: as at stride 1, and the "
                                     "crossing at f786 is not complete when the video ends 8 frames later"),
     ("vtest-video", "top_right", 4): ({"min_recall": 1.0, "min_precision": 0.5}, "the touch-and-return is seen as two crossings"),
@@ -160,21 +161,20 @@ def test_event_precision_and_recall_over_all_truths_at_stride_1(replays):
             tp, fp, fn = tp + s["tp"], fp + s["fp"], fn + s["fn"]
             peer_tp, peer_fp, peer_fn = peer_tp + p["tp"], peer_fp + p["fp"], peer_fn + p["fn"]
     precision, recall = tp / (tp + fp), tp / (tp + fn)
-    # The bar is 0.95 for both; measured 0.952 / 0.921. Precision is held at the bar, recall at the
+    # The bar is 0.95 for both; measured 0.966 / 0.940. Precision is held at the bar, recall at the
     # measured level; the misses behind the gap to 0.95 are listed in GAPS.
-    assert precision >= 0.95 and recall >= 0.92, (precision, recall)
+    assert precision >= 0.95 and recall >= 0.94, (precision, recall)
     assert precision > peer_tp / (peer_tp + peer_fp) + 0.2 and recall > peer_tp / (peer_tp + peer_fn) + 0.2
 
 
 # Events that match nobody in the truth and fall where it records someone loitering on a line or stepping
-# over and back. The target is zero. The men standing just over a line or a zone's edge (lamp,
-# road_corner, walkway) no longer count: their crossings never complete (``commit_rel``), and one not
-# complete when the scene cuts is dropped (the waiting cyclist on bikes.mp4, whose box passing cars cut
-# short). Left: at stride 1 the man who stays 3.7 s over left_path before going back (out + in: he walks
-# along the line while there, far enough from where he crossed to complete it); at strides 2-4 the man
-# standing on walkway for 12 s (his feet get half a box height past the line when his box is merged with
-# his neighbour's).
-KNOWN_LOITER_COUNTS = {1: 2, 2: 2, 3: 1, 4: 2}
+# over and back. The target is zero, met at stride 1. The men standing just over a line or a zone's
+# edge (lamp, road_corner, walkway) no longer count: their crossings never complete (``commit_rel``), and one
+# not complete when the scene cuts is dropped (the waiting cyclist on bikes.mp4, whose box passing cars cut
+# short); the man who stays 3.7 s over left_path keeps his track through the woman walking past him (the
+# tracker's motion gate), so his return undoes his crossing. Left: at strides 2-4 the man standing on walkway
+# for 12 s (his feet get half a box height past the line when his box is merged with his neighbour's).
+KNOWN_LOITER_COUNTS = {1: 0, 2: 1, 3: 1, 4: 2}
 
 
 @pytest.mark.parametrize("stride", STRIDES)

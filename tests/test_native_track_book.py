@@ -111,3 +111,45 @@ def test_commit_refuses_inconsistent_input_before_writing():
                                  3.0, 3)
     with pytest.raises(ValueError, match="finite"):
         _native.bytetrack_gates(np.zeros(2), np.zeros(2, np.int64), float("nan"), 10.0, 0.2, 1.0, 0.25)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(0, 8), st.integers(0, 8), st.sampled_from([2.0, 5.99, 13.82]))
+def test_position_gate_matches_the_reference(seed, t, n, threshold):
+    rng = np.random.default_rng(seed)
+    mean, cov, track_id = _book(rng, t, 1)[:3]
+    for _ in range(int(rng.integers(0, 4))):  # some tracks predicted ahead: wider, correlated covariances
+        mean[:, 4:6] = rng.normal(0, 4, (t, 2))
+        reference.kalman_predict(mean, cov, np.zeros(t, np.int64), dt=float(rng.uniform(0.5, 3)))
+    boxes = rng.uniform(0, 300, (n, 2))
+    boxes = np.concatenate([boxes, boxes + rng.uniform(5, 120, (n, 2))], axis=1).astype(np.float32)
+    want = reference.position_gate(mean, cov, track_id, boxes, 1 / 20, threshold)
+    got = _native.position_gate(mean, cov, track_id, boxes, 1 / 20, threshold)
+    assert got.shape == (t, n) and got.dtype == np.uint8
+    np.testing.assert_array_equal(got, want)
+    prior = (rng.random((t, n)) < 0.3).astype(np.uint8)  # ORed into a mask already set (the appearance gate)
+    out = _native.position_gate(mean, cov, track_id, boxes, 1 / 20, threshold, prior.copy())
+    np.testing.assert_array_equal(out, want | prior)
+
+
+def test_position_gate_follows_the_filter_uncertainty():
+    """A box one box-width off a steady walker's prediction is refused; the same offset for a track
+    predicted 3 s ahead (lost, or a low frame rate) is allowed."""
+    boxes = np.array([[100, 100, 130, 180]], np.float32)
+    mean, cov = reference.kalman_initiate(boxes)
+    for _ in range(20):  # seen on every frame, standing still: a confident filter
+        reference.kalman_predict(mean, cov, np.zeros(1, np.int64))
+        reference.kalman_update(mean, cov, np.array([0]), boxes)
+    track_id = np.array([3], np.int64)
+    off = boxes + np.array([30, 0, 30, 0], np.float32)
+    steady = mean.copy(), cov.copy()
+    reference.kalman_predict(*steady, np.zeros(1, np.int64))
+    assert _native.position_gate(*steady, track_id, off, 1 / 20, 5.99).tolist() == [[1]]
+    assert _native.position_gate(*steady, track_id, boxes, 1 / 20, 5.99).tolist() == [[0]]
+    assert _native.position_gate(*steady, np.array([-1]), off, 1 / 20, 5.99).tolist() == [[0]]  # tentative
+    reference.kalman_predict(mean, cov, np.zeros(1, np.int64), dt=30.0)
+    assert _native.position_gate(mean, cov, track_id, off, 1 / 20, 5.99).tolist() == [[0]]
+    with pytest.raises(ValueError, match="threshold"):
+        _native.position_gate(mean, cov, track_id, off, 1 / 20, 0.0)
+    with pytest.raises(ValueError, match="forbid must be"):
+        _native.position_gate(mean, cov, track_id, off, 1 / 20, 5.99, np.zeros((2, 1), np.uint8))

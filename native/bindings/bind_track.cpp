@@ -10,6 +10,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <algorithm>
 #include <vector>
 
 #include "edge/track.hpp"
@@ -268,6 +269,39 @@ void bind_track_book(py::module_& m) {
         py::arg("buffer_rel"), py::arg("max_buffer_rel"), py::arg("max_jump_rel"),
         "The association gates of one frame: (track_grow (T,) float32, track_jump (T,) float32, det_grow float)\n"
         "from the tracks' last match times last_s (T,) float64 and track_id (T,) int64 (see track.hpp).");
+
+    m.def(
+        "position_gate",
+        [](f64c mean, f64c cov, i64c track_id, f32c det_boxes, double std_position, double threshold,
+           std::optional<u8c> forbid) {
+            const char* fn = "position_gate";
+            const std::size_t t = require_state(mean, cov, fn);
+            require_vector(track_id, mean.shape(0), fn, "track_id");
+            require_boxes(det_boxes, fn, "det_boxes");
+            if (!(threshold > 0.0) || !std::isfinite(threshold) || !(std_position >= 0.0) || !std::isfinite(std_position))
+                throw std::invalid_argument(std::string(fn) + ": threshold must be finite and > 0 and std_position "
+                                            "finite and >= 0, got " + std::to_string(threshold) + " and " +
+                                            std::to_string(std_position));
+            const py::ssize_t n = det_boxes.shape(0);
+            u8c out = forbid ? *forbid : u8c({mean.shape(0), n});
+            if (out.ndim() != 2 || out.shape(0) != mean.shape(0) || out.shape(1) != n)
+                throw std::invalid_argument(std::string(fn) + ": forbid must be (" + std::to_string(mean.shape(0)) +
+                                            ", " + std::to_string(n) + ") uint8, got " + shape_of(out));
+            require_writeable(out, fn, "forbid");
+            std::uint8_t* fp = out.mutable_data();
+            if (!forbid) std::fill(fp, fp + out.size(), std::uint8_t{0});
+            {
+                py::gil_scoped_release nogil;
+                edge::position_gate(mean.data(), cov.data(), track_id.data(), t, det_boxes.data(),
+                                    static_cast<std::size_t>(n), std_position, threshold, fp);
+            }
+            return out;
+        },
+        py::arg("mean").noconvert(), py::arg("cov").noconvert(), py::arg("track_id").noconvert(),
+        py::arg("det_boxes").noconvert(), py::arg("std_position"), py::arg("threshold"),
+        py::arg("forbid").noconvert() = py::none(),
+        "The motion gate (see track.hpp): forbid (T, N) uint8 with 1 where a confirmed track and a box are too far\n"
+        "apart for the Kalman filter's uncertainty; ORed into forbid in place when given.");
 
     m.def(
         "bytetrack_commit",

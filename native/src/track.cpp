@@ -416,6 +416,27 @@ void associate_bytetrack(const float* track_boxes, const std::int64_t* track_id,
     }
 }
 
+void position_gate(const double* mean, const double* cov, const std::int64_t* track_id, std::size_t t,
+                   const float* det_boxes, std::size_t n, double std_position, double threshold,
+                   std::uint8_t* forbid) {
+    for (std::size_t i = 0; i < t; ++i) {
+        if (track_id[i] < 0) continue;
+        const double* x = mean + 8 * i;
+        const double* p = cov + 64 * i;
+        const double sp = std_position * std::max(x[3], kMinNoiseHeightPx);
+        const double a = p[0] + sp * sp, b = p[1], c = p[8], d = p[9] + sp * sp;  // S, 2 x 2
+        const double det = a * d - b * c;
+        if (!(det > 0.0)) continue;  // a degenerate covariance gates nothing
+        for (std::size_t j = 0; j < n; ++j) {
+            const float* box = det_boxes + 4 * j;
+            const double dx = 0.5 * (double(box[0]) + box[2]) - x[0];
+            const double dy = 0.5 * (double(box[1]) + box[3]) - x[1];
+            const double d2 = (d * dx * dx - (b + c) * dx * dy + a * dy * dy) / det;
+            if (d2 > threshold) forbid[i * n + j] = 1;
+        }
+    }
+}
+
 double bytetrack_gates(const double* last_s, const std::int64_t* track_id, std::size_t t, double now, double fps,
                        double buffer_rel, double max_buffer_rel, double max_jump_rel, float* grow, float* jump) {
     for (std::size_t i = 0; i < t; ++i) {

@@ -98,6 +98,15 @@ void associate_bytetrack(const float* track_boxes, const std::int64_t* track_id,
 double bytetrack_gates(const double* last_s, const std::int64_t* track_id, std::size_t t, double now, double fps,
                        double buffer_rel, double max_buffer_rel, double max_jump_rel, float* grow, float* jump);
 
+// The motion gate: marks forbid[i * n + j] = 1 (leaving other entries as they are) for every confirmed
+// track i (track_id >= 0) and detection j whose box centre is further than threshold from the track's
+// predicted centre in squared Mahalanobis distance: d^T S^-1 d with d the centre offset and S the Kalman
+// covariance of the centre plus the measurement noise (std_position * h per axis, h the track's box height),
+// as the update would use. A threshold is a chi-square quantile of 2 degrees of freedom (5.99 = 95 %).
+void position_gate(const double* mean, const double* cov, const std::int64_t* track_id, std::size_t t,
+                   const float* det_boxes, std::size_t n, double std_position, double threshold,
+                   std::uint8_t* forbid);
+
 // The per-track arrays of the tracker (t tracks, c classes), updated in place by bytetrack_commit.
 struct TrackBook {
     double* mean;               // (t, 8) Kalman state
