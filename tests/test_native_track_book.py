@@ -139,14 +139,14 @@ def test_position_gate_follows_the_filter_uncertainty():
     mean, cov = reference.kalman_initiate(boxes)
     for _ in range(20):  # seen on every frame, standing still: a confident filter
         reference.kalman_predict(mean, cov, np.zeros(1, np.int64))
-        reference.kalman_update(mean, cov, np.array([0]), boxes)
+        reference.kalman_update(mean, cov, np.array([0], np.int64), boxes)
     track_id = np.array([3], np.int64)
     off = boxes + np.array([30, 0, 30, 0], np.float32)
     steady = mean.copy(), cov.copy()
     reference.kalman_predict(*steady, np.zeros(1, np.int64))
     assert _native.position_gate(*steady, track_id, off, 1 / 20, 5.99).tolist() == [[1]]
     assert _native.position_gate(*steady, track_id, boxes, 1 / 20, 5.99).tolist() == [[0]]
-    assert _native.position_gate(*steady, np.array([-1]), off, 1 / 20, 5.99).tolist() == [[0]]  # tentative
+    assert _native.position_gate(*steady, np.array([-1], np.int64), off, 1 / 20, 5.99).tolist() == [[0]]  # tentative
     reference.kalman_predict(mean, cov, np.zeros(1, np.int64), dt=30.0)
     assert _native.position_gate(mean, cov, track_id, off, 1 / 20, 5.99).tolist() == [[0]]
     with pytest.raises(ValueError, match="threshold"):
