@@ -8,7 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edge_runtime import _native, reference
-from edge_runtime.vision.appearance import BANDS, DIM, appearance_distance, box_appearance, has_appearance, normalise_bands
+from edge_runtime.vision.appearance import (BANDS, DIM, appearance_distance, box_appearance, has_appearance,
+                                           normalise_bands)
 
 
 def _vectors(rng: np.random.Generator, n: int) -> np.ndarray:

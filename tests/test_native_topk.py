@@ -64,3 +64,33 @@ def test_bad_arguments_are_refused():
     with pytest.raises(ValueError, match="writeable"):
         out.flags.writeable = False
         _native.top_k_into(np.zeros(100, np.float32), 3, out)
+
+
+ROW = np.dtype({"names": ["id", "logit", "p"], "formats": [np.int32, np.float32, np.float32],
+                "offsets": [0, 4, 8], "itemsize": 12})  # llama.cpp's llama_token_data
+
+
+@given(hnp.arrays(np.float32, st.integers(0, 3000), elements=st.floats(-8, 8, width=32) | st.just(float("nan"))),
+       st.integers(0, 120))
+@settings(max_examples=150, deadline=None)
+def test_candidate_rows_are_the_top_k_with_their_logits(values, k):
+    rows = np.zeros(max(k, 1), ROW)
+    rows["p"] = 7.0  # overwritten with 0 for each written row
+    n = _native.top_k_rows(values, k, rows, 0, 4, 8)
+    want = reference(values, k)
+    assert n == len(want)
+    np.testing.assert_array_equal(rows["id"][:n], want)
+    np.testing.assert_array_equal(rows["logit"][:n], values[want])
+    assert (rows["p"][:n] == 0).all() and (rows["p"][n:] == 7.0).all()
+
+
+def test_candidate_rows_refuse_offsets_outside_a_row_and_too_few_rows():
+    values = np.arange(10, dtype=np.float32)
+    with pytest.raises(ValueError, match="field offset 9"):
+        _native.top_k_rows(values, 2, np.zeros(4, ROW), 0, 4, 9)
+    with pytest.raises(ValueError, match="k must be"):
+        _native.top_k_rows(values, 5, np.zeros(4, ROW), 0, 4, 8)
+    frozen = np.zeros(4, ROW)
+    frozen.flags.writeable = False
+    with pytest.raises(ValueError, match="writeable"):
+        _native.top_k_rows(values, 2, frozen, 0, 4, 8)

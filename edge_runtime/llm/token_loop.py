@@ -14,7 +14,6 @@ prefix reuse) see the same state.
 
 from __future__ import annotations
 
-import collections
 import ctypes
 from typing import Any, Callable, Iterator, Sequence
 
@@ -76,15 +75,16 @@ def greedy_tokens(llama_cpp: Any, llm: Any, tokens: Sequence[int]) -> Iterator[i
 class CandidateSampler:
     """llama.cpp's sampler chain as ``Llama.generate`` builds it (repeat penalty over the last
     ``penalty_last_n`` sampled tokens, top-k, typical 1.0, top-p, min-p, temperature, a seeded draw),
-    applied to the top ``top_k + m + 1`` logits only, where m is the number of distinct tokens in the
-    penalty window.
+    applied to the top ``top_k + penalty_last_n + 1`` logits only.
 
-    Why that is the same draw: a repeat penalty >= 1 only lowers logits, and only of the m tokens in the
-    window, so any token the chain's top-k keeps after the penalty is among the top ``top_k + m`` before
-    it; the chain's top-k then sorts and cuts the candidates to the same k (the one extra candidate makes
-    sure it does cut, as it does over the whole vocabulary), and every later step sees only those k. The
-    candidates are chosen by the native ``top_k_into`` (two vectorised passes over the vocabulary).
-    Ties at the cut may be broken differently than over the whole vocabulary (either is a valid draw).
+    Why that is the same draw: a repeat penalty >= 1 only lowers logits, and only of the tokens in the
+    window (at most ``penalty_last_n``), so any token the chain's top-k keeps after the penalty is among
+    the top ``top_k + penalty_last_n`` before it; the chain's top-k then sorts and cuts the candidates to
+    the same k (the one extra candidate makes sure it does cut, as it does over the whole vocabulary), and
+    every later step sees only those k. The native ``top_k_rows`` picks the candidates (one vectorised
+    pass over the vocabulary) and writes them straight into the chain's candidate array: the host does
+    this while llama.cpp's worker threads wait, so it is kept to one call. Ties at the cut may be broken
+    differently than over the whole vocabulary (either is a valid draw).
 
     Use :meth:`supports` first; the chain is freed by :meth:`close`.
     """
@@ -96,11 +96,12 @@ class CandidateSampler:
         if not self.supports(top_k=top_k, temperature=temperature, repeat_penalty=repeat_penalty,
                              penalty_last_n=penalty_last_n):
             raise ValueError("CandidateSampler: unsupported settings (check supports() first)")
-        self._lib, self._top_k_into = llama_cpp, native.top_k_into
-        self._top_k, self._last_n = int(top_k), int(penalty_last_n)
+        self._lib, self._top_k_rows = llama_cpp, native.top_k_rows
+        self._k = int(top_k) + int(penalty_last_n) + 1
         chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
-        for sampler in (llama_cpp.llama_sampler_init_penalties(n_vocab, self._last_n, repeat_penalty, 0.0, 0.0),
-                        llama_cpp.llama_sampler_init_top_k(self._top_k),
+        penalties = llama_cpp.llama_sampler_init_penalties(n_vocab, int(penalty_last_n), repeat_penalty, 0.0, 0.0)
+        for sampler in (penalties,
+                        llama_cpp.llama_sampler_init_top_k(int(top_k)),
                         llama_cpp.llama_sampler_init_typical(1.0, 1),
                         llama_cpp.llama_sampler_init_top_p(top_p, 1),
                         llama_cpp.llama_sampler_init_min_p(min_p, 1),
@@ -114,12 +115,11 @@ class CandidateSampler:
                                        llama_cpp.llama_token_data.p.offset],
                            "itemsize": ctypes.sizeof(llama_cpp.llama_token_data)})
         self._rows = np.frombuffer(self._data, dtype=fields)
+        self._offsets = (llama_cpp.llama_token_data.id.offset, llama_cpp.llama_token_data.logit.offset,
+                         llama_cpp.llama_token_data.p.offset)
         self._array = llama_cpp.llama_token_data_array(
             ctypes.cast(self._data, llama_cpp.llama_token_data_p), 0, -1, False)
         self._array_p = ctypes.pointer(self._array)
-        self._ids = np.empty(MAX_CANDIDATES, np.int32)
-        self._window: collections.deque = collections.deque(maxlen=max(self._last_n, 1))
-        self._counts: collections.Counter = collections.Counter()
 
     @staticmethod
     def supports(*, top_k: int, temperature: float, repeat_penalty: float, penalty_last_n: int) -> bool:
@@ -129,28 +129,15 @@ class CandidateSampler:
                 and 1 <= top_k and top_k + penalty_last_n + 1 <= MAX_CANDIDATES)
 
     def __call__(self, logits: np.ndarray) -> int:
-        k = self._top_k + len(self._counts) + 1
-        n = self._top_k_into(logits, k, self._ids)
-        ids = self._ids[:n]
-        rows = self._rows[:n]
-        rows["id"] = ids
-        rows["logit"] = logits[ids]
-        rows["p"] = 0.0
+        n = self._top_k_rows(logits, self._k, self._rows, *self._offsets)
         array = self._array
         array.size, array.selected, array.sorted = n, -1, False
         self._lib.llama_sampler_apply(self._chain, self._array_p)
-        if not 0 <= array.selected < array.size:
-            raise RuntimeError(f"llama.cpp's sampler chain selected {array.selected} of {array.size} candidates")
-        token = int(self._data[array.selected].id)
+        selected = array.selected
+        if not 0 <= selected < n:
+            raise RuntimeError(f"llama.cpp's sampler chain selected {selected} of {n} candidates")
+        token = int(self._rows[selected]["id"])
         self._lib.llama_sampler_accept(self._chain, token)
-        if self._last_n > 0:  # the same window llama.cpp's penalty sampler keeps
-            if len(self._window) == self._window.maxlen:
-                old = self._window[0]
-                self._counts[old] -= 1
-                if not self._counts[old]:
-                    del self._counts[old]
-            self._window.append(token)
-            self._counts[token] += 1
         return token
 
     def close(self) -> None:

@@ -237,7 +237,8 @@ using i32c = py::array_t<std::int32_t, py::array::c_style>;
 
 template <class A>
 void require_writeable(const A& a, const char* fn, const char* name) {
-    if (!a.writeable()) throw std::invalid_argument(std::string(fn) + ": " + name + " is updated in place and must be writeable");
+    if (!a.writeable())
+        throw std::invalid_argument(std::string(fn) + ": " + name + " is updated in place and must be writeable");
 }
 
 }  // namespace
@@ -248,10 +249,12 @@ void bind_track_book(py::module_& m) {
         [](f64c last_s, i64c track_id, double now, double fps, double buffer_rel, double max_buffer_rel,
            double max_jump_rel) {
             const char* fn = "bytetrack_gates";
-            if (last_s.ndim() != 1) throw std::invalid_argument(std::string(fn) + ": last_s must be (T,), got " + shape_of(last_s));
+            if (last_s.ndim() != 1)
+                throw std::invalid_argument(std::string(fn) + ": last_s must be (T,), got " + shape_of(last_s));
             require_vector(track_id, last_s.shape(0), fn, "track_id");
             for (double v : {now, fps, buffer_rel, max_buffer_rel, max_jump_rel}) {
-                if (!std::isfinite(v)) throw std::invalid_argument(std::string(fn) + ": times and factors must be finite");
+                if (!std::isfinite(v))
+                    throw std::invalid_argument(std::string(fn) + ": times and factors must be finite");
             }
             const auto t = static_cast<std::size_t>(last_s.shape(0));
             py::array_t<float> grow(last_s.shape(0)), jump(last_s.shape(0));
@@ -260,8 +263,8 @@ void bind_track_book(py::module_& m) {
             double det_grow;
             {
                 py::gil_scoped_release nogil;
-                det_grow = edge::bytetrack_gates(last_s.data(), track_id.data(), t, now, fps, buffer_rel, max_buffer_rel,
-                                                 max_jump_rel, gp, jp);
+                det_grow = edge::bytetrack_gates(last_s.data(), track_id.data(), t, now, fps, buffer_rel,
+                                                 max_buffer_rel, max_jump_rel, gp, jp);
             }
             return py::make_tuple(grow, jump, det_grow);
         },
@@ -278,7 +281,8 @@ void bind_track_book(py::module_& m) {
             const std::size_t t = require_state(mean, cov, fn);
             require_vector(track_id, mean.shape(0), fn, "track_id");
             require_boxes(det_boxes, fn, "det_boxes");
-            if (!(threshold > 0.0) || !std::isfinite(threshold) || !(std_position >= 0.0) || !std::isfinite(std_position))
+            if (!(threshold > 0.0) || !std::isfinite(threshold) || !(std_position >= 0.0) ||
+                !std::isfinite(std_position))
                 throw std::invalid_argument(std::string(fn) + ": threshold must be finite and > 0 and std_position "
                                             "finite and >= 0, got " + std::to_string(threshold) + " and " +
                                             std::to_string(std_position));
@@ -322,8 +326,8 @@ void bind_track_book(py::module_& m) {
             require_vector(last_s, tn, fn, "last_s");
             require_vector(cls, tn, fn, "cls");
             if (votes.ndim() != 2 || votes.shape(0) != tn || votes.shape(1) < 1)
-                throw std::invalid_argument(std::string(fn) + ": votes must be (" + std::to_string(tn) + ", C >= 1), got " +
-                                            shape_of(votes));
+                throw std::invalid_argument(std::string(fn) + ": votes must be (" + std::to_string(tn) +
+                                            ", C >= 1), got " + shape_of(votes));
             require_writeable(track_id, fn, "track_id");
             require_writeable(hits, fn, "hits");
             require_writeable(miss, fn, "miss");

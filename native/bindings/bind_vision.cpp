@@ -376,7 +376,8 @@ void blend_appearance(const py::array& tracks, const py::array& track_has, const
     if (!(ema >= 0.0 && ema <= 1.0)) fail(std::string(fn) + ": ema must be in [0, 1], got " + std::to_string(ema));
     check_dtype<int32_t>(det_track, fn, "det_track", "int32");
     if (det_track.ndim() != 1 || det_track.shape(0) != dets.shape(0))
-        fail(std::string(fn) + ": det_track must be (" + std::to_string(dets.shape(0)) + ",), got " + shape_of(det_track));
+        fail(std::string(fn) + ": det_track must be (" + std::to_string(dets.shape(0)) + ",), got " +
+             shape_of(det_track));
     check_layout(det_track, fn, "det_track", false);
     const auto n = static_cast<std::size_t>(dets.shape(0));
     const auto* rows = static_cast<const int32_t*>(det_track.data());
@@ -402,7 +403,8 @@ void bind_vision(py::module_& m) {
           py::arg("dets").noconvert(), py::arg("gate"),
           "(T, N) uint8: 1 where a track and a detection both have appearance and differ by more than gate.");
     m.def("blend_appearance", &blend_appearance, py::arg("tracks").noconvert(), py::arg("track_has").noconvert(),
-          py::arg("det_track").noconvert(), py::arg("dets").noconvert(), py::arg("take").noconvert(), py::arg("ema"), "Fold detections into their tracks' running appearance, in place (see appearance.hpp).");
+          py::arg("det_track").noconvert(), py::arg("dets").noconvert(), py::arg("take").noconvert(), py::arg("ema"),
+          "Fold detections into their tracks' running appearance, in place (see appearance.hpp).");
     m.def("box_appearance", &box_appearance, py::arg("frame").noconvert(), py::arg("boxes").noconvert(),
           "Hue x saturation x value histograms of three bands of each box -> (N, 384) float32 (see appearance.hpp).");
     m.def("letterbox_geometry", &letterbox_geometry, py::arg("src_h"), py::arg("src_w"), py::arg("dst_h"),

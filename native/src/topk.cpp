@@ -1,15 +1,16 @@
 // Top-k selection: see edge/topk.hpp for the contract.
 //
-// Two passes over the values. The first takes the maximum of each block of 64; the k-th largest of those
-// block maxima is a floor the k-th largest value is at or above (those k blocks' maxima are k values at or
-// above it). The second pass gathers every value at or above the floor
-// (a few hundred out of a vocabulary's tens of thousands) and picks the k best of them. Both passes are
-// plain loops the compiler vectorises. When fewer than k numbers exist the floor is not defined and a
+// One pass over the values takes the maximum of each block of 64; the k-th largest of those block maxima
+// is a floor the k-th largest value is at or above (those k blocks' maxima are k values at or above it).
+// Then only the blocks whose maximum reaches the floor (about k of a vocabulary's hundreds) are read
+// again, gathering every value at or above the floor, and the k best of those are picked. The pass is a
+// plain loop the compiler vectorises. When fewer than k numbers exist the floor is not defined and a
 // heap over all values is used instead.
 #include "edge/topk.hpp"
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -60,25 +61,43 @@ int64_t top_k_indices(const float* values, int64_t n, int64_t k, int32_t* out) {
             for (int64_t l = 1; l < kLanes; ++l) best = lane[l] > best ? lane[l] : best;
             maxima[static_cast<size_t>(b)] = best;
         }
-        std::nth_element(maxima.begin(), maxima.begin() + (m - 1), maxima.end(), std::greater<float>());
-        const float floor = maxima[static_cast<size_t>(m - 1)];
+        std::vector<float> ordered(maxima);
+        std::nth_element(ordered.begin(), ordered.begin() + (m - 1), ordered.end(), std::greater<float>());
+        const float floor = ordered[static_cast<size_t>(m - 1)];
         if (floor > -std::numeric_limits<float>::infinity()) {
+            // Only a block whose maximum reaches the floor (and the tail past the last whole block) can hold
+            // a value at or above it: a few blocks of the hundreds.
             pool.reserve(static_cast<size_t>(4 * m));
-            for (int64_t b = 0; b < n; b += kBlock) {
-                const int64_t end = std::min(n, b + kBlock);
-                int any = 0;
-                for (int64_t j = b; j < end; ++j) any |= values[j] >= floor;
-                if (!any) continue;
+            auto gather = [&](int64_t b, int64_t end) {
                 for (int64_t j = b; j < end; ++j) {
                     if (values[j] >= floor) pool.push_back({values[j], static_cast<int32_t>(j)});
                 }
+            };
+            for (int64_t b = 0; b < blocks; ++b) {
+                if (maxima[static_cast<size_t>(b)] >= floor) gather(b * kBlock, (b + 1) * kBlock);
             }
+            gather(blocks * kBlock, n);
             return write_best(pool, m, out);
         }
     }
     pool.reserve(static_cast<size_t>(n));
     for (int64_t j = 0; j < n; ++j) pool.push_back({values[j], static_cast<int32_t>(j)});
     return write_best(pool, m, out);
+}
+
+int64_t top_k_rows(const float* values, int64_t n, int64_t k, unsigned char* rows, size_t stride, size_t id_offset,
+                   size_t logit_offset, size_t p_offset) {
+    std::vector<int32_t> index(static_cast<size_t>(std::max<int64_t>(k, 0)));
+    const int64_t count = top_k_indices(values, n, k, index.data());
+    const float zero = 0.0f;
+    for (int64_t j = 0; j < count; ++j) {
+        unsigned char* row = rows + static_cast<size_t>(j) * stride;
+        const int32_t id = index[static_cast<size_t>(j)];
+        std::memcpy(row + id_offset, &id, sizeof id);
+        std::memcpy(row + logit_offset, values + id, sizeof(float));
+        std::memcpy(row + p_offset, &zero, sizeof zero);
+    }
+    return count;
 }
 
 }  // namespace edge
