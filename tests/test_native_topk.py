@@ -1,5 +1,5 @@
-"""top_k_into: the sampler's candidate selection == a NumPy reference exactly (ties, NaN, sizes), and
-the argument checks.
+"""top_k_rows: the sampler's candidates (llama.cpp candidate rows) == a NumPy reference exactly (ties, NaN,
+sizes), and the argument checks.
 
 Reference: stable order by (NaN last, value descending, index ascending); the first k indices, sorted.
 """
@@ -22,12 +22,17 @@ def reference(values: np.ndarray, k: int) -> np.ndarray:
     return np.sort(order[:k]).astype(np.int32)
 
 
+ROW = np.dtype({"names": ["id", "logit", "p"], "formats": [np.int32, np.float32, np.float32],
+                "offsets": [0, 4, 8], "itemsize": 12})  # llama.cpp's llama_token_data
+
+
 def top_k(values: np.ndarray, k: int) -> np.ndarray:
-    out = np.full(max(k, 1), -7, np.int32)
-    count = _native.top_k_into(values, k, out)
+    rows = np.zeros(max(k, 1), ROW)
+    rows["id"] = -7
+    count = _native.top_k_rows(values, k, rows, 0, 4, 8)
     assert count == min(k, values.size)
-    assert (out[count:] == -7).all()  # nothing written past the count
-    return out[:count]
+    assert (rows["id"][count:] == -7).all()  # nothing written past the count
+    return rows["id"][:count]
 
 
 @given(hnp.arrays(np.float32, st.integers(0, 3000), elements=st.floats(-8, 8, width=32) | st.just(float("nan"))
@@ -54,20 +59,13 @@ def test_all_equal_keeps_the_lowest_indices_and_nan_comes_last():
 
 
 def test_bad_arguments_are_refused():
-    out = np.empty(8, np.int32)
-    with pytest.raises(ValueError, match="k must be 0 .. len\\(out\\) = 8"):
-        _native.top_k_into(np.zeros(100, np.float32), 9, out)
+    rows = np.zeros(8, ROW)
+    with pytest.raises(ValueError, match="k must be 0 .. len\\(rows\\) = 8"):
+        _native.top_k_rows(np.zeros(100, np.float32), 9, rows, 0, 4, 8)
     with pytest.raises(ValueError, match="1-D"):
-        _native.top_k_into(np.zeros((10, 10), np.float32), 3, out)
+        _native.top_k_rows(np.zeros((10, 10), np.float32), 3, rows, 0, 4, 8)
     with pytest.raises(TypeError):
-        _native.top_k_into(np.zeros(100, np.float64), 3, out)  # no silent conversion
-    with pytest.raises(ValueError, match="writeable"):
-        out.flags.writeable = False
-        _native.top_k_into(np.zeros(100, np.float32), 3, out)
-
-
-ROW = np.dtype({"names": ["id", "logit", "p"], "formats": [np.int32, np.float32, np.float32],
-                "offsets": [0, 4, 8], "itemsize": 12})  # llama.cpp's llama_token_data
+        _native.top_k_rows(np.zeros(100, np.float64), 3, rows, 0, 4, 8)  # no silent conversion
 
 
 @given(hnp.arrays(np.float32, st.integers(0, 3000), elements=st.floats(-8, 8, width=32) | st.just(float("nan"))),

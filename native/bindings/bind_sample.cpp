@@ -14,25 +14,6 @@ namespace edge_bind {
 namespace {
 
 using f32c = py::array_t<float, py::array::c_style>;
-using i32c = py::array_t<std::int32_t, py::array::c_style>;
-
-int64_t top_k_into(const f32c& values, int64_t k, i32c& out) {
-    if (values.ndim() != 1) {
-        throw std::invalid_argument("top_k_into: values must be 1-D float32, got " + std::to_string(values.ndim()) +
-                                    " dimensions");
-    }
-    if (out.ndim() != 1 || !out.writeable()) {
-        throw std::invalid_argument("top_k_into: out must be a writeable 1-D int32 array");
-    }
-    if (k < 0 || k > out.shape(0)) {
-        throw std::invalid_argument("top_k_into: k must be 0 .. len(out) = " + std::to_string(out.shape(0)) +
-                                    ", got " + std::to_string(k));
-    }
-    if (values.shape(0) > INT32_MAX) {
-        throw std::invalid_argument("top_k_into: more than 2**31 - 1 values");
-    }
-    return edge::top_k_indices(values.data(), values.shape(0), k, out.mutable_data());
-}
 
 // rows: a 1-D structured array (llama_token_data rows) seen as raw bytes; the three field offsets are checked
 // against its item size.
@@ -66,11 +47,9 @@ int64_t top_k_rows(const f32c& values, int64_t k, py::array& rows, size_t id_off
 void bind_sample(py::module_& m) {
     m.def("top_k_rows", &top_k_rows, py::arg("values").noconvert(), py::arg("k"), py::arg("rows").noconvert(),
           py::arg("id_offset"), py::arg("logit_offset"), py::arg("p_offset"),
-          "The k largest of a 1-D float32 array (as top_k_into) written as sampler candidate rows: id (int32),\n"
-          "logit (float32) and p = 0 (float32) at the given byte offsets of each row of rows; returns the count.");
-    m.def("top_k_into", &top_k_into, py::arg("values").noconvert(), py::arg("k"), py::arg("out").noconvert(),
-          "Indices of the k largest of a 1-D float32 array (ties: lower index first; NaN smallest), ascending,\n"
-          "written into out[:count]; returns count = min(k, len(values)).");
+          "The k largest of a 1-D float32 array (ties: lower index first; NaN smallest), in ascending index\n"
+          "order, written as sampler candidate rows: id (int32), logit (float32) and p = 0 (float32) at the given\n"
+          "byte offsets of each row of rows; returns the count, min(k, len(values)).");
 }
 
 }  // namespace edge_bind
