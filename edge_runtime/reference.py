@@ -95,13 +95,14 @@ def associate_bytetrack(track_boxes: np.ndarray, track_id: np.ndarray, miss: np.
                         max_cost_low: float, max_cost_tentative: float, fuse_score: bool, revive_lost: bool,
                         track_grow: Optional[np.ndarray] = None, det_grow: float = 0.0,
                         track_jump: Optional[np.ndarray] = None, forbid: Optional[np.ndarray] = None,
-                        assign=None) -> np.ndarray:
+                        assign=None, tentative_low: bool = False) -> np.ndarray:
     """The three ByteTrack associations of one frame: det_track (N,) int32, matched track index or -1.
 
     1) confirmed tracks (track_id >= 0) x detections with score >= high_score; 2) confirmed tracks left
     unmatched (only those with miss == 0 unless revive_lost) x detections with low_score <= score <
     high_score (plain IoU); 3) tentative
-    tracks x the high-score detections left over. Cost is 1 - IoU (1 - IoU * score in stages 1 and 3
+    tracks x the high-score detections left over; with ``tentative_low``, 4) the tentative tracks still
+    unmatched x the low-score detections left over (plain IoU, ``max_cost_tentative``). Cost is 1 - IoU (1 - IoU * score in stages 1 and 3
     when fuse_score), in float32; ``assign(cost, max_cost) -> row_to_col`` defaults to
     :func:`linear_assignment`. The IoU is taken on boxes widened on every side by ``track_grow`` (T,) /
     ``det_grow`` times their width and height; afterwards a match whose centres are more than
@@ -142,7 +143,12 @@ def associate_bytetrack(track_boxes: np.ndarray, track_id: np.ndarray, miss: np.
     taken = np.zeros(track_id.shape[0], bool)
     taken[det_track[high][det_track[high] >= 0]] = True
     stage(pool[~taken[pool] & ((miss[pool] == 0) | revive_lost)], low, False, max_cost_low, True)
-    stage(np.flatnonzero(track_id < 0), high[det_track[high] < 0], fuse_score, max_cost_tentative)
+    tentative = np.flatnonzero(track_id < 0)
+    stage(tentative, high[det_track[high] < 0], fuse_score, max_cost_tentative)
+    if tentative_low:
+        held = np.zeros(track_id.shape[0], bool)
+        held[det_track[det_track >= 0]] = True
+        stage(tentative[~held[tentative]], low[det_track[low] < 0], False, max_cost_tentative)
     if track_jump is not None:  # undo matches that jumped further than the gate
         j = np.flatnonzero(det_track >= 0)
         t = np.asarray(track_boxes, np.float64)[det_track[j]]

@@ -37,9 +37,6 @@ GAPS = {
                                          "group at the lamp post, f150-180, whose boxes merge and swap), f600 (a "
                                          "crossing at the segment's lower end) and f728 / f748 (three men overlapping "
                                          "on the line, f720-732)"),
-    ("vtest-video", "mid_diagonal", 3): ({"max_abs_count_error": 3}, "in -3, out -2: f600 (a crossing at the "
-                                         "segment's lower end) and f724 / f728 / f729 / f748 (three men overlapping "
-                                         "on the line, f720-732, seen every 3rd frame)"),
     ("vtest-video", "walkway", 4): ({"min_recall": 0.8, "min_precision": 0.91}, "in -2, out -1: as at stride 1, and the "
                                     "crossing at f786 is not complete when the video ends 8 frames later"),
     ("vtest-video", "top_right", 4): ({"min_recall": 1.0, "min_precision": 0.5}, "the touch-and-return is seen as two crossings"),
@@ -161,9 +158,9 @@ def test_event_precision_and_recall_over_all_truths_at_stride_1(replays):
             tp, fp, fn = tp + s["tp"], fp + s["fp"], fn + s["fn"]
             peer_tp, peer_fp, peer_fn = peer_tp + p["tp"], peer_fp + p["fp"], peer_fn + p["fn"]
     precision, recall = tp / (tp + fp), tp / (tp + fn)
-    # The bar is 0.95 for both; measured 0.966 / 0.940. Precision is held at the bar, recall at the
+    # The bar is 0.95 for both; measured 0.966 / 0.947. Precision is held at the bar, recall at the
     # measured level; the misses behind the gap to 0.95 are listed in GAPS.
-    assert precision >= 0.95 and recall >= 0.94, (precision, recall)
+    assert precision >= 0.95 and recall >= 0.945, (precision, recall)
     assert precision > peer_tp / (peer_tp + peer_fp) + 0.2 and recall > peer_tp / (peer_tp + peer_fn) + 0.2
 
 

@@ -277,38 +277,44 @@ def association_inputs(draw):
     miss = rng.integers(0, 3, t).astype(np.int64)
     score = rng.choice(np.array([0.05, 0.1, 0.3, 0.5, 0.7, 0.95], np.float32), n)
     flags = (draw(st.booleans()), draw(st.booleans()))  # fuse_score, revive_lost
-    return tracks, track_id, miss, dets, score, flags
+    return tracks, track_id, miss, dets, score, flags, draw(st.booleans())  # ..., tentative_low
 
 
 @given(association_inputs())
 def test_associate_bytetrack_matches_reference(inputs):
-    tracks, track_id, miss, dets, score, (fuse, revive) = inputs
+    tracks, track_id, miss, dets, score, (fuse, revive), tentative_low = inputs
     args = (0.5, 0.1, 0.8, 0.5, 0.7, fuse, revive)
-    got = _native.associate_bytetrack(tracks, track_id, miss, dets, score, *args)
+    got = _native.associate_bytetrack(tracks, track_id, miss, dets, score, *args, tentative_low=tentative_low)
     # The reference runs the same stages in NumPy; the solver is the native one (proven optimal against
     # scipy above) so that ties break identically and the result can be compared exactly.
-    want = reference.associate_bytetrack(tracks, track_id, miss, dets, score, *args, assign=_native.linear_assignment)
+    want = reference.associate_bytetrack(tracks, track_id, miss, dets, score, *args, assign=_native.linear_assignment,
+                                         tentative_low=tentative_low)
     np.testing.assert_array_equal(got, want)
     matched = got[got >= 0]
     assert np.unique(matched).size == matched.size
     low = (score >= 0.1) & (score < 0.5)
+    low_to_confirmed = low & (got >= 0)
+    low_to_confirmed[low_to_confirmed] = track_id[got[low_to_confirmed]] >= 0
     if not revive:
-        assert (miss[got[low & (got >= 0)]] == 0).all()  # low-score boxes only extend tracks seen last frame
-    assert (track_id[got[low & (got >= 0)]] >= 0).all()
+        assert (miss[got[low_to_confirmed]] == 0).all()  # low-score boxes only extend confirmed tracks seen last frame
+    if not tentative_low:
+        assert (track_id[got[low & (got >= 0)]] >= 0).all()
     assert (got[score < 0.1] == -1).all()
 
 
 @given(association_inputs(), st.data())
 def test_associate_bytetrack_with_widened_boxes_and_jump_gate_matches_reference(inputs, data):
-    tracks, track_id, miss, dets, score, (fuse, revive) = inputs
+    tracks, track_id, miss, dets, score, (fuse, revive), tentative_low = inputs
     t = len(tracks)
     grow = np.asarray(data.draw(st.lists(st.sampled_from([0.0, 0.1, 0.35, 1.0]), min_size=t, max_size=t)), np.float32)
     jump = np.asarray(data.draw(st.lists(st.sampled_from([0.0, 0.05, 0.3, 2.0]), min_size=t, max_size=t)), np.float32)
     det_grow = data.draw(st.sampled_from([0.0, 0.2]))
     args = (0.5, 0.1, 0.8, 0.5, 0.7, fuse, revive)
-    got = _native.associate_bytetrack(tracks, track_id, miss, dets, score, *args, grow, det_grow, jump)
+    got = _native.associate_bytetrack(tracks, track_id, miss, dets, score, *args, grow, det_grow, jump,
+                                      tentative_low=tentative_low)
     want = reference.associate_bytetrack(tracks, track_id, miss, dets, score, *args, track_grow=grow,
-                                         det_grow=det_grow, track_jump=jump, assign=_native.linear_assignment)
+                                         det_grow=det_grow, track_jump=jump, assign=_native.linear_assignment,
+                                         tentative_low=tentative_low)
     np.testing.assert_array_equal(got, want)
     for d in np.flatnonzero(got >= 0):  # no pair left matched is further apart than its gate
         i = got[d]
@@ -334,7 +340,7 @@ def test_widened_boxes_find_a_box_that_moved_more_than_its_width():
 @needs_scipy
 @given(association_inputs())
 def test_associate_bytetrack_first_stage_value_equals_scipy(inputs):
-    tracks, track_id, miss, dets, score, (fuse, revive) = inputs
+    tracks, track_id, miss, dets, score, (fuse, revive), _ = inputs
     got = _native.associate_bytetrack(tracks, track_id, miss, dets, score, 0.5, 0.1, 0.8, 0.5, 0.7, fuse, revive)
     pool, high = np.flatnonzero(track_id >= 0), np.flatnonzero(score >= 0.5)
     assume(pool.size and high.size)
@@ -358,13 +364,14 @@ def test_kalman_initiate_matches_numpy(first):
 
 @given(association_inputs(), st.data())
 def test_associate_bytetrack_with_forbidden_pairs_matches_reference(inputs, data):
-    tracks, track_id, miss, dets, score, (fuse, revive) = inputs
+    tracks, track_id, miss, dets, score, (fuse, revive), tentative_low = inputs
     rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
     forbid = (rng.random((len(tracks), len(dets))) < data.draw(st.sampled_from([0.0, 0.3, 1.0]))).astype(np.uint8)
     args = (0.5, 0.1, 0.8, 0.5, 0.7, fuse, revive)
-    got = _native.associate_bytetrack(tracks, track_id, miss, dets, score, *args, None, 0.0, None, forbid)
+    got = _native.associate_bytetrack(tracks, track_id, miss, dets, score, *args, None, 0.0, None, forbid,
+                                      tentative_low)
     want = reference.associate_bytetrack(tracks, track_id, miss, dets, score, *args, forbid=forbid.astype(bool),
-                                         assign=_native.linear_assignment)
+                                         assign=_native.linear_assignment, tentative_low=tentative_low)
     np.testing.assert_array_equal(got, want)
     for d in np.flatnonzero(got >= 0):  # a confirmed track never takes a forbidden detection
         if track_id[got[d]] >= 0:

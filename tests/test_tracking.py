@@ -52,6 +52,21 @@ def test_a_tentative_track_that_misses_a_frame_starts_over():
     assert tracker.ids_issued == 1
 
 
+@pytest.mark.parametrize("tentative_low", [True, False])
+def test_a_tentative_track_takes_low_score_boxes_only_with_tentative_low(tentative_low):
+    # Someone stepping into view: one confident box, then boxes under the high threshold (partly hidden).
+    tracker = ByteTracker(min_hits=3, high_score=0.3, low_score=0.1, new_track_score=0.4,
+                          tentative_low=tentative_low)
+    got = [ids(tracker, frame((10 + 4 * t, 50, 0.9 if t == 0 else 0.2))) for t in range(4)]
+    if tentative_low:
+        assert got == [[-2], [-2], [0], [0]]  # confirmed on the third consecutive match, low boxes included
+    else:
+        assert got == [[-2], [-1], [-1], [-1]]  # ByteTrack: the tentative track is dropped, no low box starts one
+    # Low-score boxes never start a track, either way.
+    fresh = ByteTracker(min_hits=1, tentative_low=tentative_low)
+    assert ids(fresh, frame((400, 50, 0.2))) == [-1]
+
+
 def test_two_boxes_crossing_paths_keep_their_ids():
     tracker = ByteTracker(min_hits=2)
     seen = []

@@ -92,6 +92,7 @@ class TrackerConfig:
     # squared Mahalanobis distance from a track's predicted centre it never matches beyond (chi-square, 2 dof); 0 = off
     motion_gate: float = _range(0.0, 1000.0, default=4.61)
     appearance_gate: float = _range(0.0, 1.0, default=0.4)  # colour distance a track never matches beyond; 1 = off
+    tentative_low: bool = True  # a track not yet confirmed may take a low-score box
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,10 @@ unmatched high-score boxes start tentative tracks. Differences that matter to co
   one mislabelled frame can't flip it;
 - every input detection is returned, in input order: matched to a confirmed track it carries that
   track's id and class, otherwise a negative track id and its own class;
+- a tentative track left unmatched may take a low-score box too (``tentative_low``): someone coming into
+  view partly hidden, or at the picture's edge, scores low on the frames after the one confident box that
+  started their track, and ByteTrack would drop the track at once and start it again further on — after
+  the line they were crossing;
 - by default low-score boxes may also re-find tracks lost for a few frames (``revive_lost``), and the
   second stage needs IoU > 0.2 rather than 0.5: tuned for small edge models whose person scores hover
   around the high threshold (see ``benchmarks/bench_tracker.py``);
@@ -40,7 +44,7 @@ unmatched high-score boxes start tentative tracks. Differences that matter to co
   a wide one; two people who pass each other, and whose boxes both stall while they overlap, stay apart.
 
 Each frame runs in a few C++ calls (``edge_runtime._native``, GIL released) over track state kept in NumPy
-arrays: Kalman predict; the association gates; the appearance gate; the three IoU + optimal-assignment
+arrays: Kalman predict; the association gates; the appearance gate; the IoU + optimal-assignment
 stages; then the bookkeeping (Kalman update, hits and misses, class votes, confirmation, output ids, which
 tracks to drop) and the running appearance. Python only starts and drops tracks. The NumPy references
 are in :mod:`edge_runtime.reference` and :mod:`edge_runtime.vision.kalman`.
@@ -195,6 +199,9 @@ class ByteTracker:
         revive_lost: low-score detections may also re-find confirmed tracks lost before the last frame,
             not only extend tracks seen in it. Small edge models score people around the high
             threshold, so a walker flickers between high and low.
+        tentative_low: a tentative track no high-score box matched may take a low-score one (plain IoU above
+            ``tentative_match_iou``) after the confirmed tracks have had theirs; it still needs ``min_hits``
+            matched frames to be confirmed, and only high-score boxes start tracks.
         motion_gate: a confirmed track and a detection whose centre is further than this from the track's
             predicted centre, in squared Mahalanobis distance under the Kalman covariance plus the measurement
             noise, are never matched in the first two associations (a chi-square quantile of 2 degrees of
@@ -237,6 +244,7 @@ class ByteTracker:
         max_jump_rel: float = 0.25,
         fuse_score: bool = False,
         revive_lost: bool = True,
+        tentative_low: bool = True,
         std_position: float = 1.0 / 20,
         std_velocity: float = 1.0 / 40,
         motion_gate: float = MOTION_GATE,
@@ -264,6 +272,7 @@ class ByteTracker:
         self.max_jump_rel = _check_nonneg("max_jump_rel", max_jump_rel)
         self.fuse_score = bool(fuse_score)
         self.revive_lost = bool(revive_lost)
+        self.tentative_low = bool(tentative_low)
         self.motion_gate = _check_nonneg("motion_gate", motion_gate)
         self.appearance_gate = _check_unit("appearance_gate", appearance_gate)
         self.appearance_ema = _check_unit("appearance_ema", appearance_ema)
@@ -395,7 +404,7 @@ class ByteTracker:
         det_track = _native.associate_bytetrack(
             track_boxes, self._tid, self._miss, xyxy, score, self.high_score, self.low_score,
             self._max_cost_high, self._max_cost_low, self._max_cost_tentative, self.fuse_score, self.revive_lost,
-            grow, det_grow, jump, forbid)
+            grow, det_grow, jump, forbid, self.tentative_low)
 
         # Kalman update, hits, misses, class votes, confirmation and the output ids, in C++.
         if class_id.shape[0]:

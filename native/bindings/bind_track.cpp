@@ -175,7 +175,7 @@ void bind_track(py::module_& m) {
         [](f32c track_boxes, i64c track_id, i64c miss, f32c det_boxes, f32c det_score, float high_score,
            float low_score, double max_cost_high, double max_cost_low, double max_cost_tentative, bool fuse_score,
            bool revive_lost, std::optional<f32c> track_grow, float det_grow, std::optional<f32c> track_jump,
-           std::optional<u8c> forbid) {
+           std::optional<u8c> forbid, bool tentative_low) {
             require_boxes(track_boxes, "associate_bytetrack", "track_boxes");
             require_boxes(det_boxes, "associate_bytetrack", "det_boxes");
             require_vector(track_id, track_boxes.shape(0), "associate_bytetrack", "track_id");
@@ -189,6 +189,7 @@ void bind_track(py::module_& m) {
             params.max_cost_tentative = max_cost_tentative;
             params.fuse_score = fuse_score;
             params.revive_lost = revive_lost;
+            params.tentative_low = tentative_low;
             if (track_grow) {
                 require_vector(*track_grow, track_boxes.shape(0), "associate_bytetrack", "track_grow");
                 params.track_grow = track_grow->data();
@@ -223,11 +224,12 @@ void bind_track(py::module_& m) {
         py::arg("low_score"), py::arg("max_cost_high"), py::arg("max_cost_low"), py::arg("max_cost_tentative"),
         py::arg("fuse_score"), py::arg("revive_lost"), py::arg("track_grow").noconvert() = py::none(),
         py::arg("det_grow") = 0.0f, py::arg("track_jump").noconvert() = py::none(),
-        py::arg("forbid").noconvert() = py::none(),
-        "The three ByteTrack associations of one frame: det_track (N,) int32, the matched track index or -1.\n"
+        py::arg("forbid").noconvert() = py::none(), py::arg("tentative_low") = false,
+        "The ByteTrack associations of one frame: det_track (N,) int32, the matched track index or -1.\n"
         "track_grow (T,) float32 / det_grow widen the boxes for the IoU; track_jump (T,) float32 gates pairs\n"
         "whose centres are more than track_jump * detection height apart (<= 0: no gate); forbid (T, N) uint8\n"
-        "marks pairs stages 1 and 2 never match.");
+        "marks pairs stages 1 and 2 never match; tentative_low: tentative tracks still unmatched also take the\n"
+        "low-score detections left over.");
 }
 
 

@@ -397,6 +397,22 @@ void associate_bytetrack(const float* track_boxes, const std::int64_t* track_id,
     }
     match_stage(track_boxes, rows, det_boxes, cols, fused, params.max_cost_tentative, params, det_track, scratch,
                 r2c);
+    // 3b) with tentative_low: tentative tracks still unmatched x low-score detections left over (plain IoU).
+    if (params.tentative_low) {
+        std::vector<char> held(t, 0);
+        for (std::size_t j = 0; j < n; ++j) {
+            if (det_track[j] >= 0) held[static_cast<std::size_t>(det_track[j])] = 1;
+        }
+        std::vector<std::size_t> open_rows, open_cols;
+        for (std::size_t i : rows) {
+            if (!held[i]) open_rows.push_back(i);
+        }
+        for (std::size_t j : low) {
+            if (det_track[j] < 0) open_cols.push_back(j);
+        }
+        match_stage(track_boxes, open_rows, det_boxes, open_cols, nullptr, params.max_cost_tentative, params,
+                    det_track, scratch, r2c);
+    }
     // 4) the jump gate: a pair whose centres are too far apart for the time that passed is undone (tried
     // inside the assignment instead, the gate made more tracks hop between neighbours on the by-eye
     // identity truth).

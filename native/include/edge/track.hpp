@@ -69,6 +69,7 @@ struct ByteTrackParams {
     double max_cost_tentative = 0.7; // stage 3: tentative tracks x high-score detections left over
     bool fuse_score = true;          // weight IoU by detection score in stages 1 and 3
     bool revive_lost = true;         // stage 2 also takes tracks lost before the last frame (else: seen only)
+    bool tentative_low = false;      // stage 4: tentative tracks still unmatched x low-score detections left over
     // Optional, per track (t,) or null: widen the track's box on every side by track_grow[i] times its
     // width / height for the IoU (detections by det_grow); after the three stages, undo a match whose
     // detection centre is more than track_jump[i] times the detection's height from the track box's
@@ -85,7 +86,9 @@ struct ByteTrackParams {
 // tentative), miss (consecutive missed frames before this one; 0 = seen last frame). Detections: boxes
 // (n, 4), score (n,). Writes det_track (n,): the matched track's index, or -1. Boxes must be finite.
 // Stage 2 takes the confirmed tracks left unmatched by stage 1: all of them with revive_lost, else only
-// those seen last frame (the original ByteTrack).
+// those seen last frame (the original ByteTrack). With tentative_low, a fourth stage matches the tentative
+// tracks stage 3 left unmatched to the low-score detections stage 2 left over (plain IoU, max_cost_tentative),
+// so a track started on one confident box survives the partly hidden frames that follow it.
 void associate_bytetrack(const float* track_boxes, const std::int64_t* track_id, const std::int64_t* miss,
                          std::size_t t, const float* det_boxes, const float* det_score, std::size_t n,
                          const ByteTrackParams& params, std::int32_t* det_track);
