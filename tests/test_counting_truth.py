@@ -30,20 +30,18 @@ STRIDES = (1, 2, 3, 4)
 
 # (video, item, stride) whose target is not met yet: the bound measured now, and why.
 GAPS = {
-    ("vtest-video", "walkway", 1): ({"max_abs_count_error": 2}, "out -2: f57 (a man turning back among the men at "
-                                    "the lamp post) and f637 (the man walking left along the top edge is boxed as "
-                                    "'fallen person', class 1, not tracked, in f628-632)"),
+    ("vtest-video", "mid_diagonal", 1): ({"max_abs_count_error": 2}, "in -2, out -1: f600 (a crossing at the "
+                                         "segment's lower end) and f728 / f748 (three men overlapping on the line, "
+                                         "f720-732)"),
     ("vtest-video", "mid_diagonal", 2): ({"max_abs_count_error": 3}, "in -3, out -2: f162 and f181 (men leaving the "
                                          "group at the lamp post, f150-180, whose boxes merge and swap), f600 (a "
                                          "crossing at the segment's lower end) and f728 / f748 (three men overlapping "
                                          "on the line, f720-732)"),
-    ("vtest-video", "walkway", 4): ({"min_recall": 0.8, "min_precision": 0.91}, "in -2, out -1: as at stride 1, and the "
-                                    "crossing at f786 is not complete when the video ends 8 frames later"),
     ("vtest-video", "top_right", 4): ({"min_recall": 1.0, "min_precision": 0.5}, "the touch-and-return is seen as two crossings"),
-    ("vtest-video", "lawn_edge", 4): ({"min_recall": 1.0, "min_precision": 0.75}, "one extra"),
-    ("vtest-video", "right_edge", 4): ({"min_recall": 0.8, "min_precision": 0.88}, "out -2, and an extra: people stepping in at the edge"),
+    ("vtest-video", "right_edge", 4): ({"min_recall": 0.75, "min_precision": 0.9}, "out -5, and an extra: people "
+                                       "stepping in at the edge move more than their width in the 0.4 s between "
+                                       "processed frames while their boxes are cut by the border"),
     ("vtest-video", "short_left", 4): ({"min_recall": 0.85, "min_precision": 0.66}, "in +2"),
-    ("vtest-video", "lamp", 4): ({"min_recall": 0.82, "min_precision": 0.93}, "enter -2, exit -2: walkers merged with the men at the sign"),
     ("vtest-video", "lawn", 4): ({"min_recall": 0.66, "min_precision": 1.0}, "exit -1: a track lost at 2.5 fps is restarted inside the zone"),
 }
 # (video, item, stride) where the peer stack's count is closer: our worst per-direction error now, why.
@@ -158,9 +156,8 @@ def test_event_precision_and_recall_over_all_truths_at_stride_1(replays):
             tp, fp, fn = tp + s["tp"], fp + s["fp"], fn + s["fn"]
             peer_tp, peer_fp, peer_fn = peer_tp + p["tp"], peer_fp + p["fp"], peer_fn + p["fn"]
     precision, recall = tp / (tp + fp), tp / (tp + fn)
-    # The bar is 0.95 for both; measured 0.966 / 0.947. Precision is held at the bar, recall at the
-    # measured level; the misses behind the gap to 0.95 are listed in GAPS.
-    assert precision >= 0.95 and recall >= 0.945, (precision, recall)
+    # The bar is 0.95 for both; measured 0.973 / 0.954.
+    assert precision >= 0.95 and recall >= 0.95, (precision, recall)
     assert precision > peer_tp / (peer_tp + peer_fp) + 0.2 and recall > peer_tp / (peer_tp + peer_fn) + 0.2
 
 
@@ -171,7 +168,7 @@ def test_event_precision_and_recall_over_all_truths_at_stride_1(replays):
 # short); the man who stays 3.7 s over left_path keeps his track through the woman walking past him (the
 # tracker's motion gate), so his return undoes his crossing. Left: at strides 2-4 the man standing on walkway
 # for 12 s (his feet get half a box height past the line when his box is merged with his neighbour's).
-KNOWN_LOITER_COUNTS = {1: 0, 2: 1, 3: 1, 4: 2}
+KNOWN_LOITER_COUNTS = {1: 0, 2: 1, 3: 1, 4: 1}
 
 
 @pytest.mark.parametrize("stride", STRIDES)

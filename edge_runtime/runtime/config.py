@@ -87,7 +87,8 @@ class TrackerConfig:
     match_iou: float = _range(0.0, 1.0, default=0.2)
     min_hits: int = _range(1, 1000, default=3)
     lost_s: float = _range(0.0, 3600.0, default=3.0)
-    buffer_rel: float = _range(0.0, 10.0, default=0.2)  # association boxes grow per frame unseen
+    buffer_rel: float = _range(0.0, 10.0, default=0.035)  # association boxes grow per frame unseen
+    max_buffer_rel: float = _range(0.0, 10.0, default=1.0)  # and at most this much
     max_jump_rel: float = _range(0.0, 100.0, default=0.25)  # box heights per frame off the prediction; 0 = off
     # squared Mahalanobis distance from a track's predicted centre it never matches beyond (chi-square, 2 dof); 0 = off
     motion_gate: float = _range(0.0, 1000.0, default=4.61)

@@ -72,6 +72,12 @@ _NO_MATCH = np.zeros(0, np.int32)
 # fp 21 -> 20), (item, stride) pairs meeting the counting target 18 -> 19 of 24; 3.22 met 21 but with 24 false
 # events, 5.99 met 19 at F1 0.917, 9.21 and over changed little.
 MOTION_GATE = 4.61
+# How much association boxes widen per nominal frame a track went unmatched, and at most; chosen on the "tune" half
+# with ``python -m benchmarks.tune_counting --part buffer``: 0.2 / 1.0 (chosen before the motion gate and
+# tentative_low) met 19 of 24 (item, stride) pairs at event F1 0.928; 0.035 / 1.0 meets 22 at 0.949 (fn 29 -> 20,
+# fp 20 -> 15); no widening 21 at 0.924; 0.02-0.05 with any cap 22 at 0.944-0.949.
+BUFFER_REL = 0.035
+MAX_BUFFER_REL = 1.0
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -190,7 +196,10 @@ class ByteTracker:
         buffer_rel: association boxes are widened on every side by this fraction of their width and
             height per nominal frame since the track was last matched, beyond the first (0 = plain
             IoU; a track matched on the previous frame of the camera's rate is never widened).
-        max_buffer_rel: the widening stops at this fraction.
+        max_buffer_rel: the widening stops at this fraction. Only the track's box grows (detections get
+            the median of the tracks' widening, nearly none when most tracks were seen last frame), so a
+            wide box lowers the IoU of a lost track with a box right on its prediction: both are kept small
+            and the motion gate does the distance-aware part.
         max_jump_rel: a confirmed track is never matched to a box whose centre is more than this many box
             heights per nominal frame since its last match away from where the Kalman filter predicted it
             (0 = no gate). The gate undoes such a match after the assignment. It keeps a standing person's track from jumping onto someone walking past; an
@@ -239,8 +248,8 @@ class ByteTracker:
         min_hits: int = 3,
         lost_s: float = 3.0,
         fps: float = 10.0,
-        buffer_rel: float = 0.2,
-        max_buffer_rel: float = 1.0,
+        buffer_rel: float = BUFFER_REL,
+        max_buffer_rel: float = MAX_BUFFER_REL,
         max_jump_rel: float = 0.25,
         fuse_score: bool = False,
         revive_lost: bool = True,
