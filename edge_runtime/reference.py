@@ -96,14 +96,14 @@ def associate_bytetrack(track_boxes: np.ndarray, track_id: np.ndarray, miss: np.
                         track_grow: Optional[np.ndarray] = None, det_grow: float = 0.0,
                         track_jump: Optional[np.ndarray] = None, forbid: Optional[np.ndarray] = None,
                         assign=None, tentative_low: bool = False) -> np.ndarray:
-    """The three ByteTrack associations of one frame: det_track (N,) int32, matched track index or -1.
+    """The ByteTrack associations of one frame: det_track (N,) int32, matched track index or -1.
 
     1) confirmed tracks (track_id >= 0) x detections with score >= high_score; 2) confirmed tracks left
     unmatched (only those with miss == 0 unless revive_lost) x detections with low_score <= score <
-    high_score (plain IoU); 3) tentative
-    tracks x the high-score detections left over; with ``tentative_low``, 4) the tentative tracks still
-    unmatched x the low-score detections left over (plain IoU, ``max_cost_tentative``). Cost is 1 - IoU (1 - IoU * score in stages 1 and 3
-    when fuse_score), in float32; ``assign(cost, max_cost) -> row_to_col`` defaults to
+    high_score (plain IoU); 3) tentative tracks x the high-score detections left over; with
+    ``tentative_low``, 4) the tentative tracks still unmatched x the low-score detections left over (plain
+    IoU, ``max_cost_tentative``). Cost is 1 - IoU (1 - IoU * score in stages 1 and 3 when fuse_score), in
+    float32; ``assign(cost, max_cost) -> row_to_col`` defaults to
     :func:`linear_assignment`. The IoU is taken on boxes widened on every side by ``track_grow`` (T,) /
     ``det_grow`` times their width and height; afterwards a match whose centres are more than
     ``track_jump[i]`` times the detection's height apart is undone, the detection left unmatched

@@ -397,7 +397,7 @@ void associate_bytetrack(const float* track_boxes, const std::int64_t* track_id,
     }
     match_stage(track_boxes, rows, det_boxes, cols, fused, params.max_cost_tentative, params, det_track, scratch,
                 r2c);
-    // 3b) with tentative_low: tentative tracks still unmatched x low-score detections left over (plain IoU).
+    // 4) with tentative_low: tentative tracks still unmatched x low-score detections left over (plain IoU).
     if (params.tentative_low) {
         std::vector<char> held(t, 0);
         for (std::size_t j = 0; j < n; ++j) {
@@ -413,7 +413,7 @@ void associate_bytetrack(const float* track_boxes, const std::int64_t* track_id,
         match_stage(track_boxes, open_rows, det_boxes, open_cols, nullptr, params.max_cost_tentative, params,
                     det_track, scratch, r2c);
     }
-    // 4) the jump gate: a pair whose centres are too far apart for the time that passed is undone (tried
+    // 5) the jump gate: a pair whose centres are too far apart for the time that passed is undone (tried
     // inside the assignment instead, the gate made more tracks hop between neighbours on the by-eye
     // identity truth).
     if (params.track_jump) {

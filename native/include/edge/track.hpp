@@ -59,7 +59,7 @@ void kalman_predict(double* mean, double* cov, std::size_t t, const std::int64_t
 void kalman_update(double* mean, double* cov, std::size_t t, const std::int64_t* rows, const float* boxes,
                    std::size_t k, KalmanNoise noise);
 
-// Thresholds of the three ByteTrack associations. A pair matches only if its cost 1 - IoU (1 - IoU * score
+// Thresholds of the ByteTrack associations. A pair matches only if its cost 1 - IoU (1 - IoU * score
 // when fuse_score) is below the stage's max_cost.
 struct ByteTrackParams {
     float high_score = 0.5f;         // detections >= this: stages 1 and 3
@@ -71,7 +71,7 @@ struct ByteTrackParams {
     bool revive_lost = true;         // stage 2 also takes tracks lost before the last frame (else: seen only)
     bool tentative_low = false;      // stage 4: tentative tracks still unmatched x low-score detections left over
     // Optional, per track (t,) or null: widen the track's box on every side by track_grow[i] times its
-    // width / height for the IoU (detections by det_grow); after the three stages, undo a match whose
+    // width / height for the IoU (detections by det_grow); after the stages, undo a match whose
     // detection centre is more than track_jump[i] times the detection's height from the track box's
     // centre (<= 0: no gate); such a detection is left unmatched (-1).
     const float* track_grow = nullptr;
@@ -82,7 +82,7 @@ struct ByteTrackParams {
     const std::uint8_t* forbid = nullptr;
 };
 
-// The three associations of one ByteTrack frame. Tracks: predicted boxes (t, 4), track_id (< 0 =
+// The associations of one ByteTrack frame. Tracks: predicted boxes (t, 4), track_id (< 0 =
 // tentative), miss (consecutive missed frames before this one; 0 = seen last frame). Detections: boxes
 // (n, 4), score (n,). Writes det_track (n,): the matched track's index, or -1. Boxes must be finite.
 // Stage 2 takes the confirmed tracks left unmatched by stage 1: all of them with revive_lost, else only
