@@ -28,7 +28,7 @@ GRIDS = {
         "std_velocity": [1 / 160, 1 / 80, 1 / 40, 1 / 20],
         "min_hits": [2, 3],
         "fuse_score": [False, True],
-        "buffer_rel": [0.0, 0.1],
+        "buffer_rel": [0.0, 0.035],  # the fine grid is the "buffer" part
         "max_jump_rel": [0.0, 0.15, 0.25],
     },
     # With everything else at its defaults: how much a track's association box widens per nominal frame it went
