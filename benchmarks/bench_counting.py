@@ -11,10 +11,12 @@ our counter on the peer's tracks (see :mod:`benchmarks.counting_eval`). Reported
 stack: event precision and recall (a match = same direction within ±5 frames) and the per-direction
 count error; summaries per half of the truth ("tune": the half the defaults were chosen on, "report":
 the other half). ``--live`` also runs the real pipeline in 'latest' mode (newest frame wins, paced at
-the video's 10 fps) with one detector thread, and scores its events the same way.
+the video's 10 fps) with one detector thread, and scores its events the same way. ``--rect`` instead
+judges rectangular inference (``model.rect``): the fp32 detector's frozen output at 640x480, and the live
+run with it, which processes more of the frames.
 
-Run: ``python -m benchmarks.bench_counting [--strides 1 2 3 4] [--int8] [--live]``
-Writes ``benchmarks/results/counting.json`` and ``counting.png``.
+Run: ``python -m benchmarks.bench_counting [--strides 1 2 3 4] [--int8] [--live] [--rect --name counting_rect]``
+Writes ``benchmarks/results/counting.json`` (or ``NAME.json``) and ``counting.png``.
 """
 
 from __future__ import annotations
@@ -47,9 +49,10 @@ def meets(result: dict, stride: int) -> bool:
     return result["recall"] >= t["min_recall"] and result["precision"] >= t["min_precision"]
 
 
-def evaluate(truth: Truth, model_name: str, model: Optional[Path], strides: Sequence[int]) -> List[dict]:
+def evaluate(truth: Truth, model_name: str, model: Optional[Path], strides: Sequence[int],
+             rect: bool = False) -> List[dict]:
     """One row per (item, stride, stack)."""
-    frozen = frozen_for(truth.video, model)
+    frozen = frozen_for(truth.video, model, rect=rect)
     rows = []
     for stride in strides:
         events = replay(frozen, truth.items, stride, video=truth.video)
@@ -105,7 +108,7 @@ def judged_stride(rate: float) -> int:
     return max(nearest, min(int(rate + 0.5), STRIDES[-1]))
 
 
-def live_run(truth: Truth, threads: int = 1) -> List[dict]:
+def live_run(truth: Truth, threads: int = 1, rect: bool = False) -> List[dict]:
     """The real pipeline in 'latest' mode on the video paced at its own rate; events scored per item."""
     from edge_runtime.assets import ensure
     from edge_runtime.runtime.build import build_pipeline
@@ -115,7 +118,7 @@ def live_run(truth: Truth, threads: int = 1) -> List[dict]:
     zones = [{"name": i.name, "polygon": i.geometry["polygon"]} for i in truth.items if i.kind == "zone"]
     config = config_from_dict({
         "source": {"uri": str(ensure(truth.video)), "mode": "latest", "fps_cap": truth.fps},
-        "model": {"path": "builtin:yolov8s-person", "classes": [0], "threads": threads},
+        "model": {"path": "builtin:yolov8s-person", "classes": [0], "threads": threads, "rect": rect},
         "lines": lines, "zones": zones, "output": {"db": "", "print_every_s": 0}})
     pipeline = build_pipeline(config, quiet=True)
     events: Dict[str, list] = {i.name: [] for i in truth.items}
@@ -129,7 +132,7 @@ def live_run(truth: Truth, threads: int = 1) -> List[dict]:
     rows = []
     for item in truth.items:
         r = score(sorted(events[item.name]), item.events)
-        rows.append({"video": truth.video, "model": "fp32-live", "item": item.name, "kind": item.kind,
+        rows.append({"video": truth.video, "model": "fp32-rect-live" if rect else "fp32-live", "item": item.name, "kind": item.kind,
                      "split": item.split, "stride": round(stride, 2), "stack": "ours-live", **r,
                      "meets_target": meets(r, judged_stride(stride))})
     return rows
@@ -141,7 +144,7 @@ def plot(rows: List[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    models = sorted({r["model"] for r in rows if r["stack"] == "ours" and r["model"] != "fp32-live"})
+    models = sorted({r["model"] for r in rows if r["stack"] == "ours" and not r["model"].endswith("-live")})
     strides = sorted({r["stride"] for r in rows if r["stack"] == "ours"})
     fig, axes = plt.subplots(len(models), len(strides), figsize=(4.2 * len(strides), 3.6 * len(models)),
                              squeeze=False, sharey=True)
@@ -173,11 +176,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--videos", nargs="+", default=list(VIDEOS))
     parser.add_argument("--int8", action="store_true", help="also the int8 model the converter produces")
     parser.add_argument("--live", action="store_true", help="also a live 'latest'-mode run of the pipeline")
+    parser.add_argument("--rect", action="store_true",
+                        help="judge rectangular inference (model.rect) instead: fp32 only, and the live run with it")
     parser.add_argument("--name", default="counting")
     args = parser.parse_args(argv)
+    if args.rect and args.int8:
+        parser.error("--rect judges the fp32 detector only; run --int8 without it")
 
     rows: List[dict] = []
-    models: List[tuple] = [("fp32", None)]
+    models: List[tuple] = [("fp32-rect" if args.rect else "fp32", None)]
     int8_info = None
     if args.int8:
         from benchmarks.bench_int8 import converted_model
@@ -188,9 +195,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     for video in args.videos:
         truth = load_truth(video)
         for name, path in models:
-            rows += evaluate(truth, name, path, args.strides)
+            rows += evaluate(truth, name, path, args.strides, rect=args.rect)
         if args.live and video == "vtest-video":
-            rows += live_run(truth)
+            rows += live_run(truth, rect=args.rect)
     summary = summarise(rows)
     losses = worse_than_peer(rows)
     for key, s in summary.items():
@@ -206,6 +213,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         "match_rule": "same direction within +-5 video frames, one-to-one, nearest first",
         "targets": {f"stride{k}": targets_for(k) for k in STRIDES},
         "int8_model": None if int8_info is None else {k: str(v) for k, v in int8_info.items()},
+        "rect": args.rect,
         "summary": summary, "worse_than_peer": losses, "rows": rows}
     path = write_result(args.name, payload)
     plot(rows, RESULTS_DIR / f"{args.name}.png")

@@ -5,7 +5,9 @@ decode, cv2.dnn.NMSBoxes) + the ``trackers`` package's ByteTrack + supervision's
 Ours: edge_runtime's Pipeline (native letterbox/decode/NMS, native-assisted ByteTracker, LineCounter).
 Same model file, same onnxruntime session options and thread count, every frame, same line. Ours is
 built from a config as ``edge-runtime run`` builds it (every tracker and counter default). With
-``--int8 MODEL`` ours also runs on the int8 detector, against the peer's fp32. Both stacks' line counts
+``--int8 MODEL`` ours also runs on the int8 detector, against the peer's fp32. ``--rect`` runs ours (both
+models) with rectangular inference (``model.rect``: 640x480 for these 4:3 frames, the peer keeps its
+square 640x640): a different amount of work, so its result goes to its own file. Both stacks' line counts
 are scored against the by-eye truth of the walkway line.
 
 Each side runs in its own process (so CPU time and peak RSS are its own), alternating order over
@@ -13,6 +15,7 @@ Each side runs in its own process (so CPU time and peak RSS are its own), altern
 within +-1 (the trackers differ, so ids and the odd crossing may too; see the JSON for per-side events).
 
     python -m benchmarks.bench_pipeline [--threads 2] [--rounds 5] [--model builtin:yolov8s-person] [--int8 M.onnx]
+        [--rect --name pipeline_rect]
 """
 
 from __future__ import annotations
@@ -103,7 +106,7 @@ def _run_peer(model: str, video: str, threads: int) -> Dict:
             "line_in": int(line.out_count), "line_out": int(line.in_count), "events": events}
 
 
-def _run_ours(model: str, video: str, threads: int, motion_gate: bool = False) -> Dict:
+def _run_ours(model: str, video: str, threads: int, motion_gate: bool = False, rect: bool = False) -> Dict:
     """The job as shipped: built from a config with every tracker and counter default (only the source,
     model, thread count and the walkway line are set), as ``edge-runtime run`` builds it."""
     from edge_runtime.runtime.build import build_pipeline
@@ -111,7 +114,7 @@ def _run_ours(model: str, video: str, threads: int, motion_gate: bool = False) -
 
     config = config_from_dict({
         "source": {"uri": video, "mode": "every", "motion_gate": motion_gate},
-        "model": {"path": model, "classes": [0], "threads": threads},
+        "model": {"path": model, "classes": [0], "threads": threads, "rect": rect},
         "lines": [{"name": "walkway", "start": list(LINE_START), "end": list(LINE_END)}],
         "output": {"db": "", "print_every_s": 0.0},
     })
@@ -140,8 +143,8 @@ def _walkway_truth() -> Dict[str, int]:
 
 
 def _worker(args: argparse.Namespace) -> None:
-    run = {"ours": _run_ours, "ours-int8": _run_ours, "peer": _run_peer,
-           "ours-gated": lambda *a: _run_ours(*a, motion_gate=True)}[args.worker]
+    run = {"ours": lambda *a: _run_ours(*a, rect=args.rect), "ours-int8": lambda *a: _run_ours(*a, rect=args.rect),
+           "peer": _run_peer, "ours-gated": lambda *a: _run_ours(*a, motion_gate=True, rect=args.rect)}[args.worker]
     t_cpu = time.process_time()
     result = run(args.model, args.video, args.threads)
     result["cpu_s"] = time.process_time() - t_cpu
@@ -180,6 +183,8 @@ def main() -> None:
                         help="also run ours with the motion gate, to measure its effect on CPU time and counts")
     parser.add_argument("--int8", help="also run ours with this int8 model (e.g. the one bench_int8 converts) "
                                        "against the peer's fp32")
+    parser.add_argument("--rect", action="store_true",
+                        help="ours with rectangular inference (model.rect); use with --name pipeline_rect")
     parser.add_argument("--worker", choices=["ours", "ours-int8", "peer", "ours-gated"], help=argparse.SUPPRESS)
     parser.add_argument("--video", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
@@ -202,8 +207,8 @@ def main() -> None:
                 out = Path(tmp) / f"{side}{k}.json"
                 side_model = int8 if side == "ours-int8" else model
                 subprocess.run([sys.executable, "-m", "benchmarks.bench_pipeline", "--worker", side, "--model",
-                                side_model, "--video", video, "--threads", str(args.threads), "--out", str(out)],
-                               check=True)
+                                side_model, "--video", video, "--threads", str(args.threads), "--out", str(out)]
+                               + (["--rect"] if args.rect else []), check=True)
                 runs[side].append(json.loads(out.read_text()))
                 print(f"round {k} {side}: {runs[side][-1]['frames'] / runs[side][-1]['wall_s']:.2f} fps", flush=True)
     ours, peer = _summarise(runs["ours"]), _summarise(runs["peer"])
@@ -214,6 +219,7 @@ def main() -> None:
         "question": "whole-job FPS and counts: edge-runtime Pipeline vs onnxruntime + Ultralytics example "
                     "pre/post + trackers ByteTrack + supervision LineZone, same model and threads",
         "model": Path(model).name, "frames": ours["frames"], "threads": args.threads, "rounds": args.rounds,
+        "ours_rect": args.rect,
         "fps_ratio_median": statistics.median(ratios), "fps_ratio_per_round": ratios,
         "line_counts_within_1": counts_agree, "ours": ours, "peer": peer,
         "walkway_truth": truth,

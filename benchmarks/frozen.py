@@ -76,13 +76,14 @@ def load_frozen(path: Path) -> FrozenDetections:
 
 
 def freeze(model: Path, video: Path, out: Path, *, threads: int = 2, conf: float = CONF_THRESHOLD,
-           classes: Optional[Sequence[int]] = None, progress: bool = True) -> FrozenDetections:
-    """Run the detector on every frame of ``video`` and write the result to ``out`` (atomically)."""
+           classes: Optional[Sequence[int]] = None, progress: bool = True, rect: bool = False) -> FrozenDetections:
+    """Run the detector on every frame of ``video`` and write the result to ``out`` (atomically);
+    ``rect`` runs it with rectangular inference (see :class:`~edge_runtime.vision.detector.Detector`)."""
     import cv2
 
     from edge_runtime.vision.detector import Detector
 
-    detector = Detector(model, threads=threads, conf_threshold=conf, classes=classes)
+    detector = Detector(model, threads=threads, conf_threshold=conf, classes=classes, rect=rect)
     capture = cv2.VideoCapture(str(video))
     fps = float(capture.get(cv2.CAP_PROP_FPS)) or 10.0
     boxes: List[np.ndarray] = []
@@ -120,21 +121,22 @@ def committed_path(video_asset: str, model_name: str = "yolov8s-person") -> Path
 
 
 def frozen_for(video_asset: str, model: Optional[Path] = None, *, model_name: str = "yolov8s-person",
-               threads: int = 2) -> FrozenDetections:
+               threads: int = 2, rect: bool = False) -> FrozenDetections:
     """Detections of a model on a built-in video: the committed file for the built-in fp32 detector,
-    else a cached run (made on first use) keyed by the model file's sha256."""
+    else a cached run (made on first use) keyed by the model file's sha256 (and ``rect``)."""
     from edge_runtime.assets import ensure
 
-    if model is None:
+    if model is None and not rect:
         path = committed_path(video_asset, model_name)
         if path.exists():
             return load_frozen(path)
         model = ensure(model_name)
+    model = ensure(model_name) if model is None else model
     video = ensure(video_asset)
-    out = CACHE_DIR / f"{video_asset}.{sha256_file(model)[:16]}.npz"
+    out = CACHE_DIR / f"{video_asset}.{sha256_file(model)[:16]}{'.rect' if rect else ''}.npz"
     if out.exists():
         return load_frozen(out)
-    return freeze(model, video, out, threads=threads)
+    return freeze(model, video, out, threads=threads, rect=rect)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

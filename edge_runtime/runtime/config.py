@@ -75,6 +75,7 @@ class ModelConfig:
     classes: Optional[List[int]] = None
     labels: Optional[List[str]] = None  # display names replacing the model's class names, in class order
     threads: int = _range(0, 256, default=0)  # 0 = from the budget
+    rect: bool = False  # letterbox to the frame's aspect (640x480 for 4:3): ~1/4 less inference, see Detector
 
 
 @dataclass(frozen=True)
