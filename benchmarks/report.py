@@ -11,6 +11,7 @@ Run: ``python -m benchmarks.report [--check] [--print]``
 from __future__ import annotations
 
 import argparse
+import statistics
 import json
 import sys
 from pathlib import Path
@@ -113,6 +114,26 @@ def row_pipeline(doc: Dict[str, Any]) -> List[List[str]]:
                      f"{_x(q8['fps_ratio_vs_peer_fp32_median'])} (rounds {min(r8):.2f}–{max(r8):.2f})",
                      f"≥ ×2.5 with an int8 dot product {_dot_mark(doc, q8['fps_ratio_vs_peer_fp32_median'] >= 2.5)}, counts "
                      f"±1 {_mark(abs(e['in']) <= 1 and abs(e['out']) <= 1)}"])
+    return rows
+
+
+def row_pipeline_rect(doc: Dict[str, Any]) -> List[List[str]]:
+    """The whole job with rectangular inference (ours at 640x480, the peer at its square 640x640)."""
+    p, err = doc["peer"], doc.get("count_error_vs_truth", {})
+    sides = [("fp32", doc["ours"], doc["fps_ratio_per_round"], err.get("ours"))]
+    if doc.get("int8"):
+        q8 = doc["int8"]
+        sides.append(("int8", q8["summary"], q8["fps_ratio_vs_peer_fp32_per_round"], err.get("ours-int8")))
+    rows = []
+    for model, o, ratios, e in sides:
+        counts = "" if e is None else f"; walkway in/out vs by-eye truth {e['in']:+d} / {e['out']:+d}"
+        rows.append([f"whole job, {model}, `model.rect = true` (ours 640×480, the peer 640×640), "
+                     f"{doc['rounds']} rounds (`bench_pipeline --rect`)",
+                     f"{o['fps_median']:.2f} fps, inference p50 {o['inference_ms_p50']:.0f} ms" + counts,
+                     f"{p['fps_median']:.2f} fps, inference p50 {p['inference_ms_p50']:.0f} ms",
+                     f"{_x(statistics.median(ratios))} (rounds {min(ratios):.2f}–{max(ratios):.2f})",
+                     "less work per frame, so reported, not judged; counts ±1 "
+                     + (_mark(abs(e["in"]) <= 1 and abs(e["out"]) <= 1) if e else "—")])
     return rows
 
 
@@ -256,7 +277,7 @@ def row_soak(doc: Dict[str, Any]) -> List[List[str]]:
 
 
 ROWS: List[tuple] = [
-    ("kernels", row_kernels), ("pipeline", row_pipeline), ("tracker", row_tracker), ("quant", row_quant),
+    ("kernels", row_kernels), ("pipeline", row_pipeline), ("pipeline_rect", row_pipeline_rect), ("tracker", row_tracker), ("quant", row_quant),
     ("int8", row_int8), ("llm", row_llm), ("cosched", lambda d: row_cosched(d, "fp32 detector")),
     ("cosched-int8", lambda d: row_cosched(d, "int8 detector")),
     ("cosched-cpus1", lambda d: row_cosched(d, "fp32 detector, pinned to 1 CPU")),

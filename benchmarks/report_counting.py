@@ -1,4 +1,5 @@
-"""Write README's counting section from ``benchmarks/results/counting.json`` and ``identity.json``.
+"""Write README's counting section from ``benchmarks/results/counting.json``, ``identity.json`` and
+``counting_rect.json``.
 
 Nothing in the section is typed by hand: run ``python -m benchmarks.report_counting`` after
 ``bench_counting`` and ``identity`` to refresh it (``--check`` exits 1 if README is out of date).
@@ -23,7 +24,7 @@ def _pr(s: dict) -> str:
     return f"P {s['precision']:.2f} / R {s['recall']:.2f}"
 
 
-def section(counting: dict, identity: Optional[dict]) -> List[str]:
+def section(counting: dict, identity: Optional[dict], rect: Optional[dict] = None) -> List[str]:
     summary = counting["summary"]
     machine = counting["machine"]
     lines = [
@@ -57,6 +58,28 @@ def section(counting: dict, identity: Optional[dict]) -> List[str]:
                       f"{live[0]['stride']:.1f}th frame on average): events P {tp / max(tp + fp, 1):.2f} / "
                       f"R {tp / max(tp + fn, 1):.2f}, {met}/{len(live)} lines and zones meeting the target of "
                       f"stride {judged} (the nearest; the stricter one at a tie)."]
+    if rect:
+        sr = rect["summary"]
+        def pr3(x: dict) -> str:
+            return f"P {x['precision']:.3f} / R {x['recall']:.3f}, {x['items_meeting_target']}/{x['items']}"
+
+        fixed = "; ".join(f"every {k}: {pr3(sr[f'fp32-rect/stride{k}/ours/all'])} "
+                          f"(square {pr3(summary[f'fp32/stride{k}/ours/all'])})"
+                          for k in (1, 2, 3, 4)
+                          if f"fp32-rect/stride{k}/ours/all" in sr and f"fp32/stride{k}/ours/all" in summary)
+        text = (f"Rectangular inference (`model.rect = true`; `python -m benchmarks.bench_counting --rect --live "
+                f"--name counting_rect` at {str(rect['machine'].get('git_sha', '?'))[:10]}), fp32, all truths, "
+                f"events and lines meeting target: {fixed}.")
+        rlive = [r for r in rect["rows"] if r["stack"] == "ours-live"]
+        if rlive:
+            from benchmarks.bench_counting import judged_stride
+
+            tp, fp, fn = (sum(r[k] for r in rlive) for k in ("tp", "fp", "fn"))
+            text += (f" Live as above, the detector now keeping up with every {rlive[0]['stride']:.2f}th frame: "
+                     f"events P {tp / max(tp + fp, 1):.2f} / R {tp / max(tp + fn, 1):.2f}, "
+                     f"{sum(r['meets_target'] for r in rlive)}/{len(rlive)} lines and zones meeting the target of "
+                     f"stride {judged_stride(rlive[0]['stride'])}.")
+        lines += ["", text]
     losses = counting.get("worse_than_peer", [])
     lines += ["", f"Lines and strides where our count error is larger than the peer's: {len(losses)}"
                   + (" (" + "; ".join(f"{x['item']} at stride {x['stride']} ({x['model']}): {x['ours_err']} vs "
@@ -87,11 +110,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     counting = json.loads((RESULTS_DIR / "counting.json").read_text())
     identity_path = RESULTS_DIR / "identity.json"
     identity = json.loads(identity_path.read_text()) if identity_path.exists() else None
+    rect_path = RESULTS_DIR / "counting_rect.json"
+    rect = json.loads(rect_path.read_text()) if rect_path.exists() else None
     text = README.read_text()
     a = text.index(START)
     a = text.index("\n", a) + 1
     b = text.index(END)
-    new = text[:a] + "\n".join(section(counting, identity)) + "\n" + text[b:]
+    new = text[:a] + "\n".join(section(counting, identity, rect)) + "\n" + text[b:]
     if args.check:
         return 0 if new == text else 1
     README.write_text(new)

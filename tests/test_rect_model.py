@@ -129,3 +129,23 @@ def test_rect_finds_the_same_people_as_square(model_path, vtest_frames):
     assert len(best) >= 100
     assert np.median(best) >= 0.97
     assert (best >= 0.7).mean() >= 0.97, sorted(best)[:10]
+
+
+def test_the_config_key_reaches_the_detector_and_its_clones():
+    from edge_runtime.runtime.build import build_pipeline
+    from edge_runtime.runtime.config import config_from_dict
+    from edge_runtime.runtime.supervisor import clone_detector
+
+    config = config_from_dict({
+        "source": {"uri": str(ensure("vtest-video")), "mode": "every"},
+        "model": {"path": "builtin:yolov8s-person", "classes": [0], "threads": 1, "rect": True},
+        "lines": [{"name": "walkway", "start": [400, 400], "end": [400, 150]}],
+        "output": {"db": "", "print_every_s": 0.0}})
+    pipeline = build_pipeline(config, quiet=True)
+    results = list(pipeline.frames(2))
+    assert len(results) == 2
+    detector = pipeline.detector
+    assert detector.rect and detector.input_hw == (480, 640) and detector.model_hw == (640, 640)
+    assert clone_detector(detector, threads=2).rect
+    with pytest.raises(Exception, match="model.rect"):
+        config_from_dict({"model": {"rect": "sometimes"}})
