@@ -149,3 +149,35 @@ def test_the_config_key_reaches_the_detector_and_its_clones():
     assert clone_detector(detector, threads=2).rect
     with pytest.raises(Exception, match="model.rect"):
         config_from_dict({"model": {"rect": "sometimes"}})
+
+
+def test_a_new_frame_size_gets_its_own_rectangle(model_path, vtest_frames):
+    det = Detector(model_path, threads=1, classes=[0], rect=True)
+    first = det(vtest_frames[3])
+    assert det.input_hw == (480, 640)
+    wide = cv2.resize(vtest_frames[3], (1280, 720))  # a camera that came back at 16:9
+    again = det(wide)
+    assert det.input_hw == (384, 640)  # 360 rows scaled, padded to a multiple of 32
+    assert len(again) >= len(first) - 2 and det(vtest_frames[3]) is not None and det.input_hw == (480, 640)
+
+
+def test_a_dynamic_input_model_just_takes_the_rectangle(tmp_path):
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, "h", "w"])
+    y = helper.make_tensor_value_info("output0", TensorProto.FLOAT, [1, 6, "n"])
+    weight = helper.make_tensor("weight", TensorProto.FLOAT, [6, 3, 8, 8], [0.0] * (6 * 3 * 8 * 8))
+    shape = helper.make_tensor("shape", TensorProto.INT64, [3], [1, 6, -1])
+    nodes = [helper.make_node("Conv", ["images", "weight"], ["c"], strides=[8, 8]),
+             helper.make_node("Reshape", ["c", "shape"], ["output0"])]
+    model = helper.make_model(helper.make_graph(nodes, "dynamic", [x], [y], [weight, shape]),
+                              opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    entry = model.metadata_props.add()
+    entry.key, entry.value = "names", "{0: 'a', 1: 'b'}"
+    path = tmp_path / "dynamic.onnx"
+    onnx.save(model, str(path))
+    det = Detector(path, threads=1, rect=True)
+    assert det.input_hw == (640, 640)
+    assert len(det(np.zeros((576, 768, 3), np.uint8))) == 0
+    assert det.input_hw == (480, 640) and det.model_hw == (640, 640)
