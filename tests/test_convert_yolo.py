@@ -457,3 +457,29 @@ def test_search_is_bounded_and_reports_unmet():
                             max_trials=3)
     result = search.run()
     assert not result.met and len(result.trials) == 3 and result.float_blocks == []
+
+
+@pytest.mark.slow
+def test_the_int8_model_runs_rectangular_like_fp32(assets, converted):
+    """A job with model.rect = true re-specialises the int8 model as it does the fp32 one (the decode tail
+    stays float), and the two still find the same walkers."""
+    from edge_runtime.vision.detector import Detector
+
+    model, video = assets
+    frame = _read_frames(video, [200])[0]
+    ref = Detector(model, threads=2, rect=True)(frame)
+    int8 = Detector(converted.path, threads=2, rect=True)
+    got = int8(frame)
+    assert int8.input_hw == (480, 640) and len(ref) >= 5
+    assert abs(len(got) - len(ref)) <= 1
+    match = match_frame(ref, got, 0.5)  # every fp32 walker has an int8 box, as at the square size
+    assert (match[ref.score >= 0.4] >= 0).all()
+
+
+def test_a_rect_conversion_is_measured_at_the_rectangle(tmp_path, assets):
+    # Two validation frames cannot meet the real budget: this checks where it is measured, not the budget.
+    result = convert_yolo_int8(assets[0], assets[1], tmp_path / "rect.onnx",
+                               _quick(rect=True, budget=Budget(0.5, 0.0)))
+    assert result.report.models[1].settings["measured_at"] == "480x640"
+    report = (tmp_path / "rect.report.md").read_text()
+    assert "measured_at=480x640" in report and "not measured: under rect the tail must stay float" in report
