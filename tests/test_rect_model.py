@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import logging
 
+import cv2
 import numpy as np
+import onnx  # the convert extra, which the test set-up installs
+import onnxruntime as ort
 import pytest
+from onnx import numpy_helper
 
 from edge_runtime.assets import ensure
 from edge_runtime.errors import ModelFormatError
 from edge_runtime.vision.detector import Detector
 from edge_runtime.vision.rect_model import anchor_tables, respecialise
-
-onnx = pytest.importorskip("onnx", reason="the rewrite needs the onnx package (the convert / dev extras)")
-ort = pytest.importorskip("onnxruntime")
-cv2 = pytest.importorskip("cv2")
 
 
 @pytest.fixture(scope="module")
@@ -58,8 +58,8 @@ def test_at_its_own_size_the_rewrite_changes_nothing(model_path):
     data = model_path.read_bytes()
     same = respecialise(data, (640, 640), where="builtin")
     before, after = onnx.load_from_string(data), onnx.load_from_string(same)
-    tensors = lambda m: {i.name: onnx.numpy_helper.to_array(i) for i in m.graph.initializer}  # noqa: E731
-    constants = lambda m: [onnx.numpy_helper.to_array(n.attribute[0].t)  # noqa: E731
+    tensors = lambda m: {i.name: numpy_helper.to_array(i) for i in m.graph.initializer}  # noqa: E731
+    constants = lambda m: [numpy_helper.to_array(n.attribute[0].t)  # noqa: E731
                            for n in m.graph.node if n.op_type == "Constant"]
     t0, t1 = tensors(before), tensors(after)
     assert t0.keys() == t1.keys() and all(np.array_equal(t0[k], t1[k]) for k in t0)
@@ -84,7 +84,7 @@ def test_a_size_off_the_stride_is_refused(model_path):
 
 def _with_unknown_box_sized_tensor(model_path, tmp_path):
     model = onnx.load(str(model_path))
-    model.graph.initializer.append(onnx.numpy_helper.from_array(np.ones((3, 8400), np.float32), "mystery"))
+    model.graph.initializer.append(numpy_helper.from_array(np.ones((3, 8400), np.float32), "mystery"))
     out = tmp_path / "mystery.onnx"
     onnx.save(model, str(out))
     return out
