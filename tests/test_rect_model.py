@@ -159,6 +159,9 @@ def test_a_new_frame_size_gets_its_own_rectangle(model_path, vtest_frames):
     again = det(wide)
     assert det.input_hw == (384, 640)  # 360 rows scaled, padded to a multiple of 32
     assert len(again) >= len(first) - 2 and det(vtest_frames[3]) is not None and det.input_hw == (480, 640)
+    det(cv2.resize(vtest_frames[3], (600, 600)))  # square frames: the model's own size again
+    assert det.input_hw == (640, 640)
+    assert det.timings.preprocess_ms < 100  # the re-specialisation is not counted as pre-processing
 
 
 def test_a_dynamic_input_model_just_takes_the_rectangle(tmp_path):

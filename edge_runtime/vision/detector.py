@@ -84,10 +84,12 @@ class Detector:
             frame into 640x480 instead of 640x640, a quarter less work per inference), as Ultralytics
             does in PyTorch. Off by default: the built-in detector was trained on square letterboxes
             and finds slightly fewer people this way (see README's counting results for the measured
-            cost); on a board where the detector is the bottleneck the third more frames can pay for it. A model with a dynamic input simply takes the smaller tensor; a fixed-size
-            YOLOv8 / YOLO11 export is re-specialised in memory for the frame size on its first frame
-            (:mod:`~edge_runtime.vision.rect_model`, about a second). A model that cannot be (another
-            head, the ``onnx`` package missing) runs at its own size, and the reason is logged once.
+            cost); on a board where the detector is the bottleneck the third more frames can pay for
+            it. A model with a dynamic input simply takes the smaller tensor; a fixed-size YOLOv8 /
+            YOLO11 export is re-specialised in memory for the frame size on its first frame
+            (:mod:`~edge_runtime.vision.rect_model`, about a second, not counted in ``timings``). A
+            model that cannot be (another head, the ``onnx`` package missing) runs at its own size,
+            and the reason is logged once.
 
     Raises:
         ModelFormatError: the file is missing, not ONNX, truncated, of an unsupported opset, names external
@@ -211,7 +213,9 @@ class Detector:
         target = ops.letterbox_geometry(frame_hw, self.model_hw, auto=True, stride=self.stride).out_hw
         if target == self.input_hw:
             return
-        if self._static_input:
+        if self._static_input and target == self.model_hw:  # e.g. square frames after 4:3 ones
+            self._use_session(self._load_own_size(), target)
+        elif self._static_input:
             from .rect_model import respecialise
 
             try:
@@ -261,10 +265,10 @@ class Detector:
             InputError: the frame is not (H, W, 3) uint8, or the model produced non-finite values.
         """
         frame = self._check_frame(frame)
-        t0 = time.perf_counter()
         size = frame.shape[:2]
         if size != self._fitted_for:
             self._fit_input(size)
+        t0 = time.perf_counter()
         # The padding depends on the frame size only: written once per size, not on every frame.
         info = ops.letterbox_into(frame, self._input, dst_hw=self.model_hw, auto=self.input_hw != self.model_hw,
                                   stride=self.stride, write_pad=size != self._padded_for)

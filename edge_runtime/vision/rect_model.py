@@ -70,7 +70,10 @@ def respecialise(model_bytes: bytes, hw: Tuple[int, int], *, where: str = "model
     top = max(STRIDES)
     if h < top or w < top or h % top or w % top:
         raise ModelFormatError(f"{where}: rectangular input must be positive multiples of {top}, got {h}x{w}")
-    model = onnx.load_from_string(model_bytes)
+    try:
+        model = onnx.load_from_string(model_bytes)
+    except Exception as exc:  # protobuf's DecodeError and friends: the file changed or is not ONNX
+        raise ModelFormatError(f"{where}: cannot be read for rewriting: {exc}") from exc
     if len(model.graph.input) != 1 or len(model.graph.output) < 1:
         raise ModelFormatError(f"{where}: expected one image input and a box output")
     dims = model.graph.input[0].type.tensor_type.shape.dim
