@@ -132,8 +132,8 @@ def live_run(truth: Truth, threads: int = 1, rect: bool = False) -> List[dict]:
     rows = []
     for item in truth.items:
         r = score(sorted(events[item.name]), item.events)
-        rows.append({"video": truth.video, "model": "fp32-rect-live" if rect else "fp32-live", "item": item.name, "kind": item.kind,
-                     "split": item.split, "stride": round(stride, 2), "stack": "ours-live", **r,
+        rows.append({"video": truth.video, "model": "fp32-rect-live" if rect else "fp32-live", "item": item.name,
+                     "kind": item.kind, "split": item.split, "stride": round(stride, 2), "stack": "ours-live", **r,
                      "meets_target": meets(r, judged_stride(stride))})
     return rows
 

@@ -130,7 +130,6 @@ def frozen_for(video_asset: str, model: Optional[Path] = None, *, model_name: st
         path = committed_path(video_asset, model_name)
         if path.exists():
             return load_frozen(path)
-        model = ensure(model_name)
     model = ensure(model_name) if model is None else model
     video = ensure(video_asset)
     out = CACHE_DIR / f"{video_asset}.{sha256_file(model)[:16]}{'.rect' if rect else ''}.npz"

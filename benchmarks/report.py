@@ -11,8 +11,8 @@ Run: ``python -m benchmarks.report [--check] [--print]``
 from __future__ import annotations
 
 import argparse
-import statistics
 import json
+import statistics
 import sys
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence
@@ -277,7 +277,8 @@ def row_soak(doc: Dict[str, Any]) -> List[List[str]]:
 
 
 ROWS: List[tuple] = [
-    ("kernels", row_kernels), ("pipeline", row_pipeline), ("pipeline_rect", row_pipeline_rect), ("tracker", row_tracker), ("quant", row_quant),
+    ("kernels", row_kernels), ("pipeline", row_pipeline), ("pipeline_rect", row_pipeline_rect),
+    ("tracker", row_tracker), ("quant", row_quant),
     ("int8", row_int8), ("llm", row_llm), ("cosched", lambda d: row_cosched(d, "fp32 detector")),
     ("cosched-int8", lambda d: row_cosched(d, "int8 detector")),
     ("cosched-cpus1", lambda d: row_cosched(d, "fp32 detector, pinned to 1 CPU")),

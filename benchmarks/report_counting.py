@@ -60,6 +60,7 @@ def section(counting: dict, identity: Optional[dict], rect: Optional[dict] = Non
                       f"stride {judged} (the nearest; the stricter one at a tie)."]
     if rect:
         sr = rect["summary"]
+
         def pr3(x: dict) -> str:
             return f"P {x['precision']:.3f} / R {x['recall']:.3f}, {x['items_meeting_target']}/{x['items']}"
 

@@ -319,7 +319,7 @@ class _Run:
             if detector.input_hw != self.fp32.input_hw:  # rect: a quantized head the rewrite refused
                 raise ModelFormatError(f"yolo int8: trial {self.trial_no} runs at {detector.input_hw} but fp32 at "
                                        f"{self.fp32.input_hw} (rect); cannot compare them: "
-                                       f"{detector._rect_refused}")
+                                       f"{detector.rect_refused}")
         finally:
             path.unlink(missing_ok=True)
         rep = agreement_at(dets, self.ref_val, self.opts.conf_threshold, self.opts.count_classes)

@@ -104,7 +104,7 @@ def test_the_detector_falls_back_to_the_models_size_and_says_why(model_path, tmp
         det(vtest_frames[1])
     assert det.input_hw == (640, 640) and len(people) > 0
     refusals = [r for r in caplog.records if "no rectangular inference" in r.getMessage()]
-    assert len(refusals) == 1 and "mystery" in refusals[0].getMessage()
+    assert len(refusals) == 1 and "mystery" in refusals[0].getMessage() and "mystery" in det.rect_refused
 
 
 def _iou(a, b):

@@ -234,6 +234,11 @@ class Detector:
         log.info("%s: %dx%d frames run at %dx%d (rectangular inference; the model's own size is %dx%d)",
                  self.path.name, frame_hw[0], frame_hw[1], target[0], target[1], *self.model_hw)
 
+    @property
+    def rect_refused(self) -> Optional[str]:
+        """Why this model runs at its own size although ``rect`` was asked for (None if it does not)."""
+        return self._rect_refused
+
     def _load_own_size(self):
         return _load_session(self.path, self.threads, self._spin)
 
