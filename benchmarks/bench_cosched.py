@@ -29,8 +29,10 @@ a new cgroup with 1.5 cores of bandwidth (root). The result then records ``auto`
 targets wherever ``fair`` or ``detection-first`` did.
 
 Run: ``python -m benchmarks.bench_cosched [--seconds 40] [--rounds 3] [--policies auto,detection-first,fair] [--model M.onnx
---name cosched-int8] [--cpus 1] [--cpu-quota 1.5]`` (``--model``: another detector, e.g. the int8 model ``bench_int8``
-converts).
+--name cosched-int8] [--cpus 1] [--cpu-quota 1.5] [--rect --target-fps 1.3]`` (``--model``: another detector, e.g. the
+int8 model ``bench_int8`` converts; ``--rect``: every detector with rectangular inference, ``model.rect``, 640x480 for
+these 4:3 frames; with ``--target-fps`` the square run's target, to ask whether the smaller frame lets chat keep its
+share at the same detection rate).
 """
 
 from __future__ import annotations
@@ -151,6 +153,8 @@ def _http_ask(base: str):
 
 #: The detector every run uses: "builtin:NAME" (a cached asset) or a path; set from ``--model``.
 MODEL = "builtin:yolov8s-person"
+#: Rectangular inference (``model.rect``) for every detector; set from ``--rect``.
+RECT = False
 
 
 def _model_path() -> Any:
@@ -159,7 +163,7 @@ def _model_path() -> Any:
 
 def run_solo_detection(seconds: float, cores: int) -> Trace:
     trace, stop = Trace(), threading.Event()
-    pipe = _pipeline(Detector(_model_path(), threads=cores, classes=[0]))
+    pipe = _pipeline(Detector(_model_path(), threads=cores, classes=[0], rect=RECT))
     t = threading.Thread(target=_drive, args=(pipe, trace, stop))
     t.start()
     time.sleep(seconds)
@@ -178,7 +182,7 @@ def run_solo_chat(chat: Chat, n_generations: int) -> Trace:
 def run_unmanaged(seconds: float) -> Trace:
     """Both libraries at their defaults, side by side."""
     trace, stop = Trace(), threading.Event()
-    detector = Detector(_model_path(), threads=None, spin=True, classes=[0])  # onnxruntime defaults
+    detector = Detector(_model_path(), threads=None, spin=True, classes=[0], rect=RECT)  # onnxruntime defaults
     chat = Chat(ensure("smollm2-135m"), n_ctx=1024)  # n_threads default: cpu_count // 2, as llama-cpp-python
     trace.t0 = time.monotonic()  # the clock starts once both models are loaded, as in the managed runs
     threads = [threading.Thread(target=_drive, args=(_pipeline(detector), trace, stop)),
@@ -196,7 +200,7 @@ def run_unmanaged(seconds: float) -> Trace:
 def run_managed(seconds: float, policy: str, target_fps: float, cores: int) -> Tuple[Trace, Dict[str, Any]]:
     config = config_from_dict({
         "source": {"uri": "builtin:vtest-video", "mode": "latest"},
-        "model": {"path": str(MODEL), "classes": [0]},
+        "model": {"path": str(MODEL), "classes": [0], "rect": RECT},
         "lines": [{"name": LINE[0], "start": list(LINE[1]), "end": list(LINE[2])}],
         "output": {"db": "", "print_every_s": 0.0},
         "budget": {"cores": cores, "policy": policy, "min_fps": target_fps},
@@ -267,7 +271,7 @@ def plot(traces: Dict[str, Trace], target_fps: float, solo_tps: float, path) -> 
 
 
 def main(argv: Optional[List[str]] = None) -> None:
-    global MODEL
+    global MODEL, RECT
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=40.0, help="length of each co-scheduled run")
     parser.add_argument("--policies", default="auto,detection-first,fair", help="managed runs, comma-separated")
@@ -279,10 +283,12 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument("--cpus", type=int, default=None, help="run on this process's first N CPUs (affinity)")
     parser.add_argument("--cpu-quota", type=float, default=None,
                         help="run inside a new cgroup with this CPU bandwidth in cores, e.g. 1.5 (needs root)")
+    parser.add_argument("--rect", action="store_true",
+                        help="rectangular inference (model.rect) for every detector: a smaller frame for 4:3 video")
     args = parser.parse_args(argv)
-    MODEL = args.model
+    MODEL, RECT = args.model, args.rect
     if args.name is None:
-        args.name = "cosched" + (f"-cpus{args.cpus}" if args.cpus else "") + (
+        args.name = "cosched" + ("-rect" if args.rect else "") + (f"-cpus{args.cpus}" if args.cpus else "") + (
             f"-quota{args.cpu_quota:g}" if args.cpu_quota else "")
     with contextlib.ExitStack() as limits:
         if args.cpus:
@@ -357,7 +363,8 @@ def _run(args: argparse.Namespace) -> None:
     plot(traces, target, solo_tps, png)
     path = write_result(args.name, {
         "question": "detection target at p95 and chat decode vs solo, managed vs unmanaged, one CPU",
-        "model": str(MODEL), "cores": cores, "target_fps": target, "solo_frame_s": solo_frame_s, "solo_inference_s": d_s,
+        "model": str(MODEL), "rect": RECT, "cores": cores, "target_fps": target, "solo_frame_s": solo_frame_s,
+        "solo_inference_s": d_s,
         "solo_tokens_per_s": solo_tps, "solo_chat_threads": chat_threads, "seconds_per_run": args.seconds,
         "rounds": args.rounds, "max_tokens": MAX_TOKENS,
         "runs": results, "limits": {"cpus": args.cpus, "cpu_quota": args.cpu_quota}, "auto": _auto_verdict(results),
