@@ -42,7 +42,7 @@ def test_splits_per_policy_on_two_cores() -> None:
         idle = Scheduler(2, policy).split(chat_active=False)
         assert (idle.detector_threads, idle.pace_fps, idle.chat_yields) == (2, None, False)  # chat idle: all to detection
     df = Scheduler(2, "detection-first", min_fps=3).split(True)
-    assert (df.detector_threads, df.chat_threads, df.chat_yields) == (2, 1, True)
+    assert (df.detector_threads, df.chat_threads, df.chat_yields) == (2, 2, True)  # halving chat costs more than stalls
     assert df.pace_fps == pytest.approx(3.0 * PACE_HEADROOM)  # a little above the target: it holds at p95
     fair = Scheduler(2, "fair").split(True)
     assert (fair.detector_threads, fair.chat_threads, fair.pace_fps, fair.chat_yields) == (1, 1, None, False)
@@ -52,6 +52,15 @@ def test_splits_per_policy_on_two_cores() -> None:
     assert cf.pace_fps == pytest.approx(1.5 * PACE_HEADROOM)
     assert Scheduler(2, "fair").detector_thread_counts() == (2, 1)
     assert Scheduler(2, "detection-first").detector_thread_counts() == (2,)
+
+
+def test_time_slicing_leaves_one_core_to_the_pipeline_on_three_or_more(monkeypatch) -> None:
+    import edge_runtime.runtime.scheduler as scheduler
+
+    monkeypatch.setattr(scheduler, "usable_cpus", lambda: tuple(range(8)))  # a board with eight CPUs
+    for cores, chat_n in ((3, 2), (4, 3), (8, 7)):
+        split = Scheduler(cores, "detection-first", min_fps=2).split(True)
+        assert (split.detector_threads, split.chat_threads, split.chat_yields) == (cores, chat_n, True)
 
 
 def test_one_core_always_time_slices() -> None:

@@ -18,7 +18,8 @@ is running). While chat is active the policy decides:
 
 ``detection-first`` — time slicing. Detection keeps its target (``min_fps``, or
 ``1 / max_frame_age_s`` when that is set) and chat gets the time that is left. Both run with every
-core (chat all but one, see :meth:`Scheduler.split`), but never at the same time: before a frame's inference the pipeline raises "frame due", the chat
+core (chat on three or more leaves one, see :meth:`Scheduler.split`), but never at the same time: before a
+frame's inference the pipeline raises "frame due", the chat
 generation parks after its current token (the ``between_tokens`` hook, called with the model lock
 held), the frame runs on all cores, and chat resumes. Between frames detection is paced to the
 target plus :data:`PACE_HEADROOM` (frame intervals jitter with the source and the token in flight;
@@ -227,11 +228,14 @@ class Scheduler:
         if not active:
             return Split(self.cores, self.cores, every, every, None, False)
         if self.policy is Policy.DETECTION_FIRST or self.cores == 1:
-            # Time slicing (and the only option on one core): one side at a time. Chat leaves one core
-            # to the source's decoder thread and the pipeline's own Python work, which keep running
-            # while it decodes: llama.cpp's workers meet at a barrier after every matrix product, so
-            # one descheduled worker stalls them all.
-            return Split(self.cores, max(1, self.cores - 1), every, every, self.target_fps * PACE_HEADROOM, True)
+            # Time slicing (and the only option on one core): one side at a time. The source's decoder
+            # thread and the pipeline's own Python work keep running while chat decodes, and llama.cpp's
+            # workers meet at a barrier after every matrix product, so one descheduled worker stalls them
+            # all: on three or more cores chat leaves one core to that work. On two, leaving one would
+            # halve chat; with both threads it kept 0.70x its solo speed against 0.56x with one
+            # (bench_cosched --rect --target-fps 1.3, 3 interleaved rounds each, 2-core x86-64).
+            chat_n = self.cores if self.cores <= 2 else self.cores - 1
+            return Split(self.cores, chat_n, every, every, self.target_fps * PACE_HEADROOM, True)
         chat_n = self.cores // 2
         det_n = self.cores - chat_n
         pace = self.target_fps * PACE_HEADROOM if self.policy is Policy.CHAT_FIRST else None
