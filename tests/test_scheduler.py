@@ -14,7 +14,7 @@ import pytest
 
 from edge_runtime.errors import ConfigError
 from edge_runtime.runtime.config import BudgetConfig
-from edge_runtime.runtime.scheduler import PACE_HEADROOM, Policy, Scheduler, pin_thread, usable_cpus
+from edge_runtime.runtime.scheduler import PACE_HEADROOM, Policy, Scheduler, choose_policy, pin_thread, usable_cpus
 
 CPUS = usable_cpus()
 TWO = len(CPUS) >= 2
@@ -240,6 +240,20 @@ def test_auto_policy_picks_fair_only_when_the_detector_share_holds_the_target():
     assert choose_policy(2, 3.0, 3.0 * PACE_HEADROOM - 0.01) is Policy.DETECTION_FIRST
     assert choose_policy(1, 1.0, 100.0) is Policy.DETECTION_FIRST  # one core: time slicing only
     assert choose_policy(4, 3.0, float("nan")) is Policy.DETECTION_FIRST
+
+
+def test_auto_policy_time_slices_when_the_frames_leave_chat_most_of_the_machine():
+    from edge_runtime.runtime.scheduler import SLICE_CHAT_SHARE, time_slice_chat_share
+
+    # 1 fps paced at 1.15 fps of a detector doing 10 fps on all cores leaves chat 88.5 % of the machine.
+    assert time_slice_chat_share(1.0, 10.0) == pytest.approx(1 - 1.15 / 10)
+    assert time_slice_chat_share(1.0, 0.0) == 0.0 and time_slice_chat_share(5.0, 2.0) == 0.0
+    assert choose_policy(2, 1.0, 4.0, all_fps=10.0) is Policy.DETECTION_FIRST
+    # The measured rect case: 1.3 fps with 7.2 fps on both cores leaves 0.79: fair keeps its own core.
+    assert time_slice_chat_share(1.3, 7.2) < SLICE_CHAT_SHARE
+    assert choose_policy(2, 1.3, 3.9, all_fps=7.2) is Policy.FAIR
+    assert choose_policy(2, 1.0, 4.0) is Policy.FAIR  # all cores not measured: the share test alone
+    assert choose_policy(1, 1.0, 100.0, all_fps=100.0) is Policy.DETECTION_FIRST
 
 
 def test_auto_is_the_default_and_plans_as_detection_first_until_measured():

@@ -10,8 +10,8 @@ mask and cgroup quota, v1 or v2). The cores actually used are the first ``cores`
 affinity mask.
 
 ``budget.policy = "auto"`` (the default) picks ``fair`` or ``detection-first`` at start-up by measuring
-the detector on ``fair``'s share of the cores, scaled down by a cgroup CPU quota smaller than the budget
-(:func:`choose_policy`).
+the detector on all the cores and on ``fair``'s share of them, the latter scaled down by a cgroup CPU quota
+smaller than the budget (:func:`choose_policy`).
 
 Two states: **chat idle** (detection may use every core, free-running) and **chat active** (a generation
 is running). While chat is active the policy decides:
@@ -62,7 +62,8 @@ from typing import Dict, Iterator, Optional, Tuple
 
 from ..errors import ConfigError
 
-__all__ = ["PACE_HEADROOM", "Policy", "Split", "Scheduler", "usable_cpus", "pin_thread", "choose_policy",
+__all__ = ["PACE_HEADROOM", "SLICE_CHAT_SHARE", "Policy", "Split", "Scheduler", "usable_cpus", "pin_thread",
+           "choose_policy", "time_slice_chat_share",
            "fair_detector_threads", "fair_share_fps"]
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,10 @@ log = logging.getLogger(__name__)
 #: Pacing runs this much above the detection target so that the target holds at the 95th percentile,
 #: not only on average: the interval between frames varies by a token's time and the source's timing.
 PACE_HEADROOM = 1.15
+#: ``auto`` prefers time slicing when it leaves chat at least this share of its solo speed. ``fair`` runs chat on
+#: half the cores, which kept it at 0.60-0.73x its solo speed on 2 cores (``bench_cosched``), so time slicing
+#: that leaves 0.8 gives chat more while still holding the detection target.
+SLICE_CHAT_SHARE = 0.8
 
 class Policy(str, enum.Enum):
     """How detection and chat share the cores while a chat generation runs (see the module docs)."""
@@ -97,13 +102,24 @@ def fair_share_fps(cores: int, share_fps: float, quota_cores: Optional[float] = 
     return share_fps
 
 
-def choose_policy(cores: int, target_fps: float, share_fps: float, quota_cores: Optional[float] = None) -> Policy:
+def time_slice_chat_share(target_fps: float, all_fps: float) -> float:
+    """Chat's share of the machine under ``detection-first``: what the frames, paced at the target plus
+    :data:`PACE_HEADROOM`, leave of it, from the detector's rate alone on every core (0 if unknown)."""
+    if not all_fps > 0:
+        return 0.0
+    return max(0.0, 1.0 - target_fps * PACE_HEADROOM / all_fps)
+
+
+def choose_policy(cores: int, target_fps: float, share_fps: float, quota_cores: Optional[float] = None,
+                  all_fps: Optional[float] = None) -> Policy:
     """The policy ``budget.policy = "auto"`` picks, from a measurement made at start-up.
 
-    ``fair`` gives chat cores of its own, so it keeps chat near its solo speed; it is chosen when the
-    detector, on the share of cores ``fair`` leaves it, still runs at the target with the pacing headroom
-    (``fair_share_fps(...) >= target_fps * PACE_HEADROOM``). Otherwise only time slicing can hold the
-    target: ``detection-first`` (also the only choice on one core).
+    Time slicing (``detection-first``) is chosen when the frames leave chat at least
+    :data:`SLICE_CHAT_SHARE` of the machine (:func:`time_slice_chat_share`): a fast detector or a low target.
+    Otherwise ``fair``, which gives chat cores of its own, is chosen when the detector, on the share of cores
+    ``fair`` leaves it, still runs at the target with the pacing headroom (``fair_share_fps(...) >=
+    target_fps * PACE_HEADROOM``). Otherwise only time slicing can hold the target: ``detection-first``
+    (also the only choice on one core).
 
     Args:
         cores: the budget.
@@ -111,8 +127,14 @@ def choose_policy(cores: int, target_fps: float, share_fps: float, quota_cores: 
         share_fps: measured frames/s of the detector alone on :func:`fair_detector_threads` threads (a
             slow percentile, not the mean: the target holds at p95).
         quota_cores: the cgroup CPU quota in cores (:func:`~edge_runtime.runtime.cpus.cpu_quota`), if any.
+        all_fps: measured frames/s of the detector alone on all ``cores`` threads (same percentile); None =
+            not measured (the time-slicing test is skipped).
     """
-    if cores < 2 or not fair_share_fps(cores, share_fps, quota_cores) >= target_fps * PACE_HEADROOM:
+    if cores < 2:
+        return Policy.DETECTION_FIRST
+    if all_fps is not None and time_slice_chat_share(target_fps, all_fps) >= SLICE_CHAT_SHARE:
+        return Policy.DETECTION_FIRST
+    if not fair_share_fps(cores, share_fps, quota_cores) >= target_fps * PACE_HEADROOM:
         return Policy.DETECTION_FIRST
     return Policy.FAIR
 

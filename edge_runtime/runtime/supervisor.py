@@ -313,7 +313,7 @@ class Supervisor:
         base = pipeline.detector
         make = make_detector or (lambda n: clone_detector(base, n))
         if config.budget.policy == "auto" and config.chat.enabled:
-            self._choose_policy(make)
+            self._choose_policy(make, base if make_detector is None else None)
         self.detector = ManagedDetector(make, self.scheduler, stuck_timeout_s=stuck_timeout_s, metrics=self.metrics,
                                         first=base if make_detector is None else None)
         pipeline.detector = self.detector  # type: ignore[assignment]
@@ -383,20 +383,20 @@ class Supervisor:
         self.metrics.add_gauge("source_reconnect_attempts_total", lambda: float(stats.reconnect_attempts))
         self.metrics.add_gauge("source_stuck_reads_total", lambda: float(stats.stuck_reads))
 
-    def _choose_policy(self, make: Callable[[int], Any], frames: int = 6) -> None:
-        """Resolve ``budget.policy = "auto"``: time the detector on fair's share of the cores."""
+    def _choose_policy(self, make: Callable[[int], Any], base: Any = None, frames: int = 6) -> None:
+        """Resolve ``budget.policy = "auto"``: time the detector on fair's share of the cores and on all of
+        them (``base``, the job's own detector, when it already has that many threads)."""
         import numpy as np
 
         from .cpus import cpu_quota
-        from .scheduler import choose_policy, fair_detector_threads, fair_share_fps
+        from .scheduler import choose_policy, fair_detector_threads, fair_share_fps, time_slice_chat_share
 
         cores = self.scheduler.cores
         quota = cpu_quota()
         threads = fair_detector_threads(cores)
-        share_fps = 0.0
-        if cores >= 2:
-            detector = make(threads)
-            image = np.random.default_rng(0).integers(0, 255, (480, 640, 3), dtype=np.uint8)
+        image = np.random.default_rng(0).integers(0, 255, (480, 640, 3), dtype=np.uint8)
+
+        def fps_p90(detector: Any) -> float:
             times = []
             for i in range(frames + 2):
                 t0 = time.perf_counter()
@@ -404,16 +404,25 @@ class Supervisor:
                 if i >= 2:  # two warm-up calls
                     times.append(time.perf_counter() - t0)
             times.sort()
-            share_fps = 1.0 / times[min(len(times) - 1, int(0.9 * len(times)))]  # the slow end (p90)
-        policy = choose_policy(cores, self.scheduler.target_fps, share_fps, quota)
+            return 1.0 / times[min(len(times) - 1, int(0.9 * len(times)))]  # the slow end (p90)
+
+        share_fps = all_fps = 0.0
+        if cores >= 2:
+            share_fps = fps_p90(make(threads))
+            all_fps = fps_p90(base if getattr(base, "threads", None) == cores else make(cores))
+        target = self.scheduler.target_fps
+        policy = choose_policy(cores, target, share_fps, quota, all_fps=all_fps)
         expected = fair_share_fps(cores, share_fps, quota)
+        slice_share = time_slice_chat_share(target, all_fps)
         self.policy_choice = {"policy": policy.value, "cores": cores, "detector_threads": threads,
                               "detector_fps_p90": share_fps, "cpu_quota": quota, "fair_detector_fps": expected,
-                              "target_fps": self.scheduler.target_fps}
-        log.info("budget.policy auto -> %s (detector on %d of %d cores: %.2f fps at p90%s, target %.2f)",
+                              "all_cores_detector_fps_p90": all_fps, "time_slice_chat_share": slice_share,
+                              "target_fps": target}
+        log.info("budget.policy auto -> %s (detector on %d of %d cores: %.2f fps at p90%s; on all: %.2f fps, "
+                 "time slicing would leave chat %.0f %%; target %.2f)",
                  policy.value, threads, cores, share_fps,
                  f", {expected:.2f} under the {quota:g}-core quota" if expected != share_fps else "",
-                 self.scheduler.target_fps)
+                 all_fps, 100 * slice_share, target)
         self.scheduler = Scheduler.from_config(self.config.budget, policy=policy)
 
     # ------------------------------------------------------------------------------------- running
