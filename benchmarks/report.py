@@ -284,6 +284,7 @@ ROWS: List[tuple] = [
     ("cosched-cpus1", lambda d: row_cosched(d, "fp32 detector, pinned to 1 CPU")),
     ("cosched-quota1.5", lambda d: row_cosched(d, "fp32 detector, 1.5-core cgroup quota")),
     ("cosched-rect", lambda d: row_cosched(d, "fp32 detector, rectangular inference (640x480)")),
+    ("cosched-int8-rect", lambda d: row_cosched(d, "int8 detector, rectangular inference (640x480)")),
     ("grounding", row_grounding),
     ("mqtt", row_mqtt), ("link", row_link), ("dashboard", row_dashboard), ("soak", row_soak),
 ]
