@@ -254,8 +254,8 @@ class Scheduler:
             # thread and the pipeline's own Python work keep running while chat decodes, and llama.cpp's
             # workers meet at a barrier after every matrix product, so one descheduled worker stalls them
             # all: on three or more cores chat leaves one core to that work. On two, leaving one would
-            # halve chat; with both threads it kept 0.70x its solo speed against 0.56x with one
-            # (bench_cosched --rect --target-fps 1.3, 3 interleaved rounds each, 2-core x86-64).
+            # halve chat; with both threads it decoded 88 tokens/s against 64 with one (benchmarks/results/
+            # cosched-rect.json at e12596f and, in the history, at 4576024; 2-core x86-64).
             chat_n = self.cores if self.cores <= 2 else self.cores - 1
             return Split(self.cores, chat_n, every, every, self.target_fps * PACE_HEADROOM, True)
         chat_n = self.cores // 2
