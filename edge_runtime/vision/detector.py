@@ -16,7 +16,7 @@ from typing import Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from ..errors import InputError, ModelFormatError
+from ..errors import BackendUnavailableError, InputError, ModelFormatError
 from . import ops
 from .detections import Detections
 from .model_meta import _MAX_CLASSES, ModelMeta, parse_model_meta
@@ -45,6 +45,20 @@ class DetectorTimings:
         return self.preprocess_ms + self.postprocess_ms
 
 
+def _with_fast_dfl(path: Path, model_bytes: Optional[bytes]) -> Optional[bytes]:
+    """The model with its DFL softmax on every core (:mod:`.dfl_rewrite`), or None to load it as it is:
+    no such head, the ``onnx`` package missing, or a file that cannot be read for rewriting (onnxruntime
+    then reports what is wrong with it)."""
+    from .dfl_rewrite import rewrite_dfl
+
+    try:
+        data = path.read_bytes() if model_bytes is None else model_bytes
+        return rewrite_dfl(data, where=str(path))
+    except (ModelFormatError, BackendUnavailableError, OSError) as exc:
+        log.debug("%s: DFL head left as exported: %s", path.name, exc)
+        return None
+
+
 def _load_session(path: Path, threads: Optional[int], spin: bool, model_bytes: Optional[bytes] = None):
     """An onnxruntime session on ``path`` (or on ``model_bytes``, a rewritten copy of it)."""
     import onnxruntime as ort
@@ -58,8 +72,15 @@ def _load_session(path: Path, threads: Optional[int], spin: bool, model_bytes: O
     # Spinning worker threads burn a core while waiting; on a shared board that steals from the LLM.
     options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
     options.log_severity_level = 3
+    source = str(path) if model_bytes is None else model_bytes
+    faster = _with_fast_dfl(path, model_bytes)
+    if faster is not None:
+        try:
+            return ort.InferenceSession(faster, options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # the rewrite is an optimisation: the model as given still runs
+            log.warning("%s: the rewritten DFL head did not load (%s); running the model as exported",
+                        path.name, str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
     try:
-        source = str(path) if model_bytes is None else model_bytes
         return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own pybind11 exception types; wrap them all here
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
