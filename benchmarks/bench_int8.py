@@ -139,7 +139,10 @@ def main(argv=None) -> int:
                         compared="on the first frame: every fp32 person at confidence >= 0.4 has an int8 box at IoU "
                                  ">= 0.5; the count agreement on held-out frames is measured separately")
         tensor, _ = ops.letterbox(heldout[0], fp32.input_hw, stride=fp32.stride)
-        s32, s8 = open_session(model, threads=threads), open_session(conv["path"], threads=threads)
+        # Spinning off, as the detector runs: the two sessions take turns, and a pool left spinning after
+        # its call would take the cores from the other side's next call.
+        s32 = open_session(model, threads=threads, spin=False)
+        s8 = open_session(conv["path"], threads=threads, spin=False)
         name32, name8 = s32.get_inputs()[0].name, s8.get_inputs()[0].name
         model_only = compare(f"model only, {threads} thread(s)", lambda: s8.run(None, {name8: tensor})[0],
                              lambda: s32.run(None, {name32: tensor})[0],

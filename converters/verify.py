@@ -204,13 +204,17 @@ def _ort():
     return onnxruntime
 
 
-def open_session(model: Union[str, Path, bytes], *, threads: int = 1, optimize: bool = True):
+def open_session(model: Union[str, Path, bytes], *, threads: int = 1, optimize: bool = True,
+                 spin: bool = True):
     """An ONNX Runtime CPU session with explicit threads, for verification and latency.
 
     Args:
         model: path to an ``.onnx`` file, or its serialized bytes.
         threads: intra-op threads (>= 1); inter-op is 1 (sequential execution).
         optimize: enable all graph optimizations (as deployment would); False keeps the graph as is.
+        spin: let idle worker threads spin (onnxruntime's default). Turn it off to time sessions as the
+            runtime's detector runs them, or when two sessions take turns on the same cores: a spinning
+            pool keeps burning the cores the other one is about to use.
 
     Raises:
         ModelFormatError: the file is missing, is not ONNX, is corrupt, or ONNX Runtime rejects it.
@@ -231,6 +235,7 @@ def open_session(model: Union[str, Path, bytes], *, threads: int = 1, optimize: 
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.log_severity_level = 3
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
     options.graph_optimization_level = (ort.GraphOptimizationLevel.ORT_ENABLE_ALL if optimize
                                         else ort.GraphOptimizationLevel.ORT_DISABLE_ALL)
     try:
