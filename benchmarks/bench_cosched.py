@@ -176,14 +176,29 @@ def run_solo_detection(seconds: float, cores: int) -> Trace:
 
 
 def run_solo_chat(seconds: float, threads: int) -> Trace:
-    """The chat script alone for ``seconds`` (at least one pass over the questions), ``threads`` threads."""
-    chat = Chat(ensure("smollm2-135m"), n_ctx=1024, n_threads=threads)
+    """The chat script alone for ``seconds`` (at least one pass over the questions), ``threads`` threads.
+
+    It runs on a thread of its own that ends with the run, as the chat server's worker does. llama.cpp
+    here is built with OpenMP, and libgomp keeps a pool of workers for every live thread that has
+    decoded; once its pools hold more threads than there are CPUs it stops spin-waiting at barriers. A
+    pool left on the main thread would slow every later two-thread chat in this process.
+    """
     trace = Trace()
-    i = 0
-    while i < len(QUESTIONS) or time.monotonic() - trace.t0 < seconds:
-        trace.gen(_local_ask(chat)(QUESTIONS[i % len(QUESTIONS)]))
-        i += 1
-    chat.close()
+
+    def work() -> None:
+        chat = Chat(ensure("smollm2-135m"), n_ctx=1024, n_threads=threads)
+        trace.t0 = time.monotonic()
+        i = 0
+        try:
+            while i < len(QUESTIONS) or time.monotonic() - trace.t0 < seconds:
+                trace.gen(_local_ask(chat)(QUESTIONS[i % len(QUESTIONS)]))
+                i += 1
+        finally:
+            chat.close()
+
+    worker = threading.Thread(target=work, name="solo-chat")
+    worker.start()
+    worker.join()
     return trace
 
 
