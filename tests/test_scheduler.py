@@ -243,15 +243,17 @@ def test_auto_policy_picks_fair_only_when_the_detector_share_holds_the_target():
 
 
 def test_auto_policy_time_slices_when_the_frames_leave_chat_most_of_the_machine():
-    from edge_runtime.runtime.scheduler import SLICE_CHAT_SHARE, time_slice_chat_share
+    from edge_runtime.runtime.scheduler import SLICE_CHAT_SHARE, SLICE_FRAME_COST, time_slice_chat_share
 
-    # 1 fps paced at 1.15 fps of a detector doing 10 fps on all cores leaves chat 88.5 % of the machine.
-    assert time_slice_chat_share(1.0, 10.0) == pytest.approx(1 - 1.15 / 10)
+    # 1 fps paced at 1.15 fps of a detector doing 10 fps on all cores, each frame costing chat 1.6 frame
+    # times, leaves chat 81.6 % of the machine.
+    assert SLICE_FRAME_COST == 1.6
+    assert time_slice_chat_share(1.0, 10.0) == pytest.approx(1 - 1.15 * 1.6 / 10)
     assert time_slice_chat_share(1.0, 0.0) == 0.0 and time_slice_chat_share(5.0, 2.0) == 0.0
     assert choose_policy(2, 1.0, 4.0, all_fps=10.0) is Policy.DETECTION_FIRST
-    # The measured rect case: 1.3 fps with 7.2 fps on both cores leaves 0.79: fair keeps its own core.
-    assert time_slice_chat_share(1.3, 7.2) < SLICE_CHAT_SHARE
-    assert choose_policy(2, 1.3, 3.9, all_fps=7.2) is Policy.FAIR
+    # The fp32 detector at 2 fps with 15 fps on both cores leaves 0.75: fair keeps chat its own core.
+    assert time_slice_chat_share(2.0, 15.0) < SLICE_CHAT_SHARE
+    assert choose_policy(2, 2.0, 8.0, all_fps=15.0) is Policy.FAIR
     assert choose_policy(2, 1.0, 4.0) is Policy.FAIR  # all cores not measured: the share test alone
     assert choose_policy(1, 1.0, 100.0, all_fps=100.0) is Policy.DETECTION_FIRST
 

@@ -62,7 +62,7 @@ from typing import Dict, Iterator, Optional, Tuple
 
 from ..errors import ConfigError
 
-__all__ = ["PACE_HEADROOM", "SLICE_CHAT_SHARE", "Policy", "Split", "Scheduler", "usable_cpus", "pin_thread",
+__all__ = ["PACE_HEADROOM", "SLICE_CHAT_SHARE", "SLICE_FRAME_COST", "Policy", "Split", "Scheduler", "usable_cpus", "pin_thread",
            "choose_policy", "time_slice_chat_share",
            "fair_detector_threads", "fair_share_fps"]
 
@@ -76,6 +76,12 @@ PACE_HEADROOM = 1.15
 #: half the cores, which kept it at 0.60-0.73x its solo speed on 2 cores (``bench_cosched``), so time slicing
 #: that leaves 0.8 gives chat more while still holding the detection target.
 SLICE_CHAT_SHARE = 0.8
+#: What each frame costs chat under time slicing, in units of the detector's frame time alone on every core.
+#: More than one: chat first finishes its token and parks, the model call right after a token runs slower
+#: than alone (caches and the other pool's threads), and chat's pool has to wake again. ``bench_cosched``
+#: measured 1.2-1.8 (chat's loss under ``detection-first`` over ``fps x headroom x frame time``) across three
+#: detector / target pairs; 1.6 is their median.
+SLICE_FRAME_COST = 1.6
 
 class Policy(str, enum.Enum):
     """How detection and chat share the cores while a chat generation runs (see the module docs)."""
@@ -104,10 +110,11 @@ def fair_share_fps(cores: int, share_fps: float, quota_cores: Optional[float] = 
 
 def time_slice_chat_share(target_fps: float, all_fps: float) -> float:
     """Chat's share of the machine under ``detection-first``: what the frames, paced at the target plus
-    :data:`PACE_HEADROOM`, leave of it, from the detector's rate alone on every core (0 if unknown)."""
+    :data:`PACE_HEADROOM` and each costing :data:`SLICE_FRAME_COST` frame times, leave of it, from the
+    detector's rate alone on every core (0 if unknown)."""
     if not all_fps > 0:
         return 0.0
-    return max(0.0, 1.0 - target_fps * PACE_HEADROOM / all_fps)
+    return max(0.0, 1.0 - target_fps * PACE_HEADROOM * SLICE_FRAME_COST / all_fps)
 
 
 def choose_policy(cores: int, target_fps: float, share_fps: float, quota_cores: Optional[float] = None,
