@@ -79,7 +79,7 @@ SLICE_CHAT_SHARE = 0.8
 #: What each frame costs chat under time slicing, in units of the detector's frame time alone on every core.
 #: More than one: chat first finishes its token and parks, the model call right after a token runs slower
 #: than alone (caches and the other pool's threads), and chat's pool has to wake again. ``bench_cosched``
-#: measured 1.2-1.8 (chat's loss under ``detection-first`` over ``fps x headroom x frame time``) across three
+#: measured 1.2-2.0 (chat's loss under ``detection-first`` over ``fps x headroom x frame time``) across three
 #: detector / target pairs; 1.6 is their median.
 SLICE_FRAME_COST = 1.6
 
