@@ -139,3 +139,14 @@ def test_the_detector_finds_the_same_people_with_and_without_it(model_path, vtes
         assert len(a) == len(b) > 0
         assert np.abs(a.xyxy - b.xyxy).max() < 1e-2  # frame pixels (input pixels / scale)
         assert np.array_equal(a.score, b.score)
+
+
+def test_a_malformed_weight_is_refused_precisely_and_the_detector_loads_the_file_as_it_is(tmp_path):
+    model = _dfl_graph(17)
+    weight = next(i for i in model.graph.initializer if i.name == "w")
+    weight.raw_data = b"\x00" * 7  # 7 bytes for 16 floats
+    path = tmp_path / "broken.onnx"
+    path.write_bytes(model.SerializeToString())
+    with pytest.raises(ModelFormatError, match="tensor 'w' cannot be read"):
+        rewrite_dfl(path.read_bytes(), where="broken.onnx")
+    assert detector_module._with_fast_dfl(path, None) is None

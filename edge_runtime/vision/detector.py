@@ -57,6 +57,10 @@ def _with_fast_dfl(path: Path, model_bytes: Optional[bytes]) -> Optional[bytes]:
     except (ModelFormatError, BackendUnavailableError, OSError) as exc:
         log.debug("%s: DFL head left as exported: %s", path.name, exc)
         return None
+    except Exception as exc:  # a malformed tensor inside the pattern: the optimisation is skipped, and
+        # loading the file as it is reports what is wrong with it
+        log.debug("%s: DFL head left as exported (%s: %s)", path.name, type(exc).__name__, exc)
+        return None
 
 
 def _load_session(path: Path, threads: Optional[int], spin: bool, model_bytes: Optional[bytes] = None):

@@ -55,7 +55,7 @@ def rewrite_dfl(model_bytes: bytes, *, where: str = "model") -> Optional[bytes]:
     weights live outside the file is left alone (None), since it is rebuilt in memory.
 
     Raises:
-        ModelFormatError: ``model_bytes`` is not ONNX.
+        ModelFormatError: ``model_bytes`` is not ONNX, or the pattern's weight tensor cannot be read.
         BackendUnavailableError: the ``onnx`` package is not installed.
     """
     onnx, helper, numpy_helper = _import_onnx()
@@ -92,7 +92,10 @@ def rewrite_dfl(model_bytes: bytes, *, where: str = "model") -> Optional[bytes]:
         if (list(conv_attrs.get("strides", [1, 1])) != [1, 1] or any(conv_attrs.get("pads", [0, 0, 0, 0]))
                 or list(conv_attrs.get("dilations", [1, 1])) != [1, 1] or conv_attrs.get("group", 1) != 1):
             continue
-        weight = _constant(model, numpy_helper, conv.input[1])
+        try:
+            weight = _constant(model, numpy_helper, conv.input[1])
+        except Exception as exc:  # onnx raises ValueError / TypeError on a tensor whose bytes do not fit
+            raise ModelFormatError(f"{where}: tensor {conv.input[1]!r} cannot be read: {exc}") from exc
         if weight is None or weight.ndim != 4 or weight.shape[0] != 1 or weight.shape[2:] != (1, 1):
             continue
         bins = weight.shape[1]
