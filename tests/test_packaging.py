@@ -24,7 +24,7 @@ def test_one_version_source():
 def test_device_install_is_light_and_toml_works_on_old_pythons():
     deps = PYPROJECT["project"]["dependencies"]
     names = {re.match(r"[A-Za-z0-9_.-]+", d).group(0).lower() for d in deps}
-    assert names == {"numpy", "onnxruntime", "opencv-python-headless", "tomli"}
+    assert names == {"numpy", "onnx", "onnxruntime", "opencv-python-headless", "tomli"}
     assert any(d.startswith("tomli") and "python_version < '3.11'" in d for d in deps)
 
 

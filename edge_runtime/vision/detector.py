@@ -52,8 +52,7 @@ def _with_fast_dfl(path: Path, model_bytes: Optional[bytes]) -> Optional[bytes]:
     from .dfl_rewrite import rewrite_dfl
 
     try:
-        data = path.read_bytes() if model_bytes is None else model_bytes
-        return rewrite_dfl(data, where=str(path))
+        return rewrite_dfl(path if model_bytes is None else model_bytes, where=str(path))
     except (ModelFormatError, BackendUnavailableError, OSError) as exc:
         log.debug("%s: DFL head left as exported: %s", path.name, exc)
         return None

@@ -12,7 +12,8 @@ is returned as it is.
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional
+from pathlib import Path
+from typing import Dict, List, Optional, Union
 
 import numpy as np
 
@@ -47,8 +48,9 @@ def _constant(model, numpy_helper, name: str) -> Optional[np.ndarray]:
     return None
 
 
-def rewrite_dfl(model_bytes: bytes, *, where: str = "model") -> Optional[bytes]:
-    """Return the serialised model with its DFL softmax replaced, or None when it has no such softmax.
+def rewrite_dfl(model_bytes: Union[bytes, Path], *, where: str = "model") -> Optional[bytes]:
+    """Return the serialised model (given as bytes or as its file) with its DFL softmax replaced, or None
+    when it has no such softmax.
 
     The pattern must be exact: a 4-D ``Transpose`` feeding only a ``Softmax`` over axis 1 that feeds only
     a bias-free 1x1 ``Conv`` with one output channel (stride 1, no padding, no groups). A graph whose
@@ -60,7 +62,10 @@ def rewrite_dfl(model_bytes: bytes, *, where: str = "model") -> Optional[bytes]:
     """
     onnx, helper, numpy_helper = _import_onnx()
     try:
-        model = onnx.load_from_string(model_bytes)
+        if isinstance(model_bytes, Path):  # parsed straight from the file: no copy of its bytes is held
+            model = onnx.load(str(model_bytes), load_external_data=False)
+        else:
+            model = onnx.load_from_string(model_bytes)
     except Exception as exc:  # protobuf's DecodeError and friends
         raise ModelFormatError(f"{where}: cannot be read for rewriting: {exc}") from exc
     graph = model.graph
