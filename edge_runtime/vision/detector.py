@@ -160,6 +160,8 @@ class Detector:
         try:  # onnxruntime hands back the file's strings as Python str: bytes that are not UTF-8 raise
             props = self._session.get_modelmeta().custom_metadata_map
             self._io = (self._session.get_inputs(), self._session.get_outputs())
+            for arg in (*self._io[0], *self._io[1]):  # decoded on access: decode them all here, once
+                arg.name, arg.shape, arg.type
         except UnicodeDecodeError as exc:
             raise ModelFormatError(f"{path}: metadata or input/output names are not UTF-8 ({exc.reason} at "
                                    f"byte {exc.start})") from None

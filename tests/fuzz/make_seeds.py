@@ -56,6 +56,8 @@ def onnx_seeds() -> Dict[str, bytes]:
     for name in ("opset_99.onnx", "classifier.onnx", "external_parent.onnx", "names_unhashable.onnx",
                  "huge_output.onnx", "truncated.onnx"):
         out[name] = h.CASES[name][2]()
+    # Inputs the fuzzer once found crashing the target, kept as seeds so the fix stays proven.
+    out["non-utf8-input-name"] = (HERE / "regressions" / "onnx-non-utf8-input-name").read_bytes()
     return out
 
 
