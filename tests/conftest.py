@@ -56,3 +56,11 @@ def _restore_cli_logging():
     yield
     logger.handlers[:] = handlers
     logger.setLevel(level)
+
+
+@pytest.fixture(scope="module")
+def model_path():
+    """The built-in YOLOv8s person detector (fetched and verified once, then cached)."""
+    from edge_runtime.assets import ensure
+
+    return ensure("yolov8s-person")

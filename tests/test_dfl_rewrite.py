@@ -22,11 +22,6 @@ from edge_runtime.vision.rect_model import respecialise
 
 
 @pytest.fixture(scope="module")
-def model_path():
-    return ensure("yolov8s-person")
-
-
-@pytest.fixture(scope="module")
 def vtest_frames():
     capture = cv2.VideoCapture(str(ensure("vtest-video")))
     frames = []

@@ -23,11 +23,6 @@ from edge_runtime.vision.rect_model import anchor_tables, respecialise
 
 
 @pytest.fixture(scope="module")
-def model_path():
-    return ensure("yolov8s-person")
-
-
-@pytest.fixture(scope="module")
 def vtest_frames():
     capture = cv2.VideoCapture(str(ensure("vtest-video")))
     frames = []
