@@ -292,3 +292,79 @@ def test_agrees_with_opencv_within_one_level(src_hw, dst_hw, auto):
     assert np.abs(tensor8.astype(np.int16) - expected).max() <= levels
     tensor32, _ = ops.letterbox(frame, dst_hw, auto=auto)
     assert np.abs(tensor32.astype(np.float64) * 255 - expected).max() <= levels + 1e-3
+
+
+# -- threads and instruction sets ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.uint8])
+@pytest.mark.parametrize("src_hw, dst_hw", [((576, 768), (640, 640)), ((1080, 1920), (640, 640)),
+                                            ((2000, 3), (640, 640)), ((9, 11), (64, 64))])
+@pytest.mark.parametrize("write_pad", [True, False])
+def test_threads_give_the_same_tensor_to_the_bit(dtype, src_hw, dst_hw, write_pad):
+    """Rows split over threads (a 640x640 output has room for up to 6 runs) write what one thread writes."""
+    frame = make_frame(*src_hw, seed=21)
+    one = np.full((1, 3, *dst_hw), 7, dtype)
+    ops.letterbox_into(frame, one, write_pad=write_pad)
+    for threads in (2, 3, 4, 256):
+        many = np.full_like(one, 7)
+        assert ops.letterbox_into(frame, many, write_pad=write_pad, threads=threads) == ops.letterbox_geometry(
+            src_hw, dst_hw)
+        np.testing.assert_array_equal(many, one)
+    if write_pad:
+        assert_close(one, reference_letterbox(frame, dst_hw, dtype=dtype)[0])
+
+
+@pytest.mark.parametrize("threads", [0, -1, 257, 1.5, True])
+def test_bad_thread_counts_are_refused(threads):
+    with pytest.raises(InputError, match="threads must be an int in 1..256"):
+        ops.letterbox_into(frame_ok, out_ok, threads=threads)
+    if isinstance(threads, int) and not isinstance(threads, bool):
+        with pytest.raises(ValueError, match="threads must be 1..256"):
+            _native.letterbox_into(frame_ok, out_ok, 16, 16, 0, 0, 114, True, threads)
+
+
+def _cpu_has_avx2_and_fma() -> bool:
+    try:
+        flags = next(line for line in open("/proc/cpuinfo") if line.startswith("flags")).split()
+    except (OSError, StopIteration):
+        return False
+    return "avx2" in flags and "fma" in flags
+
+
+def test_the_kernel_takes_avx2_where_the_cpu_has_it():
+    expected = "avx2+fma" if platform.machine() == "x86_64" and _cpu_has_avx2_and_fma() else "baseline"
+    assert _native.letterbox_isa() == expected
+
+
+_BASELINE_CHECK = """
+import numpy as np
+from edge_runtime import _native, reference as ref
+from edge_runtime.vision import ops
+assert _native.letterbox_isa() == "baseline", _native.letterbox_isa()
+rng = np.random.default_rng(5)
+for case in range(300):
+    h, w = (int(v) for v in rng.integers(1, 120, 2))
+    dh, dw = (int(v) for v in rng.integers(1, 96, 2))
+    dtype = (np.float32, np.uint8)[case % 2]
+    frame = rng.integers(0, 256, (h, w, 3), np.uint8)
+    g = ref.letterbox_geometry(h, w, dh, dw, False, 32, True)
+    want = np.empty((1, 3, g[0], g[1]), dtype)
+    ref.letterbox_into(frame, want, *g[2:6], 114)
+    got = np.empty_like(want)
+    ops.letterbox_into(frame, got, threads=1 + case % 3)
+    tol = 1e-6 if dtype == np.float32 else 1
+    assert np.abs(got.astype(np.float64) - want.astype(np.float64)).max() <= tol, (case, h, w, dh, dw)
+print("ok")
+"""
+
+
+def test_the_baseline_kernel_matches_the_reference_too():
+    """EDGE_RUNTIME_ISA=baseline: the kernel every x86-64 CPU can run, checked on this one as well."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, EDGE_RUNTIME_ISA="baseline")
+    done = subprocess.run([sys.executable, "-c", _BASELINE_CHECK], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]

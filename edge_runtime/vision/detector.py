@@ -302,7 +302,7 @@ class Detector:
         t0 = time.perf_counter()
         # The padding depends on the frame size only: written once per size, not on every frame.
         info = ops.letterbox_into(frame, self._input, dst_hw=self.model_hw, auto=self.input_hw != self.model_hw,
-                                  stride=self.stride, write_pad=size != self._padded_for)
+                                  stride=self.stride, write_pad=size != self._padded_for, threads=self.threads)
         self._padded_for = size
         t1 = time.perf_counter()
         raw = self._session.run([self._output_name], {self._input_name: self._input})[0]

@@ -163,7 +163,7 @@ def _check_pad(pad_value: int, where: str) -> int:
 
 def letterbox_into(frame: np.ndarray, out: np.ndarray, *, dst_hw: Optional[Tuple[int, int]] = None,
                    auto: bool = False, stride: int = 32, scale_up: bool = True,
-                   pad_value: int = PAD_VALUE, write_pad: bool = True) -> LetterboxInfo:
+                   pad_value: int = PAD_VALUE, write_pad: bool = True, threads: int = 1) -> LetterboxInfo:
     """Letterbox ``frame`` into the caller-owned model input ``out``, with no allocation per frame.
 
     One fused pass: bilinear resize (OpenCV INTER_LINEAR convention), grey padding, BGR -> RGB, HWC ->
@@ -178,6 +178,8 @@ def letterbox_into(frame: np.ndarray, out: np.ndarray, *, dst_hw: Optional[Tuple
         pad_value: grey level of the padding (0..255; 114 as in Ultralytics).
         write_pad: False leaves ``out``'s padding untouched and writes only the picture: for an ``out``
             whose padding this call (same frame size, geometry and ``pad_value``) has written before.
+        threads: split the rows over up to this many threads (1..256; fewer for a small output). The
+            result is the same for every value.
 
     Returns:
         The :class:`LetterboxInfo` to map detections back to the frame.
@@ -211,8 +213,10 @@ def letterbox_into(frame: np.ndarray, out: np.ndarray, *, dst_hw: Optional[Tuple
         raise InputError(f"{where}: letterboxing a {frame.shape[0]}x{frame.shape[1]} frame (auto={auto}, "
                          f"stride={stride}) gives a {info.out_hw[0]}x{info.out_hw[1]} tensor, but out is "
                          f"{tensor_hw[0]}x{tensor_hw[1]}; size out with letterbox_geometry(...).out_hw")
+    if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= 256:
+        raise InputError(f"{where}: threads must be an int in 1..256, got {threads!r}")
     _native.letterbox_into(frame, out, info.resized_hw[0], info.resized_hw[1], info.pad_y, info.pad_x,
-                           _check_pad(pad_value, where), bool(write_pad))
+                           _check_pad(pad_value, where), bool(write_pad), threads)
     return info
 
 

@@ -84,7 +84,7 @@ void check_frame(const py::array& frame, const char* fn) {
 }
 
 void letterbox_into(const py::array& frame, const py::array& out, int new_h, int new_w, int pad_top, int pad_left,
-                    int pad_value, bool write_pad) {
+                    int pad_value, bool write_pad, int threads) {
     const char* fn = "letterbox_into";
     check_frame(frame, fn);
     const bool is_float = out.dtype().equal(py::dtype::of<float>());
@@ -95,6 +95,7 @@ void letterbox_into(const py::array& frame, const py::array& out, int new_h, int
     check_layout(out, fn, "out", true);
     if (pad_value < 0 || pad_value > 255) fail(std::string(fn) + ": pad_value must be 0..255, got " + std::to_string(pad_value));
     if (overlaps(frame, out)) fail(std::string(fn) + ": out must not share memory with frame");
+    if (threads < 1 || threads > 256) fail(std::string(fn) + ": threads must be 1..256, got " + std::to_string(threads));
     edge::LetterboxGeometry g;
     g.src_h = static_cast<int>(frame.shape(0));
     g.src_w = static_cast<int>(frame.shape(1));
@@ -117,9 +118,9 @@ void letterbox_into(const py::array& frame, const py::array& out, int new_h, int
     const auto pad = static_cast<uint8_t>(pad_value);
     py::gil_scoped_release nogil;
     if (is_float)
-        edge::letterbox_into(src, g, pad, static_cast<float*>(dst), write_pad);
+        edge::letterbox_into(src, g, pad, static_cast<float*>(dst), write_pad, threads);
     else
-        edge::letterbox_into(src, g, pad, static_cast<uint8_t*>(dst), write_pad);
+        edge::letterbox_into(src, g, pad, static_cast<uint8_t*>(dst), write_pad, threads);
 }
 
 // ---- YOLO decode ------------------------------------------------------------------------------------
@@ -412,9 +413,11 @@ void bind_vision(py::module_& m) {
           "Ultralytics LetterBox geometry -> (out_h, out_w, new_h, new_w, pad_top, pad_left, scale).");
     m.def("letterbox_into", &letterbox_into, py::arg("frame").noconvert(), py::arg("out").noconvert(),
           py::arg("new_h"), py::arg("new_w"), py::arg("pad_top"), py::arg("pad_left"), py::arg("pad_value"),
-          py::arg("write_pad") = true,
+          py::arg("write_pad") = true, py::arg("threads") = 1,
           "Fused resize + pad + BGR->RGB + CHW (+ /255 for float32) of a (H, W, 3) uint8 frame into out (1, 3, h, w);\n"
-          "write_pad=False leaves out's padding as it is.");
+          "write_pad=False leaves out's padding as it is; threads > 1 splits the rows (same result).");
+    m.def("letterbox_isa", &edge::letterbox_isa,
+          "Instruction set of the letterbox row kernel on this CPU: 'avx2+fma' or 'baseline' (EDGE_RUNTIME_ISA=baseline forces it).");
     m.def("decode_yolo", &decode_yolo, py::arg("raw").noconvert(), py::arg("layout"), py::arg("conf"),
           py::arg("pad_x"), py::arg("pad_y"), py::arg("scale_x"), py::arg("scale_y"), py::arg("src_w"),
           py::arg("src_h"), py::arg("num_classes") = 0, py::arg("classes") = py::none(),

@@ -41,9 +41,14 @@ bool letterbox_geometry_valid(const LetterboxGeometry& g);
 // nothing, when g is not valid. src must hold src_h * src_w * 3 bytes, dst 3 * out_h * out_w values.
 // write_pad = false leaves the padding as it is: for a dst that already holds this geometry's padding
 // (the same tensor reused for frames of one size), it saves a quarter of the writes of a 4:3 frame.
+// The instruction set the letterbox row kernel runs with here: "avx2+fma" or "baseline".
+const char* letterbox_isa();
+
+// threads > 1 splits the rows over that many threads (fewer for a small output; the calling thread takes
+// the first run). The result does not depend on it.
 bool letterbox_into(const uint8_t* src, const LetterboxGeometry& g, uint8_t pad_value, float* dst,
-                    bool write_pad = true);
+                    bool write_pad = true, int threads = 1);
 bool letterbox_into(const uint8_t* src, const LetterboxGeometry& g, uint8_t pad_value, uint8_t* dst,
-                    bool write_pad = true);
+                    bool write_pad = true, int threads = 1);
 
 }  // namespace edge
