@@ -63,7 +63,7 @@ def _run_peer(model: str, video: str, threads: int) -> Dict:
     line = sv.LineZone(start=sv.Point(*LINE_START), end=sv.Point(*LINE_END),
                        triggering_anchors=[sv.Position.BOTTOM_CENTER], minimum_crossing_threshold=2)
     cap = cv2.VideoCapture(video)
-    latencies, infer_ms, events = [], [], []
+    latencies, infer_ms, events, stages = [], [], [], []
     t_start = time.perf_counter()
     index = 0
     while True:
@@ -97,12 +97,14 @@ def _run_peer(model: str, video: str, threads: int) -> Dict:
         if len(confirmed):
             events.extend((index, int(t), "out") for t in confirmed.tracker_id[crossed_in])  # their in = our out
             events.extend((index, int(t), "in") for t in confirmed.tracker_id[crossed_out])
-        latencies.append((time.perf_counter() - t0) * 1e3)
+        t3 = time.perf_counter()
+        latencies.append((t3 - t0) * 1e3)
         infer_ms.append((t2 - t1) * 1e3)
+        stages.append({"letterbox": (t1 - t0) * 1e3, "decode_nms_track_count": (t3 - t2) * 1e3})
         index += 1
     wall = time.perf_counter() - t_start
     # supervision's "in" is the other side of the line from ours: report in our convention.
-    return {"frames": index, "wall_s": wall, "latency_ms": latencies, "inference_ms": infer_ms,
+    return {"frames": index, "wall_s": wall, "latency_ms": latencies, "inference_ms": infer_ms, "stages_ms": stages,
             "line_in": int(line.out_count), "line_out": int(line.in_count), "events": events}
 
 
@@ -120,18 +122,21 @@ def _run_ours(model: str, video: str, threads: int, motion_gate: bool = False, r
     })
     pipeline = build_pipeline(config, quiet=True)
     line = pipeline.counters[0]
-    latencies, infer_ms, events = [], [], []
+    latencies, infer_ms, events, stages = [], [], [], []
     t_start = time.perf_counter()
     for result in pipeline:
         # Frame latency = decode (inside the source's iterator) is excluded on both sides: from the frame
         # in hand to counts out. Here that is the pipeline's own total for the frame.
         latencies.append(result.timings.total_ms)
         infer_ms.append(result.timings.inference_ms)
+        t = result.timings
+        stages.append({"letterbox": t.preprocess_ms, "decode_nms": t.postprocess_ms, "track": t.track_ms,
+                       "count": t.count_ms})
         events.extend((e.frame_index, e.track_id, e.direction.value) for e in result.events)
     wall = time.perf_counter() - t_start
     events.extend((e.frame_index, e.track_id, e.direction.value) for e in pipeline.final_events)
     return {"frames": pipeline.summary.frames, "wall_s": wall, "latency_ms": latencies, "inference_ms": infer_ms,
-            "line_in": line.in_total, "line_out": line.out_total, "events": events,
+            "stages_ms": stages, "line_in": line.in_total, "line_out": line.out_total, "events": events,
             "dropped": pipeline.summary.dropped_frames, "inferred_frames": pipeline.summary.inferred_frames}
 
 
@@ -164,6 +169,10 @@ def _summarise(runs: List[Dict]) -> Dict:
         "latency_ms_p95": float(np.percentile(lat, 95)),
         "inference_ms_p50": float(np.percentile(inf, 50)),
         "non_inference_share_p50": float(np.percentile(overhead, 50)),
+        # Each stage's median per frame (ms): where the non-inference time goes. "track" includes the
+        # scene-cut check; the peer's decode, NMS, tracker and line run as one block.
+        "stages_ms_p50": {k: float(np.percentile([s[k] for r in runs for s in r["stages_ms"]], 50))
+                          for k in runs[0]["stages_ms"][0]},
         "cpu_percent": statistics.median(100 * r["cpu_s"] / r["wall_s"] for r in runs),
         "peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
         "dropped_frames": max(r.get("dropped", 0) for r in runs),

@@ -142,6 +142,18 @@ def test_frames_of_a_new_size_get_their_own_padding(video_frames: dict) -> None:
         np.testing.assert_array_equal(got.score, fresh.score)
 
 
+def test_default_and_single_thread_detectors_find_the_same_boxes(video_frames: dict) -> None:
+    # threads=None (onnxruntime's default; the letterbox takes every CPU this process may use) and
+    # threads=1 give the same tensor, so the same boxes within float reassociation of the model's sums.
+    model = ensure("yolov8s-person")
+    default, single = Detector(model), Detector(model, threads=1)
+    for index in (200, 300):
+        a, b = default(video_frames[index]), single(video_frames[index])
+        assert len(a) == len(b) >= 3
+        np.testing.assert_allclose(a.xyxy, b.xyxy, atol=1e-2)
+        np.testing.assert_allclose(a.score, b.score, atol=1e-4)
+
+
 def test_missing_model(tmp_path: Path) -> None:
     with pytest.raises(ModelFormatError, match="no such model file"):
         Detector(tmp_path / "absent.onnx")

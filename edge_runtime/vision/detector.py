@@ -62,6 +62,15 @@ def _with_fast_dfl(path: Path, model_bytes: Optional[bytes]) -> Optional[bytes]:
         return None
 
 
+def _usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask where the OS has one), 1..256."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        n = os.cpu_count() or 1
+    return max(1, min(n, 256))
+
+
 def _load_session(path: Path, threads: Optional[int], spin: bool, model_bytes: Optional[bytes] = None):
     """An onnxruntime session on ``path`` (or on ``model_bytes``, a rewritten copy of it)."""
     import onnxruntime as ort
@@ -95,7 +104,8 @@ class Detector:
 
     Args:
         model_path: the ``.onnx`` file.
-        threads: onnxruntime intra-op threads (None = onnxruntime's default, all physical cores).
+        threads: onnxruntime intra-op threads (None = onnxruntime's default, all physical cores); the
+            letterbox splits its rows over as many (None: the CPUs this process may run on).
         conf_threshold: minimum score in [0, 1] to keep a box.
         iou_threshold: NMS IoU threshold in [0, 1].
         max_det: cap on detections per frame after NMS.
@@ -148,6 +158,7 @@ class Detector:
             raise InputError(f"threads must be >= 1, got {threads}")
         self.path = path
         self.threads = threads
+        self._letterbox_threads = min(int(threads), 256) if threads is not None else _usable_cpus()
         self.conf_threshold = float(conf_threshold)
         self.iou_threshold = float(iou_threshold)
         self.max_det = int(max_det)
@@ -302,7 +313,8 @@ class Detector:
         t0 = time.perf_counter()
         # The padding depends on the frame size only: written once per size, not on every frame.
         info = ops.letterbox_into(frame, self._input, dst_hw=self.model_hw, auto=self.input_hw != self.model_hw,
-                                  stride=self.stride, write_pad=size != self._padded_for, threads=self.threads)
+                                  stride=self.stride, write_pad=size != self._padded_for,
+                                  threads=self._letterbox_threads)
         self._padded_for = size
         t1 = time.perf_counter()
         raw = self._session.run([self._output_name], {self._input_name: self._input})[0]
