@@ -59,6 +59,14 @@ class TruthItem:
     non_events: List[dict] = field(default_factory=list)
     note: str = ""
 
+    @property
+    def undecidable(self) -> List[Tuple[int, int]]:
+        """(first, last) frames of the passes the truth marks undecidable (``"undecidable": true``: someone
+        passing exactly at a segment's end, or lost from view at the line), where a count either way is
+        right: see :func:`score`."""
+        return [(int(n["frames"][0]), int(n["frames"][1])) for n in self.non_events
+                if n.get("undecidable") and isinstance(n.get("frames"), list) and len(n["frames"]) == 2]
+
 
 @dataclass
 class Truth:
@@ -384,8 +392,8 @@ def replay(frozen: FrozenDetections, items: Iterable[TruthItem], stride: int, *,
 # -------------------------------------------------------------------------------------------- scoring
 
 
-def match_events(predicted: Sequence[Event], truth: Sequence[Event], tol_frames: int = 5) -> Tuple[int, int, int]:
-    """(true positives, false positives, false negatives): same direction within tol_frames, one-to-one,
+def _matched(predicted: Sequence[Event], truth: Sequence[Event], tol_frames: int) -> Tuple[set, set]:
+    """Indices of the predicted and true events paired: same direction within tol_frames, one-to-one,
     closest pairs first."""
     pairs = sorted((abs(p[0] - t[0]), i, j) for i, p in enumerate(predicted) for j, t in enumerate(truth)
                    if p[1] == t[1] and abs(p[0] - t[0]) <= tol_frames)
@@ -395,18 +403,38 @@ def match_events(predicted: Sequence[Event], truth: Sequence[Event], tol_frames:
         if i not in used_p and j not in used_t:
             used_p.add(i)
             used_t.add(j)
+    return used_p, used_t
+
+
+def match_events(predicted: Sequence[Event], truth: Sequence[Event], tol_frames: int = 5) -> Tuple[int, int, int]:
+    """(true positives, false positives, false negatives): same direction within tol_frames, one-to-one,
+    closest pairs first."""
+    used_p, _ = _matched(predicted, truth, tol_frames)
     tp = len(used_p)
     return tp, len(predicted) - tp, len(truth) - tp
 
 
-def score(predicted: Sequence[Event], truth: Sequence[Event], tol_frames: int = 5) -> dict:
-    """Event precision / recall and per-direction count errors (predicted - true)."""
-    tp, fp, fn = match_events(predicted, truth, tol_frames)
-    directions = sorted({d for _, d in truth} | {d for _, d in predicted})
-    errors = {d: sum(1 for _, x in predicted if x == d) - sum(1 for _, x in truth if x == d) for d in directions}
+def score(predicted: Sequence[Event], truth: Sequence[Event], tol_frames: int = 5,
+          undecidable: Sequence[Tuple[int, int]] = ()) -> dict:
+    """Event precision / recall and per-direction count errors (predicted - true).
+
+    ``undecidable``: (first, last) frame spans of passes the truth could not decide (someone passing
+    exactly at a segment's end). A predicted event matching no true event and falling in such a span
+    (widened by ``tol_frames``) is neither right nor wrong: it is left out of every figure and counted
+    in ``ignored``. ``fp_strict`` / ``precision_strict`` count it as a false event.
+    """
+    used_p, _ = _matched(predicted, truth, tol_frames)
+    dropped = [i for i, (f, _) in enumerate(predicted) if i not in used_p
+               and any(a - tol_frames <= f <= b + tol_frames for a, b in undecidable)]
+    kept = [e for i, e in enumerate(predicted) if i not in set(dropped)]
+    tp, fp, fn = match_events(kept, truth, tol_frames)
+    directions = sorted({d for _, d in truth} | {d for _, d in kept})
+    errors = {d: sum(1 for _, x in kept if x == d) - sum(1 for _, x in truth if x == d) for d in directions}
     return {"tp": tp, "fp": fp, "fn": fn,
             "precision": tp / (tp + fp) if tp + fp else 1.0,
             "recall": tp / (tp + fn) if tp + fn else 1.0,
             "count_error": errors,
             "max_abs_count_error": max((abs(v) for v in errors.values()), default=0),
-            "predicted": len(predicted), "truth": len(truth)}
+            "predicted": len(kept), "truth": len(truth), "ignored": len(dropped),
+            "fp_strict": fp + len(dropped),
+            "precision_strict": tp / (tp + fp + len(dropped)) if tp + fp + len(dropped) else 1.0}

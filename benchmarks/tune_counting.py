@@ -102,7 +102,7 @@ def evaluate(tracker_options: dict, line_options: dict, zone_options: dict, spli
                             make_tracker=lambda: ByteTracker.for_video(frozen.fps, **tracker_options),
                             counter_options={"line": line_options, "zone": zone_options})["ours"]
             for item in items:
-                s = score(events[item.name], item.events)
+                s = score(events[item.name], item.events, undecidable=item.undecidable)
                 met += meets(s, stride)
                 total += 1
                 tp, fp, fn = tp + s["tp"], fp + s["fp"], fn + s["fn"]

@@ -37,7 +37,6 @@ GAPS = {
                                          "group at the lamp post, f150-180, whose boxes merge and swap), f600 (a "
                                          "crossing at the segment's lower end) and f728 / f748 (three men overlapping "
                                          "on the line, f720-732)"),
-    ("vtest-video", "top_right", 4): ({"min_recall": 1.0, "min_precision": 0.5}, "the touch-and-return is seen as two crossings"),
     ("vtest-video", "right_edge", 4): ({"min_recall": 0.75, "min_precision": 0.9}, "out -5, and an extra: people "
                                        "stepping in at the edge move more than their width in the 0.4 s between "
                                        "processed frames while their boxes are cut by the border"),
@@ -46,7 +45,6 @@ GAPS = {
 }
 # (video, item, stride) where the peer stack's count is closer: our worst per-direction error now, why.
 PEER_GAPS = {
-    ("vtest-video", "top_right", 1): (1, "peer 0"),
     ("vtest-video", "lawn", 4): (1, "peer 0"),
 }
 
@@ -77,7 +75,7 @@ def _ids(cases):
 def _result(replays, video, name, stride, stack):
     truth, events = replays[(video, stride)]
     item = next(i for i in truth.items if i.name == name)
-    return item, score(events[stack][name], item.events)
+    return item, score(events[stack][name], item.events, undecidable=item.undecidable)
 
 
 def test_every_truth_has_lines_and_zones_of_each_kind():
@@ -147,16 +145,19 @@ def test_never_a_larger_count_error_than_the_peer_stack(replays, video, name, st
 
 
 def test_event_precision_and_recall_over_all_truths_at_stride_1(replays):
-    tp = fp = fn = 0
+    tp = fp = fn = fp_strict = 0
     peer_tp = peer_fp = peer_fn = 0
     for video in VIDEOS:
         truth, events = replays[(video, 1)]
         for item in truth.items:
-            s, p = score(events["ours"][item.name], item.events), score(events["peer"][item.name], item.events)
-            tp, fp, fn = tp + s["tp"], fp + s["fp"], fn + s["fn"]
+            s = score(events["ours"][item.name], item.events, undecidable=item.undecidable)
+            p = score(events["peer"][item.name], item.events, undecidable=item.undecidable)
+            tp, fp, fn, fp_strict = tp + s["tp"], fp + s["fp"], fn + s["fn"], fp_strict + s["fp_strict"]
             peer_tp, peer_fp, peer_fn = peer_tp + p["tp"], peer_fp + p["fp"], peer_fn + p["fn"]
     precision, recall = tp / (tp + fp), tp / (tp + fn)
-    # The issue's bar is 0.95 for both; measured 0.973 / 0.954.
+    assert tp / (tp + fp_strict) >= 0.95, tp / (tp + fp_strict)
+    # The issue's bar is 0.95 for both; measured 0.993 / 0.954 (precision 0.973 with the undecidable passes
+    # counted as false events, which still meets it: asserted below too).
     assert precision >= 0.95 and recall >= 0.95, (precision, recall)
     assert precision > peer_tp / (peer_tp + peer_fp) + 0.2 and recall > peer_tp / (peer_tp + peer_fn) + 0.2
 
@@ -194,3 +195,26 @@ def test_replays_track_the_classes_the_built_in_job_tracks():
     from edge_runtime.runtime.config import default_config
 
     assert list(JOB_CLASSES) == list(default_config().model.classes)
+
+
+def test_an_undecidable_pass_is_neither_right_nor_wrong():
+    """score(): an unmatched event within tol of an undecidable span is left out of every figure (and
+    counted in ``ignored`` / ``fp_strict``); one outside it is a false event, and a true event near the
+    span is still missed if nothing matches it."""
+    truth = [(100, "in")]
+    spans = [(200, 210)]
+    s = score([(100, "in"), (214, "out")], truth, undecidable=spans)
+    assert (s["tp"], s["fp"], s["fn"], s["ignored"], s["fp_strict"]) == (1, 0, 0, 1, 1)
+    assert s["count_error"] == {"in": 0} and s["precision"] == 1.0 and s["precision_strict"] == 0.5
+    s = score([(100, "in"), (216, "out")], truth, undecidable=spans)  # beyond the span's tolerance
+    assert (s["fp"], s["ignored"], s["count_error"]) == (1, 0, {"in": 0, "out": 1})
+    s = score([(100, "out")], [(100, "in")], undecidable=[(95, 105)])  # truth there is decided: not spared
+    assert (s["tp"], s["fp"], s["fn"], s["ignored"]) == (0, 0, 1, 1) or (s["tp"], s["fp"], s["fn"]) == (0, 1, 1)
+
+
+def test_the_truth_marks_only_occluded_passes_undecidable():
+    for video in VIDEOS:
+        for item in load_truth(video).items:
+            for n in item.non_events:
+                if n.get("undecidable"):
+                    assert n["kind"] == "occluded" and len(n["frames"]) == 2, (video, item.name, n)
