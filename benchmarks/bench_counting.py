@@ -22,6 +22,7 @@ Writes ``benchmarks/results/counting.json`` (or ``NAME.json``) and ``counting.pn
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
@@ -101,6 +102,15 @@ def worse_than_peer(rows: List[dict]) -> List[dict]:
                           "ours_err": r["max_abs_count_error"], "peer_err": peer["max_abs_count_error"],
                           "ours_f1": f1(r), "peer_f1": f1(peer)})
     return found
+
+
+def _repo_relative(path: object) -> str:
+    """A path as the repository names it (no machine's directories in a committed result)."""
+    root = RESULTS_DIR.parent.parent
+    try:  # not resolved: build/bench_cache may be a link to another checkout's cache
+        return Path(os.path.abspath(path)).relative_to(root).as_posix()
+    except ValueError:
+        return Path(path).name
 
 
 def judged_stride(rate: float) -> int:
@@ -216,7 +226,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                       "within +-5 frames of a pass the truth marks undecidable is left out (\"ignored\"; "
                       "precision_strict counts it as false)",
         "targets": {f"stride{k}": targets_for(k) for k in STRIDES},
-        "int8_model": None if int8_info is None else {k: str(v) for k, v in int8_info.items()},
+        "int8_model": None if int8_info is None else {k: _repo_relative(v) if k == "path" else str(v)
+                                                      for k, v in int8_info.items()},
         "rect": args.rect,
         "summary": summary, "worse_than_peer": losses, "rows": rows}
     path = write_result(args.name, payload)
