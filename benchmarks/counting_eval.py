@@ -424,9 +424,9 @@ def score(predicted: Sequence[Event], truth: Sequence[Event], tol_frames: int = 
     in ``ignored``. ``fp_strict`` / ``precision_strict`` count it as a false event.
     """
     used_p, _ = _matched(predicted, truth, tol_frames)
-    dropped = [i for i, (f, _) in enumerate(predicted) if i not in used_p
-               and any(a - tol_frames <= f <= b + tol_frames for a, b in undecidable)]
-    kept = [e for i, e in enumerate(predicted) if i not in set(dropped)]
+    dropped = {i for i, (f, _) in enumerate(predicted) if i not in used_p
+               and any(a - tol_frames <= f <= b + tol_frames for a, b in undecidable)}
+    kept = [e for i, e in enumerate(predicted) if i not in dropped]
     tp, fp, fn = match_events(kept, truth, tol_frames)
     directions = sorted({d for _, d in truth} | {d for _, d in kept})
     errors = {d: sum(1 for _, x in kept if x == d) - sum(1 for _, x in truth if x == d) for d in directions}
