@@ -10,6 +10,7 @@ Modules (import the one you need; importing this package loads nothing heavy):
 * ``yolo_int8``          a YOLO detector -> calibrated static int8 ONNX, float fallback chosen by measurement
 * ``calibration``        calibration and evaluation frames, pre-processed exactly as at run time
 * ``sensitivity``        which detector nodes stay in float: graph analysis, then measurement
+* ``qdq_align``          one quantization for every tensor a Concat joins (no re-quantizing Concats)
 * ``det_metrics``        detection agreement (mAP@0.5, per-frame counts) between a converted detector and its float
 * ``gguf_export``        Hugging Face checkpoint -> GGUF (F32 / F16 / Q8_0 / Q4_0 / Q4_1)
 * ``gguf_requant``       re-quantize a GGUF file with the native quantizers (or llama.cpp for K-quants)

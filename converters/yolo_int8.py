@@ -16,6 +16,8 @@ Pipeline (every number in the report is measured in this run, on this CPU):
    ``vpmaddubsw``, whose int16 pair sums saturate with 8-bit weights: measured on vtest.avi, u8 with
    8-bit weights lost a third of the per-frame counts, 7-bit weights fixed it; s8 activations were
    slower than fp32 there.
+   Then one quantization for every tensor a Concat joins (:mod:`.qdq_align`), kept where it is faster
+   and its score error stays within the same 15 %: re-quantizing Concats run on one thread.
 6. Float fallback by measurement (:class:`~.sensitivity.FallbackSearch`) to the accuracy budget on the
    validation frames.
 7. Confirmation on the held-out frames (mAP@0.5 vs fp32, per-frame count agreement, score error) and
@@ -85,6 +87,8 @@ class YoloInt8Options:
         method: calibration method.
         percentile: kept mass for the percentile method.
         precision: a fixed :class:`Precision`, or None to choose by measurement.
+        align_concat: give every tensor a Concat joins one quantization (:mod:`.qdq_align`): True, False, or
+            None to decide by measurement (kept where faster at a score error within ``SPEED_TOLERANCE``).
         budget: accuracy the int8 model must keep vs fp32, on validation and held-out frames.
         search_margin: the search aims this much above the budget's count agreement on the validation
             frames (capped at 100 %), because per-frame counts flip on borderline boxes and a handful of
@@ -112,6 +116,7 @@ class YoloInt8Options:
     method: CalibrationMethod = CalibrationMethod.PERCENTILE
     percentile: float = 99.999
     precision: Optional[Precision] = None
+    align_concat: Optional[bool] = None
     budget: Budget = Budget()
     search_margin: float = 0.03
     conf_threshold: float = 0.25
@@ -234,18 +239,23 @@ class _Quantizer:
         self.ranges = ranges
         # quantize_static's default: every operator ONNX Runtime can quantize.
         self.op_types = sorted(set(QLinearOpsRegistry) | set(QDQRegistry))
+        self.last_align = None  # the AlignReport of the last aligned model
 
-    def __call__(self, exclude: Sequence[str], precision: Precision):
+    def __call__(self, exclude: Sequence[str], precision: Precision, align: bool = False):
         from onnxruntime.quantization import QuantType
         from onnxruntime.quantization.qdq_quantizer import QDQQuantizer
 
+        from .qdq_align import align_concat_scales
         from .quantize import _quiet_logging
 
         act = QuantType.QUInt8 if precision.activations == "u8" else QuantType.QInt8
         with _quiet_logging():
             quantizer = QDQQuantizer(copy.deepcopy(self.model), True, precision.reduce_range, QuantType.QInt8,
                                      act, self.ranges, [], list(exclude), self.op_types, {})
-            return quantizer.quantize_model()
+            model = quantizer.quantize_model()
+        if align:
+            self.last_align = align_concat_scales(model)
+        return model
 
 
 # -- the conversion ------------------------------------------------------------------------------------
@@ -260,6 +270,7 @@ class _Run:
         self.model_path = model_path
         self.calib_source = calib_source
         self.trial_no = 0
+        self.align = False  # one quantization per Concat group in every model built from here on
 
     def load(self) -> None:
         onnx = _onnx()
@@ -307,7 +318,7 @@ class _Run:
     def quantized(self, exclude: Sequence[str], precision: Precision, name: str) -> Path:
         onnx = _onnx()
         path = self.tmp / f"{name}.onnx"
-        onnx.save(self.quantizer(exclude, precision), str(path))
+        onnx.save(self.quantizer(exclude, precision, self.align), str(path))
         return path
 
     def trial(self, exclude: Sequence[str], precision: Precision) -> Tuple[TrialScore, AgreementReport]:
@@ -368,6 +379,34 @@ def _choose_precision(run: _Run, exclude: Sequence[str], opts: YoloInt8Options) 
     else:
         notes.append(f"chosen: {chosen.label}: no int8 precision was faster than fp32 on this CPU; kept the most "
                      f"accurate fast one")
+    return chosen, notes
+
+
+def _choose_alignment(run: _Run, exclude: Sequence[str], precision: Precision, opts: YoloInt8Options
+                      ) -> Tuple[bool, List[str]]:
+    """Quantize with and without one quantization per Concat group, score both on the validation frames and
+    time them against each other; keep the aligned model where it is faster and its score error is within
+    ``SPEED_TOLERANCE`` of the other's (and mAP@0.5 within the budget)."""
+    scores, paths = {}, {}
+    for align in (False, True):
+        run.align = align
+        scores[align], _ = run.trial(exclude, precision)
+        paths[str(align)] = run.quantized(exclude, precision, f"align-{int(align)}")
+    report = run.quantizer.last_align
+    run.align = False
+    lat = _latency(paths, run.val, opts, repeats=3)
+    for path in paths.values():
+        path.unlink(missing_ok=True)
+    ms = {align: lat[str(align)].median_ms for align in (False, True)}
+    chosen = (ms[True] < ms[False] and scores[True].map50 >= opts.budget.min_map50
+              and scores[True].score_err <= scores[False].score_err * SPEED_TOLERANCE + 1e-9)
+    notes = [f"concat alignment: {report.describe()}",
+             *(f"concat alignment trial: {'aligned' if a else 'as calibrated'}: score err {scores[a].score_err:.4f}, "
+               f"counts {scores[a].count_agreement:.1%}, mAP50 {scores[a].map50:.4f}, {ms[a]:.1f} ms/frame"
+               for a in (False, True)),
+             f"concat alignment {'kept' if chosen else 'not kept'} "
+             f"({'faster, score error within' if chosen else 'needs to be faster with a score error within'} "
+             f"{SPEED_TOLERANCE - 1:.0%} of the other)"]
     return chosen, notes
 
 
@@ -489,6 +528,12 @@ def convert_yolo_int8(model: PathLike, calib_source: PathLike, out: PathLike,
         else:
             precision = opts.precision
             notes.append(f"precision fixed by the caller: {precision.label}")
+        if opts.align_concat is None:
+            run.align, align_notes = _choose_alignment(run, tail.nodes, precision, opts)
+            notes += align_notes
+        else:
+            run.align = bool(opts.align_concat)
+            notes.append(f"concat alignment {'on' if run.align else 'off'}, as the caller set it")
         # A quantized decode tail holds its anchor table as int8, which rect cannot re-specialise: that one
         # demonstration trial is left out under rect (the tail stays float either way).
         tail_score = run.trial([], precision)[0] if tail.nodes and not opts.rect else None
@@ -540,7 +585,8 @@ def convert_yolo_int8(model: PathLike, calib_source: PathLike, out: PathLike,
         if not cpu.has_int8_dot:
             notes.append(f"measured speed-up here: {speedup:.2f}x; CPUs with VNNI / ARM dot product gain more")
         rows, reasons = _float_rows(tail, tail_score, result, by_name, run.index)
-        settings = {"precision": precision.label, "calibration": opts.method.value, "per_channel": True,
+        settings = {"precision": precision.label, "align_concat": run.align, "calibration": opts.method.value,
+                    "per_channel": True,
                     "format": "QDQ", "float_nodes": len(reasons), "calib_frames": len(run.calib),
                     "measured_at": "x".join(str(v) for v in run.fp32.input_hw)}
         if opts.method is CalibrationMethod.PERCENTILE:
@@ -595,6 +641,9 @@ def configure_yolo_parser(sub) -> None:
     y.add_argument("--activations", default="auto", choices=("auto", "u8", "s8"),
                    help="activation type; auto = measured (with the weight width)")
     y.add_argument("--weight-bits", default="auto", choices=("auto", "7", "8"), help="s8 weight width")
+    y.add_argument("--align-concat", default="auto", choices=("auto", "on", "off"),
+                   help="one quantization for every tensor a Concat joins; auto = kept where measured faster "
+                        "at no worse score error")
     y.add_argument("--max-trials", type=int, default=d.max_trials, help="bound on trial quantizations (default %(default)s)")
     y.add_argument("--threads", type=int, default=d.threads, help="ONNX Runtime threads; latency is measured with these (default %(default)s)")
     y.add_argument("--rect", action="store_true", help="measure as a job with model.rect = true runs: frames padded "
@@ -614,6 +663,7 @@ def run_yolo_command(args) -> int:
         calib_frames=parse_frame_range(args.calib_frames), calib_count=args.calib_count, val_count=args.val_count,
         eval_frames=parse_frame_range(args.eval_frames) if args.eval_frames else None, eval_source=args.eval_source,
         eval_count=args.eval_count, method=CalibrationMethod(args.method), precision=precision,
+        align_concat={"auto": None, "on": True, "off": False}[getattr(args, "align_concat", "auto")],
         budget=Budget(args.budget_map, args.budget_count), conf_threshold=args.conf, threads=args.threads,
         rect=args.rect, max_trials=args.max_trials, quiet=getattr(args, "quiet", False))
     result = convert_yolo_int8(args.model, args.calib, args.out, opts)

@@ -168,6 +168,23 @@ def test_report_next_to_the_model(converted):
     assert {r["node"] for r in rows if r["kept_float"]} == set(converted.float_nodes)
     md = (out_dir / "person-int8.report.md").read_text()
     assert "mAP@0.5 vs fp32" in md and "count agreement" in md
+    # concat alignment was measured both ways, and the decision is recorded with the model
+    notes = report["notes"]
+    assert sum(n.startswith("concat alignment trial: ") for n in notes) == 2
+    kept = any(n.startswith("concat alignment kept") for n in notes)
+    assert int8["settings"]["align_concat"] is kept
+    if kept:  # every Concat of quantized tensors reads and writes one scale and zero point
+        model = onnx.load(str(converted.path))
+        prod = {o: n for n in model.graph.node for o in n.output}
+        quantized_out = {n.input[0]: n for n in model.graph.node if n.op_type == "QuantizeLinear"}
+        joins = 0
+        for concat in (n for n in model.graph.node if n.op_type == "Concat"):
+            sources = [prod.get(i) for i in concat.input]
+            sink = quantized_out.get(concat.output[0])
+            if sink is not None and all(d is not None and d.op_type == "DequantizeLinear" for d in sources):
+                joins += 1
+                assert len({tuple(d.input[1:]) for d in sources} | {tuple(sink.input[1:])}) == 1, concat.name
+        assert joins >= 10  # C2f blocks, SPPF and the neck (the head's joins feed the float decode tail)
 
 
 # -- bad input: clear errors, nothing written ---------------------------------------------------------
@@ -176,7 +193,7 @@ def test_report_next_to_the_model(converted):
 def _quick(**kw) -> YoloInt8Options:
     base = dict(calib_frames=FrameRange(0, 100), eval_frames=FrameRange(100, 200), calib_count=2, val_count=2,
                 eval_count=2, max_trials=1, latency_repeats=1, threads=1, quiet=True,
-                precision=Precision("u8", True))
+                precision=Precision("u8", True), align_concat=False)
     base.update(kw)
     return YoloInt8Options(**base)
 
