@@ -44,17 +44,20 @@ class AlignReport:
         widening: per group, the largest ratio of the new range to a member's old range (1.0 = nothing
             lost; 1.75 = some member's quantization step grew by 75 %).
         biases: int32 biases re-derived for their new input scale.
+        left: groups left as they are because they would widen a member's range more than allowed.
     """
 
     concats: List[str] = field(default_factory=list)
     groups: int = 0
     widening: List[float] = field(default_factory=list)
     biases: int = 0
+    left: int = 0
 
     def describe(self) -> str:
         worst = max(self.widening, default=1.0)
+        left = f"; {self.left} groups left as they were (they would widen a member's range more)" if self.left else ""
         return (f"{len(self.concats)} Concats in {self.groups} groups given one quantization each (the widest "
-                f"range grew a member's step by {worst:.2f}x); {self.biases} int32 biases re-derived")
+                f"range grew a member's step by {worst:.2f}x); {self.biases} int32 biases re-derived{left}")
 
 
 def _array(init, numpy_helper) -> np.ndarray:
@@ -82,11 +85,13 @@ class _Union:
         return list(out.values())
 
 
-def align_concat_scales(model) -> AlignReport:
+def align_concat_scales(model, max_widening: float = float("inf")) -> AlignReport:
     """Give every tensor group a Concat joins one scale and zero point, in place (see the module doc).
 
     Args:
         model: an ``onnx.ModelProto`` in QDQ format (QuantizeLinear / DequantizeLinear around each op).
+        max_widening: a group whose common range would be more than this many times a member's own range
+            (that member's quantization step growing as much) is left as it is.
 
     Returns:
         :class:`AlignReport`; an empty one (and the model unchanged) when no Concat joins quantized tensors.
@@ -124,6 +129,8 @@ def align_concat_scales(model) -> AlignReport:
     union = _Union()
     report = AlignReport()
     joined: set = set()  # the quantized tensors a Concat reads or writes
+    concats: List[Tuple[str, str]] = []  # (Concat node, one of its quantized tensors)
+    aligned: set = set()  # the groups given one quantization, by their root
     for node in graph.node:
         if node.op_type == "Concat":
             sources = [from_dq(i) for i in node.input if i]
@@ -140,10 +147,10 @@ def align_concat_scales(model) -> AlignReport:
         for m in members[1:]:
             union.join(members[0], m)
         if node.op_type == "Concat":
-            report.concats.append(node.name)
+            concats.append((node.name, members[0]))
             joined.update(members)
-    if not report.concats:
-        return AlignReport()
+    if not concats:
+        return report
 
     new_scale: Dict[str, float] = {}
     for number, members in enumerate(union.groups()):
@@ -161,8 +168,13 @@ def align_concat_scales(model) -> AlignReport:
         if not scale > 0.0:
             continue
         zero = int(np.clip(round(lo_q - lo / scale), lo_q, hi_q))
+        widening = max((hi - lo) / (h - l) for l, h in zip(lows, highs))
+        if widening > max_widening:
+            report.left += 1
+            continue
         report.groups += 1
-        report.widening.append(max((hi - lo) / (h - l) for l, h in zip(lows, highs)))
+        report.widening.append(widening)
+        aligned.add(union.find(members[0]))
         scale_name, zero_name = f"{members[0]}_aligned_scale", f"{members[0]}_aligned_zero_point"
         graph.initializer.append(numpy_helper.from_array(np.array(scale, np.float32), scale_name))
         graph.initializer.append(numpy_helper.from_array(np.array(zero, dtype), zero_name))
@@ -174,6 +186,7 @@ def align_concat_scales(model) -> AlignReport:
                     c.input[1], c.input[2] = scale_name, zero_name
                     new_scale[c.output[0]] = float(np.float32(scale))
 
+    report.concats = [name for name, member in concats if union.find(member) in aligned]
     # Biases: int32, scale = input scale x weight scale (per output channel), zero point 0.
     init = {t.name: t for t in graph.initializer}
     for node in graph.node:

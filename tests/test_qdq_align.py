@@ -170,3 +170,16 @@ def test_a_join_with_a_computed_scale_is_left_as_it_is(tmp_path):
     q.input[1] = "computed_scale"  # not an initializer: nothing can be said about its range
     before = model.SerializeToString()
     assert align_concat_scales(model).concats == [] and model.SerializeToString() == before
+
+
+def test_a_group_that_would_widen_a_range_too_much_is_left_as_it_is(tmp_path):
+    model = _quantized(_float_model(), tmp_path)
+    before, _ = _params(model)
+    full = onnx.ModelProto()
+    full.CopyFrom(model)
+    widening = align_concat_scales(full).widening[0]
+    assert widening > 1.5  # conv b's range is about four times conv a's
+    report = align_concat_scales(model, max_widening=widening - 0.01)
+    assert report.concats == [] and report.groups == 0 and report.left == 1 and report.biases == 0
+    assert _params(model)[0] == before
+    assert align_concat_scales(model, max_widening=widening + 0.01).concats == ["join"]
