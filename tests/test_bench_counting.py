@@ -32,3 +32,45 @@ def test_live_runs_replay_faster_only_to_reach_the_strides_the_video_rate_does_n
     rows = bench_counting.live_runs(load_truth("vtest-video"))
     assert asked == pytest.approx(replays)
     assert len(rows) == len(replays)
+
+
+# A live run's frame drops differ from run to run, so one line's count may land a crossing further off than the
+# frozen replays at stride 3 do. Measured in 7 runs here (processed one frame in 2.98-3.09): every line and zone
+# within the stride-3 target of 2 per direction in every run, except right_edge once at out -4 (people stepping
+# out of the picture 28 px past the line, whose last boxes are cut by the border; see GAPS at stride 4 in
+# tests/test_counting_truth.py). The test holds each line to one more than the target, right_edge to that run.
+LIVE_BOUND = {"right_edge": 4}
+LIVE_BOUND_DEFAULT = 3
+
+
+@pytest.mark.slow
+def test_a_live_latest_run_that_keeps_up_with_every_third_frame_counts_close_to_the_truth():
+    """The real pipeline in 'latest' mode (newest frame wins, one detector thread) on vtest.avi replayed at
+    three times the rate this machine processes frames: the detector keeps up with about every 3rd frame,
+    irregularly, as a board three times slower would from a 10 fps camera."""
+    import time
+
+    import cv2
+
+    from edge_runtime.assets import ensure
+    from edge_runtime.vision.detector import Detector
+
+    truth = load_truth("vtest-video")
+    detector = Detector(ensure("yolov8s-person"), threads=1)
+    capture = cv2.VideoCapture(str(ensure("vtest-video")))
+    frames = [capture.read()[1] for _ in range(6)]
+    capture.release()
+    times = []
+    for frame in frames:
+        start = time.perf_counter()
+        detector(frame)
+        times.append(time.perf_counter() - start)
+    rate_fps = 1.0 / sorted(times[1:])[len(times[1:]) // 2]
+    rows = bench_counting.live_run(truth, threads=1, replay_fps=round(3.0 * rate_fps, 2))
+    stride = rows[0]["stride"]
+    assert 2.4 <= stride <= 3.6, f"processed one frame in {stride}: the replay rate missed stride 3"
+    errors = {r["item"]: r["count_error"] for r in rows}
+    for r in rows:
+        assert r["max_abs_count_error"] <= LIVE_BOUND.get(r["item"], LIVE_BOUND_DEFAULT), (stride, errors)
+    tp, fp, fn = (sum(r[k] for r in rows) for k in ("tp", "fp", "fn"))
+    assert tp / (tp + fp) >= 0.9 and tp / (tp + fn) >= 0.85, (stride, tp, fp, fn, errors)
