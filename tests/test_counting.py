@@ -653,3 +653,37 @@ def test_the_tracker_hands_its_appearance_vectors_to_the_counters():
     tracker.update(det)  # no frame: none used
     assert tracker.last_appearance is None
     assert ByteTracker(appearance_gate=1.0).update(det, frame=frame) is not None
+
+
+def test_a_box_touching_the_top_of_the_picture_did_not_come_or_go_through_it():
+    # A horizontal line at y = 200 on a 640 x 272 picture, the feet below it. A van hides the legs: the box
+    # (head at the top of the picture) is cut to end above the line for one frame, and the track is lost.
+    # Its feet never went up the picture, so nothing counts; nor does a new track whose box first appears
+    # with its head at the top and its feet below the line.
+    # The stream ends (or the scene cuts) before return_s has passed: a crossing that never completed is
+    # dropped, unless the track is taken to have left through a border.
+    line = LineCounter("kerb", (300, 200), (640, 200), margin_rel=0.05, return_s=3.0, nominal_fps=25.0)
+    events = []
+    boxes = [(370, 30, 530, 266), (370, 32, 530, 208), (367, 32, 521, 183)]  # every 2nd frame of 25 fps
+    for k, box in enumerate(boxes):
+        det = Detections(np.array([box], np.float32), np.array([0.5], np.float32), np.array([0], np.int32),
+                         np.array([1], np.int32))
+        events += line.update(det, frame_index=2 * k, timestamp_s=2 * k / 25, frame_size=(640, 272))
+    for f in range(6, 40, 2):
+        events += line.update(Detections.empty(with_track_id=True), frame_index=f, timestamp_s=f / 25,
+                              frame_size=(640, 272))
+    for f, box in ((40, (344, 2, 500, 230)), (42, (343, 1, 503, 236)), (44, (343, 1, 503, 240))):
+        det = Detections(np.array([box], np.float32), np.array([0.5], np.float32), np.array([0], np.int32),
+                         np.array([2], np.int32))
+        events += line.update(det, frame_index=f, timestamp_s=f / 25, frame_size=(640, 272))
+    events += line.flush()
+    assert events == []
+    # The bottom border still is one: someone walking down out of the picture counts.
+    line = LineCounter("kerb", (300, 200), (640, 200), margin_rel=0.05, return_s=0.0)
+    for f, (y0, y1) in enumerate(((100, 190), (150, 250), (190, 272))):
+        det = Detections(np.array([[400, y0, 440, y1]], np.float32), np.array([0.9], np.float32),
+                         np.array([0], np.int32), np.array([3], np.int32))
+        events += line.update(det, frame_index=f, timestamp_s=f / 25, frame_size=(640, 272))
+    events += line.update(Detections.empty(with_track_id=True), frame_index=3, timestamp_s=3 / 25,
+                          frame_size=(640, 272))
+    assert [e.direction.value for e in events] == ["in"]

@@ -673,7 +673,8 @@ class LineCounter(_SideCounter):
             picture's border touches it. A track first seen touching a border came in through it (its
             path starts at the border), and a track gone while its box touched a border left through
             it: a line near the edge of the picture counts people walking in and out of view, whose
-            clipped boxes never carry the anchor far past the line.
+            clipped boxes never carry the anchor far past the line. The left, right and bottom borders
+            only: a box touching the top has its head there and its anchor well below.
         edge_rel: the border's reach grows by this fraction of the box height per nominal frame that passed
             since the previous processed frame, beyond the first: a board processing every 4th frame first
             sees someone walking in three frames' walk inside the picture (the reach stops growing at one
@@ -752,7 +753,10 @@ class LineCounter(_SideCounter):
         if not (left.any() or right.any() or top.any() or bottom.any()):
             return None
         out = np.full(anchors.shape, np.nan)
-        out[top, 0], out[top, 1] = anchors[top, 0], 0.0
+        # Not the top border: a box touching it has its head there, while the anchor (the feet, or the box's
+        # centre) is half a box or more below. A person leaves through the top only after their feet have
+        # walked up the whole picture, in view; a box whose top a passing vehicle or the frame cuts while the
+        # legs are hidden would otherwise count as walking out of the top.
         out[bottom, 0], out[bottom, 1] = anchors[bottom, 0], float(height)
         out[left, 0], out[left, 1] = 0.0, anchors[left, 1]
         out[right, 0], out[right, 1] = float(width), anchors[right, 1]
