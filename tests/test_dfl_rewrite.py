@@ -124,10 +124,11 @@ def test_not_onnx_is_refused_precisely():
         rewrite_dfl(b"\x08\x07not a protobuf" * 3, where="garbage.onnx")
 
 
-def test_the_detector_finds_the_same_people_with_and_without_it(model_path, vtest_frames, monkeypatch):
+def test_the_detector_finds_the_same_people_with_and_without_it(model_path, vtest_frames, monkeypatch, tmp_path):
     fast = Detector(model_path, threads=1, conf_threshold=0.25)
     assert detector_module._with_fast_dfl(model_path, None) is not None
     monkeypatch.setattr(detector_module, "_with_fast_dfl", lambda path, data: None)
+    monkeypatch.setenv("EDGE_RUNTIME_CACHE", str(tmp_path))  # no cached rewrite to load instead
     plain = Detector(model_path, threads=1, conf_threshold=0.25)
     for frame in vtest_frames:
         a, b = fast(frame), plain(frame)

@@ -91,7 +91,7 @@ def build_pipeline(config: Config, *, restart_source: bool = False, quiet: bool 
     # the pipeline reports those only where they extend a confirmed track (min_score below).
     detector = Detector(model_path, threads=threads, conf_threshold=min(config.model.conf, config.tracker.low_score),
                         iou_threshold=config.model.iou, max_det=config.model.max_det, classes=config.model.classes,
-                        labels=config.model.labels, rect=config.model.rect)
+                        labels=config.model.labels, rect=config.model.rect, cache_rewrite=True)
 
     store = run_id = None
     start_index = 0

@@ -4,7 +4,8 @@ that says what to change when the two don't fit.
 The estimate is a sum of parts, each from a file size or a config value (nothing is loaded)::
 
     runtime     Python, NumPy, OpenCV, ONNX Runtime and this package once imported (a constant)
-    detector    per ONNX Runtime session: weights as prepared (x DETECTOR_WEIGHT_FACTOR of the file) + the
+    detector    per ONNX Runtime session: weights as prepared (x DETECTOR_WEIGHT_FACTOR of the file, or
+                DETECTOR_WEIGHT_FACTOR_CACHED once the rewritten model is in the on-disk cache) + the
                 activation arena of one 640x640 inference (ACTIVATION_BYTES_PER_PIXEL per input pixel); one
                 session alone, more next to chat (one per thread count the scheduler switches between, and
                 the probe of ``budget.policy = "auto"``)
@@ -42,7 +43,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from .config import Config
 
 __all__ = ["MemoryBudget", "MachineMemory", "estimate_memory", "machine_memory", "check_memory",
-           "RUNTIME_BASE_BYTES", "DETECTOR_WEIGHT_FACTOR", "ACTIVATION_BYTES_PER_PIXEL", "FRAME_BUFFERS",
+           "RUNTIME_BASE_BYTES", "DETECTOR_WEIGHT_FACTOR", "DETECTOR_WEIGHT_FACTOR_CACHED", "ACTIVATION_BYTES_PER_PIXEL",
+           "FRAME_BUFFERS",
            "CHAT_OVERHEAD_MIB"]
 
 MIB = 1 << 20
@@ -50,10 +52,13 @@ MIB = 1 << 20
 #: Python heap a running job grows (the rest of the calibration run's peak).
 RUNTIME_BASE_BYTES = 112 * MIB
 #: ONNX Runtime holds the weights once more as prepared (pre-packed) kernels (session RSS / file size: 2.39),
-#: and the detector builds each session from a rewritten copy of the model (its DFL head,
+#: and on its first start the detector builds its session from a rewritten copy of the model (its DFL head,
 #: ``vision/dfl_rewrite.py``), parsed and re-serialised in this process, which the allocator keeps. That
 #: part varies from run to run (the built-in job peaked at 328-374 MiB): 4.4 in all.
 DETECTOR_WEIGHT_FACTOR = 4.4
+#: The same once the rewritten model is in the on-disk cache (``vision/rewrite_cache.py``) and onnxruntime
+#: loads it as a file: the prepared weights alone (the built-in job peaked at 262 MiB).
+DETECTOR_WEIGHT_FACTOR_CACHED = 2.39
 #: ONNX Runtime's activation arena per input pixel of one inference (YOLOv8s at 640x640: about 50 MiB).
 ACTIVATION_BYTES_PER_PIXEL = 128
 DETECTOR_INPUT_HW = (640, 640)
@@ -267,11 +272,15 @@ def estimate_memory(config: "Config", machine: Optional[MachineMemory] = None) -
     # A missing model is the detector's to report (ModelFormatError naming the file), when it loads.
     file_bytes = model.stat().st_size if model.is_file() else 0
     in_h, in_w = DETECTOR_INPUT_HW
-    weights = int(file_bytes * DETECTOR_WEIGHT_FACTOR)
+    from ..vision.rewrite_cache import has_entry
+
+    factor = DETECTOR_WEIGHT_FACTOR_CACHED if file_bytes and has_entry(model) else DETECTOR_WEIGHT_FACTOR
+    weights = int(file_bytes * factor)
     sessions = _detector_sessions(config)
     parts["detector"] = sessions * (weights + ACTIVATION_BYTES_PER_PIXEL * in_h * in_w)
     notes["detector"] = (f"{sessions} session{'s' if sessions > 1 else ''} x ({file_bytes / MIB:.0f} MiB file x "
-                         f"{DETECTOR_WEIGHT_FACTOR:g} + activations of a {in_w}x{in_h} input)")
+                         f"{factor:g}{' (rewritten model cached)' if factor != DETECTOR_WEIGHT_FACTOR else ''} + activations of a "
+                         f"{in_w}x{in_h} input)")
     (h, w), how = _frame_hw(config.source.uri)
     parts["frames"] = FRAME_BUFFERS * h * w * 3 + 3 * in_h * in_w * 4
     notes["frames"] = f"{FRAME_BUFFERS} frames of {how}"

@@ -54,7 +54,8 @@ def clone_detector(detector: Detector, threads: int) -> Detector:
     return Detector(detector.path, threads=threads, conf_threshold=detector.conf_threshold,
                     iou_threshold=detector.iou_threshold, max_det=detector.max_det,
                     classes=detector._classes, agnostic_nms=detector.agnostic_nms,
-                    labels=list(detector.class_names.values()), rect=detector.rect)
+                    labels=list(detector.class_names.values()), rect=detector.rect,
+                    cache_rewrite=detector.cache_rewrite)
 
 
 class _Worker:
