@@ -8,10 +8,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-onnx = pytest.importorskip("onnx", reason="the convert extra (onnx) is not installed")
-from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+import onnx  # the convert extra, which the test set-up installs
+from onnx import TensorProto, helper, numpy_helper
 
-from edge_runtime.converters.qdq_align import align_concat_scales  # noqa: E402
+from edge_runtime.converters.qdq_align import align_concat_scales
 
 RNG = np.random.default_rng(7)
 

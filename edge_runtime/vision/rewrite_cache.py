@@ -31,16 +31,13 @@ log = logging.getLogger(__name__)
 REWRITE_VERSION = "dfl1"
 #: Entries kept (rewritten models and as-is markers); the oldest written go first.
 MAX_ENTRIES = 8
-_CHUNK = 1 << 20
 _AS_IS = ".as-is"
 
 
 def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(_CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    from ..assets import sha256_file
+
+    return sha256_file(path)
 
 
 @functools.lru_cache(maxsize=32)
