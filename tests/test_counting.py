@@ -513,6 +513,24 @@ def test_a_walker_lost_behind_someone_and_found_as_a_new_track_on_the_other_side
     assert len(stitch_feed(default, hidden_walk((200, 235)))) == 1
 
 
+def test_a_new_track_first_seen_in_the_band_is_stitched_when_it_leaves_the_band():
+    # Track 1 is gone 30 px above the line (frame 3). A tentative track (id -2 - 2) is first seen on the line
+    # itself, in the band, at frame 9, leaves the band below it at frame 10, and is confirmed as track 2 at
+    # frame 11. Its birth is where it left the band: the walk counts once, as track 2's crossing, at the frame
+    # interpolated between track 1's last sighting (frame 3, 30 px above) and frame 10 (10 px below): 9.
+    frames = [[(1, 200, 140 + 10 * f)] for f in range(4)] + [[] for _ in range(4, 9)]
+    frames += [[(-4, 200, 200)], [(-4, 200, 210)]] + [[(2, 200, 225 + 15 * i)] for i in range(4)]
+    assert stitch_feed(LineCounter("gate", START, END, **STITCH), frames) == [(2, "in", 0, 9)]
+    # Confirmed while still in the band: no birth to stitch (as for a track confirmed on first sight there).
+    confirmed_on_line = [[(1, 200, 140 + 10 * f)] for f in range(4)] + [[] for _ in range(4, 9)]
+    confirmed_on_line += [[(2, 200, 200)], [(2, 200, 201)]] + [[(2, 200, 225 + 15 * i)] for i in range(4)]
+    assert stitch_feed(LineCounter("gate", START, END, **STITCH), confirmed_on_line) == []
+    # Leaving the band back on the gone track's side: nothing to stitch, nothing counts.
+    back = [[(1, 200, 140 + 10 * f)] for f in range(4)] + [[] for _ in range(4, 9)]
+    back += [[(-4, 200, 200)], [(-4, 200, 190)]] + [[(2, 200, 175 - 15 * i)] for i in range(4)]
+    assert stitch_feed(LineCounter("gate", START, END, **STITCH), back) == []
+
+
 @pytest.mark.parametrize("case, frames", [
     ("too late", hidden_walk((200, 235), new_frame=25)),  # 2.2 s > stitch_s
     ("too far", hidden_walk((290, 235))),  # 120 px > 80 px of reach

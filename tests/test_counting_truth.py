@@ -44,12 +44,9 @@ GAPS = {
     ("vtest-video", "short_left", 4): ({"min_recall": 0.85, "min_precision": 0.85}, "in +1, out -1: a pass 6-11 px "
                                        "below the segment's end (f711-715) counted, and the f302 out undone by "
                                        "the man's return at the segment's end within return_s"),
-    ("vtest-video", "lawn", 4): ({"min_recall": 0.66, "min_precision": 1.0}, "exit -1: a track lost at 2.5 fps is restarted inside the zone"),
 }
 # (video, item, stride) where the peer stack's count is closer: our worst per-direction error now, why.
-PEER_GAPS = {
-    ("vtest-video", "lawn", 4): (1, "peer 0"),
-}
+PEER_GAPS: dict = {}
 
 
 @pytest.fixture(scope="module")

@@ -47,7 +47,8 @@ What counts (each rule answers a way the common counters go wrong):
   the line may lose their track on one side and come back as a new track on the other, first seen in
   the middle of the picture, with no known origin. A confirmed track gone mid-picture (its box off the
   picture's border) on a known side is remembered for ``stitch_s`` seconds. A new track first seen
-  mid-picture, out of the band on the other side, within ``stitch_s`` and near where the gone one was
+  mid-picture, out of the band on the other side (or first seen in the band, where it first leaves the
+  band, if the tracker has not confirmed it by then), within ``stitch_s`` and near where the gone one was
   last seen (at most ``0.5 + stitch_rel x seconds between the two sightings`` box heights, the box
   height being the mean of the two boxes'), and, when appearance vectors are given, no further than
   ``stitch_appearance`` in colour, takes over the gone track's side: its path starts where the gone
@@ -235,6 +236,7 @@ class _TrackState:
     at_border: bool = False  # the box touched the picture's border when last seen
     look: Optional[np.ndarray] = None  # running appearance vector
     birth: Optional[_Birth] = None  # set while a stitch to a gone track is still to be decided
+    unborn: bool = False  # first seen mid-picture in the band: its birth is recorded when it leaves the band
     absorbed: bool = False  # a stitched track continued this one's state
 
     def vote(self, class_id: int) -> int:
@@ -438,6 +440,15 @@ class _SideCounter:
         elif st is None and not at_border and side != 0:
             st = self._tracks[tid] = _TrackState(side=side, last_seen_s=now, before=p, prev_d=d, prev_frame=frame,
                                                  prev_s=now, birth=_Birth(p, side, height, now))
+        elif st is None and not at_border and step[6] is None:  # in the band: no side to stitch from yet
+            st = self._tracks[tid] = _TrackState(side=0, last_seen_s=now, before=p, prev_d=d, prev_frame=frame,
+                                                 prev_s=now, unborn=True)
+            return confirmed
+        elif st is not None and st.unborn:
+            if st.confirmed or st.side != 0 or at_border:
+                st.unborn = False
+            elif side != 0:  # out of the band for the first time, still tentative: a birth there
+                st.unborn, st.birth = False, _Birth(p, side, height, now)
         if st is None or st.birth is None:
             return confirmed
         if len(st.birth.steps) >= _STITCH_MAX_STEPS:  # not confirmed for this long: no stitch
