@@ -68,10 +68,16 @@ class SceneCutDetector:
 
     def update(self, frame: np.ndarray) -> bool:
         """Whether ``frame`` starts a new scene (never the first frame)."""
-        small = self.thumbnail(frame)
+        return self.compare(self.thumbnail(frame))
+
+    def compare(self, small: np.ndarray) -> bool:
+        """As :meth:`update`, for a frame's :meth:`thumbnail` taken earlier (e.g. while the frame was still in
+        the CPU's caches, before the detector ran)."""
+        import cv2
+
         previous, self._previous = self._previous, small
         if previous is None:
             self.last_difference = 0.0
             return False
-        self.last_difference = float(np.abs(small - previous).mean())
+        self.last_difference = float(cv2.norm(small, previous, cv2.NORM_L1)) / small.size  # mean |difference|
         return self.last_difference > self.threshold
