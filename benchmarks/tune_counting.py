@@ -5,7 +5,7 @@ items marked ``"split": "tune"``; the score is the number of (item, stride) pair
 counting targets (see :func:`benchmarks.bench_counting.meets`), then the pooled event F1. The "report"
 half is never looked at here; ``bench_counting`` reports on it with whatever defaults were chosen.
 
-Run: ``python -m benchmarks.tune_counting [--split tune] [--part tracker|appearance|motion|tentative|buffer|edge|stitch|commit|counter] [--fixed JSON]``
+Run: ``python -m benchmarks.tune_counting [--split tune] [--part tracker|appearance|motion|tentative|low|buffer|edge|stitch|commit|counter] [--fixed JSON] [--model M.onnx]``
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import argparse
 import itertools
 import json
 import sys
+from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 from benchmarks.bench_counting import STRIDES, meets
@@ -56,6 +57,12 @@ GRIDS = {
     "tentative": {
         "tentative_low": [False, True],
     },
+    # With everything else at its defaults: how much taller than a track's predicted box a low-score box may be
+    # and still extend it (0 = no limit). Ranked by event F1 first, as motion. Chosen with both detectors' boxes
+    # (``--model``): the fp32 replays are the same from 1.4 up as without the limit.
+    "low": {
+        "low_max_growth": [0.0, 1.2, 1.3, 1.4, 1.5, 1.6, 2.0],
+    },
     # Lines only, with everything else at its defaults: how far inside the picture a track first seen after a
     # gap between processed frames still counts as having come in through the border.
     "edge": {
@@ -89,14 +96,16 @@ GRIDS = {
 
 
 def evaluate(tracker_options: dict, line_options: dict, zone_options: dict, split: str,
-             strides: Sequence[int] = STRIDES) -> dict:
+             strides: Sequence[int] = STRIDES, model: Optional[Path] = None) -> dict:
+    """Pairs meeting the targets and pooled event counts of ours on one half; ``model``: replay that detector's
+    frozen boxes (e.g. the int8 one) instead of the built-in fp32 detector's."""
     met = total = tp = fp = fn = 0
     for video in VIDEOS:
         truth = load_truth(video)
         items = [i for i in truth.items if split == "all" or i.split == split]
         if not items:
             continue
-        frozen = frozen_for(video)
+        frozen = frozen_for(video, model)
         for stride in strides:
             events = replay(frozen, items, stride, stacks=("ours",), video=video,
                             make_tracker=lambda: ByteTracker.for_video(frozen.fps, **tracker_options),
@@ -114,6 +123,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--split", default="tune", choices=("tune", "report", "all"))
     parser.add_argument("--part", default="tracker", choices=tuple(GRIDS))
     parser.add_argument("--fixed", default="{}", help="JSON options held fixed for the other part")
+    parser.add_argument("--model", type=Path, help="replay this detector's boxes (e.g. the int8 model bench_int8 "
+                                                   "converts) instead of the built-in fp32 detector's")
     args = parser.parse_args(argv)
     grid = GRIDS[args.part]
     fixed = json.loads(args.fixed)
@@ -122,10 +133,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         options: Dict[str, float] = dict(zip(grid, values))
         if args.part == "stitch" and options["stitch_s"] == 0 and any(options[k] != grid[k][0] for k in list(grid)[1:]):
             continue  # off: the other settings do nothing
-        if args.part in ("tracker", "appearance", "motion", "tentative", "buffer"):
+        if args.part in ("tracker", "appearance", "motion", "tentative", "buffer", "low"):
             if options.get("new_track_score", 1.0) < options.get("high_score", 0.0):
                 continue
-            r = evaluate(options, fixed, {k: v for k, v in fixed.items() if k != "return_s"}, args.split)
+            r = evaluate(options, fixed, {k: v for k, v in fixed.items() if k != "return_s"}, args.split,
+                         model=args.model)
         elif args.part == "edge":
             r = evaluate(fixed, options, {}, args.split)
         elif args.part == "commit":
@@ -141,7 +153,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         results.append((r["met"], r["f1"], options, r))
         print(f"{options}: met {r['met']}/{r['total']} F1 {r['f1']:.3f} (tp {r['tp']} fp {r['fp']} fn {r['fn']})",
               flush=True)
-    f1_first = args.part in ("commit", "motion", "tentative")
+    f1_first = args.part in ("commit", "motion", "tentative", "low")
     results.sort(key=(lambda x: (x[1], x[0])) if f1_first else (lambda x: (x[0], x[1])), reverse=True)
     print("best:", results[0][2], results[0][3])
     return 0

@@ -72,6 +72,7 @@ def test_yaml_is_accepted(tmp_path: Path) -> None:
      ["'a'", "used twice"]),
     ({"budget": {"policy": "greedy"}}, ["budget.policy", "detection-first", "'greedy'"]),
     ({"tracker": {"low_score": 0.8, "high_score": 0.5}}, ["tracker.low_score", "0.5"]),
+    ({"tracker": {"low_max_growth": 0.5}}, ["tracker.low_max_growth", "0 (off) or >= 1", "0.5"]),
     ({"source": {"fps_cap": float("nan")}}, ["source.fps_cap", "a number"]),
     ({"nonsense": {}}, ["nonsense", "not known"]),
     ({"lines": [{"name": "a", "start": [0, 0], "end": [1, 1], "stitch_s": -1}]}, ["lines[0].stitch_s", "[0.0, 60.0]"]),
@@ -124,3 +125,16 @@ def test_the_counters_stitching_settings_reach_the_counters_and_default_as_their
     line = make_counter(config.lines[0], 10.0)
     assert (line.stitch_s, line.stitch_rel, line.stitch_appearance) == (0.0, 1.5, 0.35)
     assert make_counter(config.zones[0], 10.0).stitch_s == 2.0
+
+
+def test_the_tracker_section_defaults_to_the_trackers_own_defaults():
+    import dataclasses
+    import inspect
+
+    from edge_runtime.runtime.config import TrackerConfig
+    from edge_runtime.vision.tracking import ByteTracker
+
+    own = inspect.signature(ByteTracker.__init__).parameters
+    fields = {f.name: getattr(TrackerConfig(), f.name) for f in dataclasses.fields(TrackerConfig)}
+    assert set(fields) <= set(own), set(fields) - set(own)
+    assert {k: v for k, v in fields.items() if v != own[k].default} == {}

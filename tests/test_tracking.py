@@ -67,6 +67,32 @@ def test_a_tentative_track_takes_low_score_boxes_only_with_tentative_low(tentati
     assert ids(fresh, frame((400, 50, 0.2))) == [-1]
 
 
+@pytest.mark.parametrize("grown, low_max_growth, kept", [
+    (1.4, 1.5, True),    # a low-score box a little taller (a person's legs showing again): it extends the track
+    (1.6, 1.5, False),   # much taller (merged with someone beside them, or joined to a bike below): it does not
+    (1.6, 0.0, True),    # the check off
+])
+def test_a_low_score_box_much_taller_than_the_track_does_not_extend_it(grown, low_max_growth, kept):
+    tracker = ByteTracker(min_hits=1, low_max_growth=low_max_growth)
+    box = lambda h, s: Detections(np.array([[100, 200 - h / 2, 140, 200 + h / 2]], np.float32),
+                                  np.array([s], np.float32), np.array([0], np.int32))
+    assert [tracker.update(box(100, 0.9)).track_id.tolist() for _ in range(3)] == [[0], [0], [0]]
+    # The same centre, grown about it (so only the height differs), scored under high_score.
+    assert tracker.update(box(100 * grown, 0.2)).track_id.tolist() == ([0] if kept else [-1])
+    # A confident box that tall still matches: the check is for the low-score association only.
+    tall = ByteTracker(min_hits=1, low_max_growth=low_max_growth)
+    for _ in range(3):
+        tall.update(box(100, 0.9))
+    assert tall.update(box(100 * grown, 0.9)).track_id.tolist() == [0]
+
+
+def test_low_max_growth_is_checked():
+    with pytest.raises(ConfigError, match="low_max_growth"):
+        ByteTracker(low_max_growth=0.5)
+    with pytest.raises(ConfigError, match="low_max_growth"):
+        ByteTracker(low_max_growth=-1)
+
+
 def test_two_boxes_crossing_paths_keep_their_ids():
     tracker = ByteTracker(min_hits=2)
     seen = []

@@ -119,13 +119,8 @@ def build_pipeline(config: Config, *, restart_source: bool = False, quiet: bool 
                          start_index=start_index, replay_fps=config.source.replay_fps or None,
                          loop=config.source.loop)
     fps = getattr(source, "fps", None) or 10.0
-    t = config.tracker
-    tracker = ByteTracker.for_video(fps, lost_s=t.lost_s, high_score=t.high_score, low_score=t.low_score,
-                                    new_track_score=t.new_track_score, match_iou=t.match_iou, min_hits=t.min_hits,
-                                    buffer_rel=t.buffer_rel, max_buffer_rel=t.max_buffer_rel,
-                                    max_jump_rel=t.max_jump_rel,
-                                    motion_gate=t.motion_gate, appearance_gate=t.appearance_gate,
-                                    tentative_low=t.tentative_low)
+    # Every key of the tracker section is a ByteTracker setting of the same name (tests/test_config.py).
+    tracker = ByteTracker.for_video(fps, **asdict(config.tracker))
     counters = make_counters(config.lines, config.zones, fps)
     if store is not None:
         seed_totals(store, counters)

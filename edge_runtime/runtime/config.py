@@ -95,6 +95,7 @@ class TrackerConfig:
     motion_gate: float = _range(0.0, 1000.0, default=4.61)
     appearance_gate: float = _range(0.0, 1.0, default=0.4)  # colour distance a track never matches beyond; 1 = off
     tentative_low: bool = True  # a track not yet confirmed may take a low-score box
+    low_max_growth: float = _range(0.0, 100.0, default=1.2)  # a low-score box at most this x the track's height; 0 = off
 
 
 @dataclass(frozen=True)
@@ -329,6 +330,9 @@ def _build(cls: type, raw: Dict[str, Any], prefix: str) -> Any:
 
 
 def _check_semantics(config: Config) -> None:
+    if 0.0 < config.tracker.low_max_growth < 1.0:
+        raise ConfigError(f"config key 'tracker.low_max_growth': must be 0 (off) or >= 1 (times the track's "
+                          f"height), got {config.tracker.low_max_growth}")
     if config.tracker.low_score > config.tracker.high_score:
         raise ConfigError(f"config key 'tracker.low_score': must be <= tracker.high_score "
                           f"({config.tracker.high_score}), got {config.tracker.low_score}")
