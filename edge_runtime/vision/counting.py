@@ -375,6 +375,8 @@ class _SideCounter:
                 else None
             looks = appearance[tracked] if stitching and appearance is not None and self.stitch_appearance < 1 \
                 else None
+            seen_look = has_appearance(looks).tolist() if looks is not None else None
+            blend: List[Tuple[_TrackState, int]] = []  # running looks to blend with this frame's, after the loop
             for k, (tid, confirmed, side, d, p, class_id, margin, commit, height) in enumerate(zip(
                     track_ids.tolist(), is_confirmed.tolist(), sides.tolist(), anchor_d.tolist(),
                     [tuple(a) for a in anchors.tolist()], classes.tolist(), margins.tolist(), commits.tolist(),
@@ -388,9 +390,17 @@ class _SideCounter:
                 if border is not None:
                     st = self._tracks[tid]
                     st.last_p, st.last_h, st.at_border = p, height, border[k]
-                    if looks is not None and has_appearance(looks[k:k + 1])[0]:
-                        st.look = looks[k].copy() if st.look is None else normalise_bands(
-                            (_LOOK_EMA * st.look + (1.0 - _LOOK_EMA) * looks[k])[None])[0]
+                    if seen_look is not None and seen_look[k]:
+                        if st.look is None:
+                            st.look = looks[k].copy()
+                        else:
+                            blend.append((st, k))
+            if blend:  # one array operation for every track's running look
+                rows = [k for _, k in blend]
+                mixed = normalise_bands(_LOOK_EMA * np.stack([st.look for st, _ in blend])
+                                        + (1.0 - _LOOK_EMA) * looks[rows])
+                for (st, _), look in zip(blend, mixed):
+                    st.look = look
         if confirming:
             self._stitch(confirming)
         if self._edges and frame_size:
