@@ -370,7 +370,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from benchmarks.frozen import committed_path, load_frozen
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--strides", type=int, nargs="+", default=[1, 3])
+    parser.add_argument("--strides", type=int, nargs="+", default=[1, 2, 3, 4])
     parser.add_argument("--truth", type=Path, default=TRUTH_CSV)
     parser.add_argument("--switches", action="store_true", help="list where each ID switch happens")
     parser.add_argument("--cross-check", action="store_true",
