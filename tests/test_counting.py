@@ -513,6 +513,34 @@ def test_a_walker_lost_behind_someone_and_found_as_a_new_track_on_the_other_side
     assert len(stitch_feed(default, hidden_walk((200, 235)))) == 1
 
 
+@pytest.mark.parametrize("settle_ratio, counted", [(1.25, False), (0.0, True)])
+def test_a_track_first_seen_with_its_legs_hidden_does_not_cross_as_they_appear(settle_ratio, counted):
+    # A cyclist waiting at the kerb, legs hidden by a van when his track starts: the box's top stays where his
+    # head is while its bottom comes down past the line (y = 200) over the next frames as the van clears him.
+    # His feet never moved: while the track is young and its box height still jumps, its side is taken
+    # again. The box then holds its height: a later walk across the line counts as usual.
+    line = LineCounter("kerb", START, END, margin_rel=0.05, return_s=0.0, commit_rel=0.0, settle_ratio=settle_ratio)
+    events = []
+    for f, (bottom, h) in enumerate([(180, 80), (230, 130), (262, 162), (263, 162), (264, 163)]):
+        events += line.update(box_at(7, 200, bottom, h=h), frame_index=f, timestamp_s=f / 10)
+    events += line.flush()
+    assert [e.direction.value for e in events] == (["in"] if counted else [])
+    # Settled, he rides back up across the line: that counts.
+    line = LineCounter("kerb", START, END, margin_rel=0.05, return_s=0.0, commit_rel=0.0, settle_ratio=settle_ratio)
+    steps = [(180, 80), (230, 130), (262, 162), (263, 162)] + [(263 - 30 * i, 162) for i in range(1, 5)]
+    events = [e for f, (bottom, h) in enumerate(steps)
+              for e in line.update(box_at(7, 200, bottom, h=h), frame_index=f, timestamp_s=f / 10)] + line.flush()
+    assert [e.direction.value for e in events] == (["in", "out"] if counted else ["out"])
+    # A walker seen mid-picture with a steady box who walks across: counted either way.
+    line = LineCounter("gate", START, END, margin_rel=0.05, return_s=0.0, commit_rel=0.0,
+                       settle_ratio=settle_ratio)
+    events = [e for f in range(8) for e in line.update(box_at(8, 200, 150 + 15 * f), frame_index=f,
+                                                         timestamp_s=f / 10)] + line.flush()
+    assert [e.direction.value for e in events] == ["in"]
+    with pytest.raises(ConfigError, match="settle_ratio"):
+        LineCounter("gate", START, END, settle_ratio=0.5)
+
+
 def test_a_new_track_first_seen_in_the_band_is_stitched_when_it_leaves_the_band():
     # Track 1 is gone 30 px above the line (frame 3). A tentative track (id -2 - 2) is first seen on the line
     # itself, in the band, at frame 9, leaves the band below it at frame 10, and is confirmed as track 2 at

@@ -95,7 +95,8 @@ class TrackerConfig:
     motion_gate: float = _range(0.0, 1000.0, default=4.61)
     appearance_gate: float = _range(0.0, 1.0, default=0.4)  # colour distance a track never matches beyond; 1 = off
     tentative_low: bool = True  # a track not yet confirmed may take a low-score box
-    low_max_growth: float = _range(0.0, 100.0, default=1.2)  # a low-score box at most this x the track's height; 0 = off
+    # a low-score box extends a track only if at most this many times as tall as its predicted box; 0 = off
+    low_max_growth: float = _range(0.0, 100.0, default=1.2)
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,9 @@ class LineConfig:
     # a crossing is complete once the point is this many box heights past the line or from where it crossed;
     # until then a return undoes it however late (a man standing just over the line counts nothing); 0 = off
     commit_rel: float = _range(0.0, 100.0, default=0.5)
+    # a young track's side is taken again (no crossing) while its box height changes more than this per
+    # observation: someone coming out from behind a van; >= 1, 0 = off
+    settle_ratio: float = _range(0.0, 100.0, default=1.25)
     hysteresis_frames: int = _range(1, 1000, default=1)  # processed frames on the new side, in a row
     classes: Optional[List[int]] = None
     # A track lost mid-picture, continued by a new track first seen mid-picture on the other side within
@@ -132,6 +136,7 @@ class ZoneConfig:
     margin_px: float = _range(0.0, 10_000.0, default=0.0)
     return_s: float = _range(0.0, 3600.0, default=1.0)
     commit_rel: float = _range(0.0, 100.0, default=0.5)  # as for lines; at most half the zone's depth
+    settle_ratio: float = _range(0.0, 100.0, default=1.25)  # as for lines
     hysteresis_frames: int = _range(1, 1000, default=1)
     classes: Optional[List[int]] = None
     # As for lines: a track lost outside (inside), continued by a new one first seen inside (outside) = entry (exit)
@@ -348,6 +353,11 @@ def _check_semantics(config: Config) -> None:
     for i, line in enumerate(config.lines):
         if line.start == line.end:
             raise ConfigError(f"config key 'lines[{i}]' ({line.name}): start and end are the same point {line.start}")
+    for key, items in (("lines", config.lines), ("zones", config.zones)):
+        for i, item in enumerate(items):
+            if 0.0 < item.settle_ratio < 1.0:
+                raise ConfigError(f"config key '{key}[{i}].settle_ratio' ({item.name}): must be 0 (off) or >= 1 "
+                                  f"(a ratio of box heights), got {item.settle_ratio}")
     for i, zone in enumerate(config.zones):
         if len(zone.polygon) < 3:
             raise ConfigError(f"config key 'zones[{i}].polygon' ({zone.name}): expected at least 3 points, "
