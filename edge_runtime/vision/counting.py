@@ -803,18 +803,6 @@ class LineCounter(_SideCounter):
     def _distances_of_point(self, point: Point) -> float:
         return float(self.signed_distance(np.array([point], np.float64))[0])
 
-    def _settle(self, st: _TrackState, at_edge: bool, height: float, p: Point) -> None:
-        """Before a young track's observation is stepped: end its youth, or forget its side if its box height
-        changed by more than ``settle_ratio`` since the previous observation (see "Settling")."""
-        if self.settle_ratio <= 0.0 or at_edge:
-            st.young = False
-        elif st.prev_h > 0.0:
-            if max(height, st.prev_h) > self.settle_ratio * max(min(height, st.prev_h), 1e-6):
-                if st.pending is None and st.birth is None:
-                    st.side, st.before, st.streak = 0, p, 0
-            else:
-                st.young = False
-
     def _edge_points(self, anchors: np.ndarray, frame_size: Tuple[int, int],
                      touching: Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]) -> Optional[np.ndarray]:
         width, height = frame_size
