@@ -220,7 +220,8 @@ class Pipeline:
         events: List[CountEvent] = []
         if inferred:
             # The scene-cut thumbnail is taken before the model runs, while the frame is still in the CPU's
-            # caches (after the model has streamed its weights it is read from memory: 5x the time).
+            # caches (after the model has streamed its weights through them, reading it takes several times as
+            # long).
             ts = time.perf_counter()
             thumbnail = self.scene_cut.thumbnail(frame.image) \
                 if self.scene_cut is not None and self.tracker is not None else None
