@@ -51,8 +51,9 @@ unmatched high-score boxes start tentative tracks. Differences that matter to co
 Each frame runs in a few C++ calls (``edge_runtime._native``, GIL released) over track state kept in NumPy
 arrays: Kalman predict; the association gates; the appearance gate; the IoU + optimal-assignment
 stages; then the bookkeeping (Kalman update, hits and misses, class votes, confirmation, output ids, which
-tracks to drop) and the running appearance. Python only starts and drops tracks. The NumPy references
-are in :mod:`edge_runtime.reference` and :mod:`edge_runtime.vision.kalman`.
+tracks to drop) and the running appearance. Python starts and drops tracks, and takes back the matches of
+low-score boxes that are too tall (``low_max_growth``). The NumPy references are in
+:mod:`edge_runtime.reference` and :mod:`edge_runtime.vision.kalman`.
 """
 
 from __future__ import annotations
