@@ -149,9 +149,11 @@ def _proc_status(pid: int) -> Optional[Tuple[float, int, int]]:
         fds = len(os.listdir(f"/proc/{pid}/fd"))
     except (OSError, FileNotFoundError):
         return None
-    rss = int(re.search(r"^VmRSS:\s+(\d+) kB", text, re.M).group(1)) / 1024.0  # type: ignore[union-attr]
-    threads = int(re.search(r"^Threads:\s+(\d+)", text, re.M).group(1))  # type: ignore[union-attr]
-    return rss, fds, threads
+    rss = re.search(r"^VmRSS:\s+(\d+) kB", text, re.M)
+    threads = re.search(r"^Threads:\s+(\d+)", text, re.M)
+    if rss is None or threads is None:  # it has exited and not been reaped yet (a zombie has no memory)
+        return None
+    return int(rss.group(1)) / 1024.0, fds, int(threads.group(1))
 
 
 def parse_prometheus(text: str, prefix: str = "edge_runtime_") -> Dict[str, Any]:

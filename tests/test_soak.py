@@ -75,3 +75,27 @@ def test_rss_is_judged_after_the_first_pass_when_there_are_two() -> None:
     assert not rss_criterion(ts, leak, frames=2880, **kw)["pass"]
     short = rss_criterion(ts, plateau, frames=1000, **kw)  # fewer than two passes: the warm-up only
     assert short["settle_s"] == 90.0 and not short["pass"]
+
+
+def test_a_process_that_exited_but_is_not_reaped_reads_as_gone():
+    """The soak samples the job's /proc status while it runs; a job that has just exited is a zombie until
+    it is reaped, whose status has no memory lines: that reads as gone, not as an error."""
+    import time
+
+    from benchmarks.bench_soak import _proc_status
+
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        rss_mb, fds, threads = _proc_status(live.pid)
+        assert rss_mb > 1 and fds >= 3 and threads >= 1
+    finally:
+        live.kill()
+        live.wait()
+    done = subprocess.Popen([sys.executable, "-c", "pass"])
+    deadline = time.monotonic() + 30
+    while "Z" not in Path(f"/proc/{done.pid}/stat").read_text().split(")")[-1].split()[0] \
+            and time.monotonic() < deadline:
+        time.sleep(0.05)  # not reaped: poll()/wait() are not called until it is a zombie
+    assert _proc_status(done.pid) is None
+    done.wait()
+    assert _proc_status(done.pid) is None  # reaped: no /proc entry at all
