@@ -84,8 +84,10 @@ def test_a_process_that_exited_but_is_not_reaped_reads_as_gone():
 
     from benchmarks.bench_soak import _proc_status
 
-    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    live = subprocess.Popen([sys.executable, "-c", "import time; print('up', flush=True); time.sleep(30)"],
+                            stdout=subprocess.PIPE, text=True)
     try:
+        assert live.stdout.readline() == "up\n"  # the interpreter is running (not a process mid-exec)
         rss_mb, fds, threads = _proc_status(live.pid)
         assert rss_mb > 1 and fds >= 3 and threads >= 1
     finally:
