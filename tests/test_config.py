@@ -71,6 +71,7 @@ def test_yaml_is_accepted(tmp_path: Path) -> None:
     ({"lines": [{"name": "a", "start": [0, 0], "end": [1, 1]}], "zones": [{"name": "a", "polygon": [[0, 0], [1, 0], [0, 1]]}]},
      ["'a'", "used twice"]),
     ({"budget": {"policy": "greedy"}}, ["budget.policy", "detection-first", "'greedy'"]),
+    ({"model": {"spin": "yes"}}, ["model.spin", "one of auto, on, off", "'yes'"]),
     ({"tracker": {"low_score": 0.8, "high_score": 0.5}}, ["tracker.low_score", "0.5"]),
     ({"tracker": {"low_max_growth": 0.5}}, ["tracker.low_max_growth", "0 (off) or >= 1", "0.5"]),
     ({"lines": [{"name": "a", "start": [0, 0], "end": [1, 1], "settle_ratio": 0.8}]},
@@ -142,3 +143,17 @@ def test_the_tracker_section_defaults_to_the_trackers_own_defaults():
     fields = {f.name: getattr(TrackerConfig(), f.name) for f in dataclasses.fields(TrackerConfig)}
     assert set(fields) <= set(own), set(fields) - set(own)
     assert {k: v for k, v in fields.items() if v != own[k].default} == {}
+
+
+@pytest.mark.parametrize("spin, chat, spins", [
+    ("auto", False, True), ("auto", True, False), ("on", True, True), ("off", False, False)])
+def test_the_detector_spins_unless_chat_shares_the_cores(spin, chat, spins):
+    from edge_runtime.assets import ensure
+    from edge_runtime.runtime.build import detector_spins
+    from edge_runtime.runtime.supervisor import clone_detector
+    from edge_runtime.vision.detector import Detector
+
+    config = config_from_dict({"model": {"spin": spin}, "chat": {"enabled": chat}})
+    assert detector_spins(config) is spins
+    detector = Detector(ensure("yolov8s-person"), threads=1, spin=detector_spins(config))
+    assert detector.spin is spins and clone_detector(detector, 1).spin is spins  # a re-threaded session keeps it

@@ -27,7 +27,7 @@ from .cpus import available_cores
 from .pipeline import Counter, Pipeline, Sink
 from .sinks import ConsoleSink, JsonlSink, StoreSink, VideoSink
 
-__all__ = ["build_pipeline", "config_hash", "make_counter", "make_counters", "seed_totals"]
+__all__ = ["build_pipeline", "config_hash", "detector_spins", "make_counter", "make_counters", "seed_totals"]
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,19 @@ log = logging.getLogger(__name__)
 def config_hash(config: Config) -> str:
     """A short digest of the config, stored with each run."""
     return hashlib.sha256(json.dumps(asdict(config), sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def detector_spins(config: Config) -> bool:
+    """Whether the detector's onnxruntime workers spin while idle (``model.spin``).
+
+    Spinning keeps a worker awake between the many short operators of a model, where sleeping and waking
+    it costs each of them a few microseconds; once the call returns the workers spin a little longer
+    before they sleep. "auto" spins when detection has the cores to itself and sleeps when a chat model
+    is configured, whose threads would otherwise lose those cycles.
+    """
+    if config.model.spin == "auto":
+        return not config.chat.enabled
+    return config.model.spin == "on"
 
 
 def _source_key(uri: str) -> Tuple[str, bool]:
@@ -93,7 +106,8 @@ def build_pipeline(config: Config, *, restart_source: bool = False, quiet: bool 
     # the pipeline reports those only where they extend a confirmed track (min_score below).
     detector = Detector(model_path, threads=threads, conf_threshold=min(config.model.conf, config.tracker.low_score),
                         iou_threshold=config.model.iou, max_det=config.model.max_det, classes=config.model.classes,
-                        labels=config.model.labels, rect=config.model.rect, cache_rewrite=True)
+                        labels=config.model.labels, rect=config.model.rect, cache_rewrite=True,
+                        spin=detector_spins(config))
 
     store = run_id = None
     start_index = 0

@@ -55,7 +55,7 @@ def clone_detector(detector: Detector, threads: int) -> Detector:
                     iou_threshold=detector.iou_threshold, max_det=detector.max_det,
                     classes=detector._classes, agnostic_nms=detector.agnostic_nms,
                     labels=list(detector.class_names.values()), rect=detector.rect,
-                    cache_rewrite=detector.cache_rewrite)
+                    cache_rewrite=detector.cache_rewrite, spin=detector.spin)
 
 
 class _Worker:

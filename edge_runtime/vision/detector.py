@@ -129,8 +129,11 @@ class Detector:
         classes: keep only these class ids (None = all).
         agnostic_nms: suppress across classes (True) or per class (False).
         labels: display names replacing the model's class names, one per class in id order.
-        spin: let onnxruntime's worker threads spin while idle (lower latency, but burns CPU that a
-            co-scheduled LLM could use).
+        spin: let onnxruntime's worker threads spin while idle (its own default): each operator starts
+            without waking a sleeping worker, which matters most to models of many short operators (an
+            int8 QDQ graph); the workers also keep a core busy for a moment after each call, CPU that a
+            co-scheduled LLM could use. A job built from a config spins unless chat is configured
+            (``model.spin``).
         rect: rectangular inference: letterbox each frame only up to a multiple of the stride (a 4:3
             frame into 640x480 instead of 640x640, a quarter less work per inference), as Ultralytics
             does in PyTorch. Off by default: the built-in detector was trained on square letterboxes
@@ -185,7 +188,7 @@ class Detector:
         self.max_det = int(max_det)
         self.agnostic_nms = bool(agnostic_nms)
         self.rect = bool(rect)
-        self._spin = bool(spin)
+        self.spin = bool(spin)
         self.timings = DetectorTimings()
         summary = check_onnx_file(path)  # before onnxruntime: no read outside the model's folder, a known opset
         # External tensors' paths are relative to the model's folder: such a model is rewritten in memory.
@@ -281,7 +284,7 @@ class Detector:
 
             try:
                 model_bytes = respecialise(self.path.read_bytes(), target, where=str(self.path))
-                session = _load_session(self.path, self.threads, self._spin, model_bytes)
+                session = _load_session(self.path, self.threads, self.spin, model_bytes)
             except (ModelFormatError, ImportError, OSError) as exc:
                 self._rect_refused = str(exc)
                 log.info("%s: runs at its own %dx%d input (no rectangular inference): %s", self.path.name,
@@ -301,7 +304,7 @@ class Detector:
         return self._rect_refused
 
     def _load_own_size(self):
-        return _load_session(self.path, self.threads, self._spin, cacheable=self._cacheable)
+        return _load_session(self.path, self.threads, self.spin, cacheable=self._cacheable)
 
     def _use_session(self, session, input_hw: Tuple[int, int]) -> None:
         self._session = session
