@@ -4,8 +4,9 @@ Peer: onnxruntime + the pre/post-processing of Ultralytics' ONNX Runtime example
 decode, cv2.dnn.NMSBoxes) + the ``trackers`` package's ByteTrack + supervision's LineZone.
 Ours: edge_runtime's Pipeline (native letterbox/decode/NMS, native-assisted ByteTracker, LineCounter).
 Same model file, same onnxruntime session options and thread count, every frame, same line. Both sides'
-idle onnxruntime workers spin: onnxruntime's default, which the peer keeps as users write it, and ours
-with ``model.spin = "auto"`` when no chat model is configured. Ours is
+onnxruntime workers spin between operators: the peer keeps onnxruntime's defaults as users write them
+(its workers also spin on for a while after each call), ours spins with ``model.spin = "auto"`` when no
+chat model is configured and lets its workers sleep once a call returns. Ours is
 built from a config as ``edge-runtime run`` builds it (every tracker and counter default). With
 ``--int8 MODEL`` ours also runs on the int8 detector, against the peer's fp32. ``--rect`` runs ours (both
 models) with rectangular inference (``model.rect``: 640x480 for these 4:3 frames, the peer keeps its
@@ -232,8 +233,9 @@ def main() -> None:
         "model": Path(model).name, "frames": ours["frames"], "threads": args.threads, "rounds": args.rounds,
         "ours_rect": args.rect,
         "session_options": {"intra_op_threads": args.threads, "inter_op_threads": 1, "graph_optimization": "all",
-                            "idle_workers_spin": {"ours": "model.spin = auto: on (no chat configured)",
-                                                  "peer": "on (onnxruntime's default)"}},
+                            "idle_workers_spin": {"ours": "model.spin = auto: on (no chat configured), "
+                                                          "stopped at the end of each call",
+                                                  "peer": "on, also after each call (onnxruntime's default)"}},
         "fps_ratio_median": statistics.median(ratios), "fps_ratio_per_round": ratios,
         "line_counts_within_1": counts_agree, "ours": ours, "peer": peer,
         "walkway_truth": truth,

@@ -157,3 +157,7 @@ def test_the_detector_spins_unless_chat_shares_the_cores(spin, chat, spins):
     assert detector_spins(config) is spins
     detector = Detector(ensure("yolov8s-person"), threads=1, spin=detector_spins(config))
     assert detector.spin is spins and clone_detector(detector, 1).spin is spins  # a re-threaded session keeps it
+    options = detector._session.get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == ("1" if spins else "0")
+    if spins:  # the workers spin within a call and sleep once it returns
+        assert options.get_session_config_entry("session.force_spinning_stop") == "1"

@@ -41,9 +41,8 @@ def detector_spins(config: Config) -> bool:
     """Whether the detector's onnxruntime workers spin while idle (``model.spin``).
 
     Spinning keeps a worker awake between the many short operators of a model, where sleeping and waking
-    it costs each of them a few microseconds; once the call returns the workers spin a little longer
-    before they sleep. "auto" spins when detection has the cores to itself and sleeps when a chat model
-    is configured, whose threads would otherwise lose those cycles.
+    it costs each of them a few microseconds; the workers sleep once the call returns. "auto" spins when
+    detection has the cores to itself and sleeps when a chat model is configured.
     """
     if config.model.spin == "auto":
         return not config.chat.enabled

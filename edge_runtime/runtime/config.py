@@ -76,8 +76,8 @@ class ModelConfig:
     labels: Optional[List[str]] = None  # display names replacing the model's class names, in class order
     threads: int = _range(0, 256, default=0)  # 0 = from the budget
     rect: bool = False  # letterbox to the frame's aspect (640x480 for 4:3): ~1/4 less inference, see Detector
-    # onnxruntime's idle workers spin between and after operators ("on", its own default) or sleep ("off");
-    # "auto": spin unless a chat model shares the cores (see build_pipeline)
+    # onnxruntime's workers spin between the operators of a call ("on") or sleep ("off"); after a call they
+    # sleep either way. "auto": spin unless a chat model shares the cores (see build.detector_spins)
     spin: str = _choice("auto", "on", "off", default="auto")
 
 

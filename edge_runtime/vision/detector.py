@@ -86,8 +86,12 @@ def _load_session(path: Path, threads: Optional[int], spin: bool, model_bytes: O
     options.inter_op_num_threads = 1
     if threads is not None:
         options.intra_op_num_threads = int(threads)
-    # Spinning worker threads burn a core while waiting; on a shared board that steals from the LLM.
+    # Spinning workers start each operator without being woken; once a call returns they sleep
+    # (force_spinning_stop) instead of spinning on, so the letterbox, tracker and camera thread between two
+    # calls have the cores. Without spinning they sleep between operators too (for a co-scheduled LLM).
     options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
+    if spin:
+        options.add_session_config_entry("session.force_spinning_stop", "1")
     options.log_severity_level = 3
     source = str(path) if model_bytes is None else model_bytes
     as_is = False
@@ -129,11 +133,11 @@ class Detector:
         classes: keep only these class ids (None = all).
         agnostic_nms: suppress across classes (True) or per class (False).
         labels: display names replacing the model's class names, one per class in id order.
-        spin: let onnxruntime's worker threads spin while idle (its own default): each operator starts
-            without waking a sleeping worker, which matters most to models of many short operators (an
-            int8 QDQ graph); the workers also keep a core busy for a moment after each call, CPU that a
-            co-scheduled LLM could use. A job built from a config spins unless chat is configured
-            (``model.spin``).
+        spin: let onnxruntime's worker threads spin between the operators of a call (its own default):
+            each operator starts without waking a sleeping worker, which matters most to models of many
+            short operators (an int8 QDQ graph). The workers sleep once the call returns (unlike
+            onnxruntime's default, which spins on for a while and takes the cores from what runs between
+            calls). A job built from a config spins unless chat is configured (``model.spin``).
         rect: rectangular inference: letterbox each frame only up to a multiple of the stride (a 4:3
             frame into 640x480 instead of 640x640, a quarter less work per inference), as Ultralytics
             does in PyTorch. Off by default: the built-in detector was trained on square letterboxes
