@@ -212,9 +212,10 @@ def open_session(model: Union[str, Path, bytes], *, threads: int = 1, optimize: 
         model: path to an ``.onnx`` file, or its serialized bytes.
         threads: intra-op threads (>= 1); inter-op is 1 (sequential execution).
         optimize: enable all graph optimizations (as deployment would); False keeps the graph as is.
-        spin: let idle worker threads spin (onnxruntime's default). Turn it off to time sessions as the
-            runtime's detector runs them, or when two sessions take turns on the same cores: a spinning
-            pool keeps burning the cores the other one is about to use.
+        spin: let worker threads spin between the operators of a call (onnxruntime's default). They
+            stop at the end of each call either way (``session.force_spinning_stop``), so two sessions
+            taking turns on the same cores do not take them from each other, as the runtime's detector
+            runs a model.
 
     Raises:
         ModelFormatError: the file is missing, is not ONNX, is corrupt, or ONNX Runtime rejects it.
@@ -236,6 +237,8 @@ def open_session(model: Union[str, Path, bytes], *, threads: int = 1, optimize: 
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.log_severity_level = 3
     options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
+    if spin:
+        options.add_session_config_entry("session.force_spinning_stop", "1")
     options.graph_optimization_level = (ort.GraphOptimizationLevel.ORT_ENABLE_ALL if optimize
                                         else ort.GraphOptimizationLevel.ORT_DISABLE_ALL)
     try:

@@ -161,3 +161,14 @@ def test_the_detector_spins_unless_chat_shares_the_cores(spin, chat, spins):
     assert options.get_session_config_entry("session.intra_op.allow_spinning") == ("1" if spins else "0")
     if spins:  # the workers spin within a call and sleep once it returns
         assert options.get_session_config_entry("session.force_spinning_stop") == "1"
+
+
+@pytest.mark.parametrize("spin", [True, False])
+def test_verification_sessions_stop_spinning_at_the_end_of_each_call(spin):
+    from edge_runtime.assets import ensure
+    from edge_runtime.converters.verify import open_session
+
+    options = open_session(ensure("yolov8s-person"), spin=spin).get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == ("1" if spin else "0")
+    if spin:  # two sessions timed in turns do not spin on the cores the other is about to use
+        assert options.get_session_config_entry("session.force_spinning_stop") == "1"
