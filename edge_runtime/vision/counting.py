@@ -370,7 +370,8 @@ class _SideCounter:
         raw_ids = detections.track_id[tracked].astype(np.int64)
         track_ids = np.where(raw_ids >= 0, raw_ids, -2 - raw_ids)  # tentative -2 - k -> key k
         is_confirmed = raw_ids >= 0
-        if np.unique(track_ids).size != track_ids.size:
+        id_list = track_ids.tolist()
+        if len(set(id_list)) != len(id_list):  # a set: np.unique costs more than the check on a few ids
             raise InputError(f"{name}.update: a track id occurs twice in one frame: {raw_ids.tolist()}")
         events: List[CountEvent] = []
         stitching = self.stitch_s > 0 and frame_size is not None
@@ -394,7 +395,7 @@ class _SideCounter:
             seen_look = has_appearance(looks).tolist() if looks is not None else None
             blend: List[Tuple[_TrackState, int]] = []  # running looks to blend with this frame's, after the loop
             for k, (tid, confirmed, side, d, p, class_id, margin, commit, height) in enumerate(zip(
-                    track_ids.tolist(), is_confirmed.tolist(), sides.tolist(), anchor_d.tolist(),
+                    id_list, is_confirmed.tolist(), sides.tolist(), anchor_d.tolist(),
                     [tuple(a) for a in anchors.tolist()], classes.tolist(), margins.tolist(), commits.tolist(),
                     heights.tolist())):
                 edge = None if edge_list is None or math.isnan(edge_list[k][0]) else tuple(edge_list[k])
@@ -424,7 +425,7 @@ class _SideCounter:
         if confirming:
             self._stitch(confirming)
         if self._edges and frame_size:
-            seen = set(track_ids.tolist())
+            seen = set(id_list)
             for tid, st in list(self._tracks.items()):
                 if st.edge is not None and tid not in seen:  # gone while touching the border: it left there
                     self._leave_at_edge(tid, st, frame, now, events)

@@ -136,14 +136,17 @@ class Detections:
 
     def anchor(self, where: str = "bottom_center") -> np.ndarray:
         """(N, 2) float32 anchor points: 'center' or 'bottom_center' (the feet of a walking person)."""
-        x = (self.xyxy[:, 0] + self.xyxy[:, 2]) * 0.5
-        if where == "center":
-            y = (self.xyxy[:, 1] + self.xyxy[:, 3]) * 0.5
-        elif where == "bottom_center":
-            y = self.xyxy[:, 3]
-        else:
+        if where not in ("center", "bottom_center"):
             raise InputError(f"Detections.anchor: where must be 'center' or 'bottom_center', got {where!r}")
-        return np.stack([x, y], axis=1).astype(np.float32, copy=False)
+        out = np.empty((len(self.xyxy), 2), np.float32)
+        np.add(self.xyxy[:, 0], self.xyxy[:, 2], out=out[:, 0])
+        out[:, 0] *= 0.5
+        if where == "center":
+            np.add(self.xyxy[:, 1], self.xyxy[:, 3], out=out[:, 1])
+            out[:, 1] *= 0.5
+        else:
+            out[:, 1] = self.xyxy[:, 3]
+        return out
 
     def counts_by_class(self, num_classes: Optional[int] = None) -> np.ndarray:
         """(C,) int64 number of detections per class id."""
