@@ -38,7 +38,7 @@ def config_hash(config: Config) -> str:
 
 
 def detector_spins(config: Config) -> bool:
-    """Whether the detector's onnxruntime workers spin while idle (``model.spin``).
+    """Whether the detector's onnxruntime workers spin between the operators of a call (``model.spin``).
 
     Spinning keeps a worker awake between the many short operators of a model, where sleeping and waking
     it costs each of them a few microseconds; the workers sleep once the call returns. "auto" spins when
