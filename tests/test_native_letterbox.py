@@ -163,6 +163,24 @@ def test_letterbox_into_without_pad_writes_the_picture_only(dtype, sentinel):
     np.testing.assert_array_equal(out, full)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.uint8])
+def test_letterbox_again_gives_the_checked_path_s_tensor_and_refuses_another_size(dtype):
+    frames = [make_frame(45, 91, seed=s) for s in range(3)]
+    out = np.empty((1, 3, 96, 128), dtype)
+    info = ops.letterbox_into(frames[0], out, threads=2)
+    for frame in frames[1:]:
+        want = np.empty_like(out)
+        ops.letterbox_into(frame, want)
+        ops.letterbox_again(frame, out, info, threads=2)
+        np.testing.assert_array_equal(out, want)
+    with pytest.raises(InputError, match=r"the frame is 46x91, the geometry is for 45x91"):
+        ops.letterbox_again(make_frame(46, 91, seed=0), out, info)
+    with pytest.raises(InputError, match=r"does not fit the 64x128 tensor"):  # the kernel's own check
+        ops.letterbox_again(frames[0], np.empty((1, 3, 64, 128), dtype), info)
+    with pytest.raises(InputError, match=r"out must be float32 or uint8"):
+        ops.letterbox_again(frames[0], out.astype(np.float64), info)
+
+
 def test_letterbox_into_auto_needs_the_trimmed_buffer():
     frame = make_frame(720, 1280, seed=1)
     info = ops.letterbox_geometry(frame.shape[:2], (640, 640), auto=True)

@@ -89,6 +89,28 @@ def test_postprocess_matches_reference_and_the_two_step_path(case, iou, max_det,
     assert len(got[1]) <= max_det and (np.diff(got[1]) <= 0).all()
 
 
+@given(decode_cases(), st.floats(0, 1), st.integers(1, 40), st.booleans())
+def test_postprocess_prepared_matches_postprocess(case, iou, max_det, agnostic):
+    raw, layout, conf, info, classes = case["raw"], case["layout"], case["conf"], case["info"], case["classes"]
+    want = ops.postprocess(raw, layout, conf, info, iou, max_det, agnostic=agnostic, classes=classes)
+    class_ids = None if classes is None else np.array(sorted(set(classes)), np.int32)
+    assert_same(ops.postprocess_prepared(raw, layout, conf, info, iou, max_det, agnostic, class_ids, 0), want)
+
+
+def test_postprocess_prepared_refuses_what_postprocess_refuses():
+    info = ops.letterbox_geometry((576, 768), (640, 640))
+    raw = np.zeros((1, 6, 8400), np.float32)
+    with pytest.raises(InputError, match=r"does not fit layout V8 with 3 classes"):
+        ops.postprocess_prepared(raw, V8, 0.25, info, 0.45, 300, False, None, 3)
+    raw[0, 5, 17] = np.nan
+    with pytest.raises(InputError, match=r"non-finite value \(nan\) at channel 5 of anchor 17"):
+        ops.postprocess_prepared(raw, V8, 0.25, info, 0.45, 300, False, None, 2)
+    with pytest.raises(InputError, match=r"raw must be float32"):
+        ops.postprocess_prepared(raw.astype(np.float64), V8, 0.25, info, 0.45, 300, False, None, 2)
+    with pytest.raises(InputError, match=r"iou_threshold must be in \[0, 1\]"):
+        ops.postprocess_prepared(np.zeros((6, 10), np.float32), V8, 0.25, info, 1.5, 300, False, None, 2)
+
+
 def test_v8_decodes_a_known_box_back_to_source_pixels():
     info = ops.letterbox_geometry((576, 768), (640, 640))  # scale 5/6, pad_y 80
     raw = np.zeros((1, 6, 8400), np.float32)

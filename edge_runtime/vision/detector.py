@@ -219,6 +219,8 @@ class Detector:
         self._classes = None if classes is None else sorted({int(c) for c in classes})
         if self._classes is not None and not all(0 <= c < len(self.class_names) for c in self._classes):
             raise InputError(f"classes must be ids in 0..{len(self.class_names) - 1}, got {list(classes)}")
+        self._class_ids = None if self._classes is None else np.array(self._classes, np.int32)
+        self._num_classes = len(self.class_names)
 
     # -- model inspection -------------------------------------------------------------------------
 
@@ -249,6 +251,7 @@ class Detector:
         self._input_dtype = dtypes[image.type]
         self._input = np.zeros((1, 3, *self.input_hw), self._input_dtype)
         self._padded_for: Optional[Tuple[int, int]] = None  # the frame size whose padding _input holds
+        self._info: Optional[ops.LetterboxInfo] = None  # that frame size's letterbox geometry
         self._fitted_for: Optional[Tuple[int, int]] = None  # the frame size the session was chosen for
         self._rect_refused: Optional[str] = None  # why this model cannot run rectangular (logged once)
         if not outputs:
@@ -342,17 +345,22 @@ class Detector:
         if size != self._fitted_for:
             self._fit_input(size)
         t0 = time.perf_counter()
-        # The padding depends on the frame size only: written once per size, not on every frame.
-        info = ops.letterbox_into(frame, self._input, dst_hw=self.model_hw, auto=self.input_hw != self.model_hw,
-                                  stride=self.stride, write_pad=size != self._padded_for,
-                                  threads=self._letterbox_threads)
-        self._padded_for = size
+        # The geometry and the padding depend on the frame size only: worked out, checked and written once
+        # per size; every other frame goes straight to the kernels (which still check what they are given).
+        if size != self._padded_for:
+            self._info = ops.letterbox_into(frame, self._input, dst_hw=self.model_hw,
+                                            auto=self.input_hw != self.model_hw, stride=self.stride,
+                                            threads=self._letterbox_threads)
+            self._padded_for = size
+        else:
+            ops.letterbox_again(frame, self._input, self._info, threads=self._letterbox_threads)
+        info = self._info
         t1 = time.perf_counter()
         raw = self._session.run([self._output_name], {self._input_name: self._input})[0]
         t2 = time.perf_counter()
-        xyxy, score, class_id = ops.postprocess(
-            raw, self.layout, self.conf_threshold, info, self.iou_threshold, self.max_det,
-            agnostic=self.agnostic_nms, classes=self._classes, num_classes=len(self.class_names))
+        xyxy, score, class_id = ops.postprocess_prepared(
+            raw, self.layout, self.conf_threshold, info, self.iou_threshold, self.max_det, self.agnostic_nms,
+            self._class_ids, self._num_classes)
         result = Detections._trusted(xyxy, score, class_id)  # finite, ordered, clipped by the kernel
         t3 = time.perf_counter()
         self.timings = DetectorTimings((t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3)

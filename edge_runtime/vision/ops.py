@@ -13,6 +13,7 @@ without copies, so a wrong dtype or a strided view is an :class:`InputError`, no
 from __future__ import annotations
 
 import enum
+import functools
 import os
 from dataclasses import dataclass
 from typing import Optional, Sequence, Tuple, Union
@@ -28,11 +29,13 @@ __all__ = [
     "letterbox_geometry",
     "letterbox",
     "letterbox_into",
+    "letterbox_again",
     "detect_layout",
     "infer_num_classes",
     "decode_yolo",
     "nms",
     "postprocess",
+    "postprocess_prepared",
     "MAX_IMAGE_SIDE",
 ]
 
@@ -91,6 +94,12 @@ class LetterboxInfo:
         out[:, 0::2] = np.clip((boxes[:, 0::2] - self.pad_x) / self.scale_x, 0, self.src_hw[1])
         out[:, 1::2] = np.clip((boxes[:, 1::2] - self.pad_y) / self.scale_y, 0, self.src_hw[0])
         return out.astype(np.float32)
+
+    @functools.cached_property
+    def box_args(self) -> Tuple[float, float, float, float, float, float]:
+        """(pad_x, pad_y, scale_x, scale_y, src_w, src_h): the box mapping as the decode kernels take it."""
+        return (float(self.pad_x), float(self.pad_y), self.scale_x, self.scale_y, float(self.src_hw[1]),
+                float(self.src_hw[0]))
 
     def _box_map(self) -> dict:
         return dict(pad_x=float(self.pad_x), pad_y=float(self.pad_y), scale_x=self.scale_x, scale_y=self.scale_y,
@@ -218,6 +227,29 @@ def letterbox_into(frame: np.ndarray, out: np.ndarray, *, dst_hw: Optional[Tuple
     _native.letterbox_into(frame, out, info.resized_hw[0], info.resized_hw[1], info.pad_y, info.pad_x,
                            _check_pad(pad_value, where), bool(write_pad), threads)
     return info
+
+
+def letterbox_again(frame: np.ndarray, out: np.ndarray, info: LetterboxInfo, *, pad_value: int = PAD_VALUE,
+                    threads: int = 1) -> None:
+    """Letterbox the next frame of a stream into ``out``, whose padding :func:`letterbox_into` has written
+    for ``info`` (same frame size, geometry and ``pad_value``): only the picture is written.
+
+    The per-frame path of a caller that checked its geometry once. The kernel still checks the frame,
+    ``out`` and the geometry, and raises :class:`InputError` on any mismatch (a frame of another size
+    included); this wrapper adds no Python-level checks, which on a board cost more than the call when the
+    model has just evicted the CPU's caches.
+
+    Raises:
+        InputError: as :func:`letterbox_into`.
+    """
+    if not isinstance(frame, np.ndarray) or frame.shape[:2] != info.src_hw:
+        raise InputError(f"letterbox_again: the frame is {frame.shape[0]}x{frame.shape[1]}, the geometry is "
+                         f"for {info.src_hw[0]}x{info.src_hw[1]}; call letterbox_into for a new size")
+    try:
+        _native.letterbox_into(frame, out, info.resized_hw[0], info.resized_hw[1], info.pad_y, info.pad_x,
+                               pad_value, False, threads)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
 
 
 def letterbox(frame: np.ndarray, dst_hw: Tuple[int, int] = (640, 640), *, auto: bool = False, stride: int = 32,
@@ -519,5 +551,25 @@ def postprocess(raw: np.ndarray, layout: YoloLayout, conf_threshold: float, info
         return _native.postprocess(raw, int(layout), conf, **info._box_map(), num_classes=int(num_classes or 0),
                                    classes=_class_filter(classes, where), iou_threshold=iou,
                                    max_det=int(max_det), agnostic=bool(agnostic))
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+
+
+def postprocess_prepared(raw: np.ndarray, layout: YoloLayout, conf_threshold: float, info: LetterboxInfo,
+                         iou_threshold: float, max_det: int, agnostic: bool, class_ids: Optional[np.ndarray],
+                         num_classes: int) -> Boxes:
+    """:func:`postprocess` for a caller that prepared its arguments once (a detector, on every frame).
+
+    ``class_ids`` is the (K,) int32 array of the classes to keep (None = all), ``num_classes`` the model's
+    class count. The kernel checks ``raw`` and every argument and raises :class:`InputError` with the same
+    messages as :func:`postprocess`; only the Python-level checks are left out, which on a board cost
+    several times the kernel when the model has just evicted the CPU's caches.
+
+    Raises:
+        InputError: as :func:`postprocess`.
+    """
+    try:
+        return _native.postprocess(raw, layout, conf_threshold, *info.box_args, num_classes, class_ids,
+                                   iou_threshold, max_det, agnostic)
     except ValueError as exc:
         raise InputError(str(exc)) from None
