@@ -95,7 +95,7 @@ def associate_bytetrack(track_boxes: np.ndarray, track_id: np.ndarray, miss: np.
                         max_cost_low: float, max_cost_tentative: float, fuse_score: bool, revive_lost: bool,
                         track_grow: Optional[np.ndarray] = None, det_grow: float = 0.0,
                         track_jump: Optional[np.ndarray] = None, forbid: Optional[np.ndarray] = None,
-                        assign=None, tentative_low: bool = False) -> np.ndarray:
+                        assign=None, tentative_low: bool = False, low_max_growth: float = 0.0) -> np.ndarray:
     """The ByteTrack associations of one frame: det_track (N,) int32, matched track index or -1.
 
     1) confirmed tracks (track_id >= 0) x detections with score >= high_score; 2) confirmed tracks left
@@ -108,6 +108,8 @@ def associate_bytetrack(track_boxes: np.ndarray, track_id: np.ndarray, miss: np.
     ``det_grow`` times their width and height; afterwards a match whose centres are more than
     ``track_jump[i]`` times the detection's height apart is undone, the detection left unmatched
     (track_jump <= 0: no gate). ``forbid`` (T, N) bool: pairs stages 1 and 2 never match (similarity 0).
+    Last, with ``low_max_growth`` > 0, a detection below ``high_score`` more than that many times as tall
+    as its matched track's box is left unmatched.
     """
     assign = linear_assignment if assign is None else assign
     det_score = np.asarray(det_score, np.float32)
@@ -158,6 +160,12 @@ def associate_bytetrack(track_boxes: np.ndarray, track_id: np.ndarray, miss: np.
         jump = np.asarray(track_jump, np.float64)[det_track[j]]
         limit = jump * (d[:, 3] - d[:, 1])
         det_track[j[(jump > 0) & (dx * dx + dy * dy > limit * limit)]] = -1
+    if low_max_growth > 0:
+        j = np.flatnonzero((det_track >= 0) & (det_score < np.float32(high_score)))
+        t = np.asarray(track_boxes, np.float32)[det_track[j]]
+        d = np.asarray(det_boxes, np.float32)[j]
+        taller = (d[:, 3] - d[:, 1]) > np.float32(low_max_growth) * np.maximum(t[:, 3] - t[:, 1], np.float32(0))
+        det_track[j[taller]] = -1
     return det_track
 
 

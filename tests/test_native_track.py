@@ -323,6 +323,34 @@ def test_associate_bytetrack_with_widened_boxes_and_jump_gate_matches_reference(
             assert np.hypot(*(tc - dc)) <= jump[i] * (dets[d, 3] - dets[d, 1]) * (1 + 1e-6) + 1e-6
 
 
+@given(association_inputs(), st.sampled_from([0.0, 0.8, 1.0, 1.2, 2.0]))
+def test_associate_bytetrack_with_the_low_score_growth_gate_matches_reference(inputs, growth):
+    tracks, track_id, miss, dets, score, (fuse, revive), tentative_low = inputs
+    args = (0.5, 0.1, 0.8, 0.5, 0.7, fuse, revive)
+    got = _native.associate_bytetrack(tracks, track_id, miss, dets, score, *args, tentative_low=tentative_low,
+                                      low_max_growth=growth)
+    want = reference.associate_bytetrack(tracks, track_id, miss, dets, score, *args, assign=_native.linear_assignment,
+                                         tentative_low=tentative_low, low_max_growth=growth)
+    np.testing.assert_array_equal(got, want)
+    ungated = _native.associate_bytetrack(tracks, track_id, miss, dets, score, *args, tentative_low=tentative_low)
+    undone = (ungated >= 0) & (got < 0)
+    assert (score[undone] < 0.5).all()  # only low-score matches are undone, and only by the gate
+    if growth > 0 and undone.any():
+        d, t = dets[undone], tracks[ungated[undone]]
+        assert ((d[:, 3] - d[:, 1]) > np.float32(growth) * np.maximum(t[:, 3] - t[:, 1], 0)).all()
+
+
+def test_the_growth_gate_leaves_a_much_taller_low_score_box_unmatched():
+    track = np.array([[0, 0, 40, 100]], np.float32)
+    tall = np.array([[0, 0, 40, 130]], np.float32)  # IoU 0.77 with the track; 1.3 times as tall
+    args = (np.zeros(1, np.int64), np.zeros(1, np.int64), tall, np.array([0.3], np.float32), 0.5, 0.1, 0.8,
+            0.8, 0.7, False, True)
+    assert _native.associate_bytetrack(track, *args, low_max_growth=1.4).tolist() == [0]
+    assert _native.associate_bytetrack(track, *args, low_max_growth=1.2).tolist() == [-1]
+    with pytest.raises(ValueError, match="low_max_growth must be finite"):
+        _native.associate_bytetrack(track, *args, low_max_growth=float("nan"))
+
+
 def test_widened_boxes_find_a_box_that_moved_more_than_its_width():
     track = np.array([[0, 0, 40, 100]], np.float32)
     moved = np.array([[50, 0, 90, 100]], np.float32)  # 50 px right: no overlap with the prediction

@@ -431,14 +431,7 @@ class ByteTracker:
         det_track = _native.associate_bytetrack(
             track_boxes, self._tid, self._miss, xyxy, score, self.high_score, self.low_score,
             self._max_cost_high, self._max_cost_low, self._max_cost_tentative, self.fuse_score, self.revive_lost,
-            grow, det_grow, jump, forbid, self.tentative_low)
-
-        if self.low_max_growth > 0 and num_tracks and xyxy.shape[0]:
-            low = np.nonzero((det_track >= 0) & (score < self.high_score))[0]
-            if low.size:
-                predicted_h = track_boxes[det_track[low], 3] - track_boxes[det_track[low], 1]
-                taller = (xyxy[low, 3] - xyxy[low, 1]) > self.low_max_growth * np.maximum(predicted_h, 0.0)
-                det_track[low[taller]] = -1
+            grow, det_grow, jump, forbid, self.tentative_low, self.low_max_growth)
         # Kalman update, hits, misses, class votes, confirmation and the output ids, in C++.
         if class_id.shape[0]:
             self._grow_votes(int(class_id.max()) + 1)

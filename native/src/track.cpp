@@ -430,6 +430,15 @@ void associate_bytetrack(const float* track_boxes, const std::int64_t* track_id,
             if (dx * dx + dy * dy > limit * limit) det_track[j] = -1;
         }
     }
+    // 6) the growth gate on low-score matches (heights compared in float32, as the reference does).
+    if (params.low_max_growth > 0.0f) {
+        for (std::size_t j = 0; j < n; ++j) {
+            if (det_track[j] < 0 || !(det_score[j] < params.high_score)) continue;
+            const float* t = track_boxes + 4 * static_cast<std::size_t>(det_track[j]);
+            const float* d = det_boxes + 4 * j;
+            if (d[3] - d[1] > params.low_max_growth * std::max(t[3] - t[1], 0.0f)) det_track[j] = -1;
+        }
+    }
 }
 
 void position_gate(const double* mean, const double* cov, const std::int64_t* track_id, std::size_t t,

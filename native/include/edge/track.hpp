@@ -80,6 +80,10 @@ struct ByteTrackParams {
     // Optional (t, n) row-major or null: a confirmed track i and detection j with forbid[i * n + j] != 0
     // are never matched in stages 1 and 2 (e.g. their appearance differs too much).
     const std::uint8_t* forbid = nullptr;
+    // > 0: last, a low-score detection (score < high_score) more than low_max_growth times as tall as its
+    // matched track's predicted box is left unmatched (a merged box of two people, or a person and what
+    // they pass, does not extend one of them). <= 0: off.
+    float low_max_growth = 0.0f;
 };
 
 // The associations of one ByteTrack frame. Tracks: predicted boxes (t, 4), track_id (< 0 =
