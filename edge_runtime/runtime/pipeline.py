@@ -219,19 +219,17 @@ class Pipeline:
         pre = inf = post = track = count = 0.0
         events: List[CountEvent] = []
         if inferred:
-            # The scene-cut thumbnail is taken before the model runs, while the frame is still in the CPU's
-            # caches (after the model has streamed its weights through them, reading it takes several times as
-            # long).
+            # The scene-cut check runs before the model, while the frame and the code that reads it are still
+            # in the CPU's caches (after the model has streamed its weights through them, the same work takes
+            # several times as long).
             ts = time.perf_counter()
-            thumbnail = self.scene_cut.thumbnail(frame.image) \
-                if self.scene_cut is not None and self.tracker is not None else None
-            thumbnail_ms = (time.perf_counter() - ts) * 1e3
+            scene_cut = self.scene_cut is not None and self.tracker is not None and self.scene_cut.update(frame.image)
+            scene_cut_ms = (time.perf_counter() - ts) * 1e3
             detections = self.detector(frame.image)
             dt = self.detector.timings
             pre, inf, post = dt.preprocess_ms, dt.inference_ms, dt.postprocess_ms
             if self.tracker is not None:
                 t1 = time.perf_counter()
-                scene_cut = thumbnail is not None and self.scene_cut.compare(thumbnail)
                 if scene_cut:
                     self.scene_cuts += 1
                     log.info("scene cut at frame %d (picture changed by %.0f grey levels): tracks reset",
@@ -258,7 +256,7 @@ class Pipeline:
                     events.extend(counter.update(detections, frame_index=frame.index, timestamp_s=frame.timestamp_s,
                                                  frame_size=size, appearance=look))
                 t3 = time.perf_counter()
-                track, count = (t2 - t1) * 1e3 + thumbnail_ms, (t3 - t2) * 1e3
+                track, count = (t2 - t1) * 1e3 + scene_cut_ms, (t3 - t2) * 1e3
             self._last = detections
         else:
             detections = self._last

@@ -259,6 +259,12 @@ class _TrackState:
         return self.class_id
 
 
+def _anchor_point(box: List[float], anchor: str) -> Point:
+    """The anchor of one (x1, y1, x2, y2) box: its bottom centre (the feet of a walking person) or centre."""
+    x1, y1, x2, y2 = box
+    return 0.5 * (x1 + x2), (y2 if anchor == "bottom_center" else 0.5 * (y1 + y2))
+
+
 def _add(counts: Dict[int, int], class_id: int) -> None:
     counts[class_id] = counts.get(class_id, 0) + 1
 
@@ -319,8 +325,9 @@ class _SideCounter:
 
     # --- what subclasses provide -------------------------------------------------------------------
 
-    def _distances(self, detections: Detections, anchors: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-        """(K,) signed distance used to decide the side, (K,) signed distance of the anchor itself."""
+    def _distance_lists(self, boxes: List[List[float]], anchors: List[Point]) -> Tuple[List[float], List[float]]:
+        """For K boxes (x1, y1, x2, y2) and their anchors: the K signed distances that decide the side, and the
+        K signed distances of the anchors themselves."""
         raise NotImplementedError
 
     def _direction(self, st: _TrackState, new_side: int) -> Optional[Direction]:
@@ -338,7 +345,7 @@ class _SideCounter:
 
     def _observe(self, detections: Detections, frame_index: Optional[int], timestamp_s: Optional[float],
                  frame_size: Optional[Tuple[int, int]] = None, appearance: Optional[np.ndarray] = None
-                 ) -> Tuple[List[CountEvent], np.ndarray]:
+                 ) -> Tuple[List[CountEvent], List[int]]:
         name = type(self).__name__
         if not isinstance(detections, Detections):
             raise InputError(f"{name}.update: expected Detections, got {type(detections).__name__}")
@@ -366,39 +373,39 @@ class _SideCounter:
                 raise ConfigError(f"{name} {self.name!r}: margin_px {self.margin_px:g} is not smaller than the "
                                   f"{width}x{height} picture; expected a band of a few pixels (or margin_rel)")
             self._checked_size = frame_size
-        tracked = np.flatnonzero(detections.track_id != -1)
-        raw_ids = detections.track_id[tracked].astype(np.int64)
-        track_ids = np.where(raw_ids >= 0, raw_ids, -2 - raw_ids)  # tentative -2 - k -> key k
-        is_confirmed = raw_ids >= 0
-        id_list = track_ids.tolist()
-        if len(set(id_list)) != len(id_list):  # a set: np.unique costs more than the check on a few ids
-            raise InputError(f"{name}.update: a track id occurs twice in one frame: {raw_ids.tolist()}")
+        # The few tracked boxes of a frame are handled as Python numbers: a dozen NumPy calls on arrays this small
+        # cost more than the arithmetic, most of all right after the detector has evicted the CPU's caches.
+        all_ids = detections.track_id.tolist()
+        tracked = [k for k, t in enumerate(all_ids) if t != -1]
+        raw_ids = [all_ids[k] for k in tracked]
+        id_list = [t if t >= 0 else -2 - t for t in raw_ids]  # tentative -2 - k -> key k
+        if len(set(id_list)) != len(id_list):
+            raise InputError(f"{name}.update: a track id occurs twice in one frame: {raw_ids}")
         events: List[CountEvent] = []
         stitching = self.stitch_s > 0 and frame_size is not None
         confirming: List[int] = []  # new tracks confirmed on this frame whose stitch is to be decided
-        if tracked.size:
-            sub = detections[tracked]
-            anchors = sub.anchor(self.anchor).astype(np.float64)
-            decide, anchor_d = self._distances(sub, anchors)
-            heights = (sub.xyxy[:, 3] - sub.xyxy[:, 1]).astype(np.float64)
-            margins = np.maximum(self.margin_px, self.margin_rel * np.maximum(heights, 0.0))
-            commits = np.maximum(margins, np.minimum(self.commit_rel * np.maximum(heights, 0.0), self._commit_cap_px))
-            sides = np.where((decide > 0) & (decide >= margins), 1, np.where((decide < 0) & (decide <= -margins), -1, 0))
-            classes = sub.class_id
-            touching = self._border_sides(sub.xyxy, frame_size, gap_frames) if frame_size else None
-            edges = self._edge_points(anchors, frame_size, touching) if self._edges and touching else None
-            edge_list = None if edges is None else edges.tolist()
-            border = (touching[0] | touching[1] | touching[2] | touching[3]).tolist() if stitching and touching \
-                else None
+        if tracked:
+            all_boxes, all_classes = detections.xyxy.tolist(), detections.class_id.tolist()
+            boxes = [all_boxes[k] for k in tracked]
+            classes = [all_classes[k] for k in tracked]
+            anchors = [_anchor_point(b, self.anchor) for b in boxes]
+            decide, anchor_d = self._distance_lists(boxes, anchors)
+            heights = [b[3] - b[1] for b in boxes]
+            margins = [max(self.margin_px, self.margin_rel * max(h, 0.0)) for h in heights]
+            commits = [max(m, min(self.commit_rel * max(h, 0.0), self._commit_cap_px)) for m, h in zip(margins, heights)]
+            sides = [1 if d > 0 and d >= m else -1 if d < 0 and d <= -m else 0 for d, m in zip(decide, margins)]
+            touching = self._border_flags(boxes, frame_size, gap_frames) if frame_size else None
+            edge_list = [self._edge_point(p, t, frame_size) for p, t in zip(anchors, touching)] \
+                if self._edges and touching else None
+            border = [any(t) for t in touching] if stitching and touching else None
             looks = appearance[tracked] if stitching and appearance is not None and self.stitch_appearance < 1 \
                 else None
             seen_look = has_appearance(looks).tolist() if looks is not None else None
             blend: List[Tuple[_TrackState, int]] = []  # running looks to blend with this frame's, after the loop
-            for k, (tid, confirmed, side, d, p, class_id, margin, commit, height) in enumerate(zip(
-                    id_list, is_confirmed.tolist(), sides.tolist(), anchor_d.tolist(),
-                    [tuple(a) for a in anchors.tolist()], classes.tolist(), margins.tolist(), commits.tolist(),
-                    heights.tolist())):
-                edge = None if edge_list is None or math.isnan(edge_list[k][0]) else tuple(edge_list[k])
+            for k, (tid, raw_id, side, d, p, class_id, margin, commit, height) in enumerate(zip(
+                    id_list, raw_ids, sides, anchor_d, anchors, classes, margins, commits, heights)):
+                confirmed = raw_id >= 0
+                edge = None if edge_list is None else edge_list[k]
                 if border is not None:  # stitching: note a new track's birth; hold its confirmation until decided
                     confirmed = self._note_birth(tid, confirmed, border[k], height,
                                                  (side, d, p, class_id, frame, now, edge, margin, commit),
@@ -438,7 +445,7 @@ class _SideCounter:
                     events.extend(self._report(t, self._tracks[t], frame, now))
                 self._pending.pop(t, None)
                 del self._tracks[t]
-        return events, track_ids[is_confirmed]
+        return events, [t for t, raw_id in zip(id_list, raw_ids) if raw_id >= 0]
 
     def _settle(self, st: _TrackState, at_edge: bool, height: float, p: Point) -> None:
         """Before a young track's observation is stepped: end its youth, or forget its side if its box height
@@ -452,22 +459,27 @@ class _SideCounter:
             else:
                 st.young = False
 
-    def _edge_points(self, anchors: np.ndarray, frame_size: Tuple[int, int],
-                     touching: Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]) -> Optional[np.ndarray]:
-        """(K, 2) anchors projected onto the border each box touches (NaN where it touches none; None when no
-        box touches one), given which borders each box touches (see :meth:`_border_sides`)."""
+    def _edge_point(self, anchor: Point, touching: Tuple[bool, bool, bool, bool],
+                    frame_size: Tuple[int, int]) -> Optional[Point]:
+        """The anchor projected onto the border its box touches (None where it touches none), given which
+        borders the box touches (see :meth:`_border_flags`)."""
         return None
 
-    def _border_sides(self, b: np.ndarray, frame_size: Tuple[int, int], gap_frames: float
-                      ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """(left, right, top, bottom) (K,) bool: the boxes (K, 4) within reach of each border of the picture.
+    def _border_flags(self, boxes: List[List[float]], frame_size: Tuple[int, int], gap_frames: float
+                      ) -> List[Tuple[bool, bool, bool, bool]]:
+        """For each box (x1, y1, x2, y2): whether it is within reach of the (left, right, top, bottom) border of
+        the picture.
 
         The reach is ``edge_px``, grown by ``edge_rel`` box heights per nominal frame since the previous processed
         frame beyond the first (a person walks about that far between two processed frames; at most one box
         height: after a longer gap anyone could have come from anywhere)."""
         width, height = frame_size
-        tol = self.edge_px + min(self.edge_rel * max(gap_frames - 1.0, 0.0), 1.0) * np.maximum(b[:, 3] - b[:, 1], 0.0)
-        return b[:, 0] <= tol, b[:, 2] >= width - tol, b[:, 1] <= tol, b[:, 3] >= height - tol
+        grow = min(self.edge_rel * max(gap_frames - 1.0, 0.0), 1.0)
+        flags = []
+        for x1, y1, x2, y2 in boxes:
+            tol = self.edge_px + grow * max(y2 - y1, 0.0)
+            flags.append((x1 <= tol, x2 >= width - tol, y1 <= tol, y2 >= height - tol))
+        return flags
 
     def _note_birth(self, tid: int, confirmed: bool, at_border: bool, height: float, step: _Step,
                     confirming: List[int]) -> bool:
@@ -802,33 +814,36 @@ class LineCounter(_SideCounter):
     _edges = True
 
     def _distances_of_point(self, point: Point) -> float:
-        return float(self.signed_distance(np.array([point], np.float64))[0])
+        ux, uy = self._unit
+        return ux * (point[1] - self.start[1]) - uy * (point[0] - self.start[0])  # as signed_distance
 
-    def _edge_points(self, anchors: np.ndarray, frame_size: Tuple[int, int],
-                     touching: Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]) -> Optional[np.ndarray]:
-        width, height = frame_size
-        left, right, top, bottom = touching
-        if not (left.any() or right.any() or top.any() or bottom.any()):
-            return None
-        out = np.full(anchors.shape, np.nan)
+    def _edge_point(self, anchor: Point, touching: Tuple[bool, bool, bool, bool],
+                    frame_size: Tuple[int, int]) -> Optional[Point]:
+        left, right, _, bottom = touching
         # Not the top border: a box touching it has its head there, while the anchor (the feet, or the box's
         # centre) is half a box or more below. A person leaves through the top only after their feet have
         # walked up the whole picture, in view; a box whose top a passing vehicle or the frame cuts while the
         # legs are hidden would otherwise count as walking out of the top.
-        out[bottom, 0], out[bottom, 1] = anchors[bottom, 0], float(height)
-        out[left, 0], out[left, 1] = 0.0, anchors[left, 1]
-        out[right, 0], out[right, 1] = float(width), anchors[right, 1]
-        out[left & right] = np.nan  # wider than the picture: no border to pass through
-        return out
+        if left and right:  # wider than the picture: no border to pass through
+            return None
+        if right:
+            return float(frame_size[0]), anchor[1]
+        if left:
+            return 0.0, anchor[1]
+        if bottom:
+            return anchor[0], float(frame_size[1])
+        return None
 
-    def _distances(self, detections: Detections, anchors: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-        anchor_d = self.signed_distance(anchors)
+    def _distance_lists(self, boxes: List[List[float]], anchors: List[Point]) -> Tuple[List[float], List[float]]:
+        anchor_d = [self._distances_of_point(p) for p in anchors]
         if self.trigger == "anchor":
             return anchor_d, anchor_d
-        b = detections.xyxy.astype(np.float64)
-        corners = np.stack([self.signed_distance(b[:, [x, y]]) for x, y in ((0, 1), (2, 1), (0, 3), (2, 3))], 1)
-        lo, hi = corners.min(1), corners.max(1)
-        return np.where(lo > 0, lo, np.where(hi < 0, hi, 0.0)), anchor_d
+        decide = []
+        for x1, y1, x2, y2 in boxes:
+            corners = [self._distances_of_point(c) for c in ((x1, y1), (x2, y1), (x1, y2), (x2, y2))]
+            lo, hi = min(corners), max(corners)
+            decide.append(lo if lo > 0 else hi if hi < 0 else 0.0)  # the whole box past the line, or 0
+        return decide, anchor_d
 
     def _direction(self, st: _TrackState, new_side: int) -> Optional[Direction]:
         if not self._cuts_segment(st.before, st.after):
@@ -987,8 +1002,8 @@ class ZoneCounter(_SideCounter):
         dist = _edge_distance(points, self.polygon)
         return np.where(_inside_polygon(points, self.polygon), dist, -dist)
 
-    def _distances(self, detections: Detections, anchors: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-        d = self.signed_distance(anchors)
+    def _distance_lists(self, boxes: List[List[float]], anchors: List[Point]) -> Tuple[List[float], List[float]]:
+        d = self.signed_distance(np.array(anchors, np.float64)).tolist()
         return d, d
 
     def _distances_of_point(self, point: Point) -> float:
@@ -1010,7 +1025,7 @@ class ZoneCounter(_SideCounter):
         """
         events, track_ids = self._observe(detections, frame_index, timestamp_s, frame_size, appearance)
         occupancy: Dict[int, int] = {}
-        for tid in track_ids.tolist():
+        for tid in track_ids:
             st = self._tracks[tid]
             if st.side > 0 and self._counts(st.class_id):
                 _add(occupancy, st.class_id)

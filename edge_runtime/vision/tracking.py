@@ -433,11 +433,16 @@ class ByteTracker:
             self._max_cost_high, self._max_cost_low, self._max_cost_tentative, self.fuse_score, self.revive_lost,
             grow, det_grow, jump, forbid, self.tentative_low, self.low_max_growth)
         # Kalman update, hits, misses, class votes, confirmation and the output ids, in C++.
-        if class_id.shape[0]:
+        try:
+            committed = self._commit(det_track, xyxy, class_id, now)
+        except ValueError:
+            # The kernel checks every argument before it changes anything; a class id beyond the votes'
+            # columns (the first box of a new class) is the one refusal that is ours to mend.
+            if not class_id.shape[0] or int(class_id.max()) < self._votes.shape[1]:
+                raise
             self._grow_votes(int(class_id.max()) + 1)
-        confirmed, track_id, out_class, keep = _native.bytetrack_commit(
-            det_track, xyxy, class_id, self._mean, self._cov, self._tid, self._uid, self._hits, self._miss,
-            self._last_s, self._cls, self._votes, self._kf.std_position, now, self.lost_s, self.min_hits)
+            committed = self._commit(det_track, xyxy, class_id, now)
+        confirmed, track_id, out_class, keep = committed
         self._confirmed_count += confirmed
         if app is not None:
             _native.blend_appearance(self._app, self._has_app, det_track, app, score >= self.high_score,
@@ -549,6 +554,11 @@ class ByteTracker:
         ids = self._tid[rows]
         return Detections(boxes, np.ones(rows.size, np.float32), self._cls[rows],
                           np.where(ids >= 0, ids, -2 - self._uid[rows]).astype(np.int32))
+
+    def _commit(self, det_track: np.ndarray, xyxy: np.ndarray, class_id: np.ndarray, now: float) -> tuple:
+        return _native.bytetrack_commit(det_track, xyxy, class_id, self._mean, self._cov, self._tid, self._uid,
+                                        self._hits, self._miss, self._last_s, self._cls, self._votes,
+                                        self._kf.std_position, now, self.lost_s, self.min_hits)
 
     def _grow_votes(self, num_classes: int) -> None:
         if num_classes > self._votes.shape[1]:
