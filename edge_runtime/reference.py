@@ -195,7 +195,7 @@ def position_gate(mean: np.ndarray, cov: np.ndarray, track_id: np.ndarray, det_b
 
 def bytetrack_commit(det_track, det_boxes, det_class, mean, cov, track_id, uid, hits, miss, last_s, cls, votes,
                      std_position: float, now: float, lost_s: float, min_hits: int):
-    """One frame's bookkeeping after association, in place: (confirmed, out_id, out_class, keep)."""
+    """One frame's bookkeeping after association, in place: (confirmed, out_id, out_class, keep, all_kept)."""
     det_track = np.asarray(det_track)
     matched_dets = np.nonzero(det_track >= 0)[0]
     tracks = det_track[matched_dets].astype(np.int64)
@@ -224,7 +224,15 @@ def bytetrack_commit(det_track, det_boxes, det_class, mean, cov, track_id, uid, 
     miss[unmatched] += 1
     hits[unmatched] = 0
     keep = ~unmatched | ((np.asarray(track_id) >= 0) & (now - np.asarray(last_s) <= lost_s + 1e-9))
-    return confirmed, out_id, out_class, keep
+    return confirmed, out_id, out_class, keep, bool(keep.all())
+
+
+def bytetrack_split(det_track, det_score, high_score: float, new_score: float):
+    """(take (N,) bool: score >= high_score; start (K,) int64: unmatched with score >= new_score)."""
+    score = np.asarray(det_score, np.float32)
+    take = score >= np.float32(high_score)
+    start = np.flatnonzero((np.asarray(det_track) < 0) & (score >= np.float32(new_score))).astype(np.int64)
+    return take, start
 
 # ---------------------------------------------------------------------------------------------------
 # vision: letterbox_geometry, letterbox_into, decode_yolo, nms, postprocess

@@ -77,13 +77,27 @@ def test_commit_confirms_votes_and_drops():
     det_track = np.array([0, -1], np.int32)
     det_class = np.array([1, 0], np.int32)
     boxes = np.array([[10, 10, 40, 90], [200, 10, 230, 90]], np.float32)
-    confirmed, out_id, out_class, keep = _native.bytetrack_commit(
+    confirmed, out_id, out_class, keep, all_kept = _native.bytetrack_commit(
         det_track, boxes, det_class, mean, cov, track_id, uid, hits, miss, last_s, cls, votes, 1 / 20, 10.0, 3.0, 3)
     assert confirmed == 1 and track_id.tolist() == [4, 7, -1]  # the third hit confirms track 0 as id 4
     assert out_id.tolist() == [4, -1] and out_class.tolist() == [1, 0]  # class 1 now leads its votes
     assert cls[0] == 1 and votes[0].tolist() == [1, 2]
-    assert keep.tolist() == [True, False, False]  # lost for 4 s > 3 s; tentative and unmatched
+    assert keep.tolist() == [True, False, False] and not all_kept  # lost for 4 s > 3 s; tentative and unmatched
     assert miss.tolist() == [0, miss_before[1] + 1, miss_before[2] + 1] and hits.tolist() == [3, 0, 0]
+
+
+@given(st.integers(0, 2**32 - 1), st.integers(0, 12))
+def test_split_matches_the_reference(seed, n):
+    rng = np.random.default_rng(seed)
+    det_track = rng.integers(-1, 4, n).astype(np.int32)
+    score = rng.choice(np.array([0.1, 0.5, 0.6, 0.7, 0.95], np.float32), n)
+    take, start = _native.bytetrack_split(det_track, score, 0.5, 0.6)
+    want_take, want_start = reference.bytetrack_split(det_track, score, 0.5, 0.6)
+    assert take.dtype == np.bool_ and start.dtype == np.int64
+    np.testing.assert_array_equal(take, want_take)
+    np.testing.assert_array_equal(start, want_start)
+    with pytest.raises(ValueError, match=r"det_score must be \(%d,\)" % n):
+        _native.bytetrack_split(det_track, np.zeros(n + 1, np.float32), 0.5, 0.6)
 
 
 def test_commit_refuses_inconsistent_input_before_writing():

@@ -156,7 +156,7 @@ class Pipeline:
         self.counters = list(counters)
         self.sinks = list(sinks)
         self.motion_gate = motion_gate
-        self.min_score = float(min_score)
+        self.min_score = min_score
         self.scene_cut = scene_cut
         #: Scene cuts seen so far.
         self.scene_cuts = 0
@@ -178,6 +178,17 @@ class Pipeline:
         self.recent_events: "deque[CountEvent]" = deque(maxlen=RECENT_EVENTS_MAX)
         #: Source-clock time of the latest processed frame.
         self.now_s: Optional[float] = None
+
+    @property
+    def min_score(self) -> float:
+        """Detections scoring below this are kept only when they extend a confirmed track."""
+        return self._min_score
+
+    @min_score.setter
+    def min_score(self, value: float) -> None:
+        self._min_score = float(value)
+        # As the detector's float32 scores compare with it (a frame's few scores are compared as Python floats).
+        self._min_score32 = float(np.float32(value))
 
     def stop(self) -> None:
         """Ask the run to end after the frame in flight (safe from a signal handler or another thread)."""
@@ -246,9 +257,11 @@ class Pipeline:
                 detections = self.tracker.update(detections, timestamp_s=frame.timestamp_s, frame=frame.image)
                 look = self.tracker.last_appearance  # the boxes' colours, for the counters' stitching
                 size = (frame.image.shape[1], frame.image.shape[0])
-                if self.min_score > 0.0 and len(detections):
-                    keep = (detections.score >= self.min_score) | (detections.track_id >= 0)
-                    if not keep.all():
+                if self._min_score > 0.0 and len(detections):
+                    floor = self._min_score32
+                    keep = [k for k, (s, t) in enumerate(zip(detections.score.tolist(), detections.track_id.tolist()))
+                            if s >= floor or t >= 0]
+                    if len(keep) < len(detections):
                         detections = detections[keep]
                         look = None if look is None else look[keep]
                 t2 = time.perf_counter()

@@ -442,16 +442,15 @@ class ByteTracker:
                 raise
             self._grow_votes(int(class_id.max()) + 1)
             committed = self._commit(det_track, xyxy, class_id, now)
-        confirmed, track_id, out_class, keep = committed
+        confirmed, track_id, out_class, keep, all_kept = committed
         self._confirmed_count += confirmed
+        # High-score detections give their tracks their appearance; unmatched ones start tracks.
+        take, new = _native.bytetrack_split(det_track, score, self.high_score,
+                                            max(self.high_score, self.new_track_score))
         if app is not None:
-            _native.blend_appearance(self._app, self._has_app, det_track, app, score >= self.high_score,
-                                     self.appearance_ema)
-        if not keep.all():
+            _native.blend_appearance(self._app, self._has_app, det_track, app, take, self.appearance_ema)
+        if not all_kept:
             self._keep_only(keep)
-
-        # Unmatched high-score detections start tracks.
-        new = np.nonzero((det_track < 0) & (score >= max(self.high_score, self.new_track_score)))[0]
         if new.size:
             track_id[new] = self._start(xyxy[new], class_id[new], now, None if app is None else app[new])
         return Detections._trusted(xyxy, score, out_class, track_id)  # the checked input, with ids

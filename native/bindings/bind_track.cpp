@@ -386,7 +386,8 @@ void bind_track_book(py::module_& m) {
                                                    edge::KalmanNoise{std_position, 1.0 / 160.0}, now, lost_s, min_hits,
                                                    ip, cp, kp);
             }
-            return py::make_tuple(confirmed, out_id, out_class, keep);
+            const bool all_kept = std::all_of(kp, kp + tn, [](std::uint8_t k) { return k != 0; });
+            return py::make_tuple(confirmed, out_id, out_class, keep, all_kept);
         },
         py::arg("det_track").noconvert(), py::arg("det_boxes").noconvert(), py::arg("det_class").noconvert(),
         py::arg("mean").noconvert(), py::arg("cov").noconvert(), py::arg("track_id").noconvert(),
@@ -394,7 +395,33 @@ void bind_track_book(py::module_& m) {
         py::arg("last_s").noconvert(), py::arg("cls").noconvert(), py::arg("votes").noconvert(),
         py::arg("std_position"), py::arg("now"), py::arg("lost_s"), py::arg("min_hits"),
         "One ByteTrack frame's bookkeeping after association, in place (see track.hpp): returns (confirmed,\n"
-        "out_id (N,) int32, out_class (N,) int32, keep (T,) bool).");
+        "out_id (N,) int32, out_class (N,) int32, keep (T,) bool, all_kept bool).");
+
+    m.def(
+        "bytetrack_split",
+        [](i32c det_track, f32c det_score, float high_score, float new_score) {
+            const char* fn = "bytetrack_split";
+            if (det_track.ndim() != 1)
+                throw std::invalid_argument(std::string(fn) + ": det_track must be (N,), got shape " + shape_of(det_track));
+            const py::ssize_t n = det_track.shape(0);
+            require_vector(det_score, n, fn, "det_score");
+            py::array_t<bool> take(n);
+            auto* tp = reinterpret_cast<std::uint8_t*>(take.mutable_data());
+            const std::int32_t* dt = det_track.data();
+            const float* sc = det_score.data();
+            std::vector<std::int64_t> fresh;
+            for (py::ssize_t j = 0; j < n; ++j) {
+                tp[j] = sc[j] >= high_score;
+                if (dt[j] < 0 && sc[j] >= new_score) fresh.push_back(j);
+            }
+            py::array_t<std::int64_t> start(static_cast<py::ssize_t>(fresh.size()));
+            std::copy(fresh.begin(), fresh.end(), start.mutable_data());
+            return py::make_tuple(take, start);
+        },
+        py::arg("det_track").noconvert(), py::arg("det_score").noconvert(), py::arg("high_score"),
+        py::arg("new_score"),
+        "After association: (take (N,) bool, the detections scoring >= high_score, whose appearance their tracks\n"
+        "take; start (K,) int64, the unmatched detections scoring >= new_score, which start tracks).");
 }
 
 }  // namespace edge_bind
