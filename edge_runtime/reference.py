@@ -511,3 +511,27 @@ def blend_appearance(tracks: np.ndarray, track_has: np.ndarray, det_track: np.nd
             norm = np.linalg.norm(blended, axis=1, keepdims=True)
             tracks[i] = np.divide(blended, norm, out=blended, where=norm > 0).ravel()
         track_has[i] = True
+
+
+# ---------------------------------------------------------------------------------------------------
+# scene: grey_thumbnail (native/src/thumbnail.cpp; contract in native/include/edge/thumbnail.hpp)
+# ---------------------------------------------------------------------------------------------------
+
+
+def grey_thumbnail(frame: np.ndarray, out_h: int, out_w: int, samples: int = 4) -> np.ndarray:
+    """(out_h, out_w) float32: the grid samples' grey levels area-averaged onto the thumbnail."""
+    h, w = frame.shape[:2]
+    step_y, step_x = max(h // (samples * out_h), 1), max(w // (samples * out_w), 1)
+    grid = frame[step_y // 2::step_y, step_x // 2::step_x].astype(np.int64)
+    grey = (3735 * grid[..., 0] + 19235 * grid[..., 1] + 9798 * grid[..., 2] + 16384) >> 15
+
+    def weights(n: int, out: int) -> np.ndarray:  # (out, n) in units of 1 / out of a grid point
+        lo, hi = np.arange(out)[:, None] * n, (np.arange(out)[:, None] + 1) * n
+        i = np.arange(n)[None, :]
+        return np.clip(np.minimum((i + 1) * out, hi) - np.maximum(i * out, lo), 0, None)
+
+    gh, gw = grey.shape
+    acc = weights(gh, out_h) @ grey @ weights(gw, out_w).T  # exact in int64; each pixel's weights sum to gh * gw
+    q, r = np.divmod(acc, gh * gw)
+    q += (2 * r > gh * gw) | ((2 * r == gh * gw) & (q % 2 == 1))  # half to even
+    return q.astype(np.float32)

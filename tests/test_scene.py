@@ -50,3 +50,42 @@ def test_sampled_thumbnail_flags_the_same_cuts_as_a_whole_frame_average(video, c
         assert np.abs(np.array(ours) - np.array(reference)).max() < 1.5, (video, stride)
         if stride == 1:
             assert len(flagged) == cuts_at_stride_1
+
+
+@pytest.mark.parametrize("h, w", [(576, 768), (272, 640), (1080, 1920), (37, 53), (5, 7), (1, 1), (18, 2000)])
+def test_native_thumbnail_equals_the_reference_exactly(h, w):
+    from edge_runtime import _native, reference
+
+    rng = np.random.default_rng(h * 7919 + w)
+    for frame in (rng.integers(0, 256, (h, w, 3), np.uint8), np.full((h, w, 3), 117, np.uint8)):
+        got = _native.grey_thumbnail(frame, 18, 32)
+        np.testing.assert_array_equal(got, reference.grey_thumbnail(frame, 18, 32))
+        assert got.shape == (18, 32) and got.dtype == np.float32
+    assert (got == 117).all()  # a flat frame's thumbnail is flat
+
+
+def test_samples_are_grey_as_opencv_converts_them():
+    import cv2
+
+    from edge_runtime import _native
+
+    rng = np.random.default_rng(3)
+    frame = rng.integers(0, 256, (72, 128, 3), np.uint8)  # one sample per pixel, one per thumbnail cell (1x1)
+    np.testing.assert_array_equal(_native.grey_thumbnail(frame, 72, 128, 1),
+                                  cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY).astype(np.float32))
+
+
+@pytest.mark.parametrize("frame", [np.zeros((10, 10), np.uint8), np.zeros((10, 10, 3), np.float32),
+                                   np.zeros((10, 10, 4), np.uint8), [[0, 0, 0]]])
+def test_bad_frames_are_refused(frame):
+    from edge_runtime.errors import InputError
+
+    with pytest.raises(InputError, match=r"expected an \(H, W, 3\) uint8 BGR frame"):
+        SceneCutDetector().update(frame)
+
+
+def test_a_cropped_view_gives_the_thumbnail_of_its_copy():
+    frame = np.random.default_rng(4).integers(0, 256, (300, 500, 3), np.uint8)
+    crop = frame[20:280, 40:460]
+    detector = SceneCutDetector()
+    np.testing.assert_array_equal(detector.thumbnail(crop), detector.thumbnail(np.ascontiguousarray(crop)))

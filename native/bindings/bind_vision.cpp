@@ -20,6 +20,7 @@
 #include "edge/appearance.hpp"
 #include "edge/image.hpp"
 #include "edge/nms.hpp"
+#include "edge/thumbnail.hpp"
 #include "edge/yolo.hpp"
 
 namespace py = pybind11;
@@ -397,9 +398,32 @@ void blend_appearance(const py::array& tracks, const py::array& track_has, const
     edge::blend_appearance(dst, has, rows, static_cast<const float*>(dets.data()), use, n, static_cast<float>(ema));
 }
 
+py::array_t<float> grey_thumbnail(const py::array& frame, int out_h, int out_w, int samples) {
+    const char* fn = "grey_thumbnail";
+    check_frame(frame, fn);
+    if (out_h < 1 || out_w < 1 || out_h > 4096 || out_w > 4096)
+        fail(std::string(fn) + ": the thumbnail must be 1..4096 pixels a side, got " + std::to_string(out_h) + "x" +
+             std::to_string(out_w));
+    if (samples < 1 || samples > 64)
+        fail(std::string(fn) + ": samples must be 1..64, got " + std::to_string(samples));
+    py::array_t<float> out({static_cast<py::ssize_t>(out_h), static_cast<py::ssize_t>(out_w)});
+    const auto* src = static_cast<const uint8_t*>(frame.data());
+    float* dst = out.mutable_data();
+    const int h = static_cast<int>(frame.shape(0)), w = static_cast<int>(frame.shape(1));
+    {
+        py::gil_scoped_release nogil;
+        edge::grey_thumbnail(src, h, w, out_h, out_w, samples, dst);
+    }
+    return out;
+}
+
 }  // namespace
 
 void bind_vision(py::module_& m) {
+    m.def("grey_thumbnail", &grey_thumbnail, py::arg("frame").noconvert(), py::arg("out_h"), py::arg("out_w"),
+          py::arg("samples") = 4,
+          "(out_h, out_w) float32 grey thumbnail of a (H, W, 3) uint8 BGR frame from a grid of about samples x samples\n"
+          "points per thumbnail pixel (see thumbnail.hpp).");
     m.def("appearance_forbid", &appearance_forbid, py::arg("tracks").noconvert(), py::arg("track_has").noconvert(),
           py::arg("dets").noconvert(), py::arg("gate"),
           "(T, N) uint8: 1 where a track and a detection both have appearance and differ by more than gate.");
