@@ -21,6 +21,7 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence, Union
 import numpy as np
 
 from edge_runtime.errors import BackendUnavailableError, EdgeRuntimeError, InputError, ModelFormatError
+from edge_runtime.vision.detector import set_spinning
 from edge_runtime.vision.onnx_check import check_onnx_file
 
 from ._io import progress
@@ -236,9 +237,7 @@ def open_session(model: Union[str, Path, bytes], *, threads: int = 1, optimize: 
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.log_severity_level = 3
-    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
-    if spin:
-        options.add_session_config_entry("session.force_spinning_stop", "1")
+    set_spinning(options, spin)
     options.graph_optimization_level = (ort.GraphOptimizationLevel.ORT_ENABLE_ALL if optimize
                                         else ort.GraphOptimizationLevel.ORT_DISABLE_ALL)
     try:

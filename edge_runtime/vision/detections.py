@@ -138,15 +138,9 @@ class Detections:
         """(N, 2) float32 anchor points: 'center' or 'bottom_center' (the feet of a walking person)."""
         if where not in ("center", "bottom_center"):
             raise InputError(f"Detections.anchor: where must be 'center' or 'bottom_center', got {where!r}")
-        out = np.empty((len(self.xyxy), 2), np.float32)
-        np.add(self.xyxy[:, 0], self.xyxy[:, 2], out=out[:, 0])
-        out[:, 0] *= 0.5
-        if where == "center":
-            np.add(self.xyxy[:, 1], self.xyxy[:, 3], out=out[:, 1])
-            out[:, 1] *= 0.5
-        else:
-            out[:, 1] = self.xyxy[:, 3]
-        return out
+        x = (self.xyxy[:, 0] + self.xyxy[:, 2]) * 0.5
+        y = (self.xyxy[:, 1] + self.xyxy[:, 3]) * 0.5 if where == "center" else self.xyxy[:, 3]
+        return np.stack([x, y], axis=1).astype(np.float32, copy=False)
 
     def counts_by_class(self, num_classes: Optional[int] = None) -> np.ndarray:
         """(C,) int64 number of detections per class id."""

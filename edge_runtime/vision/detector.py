@@ -24,7 +24,7 @@ from .onnx_check import check_onnx_file
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Detector", "DetectorTimings"]
+__all__ = ["Detector", "DetectorTimings", "set_spinning"]
 
 _DEFAULT_IMGSZ = 640
 _MIN_SIDE, _MAX_SIDE = 16, 8192  # input height / width in pixels (as the metadata's imgsz)
@@ -62,6 +62,19 @@ def _with_fast_dfl(path: Path, model_bytes: Optional[bytes]) -> Optional[bytes]:
         return None
 
 
+def set_spinning(options, spin: bool) -> None:
+    """Set how an onnxruntime session's worker threads wait (on its ``SessionOptions``).
+
+    With ``spin`` they spin between the operators of a call, so each operator starts without waking a
+    sleeping worker, and sleep once the call returns (``session.force_spinning_stop``) instead of spinning
+    on, so that what runs between two calls (letterbox, tracker, the camera thread, another session) has
+    the cores. Without it they sleep between operators too (for a co-scheduled LLM).
+    """
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
+    if spin:
+        options.add_session_config_entry("session.force_spinning_stop", "1")
+
+
 def _usable_cpus() -> int:
     """CPUs this process may run on (its affinity mask where the OS has one), 1..256."""
     try:
@@ -86,12 +99,7 @@ def _load_session(path: Path, threads: Optional[int], spin: bool, model_bytes: O
     options.inter_op_num_threads = 1
     if threads is not None:
         options.intra_op_num_threads = int(threads)
-    # Spinning workers start each operator without being woken; once a call returns they sleep
-    # (force_spinning_stop) instead of spinning on, so the letterbox, tracker and camera thread between two
-    # calls have the cores. Without spinning they sleep between operators too (for a co-scheduled LLM).
-    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
-    if spin:
-        options.add_session_config_entry("session.force_spinning_stop", "1")
+    set_spinning(options, spin)
     options.log_severity_level = 3
     source = str(path) if model_bytes is None else model_bytes
     as_is = False
