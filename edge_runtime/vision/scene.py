@@ -30,7 +30,7 @@ class SceneCutDetector:
 
     The thumbnail averages a grid of about 128x72 samples of the frame (16 per thumbnail pixel, grey as
     OpenCV converts it), not every pixel: a mean over 576 thumbnail pixels is as steady either way, and
-    the samples are a fiftieth of the frame.
+    the samples are about a fiftieth of a 768x576 frame (less of a larger one).
 
     Args:
         threshold: mean absolute difference of the 32x18 grey thumbnails (0-255) that makes a cut.
