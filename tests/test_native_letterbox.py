@@ -179,6 +179,8 @@ def test_letterbox_again_gives_the_checked_path_s_tensor_and_refuses_another_siz
         ops.letterbox_again(frames[0], np.empty((1, 3, 64, 128), dtype), info)
     with pytest.raises(InputError, match=r"out must be float32 or uint8"):
         ops.letterbox_again(frames[0], out.astype(np.float64), info)
+    with pytest.raises(InputError, match=r"frame must be a numpy array, got list"):
+        ops.letterbox_again([[0]], out, info)
 
 
 def test_letterbox_into_auto_needs_the_trimmed_buffer():

@@ -102,8 +102,7 @@ class LetterboxInfo:
                 float(self.src_hw[0]))
 
     def _box_map(self) -> dict:
-        return dict(pad_x=float(self.pad_x), pad_y=float(self.pad_y), scale_x=self.scale_x, scale_y=self.scale_y,
-                    src_w=float(self.src_hw[1]), src_h=float(self.src_hw[0]))
+        return dict(zip(("pad_x", "pad_y", "scale_x", "scale_y", "src_w", "src_h"), self.box_args))
 
 
 # -- letterbox ----------------------------------------------------------------------------------------
@@ -236,14 +235,17 @@ def letterbox_again(frame: np.ndarray, out: np.ndarray, info: LetterboxInfo, *, 
 
     The per-frame path of a caller that checked its geometry once. The kernel still checks the frame,
     ``out`` and the geometry, and raises :class:`InputError` on any mismatch (a frame of another size
-    included); this wrapper adds no Python-level checks, which on a board cost more than the call when the
-    model has just evicted the CPU's caches.
+    included); this wrapper checks only that the frame has the size ``info`` was made for. The checks of
+    :func:`letterbox_into` in Python cost more than the kernel's work when the model has just evicted the
+    CPU's caches.
 
     Raises:
         InputError: as :func:`letterbox_into`.
     """
-    if not isinstance(frame, np.ndarray) or frame.shape[:2] != info.src_hw:
-        raise InputError(f"letterbox_again: the frame is {frame.shape[0]}x{frame.shape[1]}, the geometry is "
+    if not isinstance(frame, np.ndarray):
+        raise InputError(f"letterbox_again: frame must be a numpy array, got {type(frame).__name__}")
+    if frame.shape[:2] != info.src_hw:
+        raise InputError(f"letterbox_again: the frame is {'x'.join(map(str, frame.shape[:2]))}, the geometry is "
                          f"for {info.src_hw[0]}x{info.src_hw[1]}; call letterbox_into for a new size")
     try:
         _native.letterbox_into(frame, out, info.resized_hw[0], info.resized_hw[1], info.pad_y, info.pad_x,
@@ -561,9 +563,10 @@ def postprocess_prepared(raw: np.ndarray, layout: YoloLayout, conf_threshold: fl
     """:func:`postprocess` for a caller that prepared its arguments once (a detector, on every frame).
 
     ``class_ids`` is the (K,) int32 array of the classes to keep (None = all), ``num_classes`` the model's
-    class count. The kernel checks ``raw`` and every argument and raises :class:`InputError` with the same
-    messages as :func:`postprocess`; only the Python-level checks are left out, which on a board cost
-    several times the kernel when the model has just evicted the CPU's caches.
+    class count. The kernel checks ``raw`` and every argument and raises :class:`InputError` with its own
+    message (the same as :func:`postprocess` gives for a bad model output); only the Python-level checks
+    are left out, which cost several times the kernel's work when the model has just evicted the CPU's
+    caches.
 
     Raises:
         InputError: as :func:`postprocess`.
