@@ -335,6 +335,55 @@ def test_threads_give_the_same_tensor_to_the_bit(dtype, src_hw, dst_hw, write_pa
         assert_close(one, reference_letterbox(frame, dst_hw, dtype=dtype)[0])
 
 
+def test_calls_from_several_python_threads_at_once_each_get_their_own_tensor():
+    """The kernel runs without the GIL and its helper threads serve one call at a time; calls that find them
+    busy run on their own thread. Eight threads letterboxing different frames at once all get exact tensors."""
+    import concurrent.futures
+
+    frames = [make_frame(576, 768, seed=40 + k) for k in range(8)]
+    expected = []
+    for frame in frames:
+        out = np.zeros((1, 3, 640, 640), np.float32)
+        ops.letterbox_into(frame, out)
+        expected.append(out)
+
+    def run(k: int) -> np.ndarray:
+        out = np.zeros((1, 3, 640, 640), np.float32)
+        for _ in range(20):
+            ops.letterbox_into(frames[k], out, threads=2)
+        return out
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(run, range(8)))
+    for got, want in zip(results, expected):
+        np.testing.assert_array_equal(got, want)
+
+
+def _letterbox_in_child(queue) -> None:
+    frame = make_frame(576, 768, seed=3)
+    out = np.zeros((1, 3, 640, 640), np.float32)
+    ops.letterbox_into(frame, out, threads=4)
+    queue.put(float(out.sum()))
+
+
+@pytest.mark.skipif(platform.system() != "Linux", reason="fork start method: Linux only")
+def test_a_forked_child_starts_its_own_helper_threads():
+    """A child forked after the parent's helpers started has none of them: its threaded call neither hangs
+    nor differs."""
+    import multiprocessing
+
+    frame = make_frame(576, 768, seed=3)
+    out = np.zeros((1, 3, 640, 640), np.float32)
+    ops.letterbox_into(frame, out, threads=4)  # the parent's helpers are running now
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_letterbox_in_child, args=(queue,))
+    child.start()
+    child.join(timeout=60)
+    assert child.exitcode == 0, "the forked child did not finish its letterbox"
+    assert queue.get(timeout=5) == float(out.sum())
+
+
 @pytest.mark.parametrize("threads", [0, -1, 257, 1.5, True])
 def test_bad_thread_counts_are_refused(threads):
     with pytest.raises(InputError, match="threads must be an int in 1..256"):

@@ -5,15 +5,15 @@
 // precomputed x offsets (four pixels at a time with SSE2 / NEON), written straight into the three RGB
 // planes. Work is proportional to the output plus one source-width blend per content row; nothing is
 // allocated per row. The row kernel (image_rows.inl) is also built for AVX2 + FMA on x86-64 and taken where
-// the CPU has both. With threads > 1 the rows are split into contiguous runs, one per thread (each with its
-// own blended-row buffer).
+// the CPU has both. With threads > 1 runs of rows are shared out between the caller and the shared helper
+// threads (edge/workers.hpp), each with its own blended-row buffer.
 #include "edge/image.hpp"
+#include "edge/workers.hpp"
 
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
-#include <thread>
 #include <vector>
 
 #if defined(__SSE2__)
@@ -102,8 +102,10 @@ RowsFn<Out> rows_kernel() {
     return &rows_base::letterbox_rows<Out>;
 }
 
-// Below this many output pixels per thread, one more thread costs more to start than it saves.
+// Below this many output pixels per thread, waking one more thread costs more than it saves.
 constexpr size_t kMinPixelsPerThread = 64 * 1024;
+// Rows per task when the rows are split between threads.
+constexpr int kRowsPerTask = 8;
 
 template <class Out>
 void letterbox(const uint8_t* src, const LetterboxGeometry& g, Out pad, float value_scale, bool write_pad, Out* dst,
@@ -127,17 +129,19 @@ void letterbox(const uint8_t* src, const LetterboxGeometry& g, Out pad, float va
     const size_t row_floats = static_cast<size_t>(g.src_w) * 3 + 4;
     std::vector<float> rows_buf(row_floats * n, 0.0f);
     const RowsFn<Out> rows = rows_kernel<Out>();
-    auto run = [&](int k) {
-        const int b = y_first + static_cast<int>(static_cast<int64_t>(y_last - y_first) * k / n);
-        const int e = y_first + static_cast<int>(static_cast<int64_t>(y_last - y_first) * (k + 1) / n);
-        rows(src, g, pad, value_scale, write_pad, dst, x_offset.data(), x_frac.data(), rows_buf.data() + row_floats * k, b,
-             e);
-    };
-    std::vector<std::thread> workers;
-    workers.reserve(n - 1);
-    for (int k = 1; k < n; ++k) workers.emplace_back(run, k);
-    run(0);
-    for (auto& t : workers) t.join();
+    if (n == 1) {
+        rows(src, g, pad, value_scale, write_pad, dst, x_offset.data(), x_frac.data(), rows_buf.data(), y_first, y_last);
+        return;
+    }
+    // Runs of kRowsPerTask rows, handed out to whichever thread is free (see edge/workers.hpp); each thread
+    // blends into its own row buffer. Every row is computed the same way whichever thread runs it.
+    const int n_tasks = (y_last - y_first + kRowsPerTask - 1) / kRowsPerTask;
+    parallel_tasks(n_tasks, n, [&](int k, int slot) {
+        const int b = y_first + k * kRowsPerTask;
+        const int e = std::min(y_last, b + kRowsPerTask);
+        rows(src, g, pad, value_scale, write_pad, dst, x_offset.data(), x_frac.data(),
+             rows_buf.data() + row_floats * slot, b, e);
+    });
 }
 
 bool side_ok(int v) { return v >= 1 && v <= kMaxImageSide; }
