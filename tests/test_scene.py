@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from edge_runtime.assets import ensure
+from edge_runtime.errors import InputError
 from edge_runtime.vision.scene import SceneCutDetector
 from edge_runtime.vision.sources import VideoFileSource
 
@@ -89,3 +90,30 @@ def test_a_cropped_view_gives_the_thumbnail_of_its_copy():
     crop = frame[20:280, 40:460]
     detector = SceneCutDetector()
     np.testing.assert_array_equal(detector.thumbnail(crop), detector.thumbnail(np.ascontiguousarray(crop)))
+
+
+def test_the_difference_is_opencvs_mean_l1_norm_exactly():
+    """Thumbnails hold whole grey levels, so summing |a - b| in double is exact whatever the order."""
+    import cv2
+
+    from edge_runtime import _native
+
+    rng = np.random.default_rng(11)
+    for _ in range(20):
+        a, b = (rng.integers(0, 256, (18, 32)).astype(np.float32) for _ in range(2))
+        assert _native.mean_abs_difference(a, b) == cv2.norm(a, b, cv2.NORM_L1) / a.size
+        assert _native.mean_abs_difference(a, b) == float(np.abs(a.astype(np.float64) - b).mean())
+    assert _native.mean_abs_difference(a, a) == 0.0
+
+
+@pytest.mark.parametrize("small", [np.zeros((18, 31), np.float32), np.zeros((18, 32), np.float64),
+                                   np.zeros((32, 18), np.float32).T, [[0.0] * 32] * 18, None])
+def test_a_bad_thumbnail_is_refused_first_or_later_and_the_previous_one_kept(small):
+    cut = SceneCutDetector()
+    with pytest.raises(InputError, match=r"expected an \(18, 32\) float32"):
+        cut.compare(small)  # as the first thumbnail
+    good = np.zeros((18, 32), np.float32)
+    assert cut.compare(good) is False
+    with pytest.raises(InputError, match=r"expected an \(18, 32\) float32"):
+        cut.compare(small)
+    assert cut.compare(np.full((18, 32), 200, np.float32)) is True  # compared with the kept good one

@@ -73,14 +73,30 @@ class SceneCutDetector:
         """Whether ``frame`` starts a new scene (never the first frame)."""
         return self.compare(self.thumbnail(frame))
 
+    def _bad_thumbnail(self, small: object) -> InputError:
+        return InputError(f"SceneCutDetector.compare: expected an ({self.SIZE[1]}, {self.SIZE[0]}) float32 C-contiguous "
+                          f"thumbnail, got {getattr(small, 'shape', type(small).__name__)} "
+                          f"{getattr(small, 'dtype', '')}".rstrip())
+
     def compare(self, small: np.ndarray) -> bool:
         """As :meth:`update`, for a frame's :meth:`thumbnail` taken earlier (e.g. while the frame was still in
-        the CPU's caches, before the detector ran)."""
-        import cv2
+        the CPU's caches, before the detector ran).
 
-        previous, self._previous = self._previous, small
+        Raises:
+            InputError: ``small`` is not an (18, 32) float32 C-contiguous array (a thumbnail of this class).
+        """
+        previous = self._previous
         if previous is None:
-            self.last_difference = 0.0
+            if not (isinstance(small, np.ndarray) and small.dtype == np.float32 and small.shape == self.SIZE[::-1]
+                    and small.flags.c_contiguous):
+                raise self._bad_thumbnail(small)
+            difference = 0.0
+        else:
+            try:
+                difference = _native.mean_abs_difference(small, previous)  # same shape as the checked previous
+            except (ValueError, TypeError):
+                raise self._bad_thumbnail(small) from None
+        self._previous, self.last_difference = small, difference
+        if previous is None:
             return False
-        self.last_difference = float(cv2.norm(small, previous, cv2.NORM_L1)) / small.size  # mean |difference|
         return self.last_difference > self.threshold

@@ -417,6 +417,19 @@ py::array_t<float> grey_thumbnail(const py::array& frame, int out_h, int out_w, 
     return out;
 }
 
+double mean_abs_difference(const py::array& a, const py::array& b) {
+    const char* fn = "mean_abs_difference";
+    check_dtype<float>(a, fn, "a", "float32");
+    check_dtype<float>(b, fn, "b", "float32");
+    check_layout(a, fn, "a", false);
+    check_layout(b, fn, "b", false);
+    if (a.ndim() != b.ndim() || !std::equal(a.shape(), a.shape() + a.ndim(), b.shape()))
+        fail(std::string(fn) + ": a and b must have the same shape, got " + shape_of(a) + " and " + shape_of(b));
+    if (a.size() < 1) fail(std::string(fn) + ": a and b are empty");
+    return edge::mean_abs_difference(static_cast<const float*>(a.data()), static_cast<const float*>(b.data()),
+                                     static_cast<size_t>(a.size()));
+}
+
 }  // namespace
 
 void bind_vision(py::module_& m) {
@@ -424,6 +437,8 @@ void bind_vision(py::module_& m) {
           py::arg("samples") = 4,
           "(out_h, out_w) float32 grey thumbnail of a (H, W, 3) uint8 BGR frame from a grid of about samples x samples\n"
           "points per thumbnail pixel (see thumbnail.hpp).");
+    m.def("mean_abs_difference", &mean_abs_difference, py::arg("a").noconvert(), py::arg("b").noconvert(),
+          "Mean |a - b| of two float32 arrays of one shape, summed in double (see thumbnail.hpp).");
     m.def("appearance_forbid", &appearance_forbid, py::arg("tracks").noconvert(), py::arg("track_has").noconvert(),
           py::arg("dets").noconvert(), py::arg("gate"),
           "(T, N) uint8: 1 where a track and a detection both have appearance and differ by more than gate.");

@@ -13,6 +13,7 @@
 // to a whole grey level (half to even), as an 8-bit thumbnail holds it.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 namespace edge {
@@ -20,5 +21,9 @@ namespace edge {
 // Writes out_h * out_w floats to out. Returns false, writing nothing, when a side is outside
 // 1..kMaxImageSide (see image.hpp), out_h or out_w is outside 1..4096, or samples is outside 1..64.
 bool grey_thumbnail(const uint8_t* src, int h, int w, int out_h, int out_w, int samples, float* out);
+
+// Mean of |a[k] - b[k]| over n floats (n >= 1), summed in double in index order: exact for thumbnails, whose
+// values are whole grey levels.
+double mean_abs_difference(const float* a, const float* b, size_t n);
 
 }  // namespace edge
