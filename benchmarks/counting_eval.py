@@ -178,7 +178,7 @@ def track_ours(frozen: FrozenDetections, stride: int, make_tracker: Optional[Cal
         if classes is not None:
             keep = np.isin(boxes.class_id, list(classes))
             boxes, look = boxes[keep], None if look is None else look[keep]
-        d = tracker.update(boxes, timestamp_s=t, appearance=look)
+        d = tracker.update(boxes, timestamp_s=t, appearance=look, frame_size=frozen.frame_size)
         if looks_out is not None and tracker.last_appearance is not None:
             looks_out[f] = tracker.last_appearance
         return d

@@ -285,7 +285,8 @@ def run_tracker_on_frozen(make_tracker: TrackerFactory, frozen, first: int, last
             ids = np.asarray(res.tracker_id, np.int64).reshape(-1)
             xyxy = np.asarray(res.xyxy, np.float64).reshape(-1, 4)
         else:
-            res = tracker.update(det, timestamp_s=f / frozen.fps, appearance=None if looks is None else looks[f])
+            res = tracker.update(det, timestamp_s=f / frozen.fps, appearance=None if looks is None else looks[f],
+                                 frame_size=frozen.frame_size)
             ids = np.asarray(res.track_id, np.int64).reshape(-1)
             xyxy = np.asarray(res.xyxy, np.float64).reshape(-1, 4)
         keep = ids >= 0

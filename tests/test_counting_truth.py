@@ -37,10 +37,6 @@ GAPS = {
                                          "group at the lamp post, f150-180, whose boxes merge and swap), f600 (a "
                                          "crossing at the segment's lower end) and f728 / f748 (three men overlapping "
                                          "on the line, f720-732)"),
-    ("vtest-video", "right_edge", 4): ({"min_recall": 0.75, "min_precision": 1.0}, "out -5: people stepping in "
-                                       "at the edge move more than their width in the 0.4 s between processed "
-                                       "frames while their boxes are cut by the border, and swap tentative tracks "
-                                       "(f20: a woman entering behind a man takes his)"),
     ("vtest-video", "short_left", 4): ({"min_recall": 0.85, "min_precision": 0.85}, "in +1, out -1: a pass 6-11 px "
                                        "below the segment's end (f711-715) counted, and the f302 out undone by "
                                        "the man's return at the segment's end within return_s"),

@@ -100,6 +100,8 @@ class TrackerConfig:
     tentative_low: bool = True  # a track not yet confirmed may take a low-score box
     # a low-score box extends a track only if at most this many times as tall as its predicted box; 0 = off
     low_max_growth: float = _range(0.0, 100.0, default=1.2)
+    # a track started at the picture's border starts moving inward at this many box heights per second; 0 = at rest
+    entry_speed_rel: float = _range(0.0, 100.0, default=0.75)
 
 
 @dataclass(frozen=True)

@@ -90,6 +90,15 @@ MAX_BUFFER_REL = 1.0
 # events of 13 out (F1 0.942 -> 0.951; 1.5: 0.945), among them the waiting cyclist's at stride 3, whose half-hidden
 # box took a low-score box reaching down to his bike's wheels. 1.1 loses a true event on the fp32 boxes.
 LOW_MAX_GROWTH = 1.2
+# A track started by a box at the picture's border starts moving into the picture at this many box heights per
+# second. Chosen on the "tune" half (``right_edge``, where people step in behind one another at a low processed
+# rate): 0.5, 0.75 and 1.0 gave the same events on every tune and report item, fp32 and int8; 0.75 is a walker's
+# pace in this video.
+ENTRY_SPEED_REL = 0.75
+# "At the border": the box's side is within this many pixels of the picture's edge, or this fraction of the
+# box's own width (left / right) or height (top / bottom), whichever is more (as the counters' edge_px / edge_rel).
+ENTRY_EDGE_PX = 4.0
+ENTRY_EDGE_REL = 0.2
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -181,6 +190,18 @@ def _check_unit(name: str, value: float) -> float:
     return value
 
 
+def _entry_velocity(xyxy: np.ndarray, frame_size: Tuple[int, int], speed: np.ndarray) -> np.ndarray:
+    """(N, 2) velocity (x, y) into the picture, ``speed`` (N,) per axis, of boxes (N, 4) at its border; zero
+    on an axis where a box touches neither or both borders (see ``entry_speed_rel``)."""
+    width, height = float(frame_size[0]), float(frame_size[1])
+    x1, y1, x2, y2 = (xyxy[:, k].astype(np.float64) for k in range(4))
+    near_x = np.maximum(ENTRY_EDGE_PX, ENTRY_EDGE_REL * (x2 - x1))
+    near_y = np.maximum(ENTRY_EDGE_PX, ENTRY_EDGE_REL * (y2 - y1))
+    into_x = (x1 <= near_x).astype(np.float64) - (x2 >= width - near_x)  # +1 from the left, -1 from the right
+    into_y = (y1 <= near_y).astype(np.float64) - (y2 >= height - near_y)
+    return np.stack([into_x * speed, into_y * speed], axis=1)
+
+
 class ByteTracker:
     """Assign persistent ids to per-frame detections (ByteTrack two-stage association).
 
@@ -237,6 +258,12 @@ class ByteTracker:
         std_position, std_velocity: the Kalman filter's noise, as fractions of the box height per
             nominal frame (ByteTrack's 1/20 and 1/160 were set on 30 fps video; at 10 fps a walker's
             velocity changes more from one frame to the next).
+        entry_speed_rel: a track started by a box at the picture's border (its side within 4 px, or a fifth
+            of the box's width or height, of the edge) starts moving into the picture at this many box heights
+            per second, instead of at rest: what appears at a border is coming in. At a low processed rate a
+            track at rest is predicted where it was first seen, and someone stepping in behind takes it
+            there. 0 = at rest (as ByteTrack). Needs the picture's size: :meth:`update` gets it from
+            ``frame`` or ``frame_size``; without either, every track starts at rest.
 
     Raises:
         ConfigError: a threshold outside [0, 1], low_score > high_score, min_hits < 1, or a negative or
@@ -274,6 +301,7 @@ class ByteTracker:
         motion_gate: float = MOTION_GATE,
         appearance_gate: float = 0.4,
         appearance_ema: float = 0.9,
+        entry_speed_rel: float = ENTRY_SPEED_REL,
     ) -> None:
         self.high_score = _check_unit("high_score", high_score)
         self.low_score = _check_unit("low_score", low_score)
@@ -303,6 +331,7 @@ class ByteTracker:
         self.motion_gate = _check_nonneg("motion_gate", motion_gate)
         self.appearance_gate = _check_unit("appearance_gate", appearance_gate)
         self.appearance_ema = _check_unit("appearance_ema", appearance_ema)
+        self.entry_speed_rel = _check_nonneg("entry_speed_rel", entry_speed_rel)
         self._kf = KalmanXYAH(_check_nonneg("std_position", std_position), _check_nonneg("std_velocity", std_velocity))
         self._next_id = 0
         self._confirmed_count = 0
@@ -374,7 +403,8 @@ class ByteTracker:
         return now
 
     def update(self, detections: Detections, *, timestamp_s: Optional[float] = None,
-               frame: Optional[np.ndarray] = None, appearance: Optional[np.ndarray] = None) -> Detections:
+               frame: Optional[np.ndarray] = None, appearance: Optional[np.ndarray] = None,
+               frame_size: Optional[Tuple[int, int]] = None) -> Detections:
         """Advance to this frame: predict, associate, confirm, age and drop tracks.
 
         Args:
@@ -385,6 +415,8 @@ class ByteTracker:
             appearance: instead of ``frame``, the detections' appearance vectors (N, DIM) float32 as
                 :func:`~edge_runtime.vision.appearance.box_appearance` makes them. Without either, tracks
                 are matched by motion alone.
+            frame_size: (width, height) of the picture in pixels, for ``entry_speed_rel`` when ``frame`` is
+                not given (with ``frame``, its size is used). Checked when a track starts.
 
         Returns:
             The same N detections in the same order, with ``track_id`` set: the id of the confirmed
@@ -394,7 +426,7 @@ class ByteTracker:
 
         Raises:
             InputError: detections is not a :class:`Detections`, the timestamp is not finite or goes
-                backwards, or the appearance vectors are not (N, DIM).
+                backwards, the appearance vectors are not (N, DIM), or frame_size is not two positive sizes.
         """
         if not isinstance(detections, Detections):
             raise InputError(f"ByteTracker.update: expected Detections, got {type(detections).__name__}")
@@ -452,7 +484,11 @@ class ByteTracker:
         if not all_kept:
             self._keep_only(keep)
         if new.size:
-            track_id[new] = self._start(xyxy[new], class_id[new], now, None if app is None else app[new])
+            size = (frame.shape[1], frame.shape[0]) if isinstance(frame, np.ndarray) and frame.ndim == 3 else frame_size
+            if size is not None and not (len(size) == 2 and all(isinstance(v, (int, float, np.integer, np.floating))
+                                                                 and 0 < v < math.inf for v in size)):
+                raise InputError(f"ByteTracker.update: frame_size must be (width, height) in pixels, got {size!r}")
+            track_id[new] = self._start(xyxy[new], class_id[new], now, None if app is None else app[new], size)
         return Detections._trusted(xyxy, score, out_class, track_id)  # the checked input, with ids
 
     def _appearance_of(self, detections: Detections, frame: Optional[np.ndarray],
@@ -574,10 +610,13 @@ class ByteTracker:
         self._cls, self._votes = self._cls[keep], self._votes[keep]
         self._app, self._has_app = self._app[keep], self._has_app[keep]
 
-    def _start(self, xyxy: np.ndarray, class_id: np.ndarray, now: float, app: Optional[np.ndarray]) -> np.ndarray:
+    def _start(self, xyxy: np.ndarray, class_id: np.ndarray, now: float, app: Optional[np.ndarray],
+               frame_size: Optional[Tuple[int, int]] = None) -> np.ndarray:
         """Append tracks (confirmed at once if min_hits == 1); returns their output ids (see update)."""
         count = xyxy.shape[0]
         mean, cov = _native.kalman_initiate(xyxy, self._kf.std_position, self._kf.std_velocity)
+        if self.entry_speed_rel > 0 and frame_size is not None:
+            mean[:, 4:6] = _entry_velocity(xyxy, frame_size, self.entry_speed_rel / self.fps * mean[:, 3])
         uids = np.arange(self._next_id, self._next_id + count, dtype=np.int64)
         self._next_id += count
         if self.min_hits <= 1:
