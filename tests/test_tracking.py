@@ -250,3 +250,60 @@ def test_timestamps_must_not_go_backwards():
     tracker.update(Detections.empty(), timestamp_s=5.0)
     with pytest.raises(InputError, match="backwards"):
         tracker.update(Detections.empty(), timestamp_s=4.0)
+
+
+# -- tracks that enter at the picture's border -------------------------------------------------------------
+
+
+def _people(*boxes):
+    return Detections(np.array(boxes, np.float32), np.full(len(boxes), 0.5, np.float32),
+                      np.zeros(len(boxes), np.int32))
+
+
+# vtest.avi, every 4th frame (0.4 s apart): a man steps in at the right edge, a woman right behind him. On
+# the second frame she stands about where he was first seen, and he is 33 px further in.
+MAN_FIRST = [710, 279, 760, 396]
+MAN_NEXT, WOMAN_NEXT = [677, 265, 730, 377], [723, 264, 762, 374]
+
+
+@pytest.mark.parametrize("entry_speed_rel, man_keeps_his_track", [(0.75, True), (0.0, False)])
+def test_someone_stepping_in_behind_does_not_take_the_track_of_who_came_in_first(entry_speed_rel,
+                                                                                   man_keeps_his_track):
+    tracker = ByteTracker(fps=10.0, entry_speed_rel=entry_speed_rel)
+    first = tracker.update(_people(MAN_FIRST), timestamp_s=0.0, frame_size=(768, 576)).track_id.tolist()
+    man, woman = tracker.update(_people(MAN_NEXT, WOMAN_NEXT), timestamp_s=0.4,
+                                frame_size=(768, 576)).track_id.tolist()
+    assert (man == first[0]) is man_keeps_his_track  # at rest, his track is predicted where she now stands
+    assert (woman == first[0]) is not man_keeps_his_track
+
+
+def test_the_picture_size_comes_from_the_frame_too():
+    tracker = ByteTracker(fps=10.0)
+    frame = np.zeros((576, 768, 3), np.uint8)
+    first = tracker.update(_people(MAN_FIRST), timestamp_s=0.0, frame=frame).track_id.tolist()
+    assert tracker.update(_people(MAN_NEXT, WOMAN_NEXT), timestamp_s=0.4, frame=frame).track_id.tolist()[0] == first[0]
+
+
+def test_entry_velocity_points_into_the_picture_from_each_border():
+    from edge_runtime.vision.tracking import _entry_velocity
+
+    boxes = np.array([[0, 100, 40, 200],      # at the left border: moves right
+                      [700, 100, 768, 200],   # at the right border: moves left
+                      [300, 2, 340, 102],     # at the top: moves down
+                      [300, 470, 340, 576],   # at the bottom: moves up
+                      [0, 0, 768, 576],       # at every border: stays
+                      [300, 200, 340, 300],   # mid-picture: stays
+                      [10, 300, 60, 400]], np.float32)  # 10 px from the left, within a fifth of its 50 px width
+    v = _entry_velocity(boxes, (768, 576), np.full(len(boxes), 2.0))
+    np.testing.assert_array_equal(v, [[2, 0], [-2, 0], [0, 2], [0, -2], [0, 0], [0, 0], [2, 0]])
+
+
+@pytest.mark.parametrize("size", [(0, 576), (768,), ("768", 576), (768, float("inf")), (-1, 10)])
+def test_a_bad_frame_size_is_refused_when_a_track_starts(size):
+    with pytest.raises(InputError, match="frame_size must be"):
+        ByteTracker().update(_people(MAN_FIRST), frame_size=size)
+
+
+def test_entry_speed_must_not_be_negative():
+    with pytest.raises(ConfigError, match="entry_speed_rel"):
+        ByteTracker(entry_speed_rel=-0.1)
