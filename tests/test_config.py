@@ -76,6 +76,8 @@ def test_yaml_is_accepted(tmp_path: Path) -> None:
     ({"tracker": {"low_max_growth": 0.5}}, ["tracker.low_max_growth", "0 (off) or >= 1", "0.5"]),
     ({"lines": [{"name": "a", "start": [0, 0], "end": [1, 1], "settle_ratio": 0.8}]},
      ["lines[0].settle_ratio", "0 (off) or >= 1", "0.8"]),
+    ({"zones": [{"name": "z", "polygon": [[0, 0], [1, 0], [0, 1]], "max_shrink": 0.5}]},
+     ["zones[0].max_shrink", "0 (off) or >= 1", "0.5"]),
     ({"source": {"fps_cap": float("nan")}}, ["source.fps_cap", "a number"]),
     ({"nonsense": {}}, ["nonsense", "not known"]),
     ({"lines": [{"name": "a", "start": [0, 0], "end": [1, 1], "stitch_s": -1}]}, ["lines[0].stitch_s", "[0.0, 60.0]"]),

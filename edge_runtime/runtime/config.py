@@ -122,6 +122,9 @@ class LineConfig:
     # a young track's side is taken again (no crossing) while its box height changes more than this per
     # observation: someone coming out from behind a van; >= 1, 0 = off
     settle_ratio: float = _range(0.0, 100.0, default=1.25)
+    # a box more than this many times shorter than its track's previous one (a walker behind a post) is not used,
+    # once in a row; >= 1, 0 = off
+    max_shrink: float = _range(0.0, 100.0, default=1.6)
     hysteresis_frames: int = _range(1, 1000, default=1)  # processed frames on the new side, in a row
     classes: Optional[List[int]] = None
     # A track lost mid-picture, continued by a new track first seen mid-picture on the other side within
@@ -142,6 +145,7 @@ class ZoneConfig:
     return_s: float = _range(0.0, 3600.0, default=1.0)
     commit_rel: float = _range(0.0, 100.0, default=0.5)  # as for lines; at most half the zone's depth
     settle_ratio: float = _range(0.0, 100.0, default=1.25)  # as for lines
+    max_shrink: float = _range(0.0, 100.0, default=1.6)  # as for lines
     hysteresis_frames: int = _range(1, 1000, default=1)
     classes: Optional[List[int]] = None
     # As for lines: a track lost outside (inside), continued by a new one first seen inside (outside) = entry (exit)
@@ -360,9 +364,10 @@ def _check_semantics(config: Config) -> None:
             raise ConfigError(f"config key 'lines[{i}]' ({line.name}): start and end are the same point {line.start}")
     for key, items in (("lines", config.lines), ("zones", config.zones)):
         for i, item in enumerate(items):
-            if 0.0 < item.settle_ratio < 1.0:
-                raise ConfigError(f"config key '{key}[{i}].settle_ratio' ({item.name}): must be 0 (off) or >= 1 "
-                                  f"(a ratio of box heights), got {item.settle_ratio}")
+            for option in ("settle_ratio", "max_shrink"):
+                if 0.0 < getattr(item, option) < 1.0:
+                    raise ConfigError(f"config key '{key}[{i}].{option}' ({item.name}): must be 0 (off) or >= 1 "
+                                      f"(a ratio of box heights), got {getattr(item, option)}")
     for i, zone in enumerate(config.zones):
         if len(zone.polygon) < 3:
             raise ConfigError(f"config key 'zones[{i}].polygon' ({zone.name}): expected at least 3 points, "
