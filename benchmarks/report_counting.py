@@ -67,7 +67,10 @@ def section(counting: dict, identity: Optional[dict], rect: Optional[dict] = Non
         lines += ["", "Live, `mode = \"latest\"` with one detector thread: the video replayed at its own rate, "
                       "then faster, so that the detector keeps up with every 2nd, 3rd and 4th frame as a slower "
                       "board would (frame times stay the video's clock). Each run is judged by the target of the "
-                      "stride it reached (the nearest; the stricter one at a tie).", "",
+                      "stride it reached (the nearest; the stricter one at a tie). Which frames a live run processes "
+                      "depends on timing, so one run's figures vary from the next run's, most at every 4th frame, "
+                      "where an item with three events misses its target on a single lost event; the replays "
+                      "above are the repeatable measure.", "",
                   "| replay (fps) | processed one frame in | judged at stride | events P / R | lines and zones meeting it |",
                   "|---|---|---|---|---|"]
         for stride in sorted({r["stride"] for r in live}):
