@@ -8,16 +8,35 @@
 // the caller's stack.
 #include "edge/workers.hpp"
 
+#include <pthread.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
-#include <condition_variable>
 #include <mutex>
 #include <thread>
 
 namespace edge {
 namespace {
+
+// A condition variable on the POSIX one under std::mutex. libstdc++ exports std::condition_variable::wait under
+// GLIBCXX_3.4.30 since GCC 12, newer than a manylinux_2_34 wheel may require; pthread_cond_* are in every glibc.
+class CondVar {
+public:
+    CondVar() { pthread_cond_init(&cond_, nullptr); }
+    ~CondVar() { pthread_cond_destroy(&cond_); }
+    CondVar(const CondVar&) = delete;
+    CondVar& operator=(const CondVar&) = delete;
+
+    template <class Pred>
+    void wait(std::unique_lock<std::mutex>& lk, Pred ready) {
+        while (!ready()) pthread_cond_wait(&cond_, lk.mutex()->native_handle());
+    }
+    void notify_all() { pthread_cond_broadcast(&cond_); }
+
+private:
+    pthread_cond_t cond_;
+};
 
 struct Job {
     const std::function<void(int, int)>* task = nullptr;
@@ -86,7 +105,7 @@ private:
     const pid_t pid_;
     std::mutex use_;  // one call at a time uses the helpers
     std::mutex m_;    // guards everything below
-    std::condition_variable work_, done_;
+    CondVar work_, done_;
     Job* job_ = nullptr;
     unsigned long generation_ = 0;
     int started_ = 0, wanted_ = 0, joined_ = 0, active_ = 0;
