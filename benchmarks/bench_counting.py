@@ -12,11 +12,16 @@ stack: event precision and recall (a match = same direction within ±5 frames) a
 count error; summaries per half of the truth ("tune": the half the defaults were chosen on, "report":
 the other half). ``--live`` also runs the real pipeline in 'latest' mode (newest frame wins, paced at
 the video's 10 fps, then faster, so that the detector keeps up with every 2nd, 3rd and 4th frame as a slower
-board would) with one detector thread, and scores its events the same way. ``--rect`` instead
+board would) with one detector thread, and scores its events the same way. Which frames a live run keeps up
+with depends on timing, so its figures change from run to run; ``--irregular N`` gives the repeatable
+version: the frozen detections replayed at strides 2-4 with the gaps of a live run (each gap stride - 1,
+stride or stride + 1, N seeds; :func:`benchmarks.counting_eval.irregular_frames`), ours and the peer's,
+judged by the stride's target. ``--rect`` instead
 judges rectangular inference (``model.rect``): the fp32 detector's frozen output at 640x480, and the live
 run with it, which processes more of the frames.
 
-Run: ``python -m benchmarks.bench_counting [--strides 1 2 3 4] [--int8] [--live] [--rect --name counting_rect]``
+Run: ``python -m benchmarks.bench_counting [--strides 1 2 3 4] [--int8] [--live] [--irregular N]
+[--rect --name counting_rect]``
 Writes ``benchmarks/results/counting.json`` (or ``NAME.json``) and ``counting.png``.
 """
 
@@ -28,7 +33,7 @@ import sys
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
-from benchmarks.counting_eval import STACKS, VIDEOS, Truth, load_truth, replay, score
+from benchmarks.counting_eval import STACKS, VIDEOS, Truth, irregular_frames, load_truth, replay, score
 from benchmarks.frozen import frozen_for
 from benchmarks.harness import RESULTS_DIR, write_result
 
@@ -52,8 +57,9 @@ def meets(result: dict, stride: int) -> bool:
 
 
 def evaluate(truth: Truth, model_name: str, model: Optional[Path], strides: Sequence[int],
-             rect: bool = False) -> List[dict]:
-    """One row per (item, stride, stack)."""
+             rect: bool = False, irregular_seeds: int = 0) -> List[dict]:
+    """One row per (item, stride, stack); with ``irregular_seeds``, also one per (item, stride >= 2, seed)
+    for ours and the peer on the irregular frames of a live run, under model ``MODEL-irregular``."""
     frozen = frozen_for(truth.video, model, rect=rect)
     rows = []
     for stride in strides:
@@ -64,6 +70,16 @@ def evaluate(truth: Truth, model_name: str, model: Optional[Path], strides: Sequ
                 rows.append({"video": truth.video, "model": model_name, "item": item.name, "kind": item.kind,
                              "split": item.split, "stride": stride, "stack": stack, **s,
                              "meets_target": meets(s, stride)})
+    for stride in (k for k in strides if k >= 2):
+        for seed in range(irregular_seeds):
+            frames = irregular_frames(frozen.num_frames, stride, seed)
+            events = replay(frozen, truth.items, stride, stacks=("ours", "peer"), video=truth.video, frames=frames)
+            for item in truth.items:
+                for stack in ("ours", "peer"):
+                    s = score(events[stack][item.name], item.events, undecidable=item.undecidable)
+                    rows.append({"video": truth.video, "model": f"{model_name}-irregular", "item": item.name,
+                                 "kind": item.kind, "split": item.split, "stride": stride, "seed": seed,
+                                 "stack": stack, **s, "meets_target": meets(s, stride)})
     return rows
 
 
@@ -91,15 +107,16 @@ def summarise(rows: List[dict]) -> dict:
 def worse_than_peer(rows: List[dict]) -> List[dict]:
     """Lines and strides where ours has a larger worst per-direction count error than the peer stack
     (the count is what a user sees; event F1 is recorded beside it)."""
-    index = {(r["video"], r["model"], r["item"], r["stride"], r["stack"]): r for r in rows}
+    index = {(r["video"], r["model"], r["item"], r["stride"], r.get("seed"), r["stack"]): r for r in rows}
     found = []
-    for (video, model, item, stride, stack), r in index.items():
+    for (video, model, item, stride, seed, stack), r in index.items():
         if stack != "ours":
             continue
-        peer = index[(video, model, item, stride, "peer")]
+        peer = index[(video, model, item, stride, seed, "peer")]
         f1 = lambda x: 2 * x["tp"] / (2 * x["tp"] + x["fp"] + x["fn"]) if x["tp"] + x["fp"] + x["fn"] else 1.0
         if r["max_abs_count_error"] > peer["max_abs_count_error"]:
             found.append({"video": video, "model": model, "item": item, "stride": stride,
+                          **({} if seed is None else {"seed": seed}),
                           "ours_err": r["max_abs_count_error"], "peer_err": peer["max_abs_count_error"],
                           "ours_f1": f1(r), "peer_f1": f1(peer)})
     return found
@@ -178,7 +195,7 @@ def plot(rows: List[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    models = sorted({r["model"] for r in rows if r["stack"] == "ours" and not r["model"].endswith("-live")})
+    models = sorted({r["model"] for r in rows if r["stack"] == "ours" and not r["model"].endswith(("-live", "-irregular"))})
     strides = sorted({r["stride"] for r in rows if r["stack"] == "ours"})
     fig, axes = plt.subplots(len(models), len(strides), figsize=(4.2 * len(strides), 3.6 * len(models)),
                              squeeze=False, sharey=True)
@@ -210,6 +227,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--videos", nargs="+", default=list(VIDEOS))
     parser.add_argument("--int8", action="store_true", help="also the int8 model the converter produces")
     parser.add_argument("--live", action="store_true", help="also a live 'latest'-mode run of the pipeline")
+    parser.add_argument("--irregular", type=int, default=4, metavar="N",
+                        help="seeds of the replays at a live run's irregular gaps, strides 2-4 (0 = none)")
     parser.add_argument("--rect", action="store_true",
                         help="judge rectangular inference (model.rect) instead: fp32 only, and the live run with it")
     parser.add_argument("--name", default="counting")
@@ -229,7 +248,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     for video in args.videos:
         truth = load_truth(video)
         for name, path in models:
-            rows += evaluate(truth, name, path, args.strides, rect=args.rect)
+            rows += evaluate(truth, name, path, args.strides, rect=args.rect, irregular_seeds=args.irregular)
         if args.live and video == "vtest-video":
             # rect's live run shows how much more of the frames it keeps up with: at the video's own rate only
             rows += live_run(truth, rect=True) if args.rect else live_runs(truth)

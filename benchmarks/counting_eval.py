@@ -126,8 +126,8 @@ def _dedupe(d: Detections) -> Detections:
 _THUMBS: Dict[str, np.ndarray] = {}
 
 
-def scene_cuts(video: str, stride: int, threshold: float = 30.0) -> set:
-    """Processed frames (0, stride, ...) that the pipeline's :class:`SceneCutDetector` flags."""
+def scene_cuts(video: str, stride: int, threshold: float = 30.0, frames: Optional[Sequence[int]] = None) -> set:
+    """Processed frames (0, stride, ..., or ``frames``) that the pipeline's :class:`SceneCutDetector` flags."""
     from edge_runtime.assets import ensure
     from edge_runtime.vision.scene import SceneCutDetector
 
@@ -145,16 +145,30 @@ def scene_cuts(video: str, stride: int, threshold: float = 30.0) -> set:
         capture.release()
         _THUMBS[video] = np.stack(thumbs)
     thumbs = _THUMBS[video]
-    frames = list(range(0, thumbs.shape[0], stride))
+    frames = list(range(0, thumbs.shape[0], stride)) if frames is None else [f for f in frames if f < thumbs.shape[0]]
     return {f for a, f in zip(frames, frames[1:]) if float(np.abs(thumbs[f] - thumbs[a]).mean()) > threshold}
+
+
+def irregular_frames(num_frames: int, stride: int, seed: int) -> List[int]:
+    """The frames a live 'latest' run keeps up with when it processes every ``stride``-th frame on average,
+    as it does: irregularly. Gaps are drawn uniformly from stride - 1, stride and stride + 1, from a first frame
+    drawn below ``stride`` (seeded, so a run is repeatable). Stride >= 2."""
+    if stride < 2:
+        raise ValueError(f"irregular_frames: stride must be >= 2, got {stride}")
+    rng = np.random.default_rng(seed)
+    frames, f = [], int(rng.integers(0, stride))
+    while f < num_frames:
+        frames.append(f)
+        f += int(rng.integers(stride - 1, stride + 2))
+    return frames
 
 
 def track_ours(frozen: FrozenDetections, stride: int, make_tracker: Optional[Callable[[], ByteTracker]] = None,
                min_score: float = 0.1, cuts: Iterable[int] = (), flow: Optional["BoxFlow"] = None,
                video: Optional[str] = None, flow_measure: bool = False, flow_gate: Optional[float] = None,
                flow_output_all: bool = False, flow_from_detections: bool = False,
-               looks_out: Optional[Dict[int, np.ndarray]] = None, classes: Optional[Sequence[int]] = None
-               ) -> List[Tuple[int, float, Detections, bool]]:
+               looks_out: Optional[Dict[int, np.ndarray]] = None, classes: Optional[Sequence[int]] = None,
+               frames: Optional[Sequence[int]] = None) -> List[Tuple[int, float, Detections, bool]]:
     """(frame, time_s, tracked detections, scene cut here) for frames 0, stride, ... through our tracker,
     reset at the scene cuts as the pipeline does.
 
@@ -162,7 +176,8 @@ def track_ours(frozen: FrozenDetections, stride: int, make_tracker: Optional[Cal
     order of that frame's tracked detections} (as the pipeline hands them to the counters); frames where the
     tracker used none (gate off, or no ``video``) and frames the detector skipped are left out. ``classes``:
     only the frozen detections of these classes are tracked (as a job with ``model.classes`` sees them);
-    None = all.
+    None = all. ``frames``: the frames processed, in order, instead of 0, stride, ... (see
+    :func:`irregular_frames`; not with ``flow``).
 
     With ``flow`` (a :class:`~edge_runtime.vision.flow.BoxFlow`; needs ``video``), the frames the detector
     skips are decoded too: on each, the tracks seen on the last detector frame are moved by optical flow
@@ -184,7 +199,7 @@ def track_ours(frozen: FrozenDetections, stride: int, make_tracker: Optional[Cal
         return d
 
     if flow is None:
-        for f in range(0, frozen.num_frames, stride):
+        for f in (range(0, frozen.num_frames, stride) if frames is None else frames):
             t = f / frozen.fps
             if f in cuts:
                 tracker.reset()
@@ -192,6 +207,8 @@ def track_ours(frozen: FrozenDetections, stride: int, make_tracker: Optional[Cal
         return out
     if video is None:
         raise ValueError("track_ours: flow needs the video's name")
+    if frames is not None:
+        raise ValueError("track_ours: flow runs at a fixed stride (frames is not supported with it)")
     greys = flow_frames(video, flow)
     frame_cuts = scene_cuts(video, 1)  # between consecutive frames: flow means nothing across them
     broken = False
@@ -282,15 +299,17 @@ def flow_frames(video: str, flow: "BoxFlow") -> List[np.ndarray]:
 
 
 def track_peer(frozen: FrozenDetections, stride: int, min_score: float = 0.1,
-               classes: Optional[Sequence[int]] = None) -> List[Tuple[int, float, Detections]]:
-    """The same through ``trackers`` ByteTrack at its defaults, told the processed frame rate; ``classes``:
-    only these classes' detections are given to it (as a supervision user filters ``class_id``)."""
+               classes: Optional[Sequence[int]] = None, frames: Optional[Sequence[int]] = None
+               ) -> List[Tuple[int, float, Detections]]:
+    """The same through ``trackers`` ByteTrack at its defaults, told the processed frame rate (the mean one
+    with ``frames``); ``classes``: only these classes' detections are given to it (as a supervision user
+    filters ``class_id``)."""
     import supervision as sv
     from trackers import ByteTrackTracker
 
     tracker = ByteTrackTracker(frame_rate=frozen.fps / stride)
     out = []
-    for f in range(0, frozen.num_frames, stride):
+    for f in (range(0, frozen.num_frames, stride) if frames is None else frames):
         d = frozen.frame(f, min_score)
         if classes is not None:
             d = d[np.isin(d.class_id, list(classes))]
@@ -362,21 +381,24 @@ def replay(frozen: FrozenDetections, items: Iterable[TruthItem], stride: int, *,
            counter_options: Optional[Dict[str, dict]] = None, video: Optional[str] = None,
            flow: Optional["BoxFlow"] = None, flow_measure: bool = False, flow_gate: Optional[float] = None,
            flow_output_all: bool = False, flow_from_detections: bool = False,
-           classes: Optional[Sequence[int]] = JOB_CLASSES) -> Dict[str, Dict[str, List[Event]]]:
+           classes: Optional[Sequence[int]] = JOB_CLASSES, frames: Optional[Sequence[int]] = None
+           ) -> Dict[str, Dict[str, List[Event]]]:
     """{stack: {item name: events}} at one stride. counter_options: {"line"/"zone": kwargs} for ours;
     video: the built-in video's name, to find its scene cuts (None = no cut handling); flow: a
     :class:`~edge_runtime.vision.flow.BoxFlow` to move our tracks on the skipped frames (see
     :func:`track_ours`; needs ``video``; the peer stack is unchanged); classes: both trackers see only these
-    classes' detections, as the job does (None = all)."""
+    classes' detections, as the job does (None = all); frames: the frames processed instead of 0, stride, ...
+    (see :func:`irregular_frames`)."""
     counter_options = counter_options or {}
     items = list(items)
-    cuts = scene_cuts(video, stride) if video else ()
+    cuts = scene_cuts(video, stride, frames=frames) if video else ()
     looks: Dict[int, np.ndarray] = {}
     ours = track_ours(frozen, stride, make_tracker, cuts=cuts, flow=flow, video=video,
                       flow_measure=flow_measure, flow_gate=flow_gate,
                       flow_output_all=flow_output_all, flow_from_detections=flow_from_detections,
-                      looks_out=looks, classes=classes) if {"ours", "sv_on_ours"} & set(stacks) else None
-    peer = track_peer(frozen, stride, classes=classes) if {"peer", "ours_on_peer"} & set(stacks) else None
+                      looks_out=looks, classes=classes, frames=frames) if {"ours", "sv_on_ours"} & set(stacks) else None
+    peer = track_peer(frozen, stride, classes=classes, frames=frames) if {"peer", "ours_on_peer"} & set(stacks) \
+        else None
     result: Dict[str, Dict[str, List[Event]]] = {}
     for stack in stacks:
         tracked = ours if stack in ("ours", "sv_on_ours") else peer

@@ -60,6 +60,27 @@ def section(counting: dict, identity: Optional[dict], rect: Optional[dict] = Non
                     continue
                 lines.append(f"| {model}, {stride} | {half} | {_pr(ours)} | {ours['items_meeting_target']}/"
                              f"{ours['items']} | {_pr(peer)} | {peer['items_meeting_target']}/{peer['items']} |")
+    irregular = [r for r in counting["rows"] if r["model"].endswith("-irregular")]
+    if irregular:
+        seeds = sorted({r["seed"] for r in irregular})
+        lines += ["", f"The same frozen detections replayed at the irregular gaps of a live run (`--irregular "
+                      f"{len(seeds)}`: each gap is stride - 1, stride or stride + 1 frames, {len(seeds)} seeds), "
+                      "judged by the stride's target: the repeatable version of the live runs below.", "",
+                  "| detector, every n-th frame on average | ours: events | ours: lines meeting target, per seed "
+                  "| peer: events | peer: lines meeting target, per seed |",
+                  "|---|---|---|---|---|"]
+        for model in sorted({r["model"] for r in irregular}):
+            for stride in sorted({r["stride"] for r in irregular if r["model"] == model}):
+                cells = []
+                for stack in ("ours", "peer"):
+                    s = summary.get(f"{model}/stride{stride}/{stack}/all")
+                    per_seed = [sum(r["meets_target"] for r in irregular if r["model"] == model and
+                                    r["stride"] == stride and r["stack"] == stack and r["seed"] == seed)
+                                for seed in seeds]
+                    n = len([r for r in irregular if r["model"] == model and r["stride"] == stride and
+                             r["stack"] == stack and r["seed"] == seeds[0]])
+                    cells += [_pr(s) if s else "-", ", ".join(str(k) for k in per_seed) + f" of {n}"]
+                lines.append(f"| {model.replace('-irregular', '')}, {stride} | " + " | ".join(cells) + " |")
     live = [r for r in counting["rows"] if r["stack"] == "ours-live"]
     if live:
         from benchmarks.bench_counting import judged_stride

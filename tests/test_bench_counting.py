@@ -74,3 +74,31 @@ def test_a_live_latest_run_that_keeps_up_with_every_third_frame_counts_close_to_
         assert r["max_abs_count_error"] <= LIVE_BOUND.get(r["item"], LIVE_BOUND_DEFAULT), (stride, errors)
     tp, fp, fn = (sum(r[k] for r in rows) for k in ("tp", "fp", "fn"))
     assert tp / (tp + fp) >= 0.9 and tp / (tp + fn) >= 0.85, (stride, tp, fp, fn, errors)
+
+
+@pytest.mark.parametrize("stride", [2, 3, 4])
+def test_irregular_frames_have_a_live_runs_gaps_and_repeat_per_seed(stride):
+    from benchmarks.counting_eval import irregular_frames
+
+    frames = irregular_frames(795, stride, seed=3)
+    gaps = [b - a for a, b in zip(frames, frames[1:])]
+    assert 0 <= frames[0] < stride and frames[-1] < 795
+    assert set(gaps) == {stride - 1, stride, stride + 1}  # every gap a live run at this rate shows, no other
+    assert abs(sum(gaps) / len(gaps) - stride) < 0.2
+    assert irregular_frames(795, stride, seed=3) == frames
+    assert irregular_frames(795, stride, seed=4) != frames
+    with pytest.raises(ValueError, match="stride must be >= 2"):
+        irregular_frames(795, 1, seed=0)
+
+
+def test_a_replay_given_the_fixed_strides_frames_is_the_fixed_stride_replay():
+    """The frames argument replaces only which frames are processed: given 0, 3, 6, ... it is stride 3."""
+    from benchmarks.counting_eval import replay
+    from benchmarks.frozen import committed_path, load_frozen
+
+    truth = load_truth("vtest-video")
+    frozen = load_frozen(committed_path("vtest-video"))
+    fixed = replay(frozen, truth.items, 3, stacks=("ours", "peer"), video="vtest-video")
+    given = replay(frozen, truth.items, 3, stacks=("ours", "peer"), video="vtest-video",
+                   frames=list(range(0, frozen.num_frames, 3)))
+    assert given == fixed
