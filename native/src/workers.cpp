@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <atomic>
 #include <mutex>
+#include <system_error>
 #include <thread>
 
 namespace edge {
@@ -63,11 +64,15 @@ public:
         {
             std::lock_guard<std::mutex> lk(m_);
             while (started_ < helpers) {
-                std::thread(&Pool::helper_loop, this).detach();
+                try {
+                    std::thread(&Pool::helper_loop, this).detach();
+                } catch (const std::system_error&) {
+                    break;  // no more threads to be had (a process limit): the helpers there are share the work
+                }
                 ++started_;
             }
             job_ = &job;
-            wanted_ = helpers;
+            wanted_ = std::min(helpers, started_);
             joined_ = 0;
             ++generation_;
         }

@@ -15,7 +15,8 @@ namespace edge {
 // helper (for per-thread scratch); a slot runs its tasks one at a time. Tasks must not throw. With
 // threads <= 1, n_tasks <= 1, or while another call is using the helpers (a second Python thread, or a call
 // from inside a task), every task runs on the calling thread, in order. Safe after fork: a child process
-// starts its own helpers.
+// starts its own helpers. Where no more threads can be started, the helpers already running (or the caller
+// alone) do the work.
 void parallel_tasks(int n_tasks, int threads, const std::function<void(int task, int slot)>& task);
 
 // Most helpers ever started (threads beyond this + 1 are not used).
