@@ -95,8 +95,8 @@ LOW_MAX_GROWTH = 1.2
 # rate): 0.5, 0.75 and 1.0 gave the same events on every tune and report item, fp32 and int8; 0.75 is a walker's
 # pace in this video.
 ENTRY_SPEED_REL = 0.75
-# "At the border": the box's side is within this many pixels of the picture's edge, or this fraction of the
-# box's own width (left / right) or height (top / bottom), whichever is more (as the counters' edge_px / edge_rel).
+# "At the border": the box's side is within this many pixels of the picture's edge (the counters' default edge_px),
+# or this fraction of the box's own width (left / right) or height (top / bottom), whichever is more.
 ENTRY_EDGE_PX = 4.0
 ENTRY_EDGE_REL = 0.2
 
