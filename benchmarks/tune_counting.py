@@ -5,7 +5,7 @@ items marked ``"split": "tune"``; the score is the number of (item, stride) pair
 counting targets (see :func:`benchmarks.bench_counting.meets`), then the pooled event F1. The "report"
 half is never looked at here; ``bench_counting`` reports on it with whatever defaults were chosen.
 
-Run: ``python -m benchmarks.tune_counting [--split tune] [--part tracker|appearance|motion|tentative|low|buffer|edge|stitch|commit|settle|counter] [--fixed JSON] [--model M.onnx]``
+Run: ``python -m benchmarks.tune_counting [--split tune] [--part tracker|appearance|motion|tentative|low|buffer|edge|stitch|commit|keep|settle|counter] [--fixed JSON] [--model M.onnx]``
 """
 
 from __future__ import annotations
@@ -86,6 +86,12 @@ GRIDS = {
         "commit_rel": [0.0, 0.25, 0.35, 0.5, 0.75, 1.0],
         "zones": [False, True],
     },
+    # With everything else at its defaults: whether a complete crossing (see commit) is kept when its track comes
+    # back within return_s, for lines and for zones. Ranked by event F1 first, as commit.
+    "keep": {
+        "keep_complete": [False, True],
+        "zones": [False, True],
+    },
     # With everything else at its defaults: how much a young track's box height may change between two
     # observations before its side is taken again without a crossing (0 = off), lines and zones alike. Ranked by
     # event F1 first, as commit. Chosen with both detectors' boxes (``--model``).
@@ -149,6 +155,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         elif args.part == "commit":
             line = {k: v for k, v in options.items() if k != "zones"}
             r = evaluate(fixed, line, line if options["zones"] else {"commit_rel": 0.0}, args.split, model=args.model)
+        elif args.part == "keep":
+            r = evaluate(fixed, {"keep_complete": options["keep_complete"]}, {"keep_complete": options["zones"]},
+                         args.split, model=args.model)
         elif args.part == "stitch":
             line = {k: v for k, v in options.items() if k != "zones"}
             r = evaluate(fixed, line, line if options["zones"] else {"stitch_s": 0.0}, args.split, model=args.model)
@@ -161,7 +170,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         results.append((r["met"], r["f1"], options, r))
         print(f"{options}: met {r['met']}/{r['total']} F1 {r['f1']:.3f} (tp {r['tp']} fp {r['fp']} fn {r['fn']})",
               flush=True)
-    f1_first = args.part in ("commit", "motion", "tentative", "low", "settle")
+    f1_first = args.part in ("commit", "keep", "motion", "tentative", "low", "settle")
     results.sort(key=(lambda x: (x[1], x[0])) if f1_first else (lambda x: (x[0], x[1])), reverse=True)
     print("best:", results[0][2], results[0][3])
     return 0

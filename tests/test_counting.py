@@ -292,6 +292,34 @@ def test_touch_and_return_within_return_s_counts_neither_way():
     assert [e.frame_index - e.crossed_frame for e in events] == [20, 20]  # reported return_s later
 
 
+@pytest.mark.parametrize("keep_complete, directions", [(True, ["in", "out"]), (False, [])])
+def test_a_walk_half_a_body_past_the_line_and_back_within_return_s_is_two_crossings(keep_complete, directions):
+    # Line y = 200, boxes 100 px tall: band 10 px, complete at 50 px past the line. Walks 70 px past it and
+    # comes back 1.5 s later, inside return_s (3 s): he passed it twice; a lines' default.
+    line = LineCounter("gate", START, END, margin_rel=0.1, return_s=3.0, keep_complete=keep_complete)
+    ys = [150, 180, 220, 250, 270] + [270] * 10 + [250, 220, 180, 150] + [150] * 40
+    events = feed(line, [(200, y) for y in ys])
+    assert [e.direction.value for e in events] == directions
+    if keep_complete:  # each at its own crossing, the first reported when the return is made
+        assert [(e.crossed_frame, e.frame_index) for e in events] == [(2, 17), (17, 47)]
+    # A step 30 px over (not complete) and back within return_s counts nothing either way.
+    line = LineCounter("gate", START, END, margin_rel=0.1, return_s=3.0, keep_complete=keep_complete)
+    assert feed(line, [(200, y) for y in [150, 180, 230, 230, 230, 180, 150] + [150] * 40]) == []
+
+
+def test_zones_undo_a_complete_entry_left_within_return_s_by_default():
+    # A 200 x 120 px zone, boxes 100 px tall: an entry is complete 30 px inside (half its 60 px depth) or 30 px
+    # from where it crossed. Someone cutting its corner (25 px deep, walking 70 px inside it) completes an entry
+    # and is out again within return_s: nothing by default; with keep_complete, an entry and an exit.
+    polygon = [(100, 100), (300, 100), (300, 220), (100, 220)]
+    cut = [(60 + 12 * k, 255 - 12 * k) for k in range(6)] + [(130 + 12 * k, 195 + 12 * k) for k in range(6)]
+    assert feed(ZoneCounter("mat", polygon, return_s=1.0), cut + [(200, 300)] * 20) == []
+    events = feed(ZoneCounter("mat", polygon, return_s=1.0, keep_complete=True), cut + [(200, 300)] * 20)
+    assert [e.direction.value for e in events] == ["enter", "exit"]
+    with pytest.raises(ConfigError, match="keep_complete must be true or false"):
+        ZoneCounter("mat", polygon, keep_complete="yes")
+
+
 def test_standing_just_past_the_line_and_stepping_back_however_late_counts_nothing():
     # Line y = 200, boxes 100 px tall: band 10 px, complete at 50 px past the line (commit_rel 0.5).
     # Steps 30 px over and stands there talking for 20 s, feet shuffling, then steps back.

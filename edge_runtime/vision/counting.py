@@ -24,7 +24,10 @@ What counts (each rule answers a way the common counters go wrong):
   (``crossed_frame``, ``crossed_s``).
 - **Touch and return.** A crossing undone by crossing back within ``return_s`` seconds counts neither
   way. Events are therefore reported once ``return_s`` has passed since the crossing (or at
-  :meth:`flush`, at the end of a stream); with ``return_s = 0`` they are reported at once.
+  :meth:`flush`, at the end of a stream); with ``return_s = 0`` they are reported at once. With
+  ``keep_complete`` (lines' default) a complete crossing (see "Commit") is not undone: it is reported
+  when the return is made, and the return is a crossing of its own. Someone who walked half a body
+  past a line and came back two seconds later crossed it twice.
 - **Commit.** A crossing is complete once the point has got ``commit`` pixels beyond the line on the new
   side, or ``commit`` away from where it crossed (walking on along a slanted line or a zone's edge), where
   ``commit = max(margin, commit_rel * box height)``; for a zone, at most half the depth of its deepest
@@ -204,6 +207,13 @@ SETTLE_RATIO = 1.25
 # and 19 missed, against 6 and 21 without the rule: a woman passing behind the lamp post, whose box loses her
 # legs for one frame, no longer undoes her entry into the lamp zone at stride 4). The middle of that range.
 MAX_SHRINK = 1.6
+# Whether a return within return_s undoes a complete crossing. Chosen on the "tune" half with ``python -m
+# benchmarks.tune_counting --part keep`` (both detectors): lines count the same either way there (no tune line
+# has a complete crossing followed by a quick return); zones lose events kept (the lamp zone, whose small depth
+# makes a corner cut complete: more false entry/exit pairs than true quick visits). The tune half cannot tell
+# for lines; they keep them by the definition: a walker who got half a body past a line passed it.
+LINE_KEEP_COMPLETE = True
+ZONE_KEEP_COMPLETE = False
 # Stitching: how far a new track may be from where a gone one was last seen with no time between them, in
 # box heights (a half-hidden person's box shifts by about this much as the occluder cuts it).
 STITCH_SLACK_REL = 0.5
@@ -296,7 +306,7 @@ class _SideCounter:
                  nominal_fps: float, edge_px: float = 4.0, edge_rel: float = 0.2, stitch_s: float = STITCH_S,
                  stitch_rel: float = STITCH_REL, stitch_appearance: float = STITCH_APPEARANCE,
                  commit_rel: float = COMMIT_REL, settle_ratio: float = SETTLE_RATIO,
-                 max_shrink: float = MAX_SHRINK) -> None:
+                 max_shrink: float = MAX_SHRINK, keep_complete: bool = False) -> None:
         where = f"{type(self).__name__}"
         if not isinstance(name, str) or not name:
             raise ConfigError(f"{where}: name must be a non-empty string, got {name!r}")
@@ -326,6 +336,9 @@ class _SideCounter:
         self.stitch_rel = _number(where, "stitch_rel", stitch_rel, 0.0, 100.0)
         self.stitch_appearance = _number(where, "stitch_appearance", stitch_appearance, 0.0, 1.0)
         self.hysteresis_frames = int(hysteresis_frames)
+        if not isinstance(keep_complete, (bool, np.bool_)):
+            raise ConfigError(f"{where}: keep_complete must be true or false, got {keep_complete!r}")
+        self.keep_complete = bool(keep_complete)
         if classes is not None:
             try:
                 classes = frozenset(int(c) for c in classes)
@@ -635,6 +648,8 @@ class _SideCounter:
         if st.streak < self.hysteresis_frames:
             return
         st.streak = 0
+        if st.pending is not None and st.pending.committed and self.keep_complete and st.confirmed:
+            events.extend(self._report(tid, st, frame, now))  # complete: kept, and the return counts too
         if st.pending is not None:  # back across within return_s: the earlier crossing is undone
             st.undone, st.pending = st.pending, None
             self._pending.pop(tid, None)
@@ -751,6 +766,9 @@ class LineCounter(_SideCounter):
             this long after the crossing.
         commit_rel: a crossing is complete once the point is this many box heights beyond the line or from
             where it crossed (see "Commit" in the module docstring); until then a return undoes it.
+        keep_complete: a complete crossing is not undone by a return within ``return_s``; the return is a
+            crossing of its own (see "Touch and return"). False: a return within ``return_s`` undoes any
+            crossing.
         settle_ratio: a young track's side is taken again, without a crossing, while its box height changes
             by more than this factor between observations (see "Settling"; >= 1, 0 = off).
         max_shrink: an observation whose box is more than this many times shorter than the track's previous
@@ -799,12 +817,13 @@ class LineCounter(_SideCounter):
                  classes: Optional[Sequence[int]] = None, nominal_fps: float = 10.0, edge_px: float = 4.0,
                  edge_rel: float = 0.2, stitch_s: float = STITCH_S, stitch_rel: float = STITCH_REL,
                  stitch_appearance: float = STITCH_APPEARANCE, commit_rel: float = COMMIT_REL,
-                 settle_ratio: float = SETTLE_RATIO, max_shrink: float = MAX_SHRINK) -> None:
+                 settle_ratio: float = SETTLE_RATIO, max_shrink: float = MAX_SHRINK,
+                 keep_complete: bool = LINE_KEEP_COMPLETE) -> None:
         super().__init__(name, anchor=anchor, margin_rel=margin_rel, margin_px=margin_px, return_s=return_s,
                          hysteresis_frames=hysteresis_frames, forget_s=forget_s, classes=classes,
                          nominal_fps=nominal_fps, edge_px=edge_px, edge_rel=edge_rel, stitch_s=stitch_s,
                          stitch_rel=stitch_rel, stitch_appearance=stitch_appearance, commit_rel=commit_rel,
-                         settle_ratio=settle_ratio, max_shrink=max_shrink)
+                         settle_ratio=settle_ratio, max_shrink=max_shrink, keep_complete=keep_complete)
         where = f"LineCounter {name!r}"
         if trigger not in TRIGGERS:
             raise ConfigError(f"{where}: trigger must be one of {TRIGGERS}, got {trigger!r}")
@@ -952,6 +971,9 @@ class ZoneCounter(_SideCounter):
         polygon: (V, 2) vertices in pixels, V >= 3, in drawing order, edges not crossing each other.
         anchor, margin_rel, margin_px, commit_rel, settle_ratio, max_shrink, hysteresis_frames, forget_s, classes,
             nominal_fps: as for :class:`LineCounter`.
+        keep_complete: as for :class:`LineCounter`; off by default: the depth needed for an entry to be
+            complete is capped at half the zone's (a small zone could not be entered otherwise), so someone
+            cutting a corner completes one, and only the quick exit within ``return_s`` undoes it.
         return_s: an entry undone by leaving again within this many seconds (or an exit undone by coming
             back) counts neither way; shorter than for lines, since walking through a small zone takes
             only a few seconds.
@@ -981,12 +1003,12 @@ class ZoneCounter(_SideCounter):
                  nominal_fps: float = 10.0, stitch_s: float = STITCH_S, stitch_rel: float = STITCH_REL,
                  stitch_appearance: float = STITCH_APPEARANCE, edge_px: float = 4.0, edge_rel: float = 0.2,
                  commit_rel: float = COMMIT_REL, settle_ratio: float = SETTLE_RATIO,
-                 max_shrink: float = MAX_SHRINK) -> None:
+                 max_shrink: float = MAX_SHRINK, keep_complete: bool = ZONE_KEEP_COMPLETE) -> None:
         super().__init__(name, anchor=anchor, margin_rel=margin_rel, margin_px=margin_px, return_s=return_s,
                          hysteresis_frames=hysteresis_frames, forget_s=forget_s, classes=classes,
                          nominal_fps=nominal_fps, edge_px=edge_px, edge_rel=edge_rel, stitch_s=stitch_s,
                          stitch_rel=stitch_rel, stitch_appearance=stitch_appearance, commit_rel=commit_rel,
-                         settle_ratio=settle_ratio, max_shrink=max_shrink)
+                         settle_ratio=settle_ratio, max_shrink=max_shrink, keep_complete=keep_complete)
         where = f"ZoneCounter {name!r}"
         try:
             vertices = np.asarray(polygon, np.float64)
