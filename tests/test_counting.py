@@ -307,12 +307,22 @@ def test_a_walk_half_a_body_past_the_line_and_back_within_return_s_is_two_crossi
     assert feed(line, [(200, y) for y in [150, 180, 230, 230, 230, 180, 150] + [150] * 40]) == []
 
 
-def test_zones_undo_a_complete_entry_left_within_return_s_by_default():
-    # A 200 x 120 px zone, boxes 100 px tall: an entry is complete 30 px inside (half its 60 px depth) or 30 px
-    # from where it crossed. Someone cutting its corner (25 px deep, walking 70 px inside it) completes an entry
-    # and is out again within return_s: nothing by default; with keep_complete, an entry and an exit.
+def test_walking_along_a_line_feet_either_side_counts_nothing_even_with_keep_complete():
+    # Line y = 200, boxes 100 px tall: band 5 px, a crossing complete 50 px past the line or 50 px along it.
+    # Walking right along the line, feet 15 px below it for 0.8 s, then 15 px above, and so on: each side change
+    # is complete by the walk along it, but none got 50 px past the line, so each return undoes the last.
+    line = LineCounter("kerb", (0, 200), (1000, 200), return_s=3.0, keep_complete=True)
+    ys = ([215] * 8 + [185] * 8) * 2
+    walk = [(100, 185)] + [(108 + 8 * k, y) for k, y in enumerate(ys)] + [(400, 150), (400, 120)] + [None] * 40
+    assert feed(line, walk) == []
+
+
+def test_zones_undo_an_entry_left_within_return_s_by_default():
+    # A 200 x 120 px zone, boxes 100 px tall: an entry is complete 30 px inside (half its 60 px depth). Someone
+    # cutting its corner 35 px deep and out again within return_s counts nothing by default; with keep_complete,
+    # an entry and an exit.
     polygon = [(100, 100), (300, 100), (300, 220), (100, 220)]
-    cut = [(60 + 12 * k, 255 - 12 * k) for k in range(6)] + [(130 + 12 * k, 195 + 12 * k) for k in range(6)]
+    cut = [(80 + 11 * k, 240 - 11 * k) for k in range(6)] + [(146 + 11 * k, 196 + 11 * k) for k in range(5)]
     assert feed(ZoneCounter("mat", polygon, return_s=1.0), cut + [(200, 300)] * 20) == []
     events = feed(ZoneCounter("mat", polygon, return_s=1.0, keep_complete=True), cut + [(200, 300)] * 20)
     assert [e.direction.value for e in events] == ["enter", "exit"]

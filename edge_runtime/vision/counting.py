@@ -25,9 +25,11 @@ What counts (each rule answers a way the common counters go wrong):
 - **Touch and return.** A crossing undone by crossing back within ``return_s`` seconds counts neither
   way. Events are therefore reported once ``return_s`` has passed since the crossing (or at
   :meth:`flush`, at the end of a stream); with ``return_s = 0`` they are reported at once. With
-  ``keep_complete`` (lines' default) a complete crossing (see "Commit") is not undone: it is reported
-  when the return is made, and the return is a crossing of its own. Someone who walked half a body
-  past a line and came back two seconds later crossed it twice.
+  ``keep_complete`` (lines' default) a crossing whose point got ``commit`` pixels past the line (see
+  "Commit"; past it, not only along it) is not undone: it is reported when the return is made, and the
+  return is a crossing of its own. Someone who walked half a body past a line and came back two seconds
+  later crossed it twice; someone walking along a line, feet a little to either side, still counts
+  nothing.
 - **Commit.** A crossing is complete once the point has got ``commit`` pixels beyond the line on the new
   side, or ``commit`` away from where it crossed (walking on along a slanted line or a zone's edge), where
   ``commit = max(margin, commit_rel * box height)``; for a zone, at most half the depth of its deepest
@@ -190,6 +192,7 @@ class _Pending:
     due_s: float
     committed: bool = False  # the point got ``commit`` beyond the line on the new side, or that far from ``at``
     at: Point = (0.0, 0.0)  # where the point was when the crossing was made
+    deep: bool = False  # the point got ``commit`` beyond the line itself (not only along it): kept (keep_complete)
 
 
 # Defaults of both counters: a crossing is complete once the point is this many box heights beyond the line or
@@ -641,6 +644,8 @@ class _SideCounter:
                     side * d >= commit or math.hypot(p[0] - st.pending.at[0], p[1] - st.pending.at[1])
                     >= commit):
                 st.pending.committed = True
+            if st.pending is not None and side * d >= commit:
+                st.pending.deep = True
             return
         if st.streak == 0 or side != st.candidate:
             st.candidate, st.streak, st.after = side, 0, p
@@ -648,8 +653,8 @@ class _SideCounter:
         if st.streak < self.hysteresis_frames:
             return
         st.streak = 0
-        if st.pending is not None and st.pending.committed and self.keep_complete and st.confirmed:
-            events.extend(self._report(tid, st, frame, now))  # complete: kept, and the return counts too
+        if st.pending is not None and st.pending.deep and self.keep_complete and st.confirmed:
+            events.extend(self._report(tid, st, frame, now))  # well past the line: kept, and the return counts too
         if st.pending is not None:  # back across within return_s: the earlier crossing is undone
             st.undone, st.pending = st.pending, None
             self._pending.pop(tid, None)
@@ -671,7 +676,8 @@ class _SideCounter:
             # Over, back and over again within return_s (feet dithering at the edge): one crossing, at
             # the moment it first happened.
             crossed_frame, crossed_s = undone.crossed_frame, undone.crossed_s
-        st.pending = _Pending(direction, crossed_frame, crossed_s, crossed_s + self.return_s, side * d >= commit, p)
+        st.pending = _Pending(direction, crossed_frame, crossed_s, crossed_s + self.return_s, side * d >= commit, p,
+                              side * d >= commit)
         self._pending[tid] = st
         if self.return_s == 0.0 and st.confirmed and st.pending.committed:
             events.extend(self._report(tid, st, frame, now))
@@ -766,9 +772,9 @@ class LineCounter(_SideCounter):
             this long after the crossing.
         commit_rel: a crossing is complete once the point is this many box heights beyond the line or from
             where it crossed (see "Commit" in the module docstring); until then a return undoes it.
-        keep_complete: a complete crossing is not undone by a return within ``return_s``; the return is a
-            crossing of its own (see "Touch and return"). False: a return within ``return_s`` undoes any
-            crossing.
+        keep_complete: a crossing whose point got the ``commit`` distance past the line (not only along it)
+            is not undone by a return within ``return_s``; the return is a crossing of its own (see "Touch
+            and return"). False: a return within ``return_s`` undoes any crossing.
         settle_ratio: a young track's side is taken again, without a crossing, while its box height changes
             by more than this factor between observations (see "Settling"; >= 1, 0 = off).
         max_shrink: an observation whose box is more than this many times shorter than the track's previous
@@ -973,7 +979,7 @@ class ZoneCounter(_SideCounter):
             nominal_fps: as for :class:`LineCounter`.
         keep_complete: as for :class:`LineCounter`; off by default: the depth needed for an entry to be
             complete is capped at half the zone's (a small zone could not be entered otherwise), so someone
-            cutting a corner completes one, and only the quick exit within ``return_s`` undoes it.
+            cutting a corner gets that deep, and only the quick exit within ``return_s`` undoes the entry.
         return_s: an entry undone by leaving again within this many seconds (or an exit undone by coming
             back) counts neither way; shorter than for lines, since walking through a small zone takes
             only a few seconds.
