@@ -13,14 +13,15 @@ count error; summaries per half of the truth ("tune": the half the defaults were
 the other half). ``--live`` also runs the real pipeline in 'latest' mode (newest frame wins, paced at
 the video's 10 fps, then faster, so that the detector keeps up with every 2nd, 3rd and 4th frame as a slower
 board would) with one detector thread, and scores its events the same way. Which frames a live run keeps up
-with depends on timing, so its figures change from run to run; ``--irregular N`` gives the repeatable
+with depends on timing, so its figures change from run to run: ``--live-runs N`` (default 3) runs each replay
+rate N times, in turn. ``--irregular N`` gives the repeatable
 version: the frozen detections replayed at strides 2-4 with the gaps of a live run (each gap stride - 1,
 stride or stride + 1, N seeds; :func:`benchmarks.counting_eval.irregular_frames`), ours and the peer's,
 judged by the stride's target. ``--rect`` instead
 judges rectangular inference (``model.rect``): the fp32 detector's frozen output at 640x480, and the live
 run with it, which processes more of the frames.
 
-Run: ``python -m benchmarks.bench_counting [--strides 1 2 3 4] [--int8] [--live] [--irregular N]
+Run: ``python -m benchmarks.bench_counting [--strides 1 2 3 4] [--int8] [--live [--live-runs N]] [--irregular N]
 [--rect --name counting_rect]``
 Writes ``benchmarks/results/counting.json`` (or ``NAME.json``) and ``counting.png``.
 """
@@ -176,16 +177,19 @@ def live_run(truth: Truth, threads: int = 1, rect: bool = False, replay_fps: flo
     return rows
 
 
-def live_runs(truth: Truth, threads: int = 1, rect: bool = False) -> List[dict]:
+def live_runs(truth: Truth, threads: int = 1, rect: bool = False, repeats: int = 1) -> List[dict]:
     """Live runs that land at every stride this machine can show: first at the video's own rate; then,
     for each stride k in 2..4 above the one that run landed at, replayed at k times the rate the pipeline
     processed frames in it (a board k times slower, in effect). Each run's rows carry the stride it
-    actually reached, which is what it is judged by."""
-    rows = live_run(truth, threads, rect)
-    native_stride, rate = rows[0]["stride"], rows[0]["processed_fps"]
-    for k in STRIDES[1:]:
-        if rate and k - 0.5 > native_stride:
-            rows += live_run(truth, threads, rect, replay_fps=round(k * rate, 2))
+    actually reached, which is what it is judged by. With ``repeats`` > 1 the same replay rates are run
+    again, in turn (which frames a live run keeps depends on timing); rows carry ``run`` (0, 1, ...)."""
+    first = live_run(truth, threads, rect)
+    native_stride, rate = first[0]["stride"], first[0]["processed_fps"]
+    rates = [0.0] + [round(k * rate, 2) for k in STRIDES[1:] if rate and k - 0.5 > native_stride]
+    rows = [{**r, "run": 0} for r in first]
+    for run in range(repeats):
+        for replay_fps in rates[1:] if run == 0 else rates:
+            rows += [{**r, "run": run} for r in live_run(truth, threads, rect, replay_fps=replay_fps)]
     return rows
 
 
@@ -227,6 +231,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--videos", nargs="+", default=list(VIDEOS))
     parser.add_argument("--int8", action="store_true", help="also the int8 model the converter produces")
     parser.add_argument("--live", action="store_true", help="also a live 'latest'-mode run of the pipeline")
+    parser.add_argument("--live-runs", type=int, default=3, metavar="N",
+                        help="with --live: run the live replays this many times each (their frames vary)")
     parser.add_argument("--irregular", type=int, default=4, metavar="N",
                         help="seeds of the replays at a live run's irregular gaps, strides 2-4 (0 = none)")
     parser.add_argument("--rect", action="store_true",
@@ -251,7 +257,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             rows += evaluate(truth, name, path, args.strides, rect=args.rect, irregular_seeds=args.irregular)
         if args.live and video == "vtest-video":
             # rect's live run shows how much more of the frames it keeps up with: at the video's own rate only
-            rows += live_run(truth, rect=True) if args.rect else live_runs(truth)
+            rows += live_run(truth, rect=True) if args.rect else live_runs(truth, repeats=max(args.live_runs, 1))
     summary = summarise(rows)
     losses = worse_than_peer(rows)
     for key, s in summary.items():

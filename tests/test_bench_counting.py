@@ -34,6 +34,20 @@ def test_live_runs_replay_faster_only_to_reach_the_strides_the_video_rate_does_n
     assert len(rows) == len(replays)
 
 
+def test_repeated_live_runs_use_the_first_runs_replay_rates_and_say_which_run_they_are(monkeypatch):
+    asked = []
+
+    def fake_live_run(truth, threads=1, rect=False, replay_fps=0.0):
+        asked.append(replay_fps)
+        stride = 1.23 if not replay_fps else replay_fps / 8.0 + 0.01 * len(asked)  # each run lands a little apart
+        return [{"stride": stride, "processed_fps": 8.0 if len(asked) == 1 else 5.0}]  # later runs differ
+
+    monkeypatch.setattr(bench_counting, "live_run", fake_live_run)
+    rows = bench_counting.live_runs(load_truth("vtest-video"), repeats=3)
+    assert asked == pytest.approx([0.0, 16.0, 24.0, 32.0] * 3)  # the rates the first run at the video's pace set
+    assert [r["run"] for r in rows] == [0] * 4 + [1] * 4 + [2] * 4
+
+
 # A live run's frame drops differ from run to run, so one line's count may land a crossing further off than the
 # frozen replays at stride 3 do. Measured in 7 runs here (processed one frame in 2.98-3.09): every line and zone
 # within the stride-3 target of 2 per direction in every run, except right_edge once at out -4 (people stepping
