@@ -68,7 +68,7 @@ def make_counter(item: Union[LineConfig, ZoneConfig], fps: float) -> Counter:
                            stitch_s=item.stitch_s, stitch_rel=item.stitch_rel,
                            stitch_appearance=item.stitch_appearance, commit_rel=item.commit_rel,
                            settle_ratio=item.settle_ratio, max_shrink=item.max_shrink,
-                       keep_complete=item.keep_complete)
+                           keep_complete=item.keep_complete)
     return ZoneCounter(item.name, item.polygon, anchor=item.anchor, margin_rel=item.margin_rel,
                        margin_px=item.margin_px, return_s=item.return_s, hysteresis_frames=item.hysteresis_frames,
                        classes=item.classes, nominal_fps=fps, stitch_s=item.stitch_s, stitch_rel=item.stitch_rel,

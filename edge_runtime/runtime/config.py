@@ -125,8 +125,8 @@ class LineConfig:
     # a box more than this many times shorter than its track's previous one (a walker behind a post) is not used,
     # once in a row; >= 1, 0 = off
     max_shrink: float = _range(0.0, 100.0, default=1.6)
-    # a complete crossing is kept when the track comes back within return_s (the return counts too); false:
-    # any return within return_s undoes the crossing
+    # a crossing whose feet got commit_rel box heights past the line (not only along it) is kept when the track
+    # comes back within return_s, and the return counts too; false: any return within return_s undoes it
     keep_complete: bool = True
     hysteresis_frames: int = _range(1, 1000, default=1)  # processed frames on the new side, in a row
     classes: Optional[List[int]] = None
@@ -149,7 +149,7 @@ class ZoneConfig:
     commit_rel: float = _range(0.0, 100.0, default=0.5)  # as for lines; at most half the zone's depth
     settle_ratio: float = _range(0.0, 100.0, default=1.25)  # as for lines
     max_shrink: float = _range(0.0, 100.0, default=1.6)  # as for lines
-    keep_complete: bool = False  # as for lines; off: a corner cut is complete in a small zone
+    keep_complete: bool = False  # as for lines; off: in a small zone a corner cut gets that deep
     hysteresis_frames: int = _range(1, 1000, default=1)
     classes: Optional[List[int]] = None
     # As for lines: a track lost outside (inside), continued by a new one first seen inside (outside) = entry (exit)

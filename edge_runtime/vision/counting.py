@@ -210,11 +210,12 @@ SETTLE_RATIO = 1.25
 # and 19 missed, against 6 and 21 without the rule: a woman passing behind the lamp post, whose box loses her
 # legs for one frame, no longer undoes her entry into the lamp zone at stride 4). The middle of that range.
 MAX_SHRINK = 1.6
-# Whether a return within return_s undoes a complete crossing. Chosen on the "tune" half with ``python -m
-# benchmarks.tune_counting --part keep`` (both detectors): lines count the same either way there (no tune line
-# has a complete crossing followed by a quick return); zones lose events kept (the lamp zone, whose small depth
-# makes a corner cut complete: more false entry/exit pairs than true quick visits). The tune half cannot tell
-# for lines; they keep them by the definition: a walker who got half a body past a line passed it.
+# Whether a crossing whose point got the commit distance past the line is kept against a return within return_s.
+# Chosen on the "tune" half with ``python -m benchmarks.tune_counting --part keep`` (both detectors): lines count
+# the same either way there (no tune line has such a crossing followed by a quick return); zones lose events with
+# it (the lamp zone, whose small depth a corner cut reaches: more false entry/exit pairs than true quick visits).
+# The tune half cannot tell for lines; they keep them by the definition: a walker who got half a body past a line
+# passed it.
 LINE_KEEP_COMPLETE = True
 ZONE_KEEP_COMPLETE = False
 # Stitching: how far a new track may be from where a gone one was last seen with no time between them, in
