@@ -5,7 +5,10 @@ items marked ``"split": "tune"``; the score is the number of (item, stride) pair
 counting targets (see :func:`benchmarks.bench_counting.meets`), then the pooled event F1. The "report"
 half is never looked at here; ``bench_counting`` reports on it with whatever defaults were chosen.
 
-Run: ``python -m benchmarks.tune_counting [--split tune] [--part tracker|appearance|motion|tentative|low|buffer|edge|stitch|commit|keep|settle|counter] [--fixed JSON] [--model M.onnx]``
+Run: ``python -m benchmarks.tune_counting [--split tune] [--part tracker|appearance|motion|tentative|low|buffer|edge|stitch|commit|keep|settle|shrink_low|counter] [--fixed JSON] [--model M.onnx] [--irregular N]``
+
+With ``--irregular N`` each setting is also replayed at a live run's irregular gaps (strides 2-4, N seeds; see
+:func:`benchmarks.counting_eval.irregular_frames`), and those (item, stride, seed) runs count as pairs too.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 from benchmarks.bench_counting import STRIDES, meets
-from benchmarks.counting_eval import VIDEOS, load_truth, replay, score
+from benchmarks.counting_eval import VIDEOS, irregular_frames, load_truth, replay, score
 from benchmarks.frozen import frozen_for
 from edge_runtime.vision.tracking import ByteTracker
 
@@ -98,6 +101,13 @@ GRIDS = {
     "settle": {
         "settle_ratio": [0.0, 1.05, 1.1, 1.15, 1.2, 1.25, 1.3, 1.5],
     },
+    # With everything else at its defaults: how much shorter than its track's previous box a box the detector is
+    # unsure of (below the tracker's high_score) may be and still be used by the counters (0 = no check for them).
+    # Ranked by event F1 first, as settle; chosen with both detectors' boxes and --irregular 4 (at fixed strides
+    # alone, 1.45 and up count as 1.6 does).
+    "shrink_low": {
+        "max_shrink_low": [0.0, 1.2, 1.3, 1.35, 1.4, 1.45, 1.5, 1.6],
+    },
     "counter": {
         "margin_rel": [0.05, 0.1, 0.15],
         "return_s": [1.0, 2.0, 3.0],
@@ -108,9 +118,10 @@ GRIDS = {
 
 
 def evaluate(tracker_options: dict, line_options: dict, zone_options: dict, split: str,
-             strides: Sequence[int] = STRIDES, model: Optional[Path] = None) -> dict:
+             strides: Sequence[int] = STRIDES, model: Optional[Path] = None, irregular_seeds: int = 0) -> dict:
     """Pairs meeting the targets and pooled event counts of ours on one half; ``model``: replay that detector's
-    frozen boxes (e.g. the int8 one) instead of the built-in fp32 detector's."""
+    frozen boxes (e.g. the int8 one) instead of the built-in fp32 detector's; ``irregular_seeds``: also replay
+    strides 2-4 at a live run's irregular gaps, with this many seeds."""
     met = total = tp = fp = fn = 0
     for video in VIDEOS:
         truth = load_truth(video)
@@ -118,10 +129,13 @@ def evaluate(tracker_options: dict, line_options: dict, zone_options: dict, spli
         if not items:
             continue
         frozen = frozen_for(video, model)
-        for stride in strides:
+        runs = [(stride, None) for stride in strides]
+        runs += [(stride, irregular_frames(frozen.num_frames, stride, seed))
+                 for stride in (2, 3, 4) for seed in range(irregular_seeds)]
+        for stride, frames in runs:
             events = replay(frozen, items, stride, stacks=("ours",), video=video,
                             make_tracker=lambda: ByteTracker.for_video(frozen.fps, **tracker_options),
-                            counter_options={"line": line_options, "zone": zone_options})["ours"]
+                            counter_options={"line": line_options, "zone": zone_options}, frames=frames)["ours"]
             for item in items:
                 s = score(events[item.name], item.events, undecidable=item.undecidable)
                 met += meets(s, stride)
@@ -135,6 +149,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--split", default="tune", choices=("tune", "report", "all"))
     parser.add_argument("--part", default="tracker", choices=tuple(GRIDS))
     parser.add_argument("--fixed", default="{}", help="JSON options held fixed for the other part")
+    parser.add_argument("--irregular", type=int, default=0, metavar="N",
+                        help="also replay strides 2-4 at a live run's irregular gaps, N seeds")
     parser.add_argument("--model", type=Path, help="replay this detector's boxes (e.g. the int8 model bench_int8 "
                                                    "converts) instead of the built-in fp32 detector's")
     args = parser.parse_args(argv)
@@ -149,28 +165,30 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             if options.get("new_track_score", 1.0) < options.get("high_score", 0.0):
                 continue
             r = evaluate(options, fixed, {k: v for k, v in fixed.items() if k != "return_s"}, args.split,
-                         model=args.model)
+                         model=args.model, irregular_seeds=args.irregular)
         elif args.part == "edge":
-            r = evaluate(fixed, options, {}, args.split, model=args.model)
+            r = evaluate(fixed, options, {}, args.split, model=args.model, irregular_seeds=args.irregular)
         elif args.part == "commit":
             line = {k: v for k, v in options.items() if k != "zones"}
-            r = evaluate(fixed, line, line if options["zones"] else {"commit_rel": 0.0}, args.split, model=args.model)
+            r = evaluate(fixed, line, line if options["zones"] else {"commit_rel": 0.0}, args.split, model=args.model,
+                         irregular_seeds=args.irregular)
         elif args.part == "keep":
             r = evaluate(fixed, {"keep_complete": options["keep_complete"]}, {"keep_complete": options["zones"]},
-                         args.split, model=args.model)
+                         args.split, model=args.model, irregular_seeds=args.irregular)
         elif args.part == "stitch":
             line = {k: v for k, v in options.items() if k != "zones"}
-            r = evaluate(fixed, line, line if options["zones"] else {"stitch_s": 0.0}, args.split, model=args.model)
-        elif args.part == "settle":
-            r = evaluate(fixed, options, options, args.split, model=args.model)
+            r = evaluate(fixed, line, line if options["zones"] else {"stitch_s": 0.0}, args.split, model=args.model,
+                         irregular_seeds=args.irregular)
+        elif args.part in ("settle", "shrink_low"):
+            r = evaluate(fixed, options, options, args.split, model=args.model, irregular_seeds=args.irregular)
         else:
             line = {k: v for k, v in options.items() if k != "zone_return_s"}
             zone = {**{k: v for k, v in line.items() if k != "return_s"}, "return_s": options["zone_return_s"]}
-            r = evaluate(fixed, line, zone, args.split, model=args.model)
+            r = evaluate(fixed, line, zone, args.split, model=args.model, irregular_seeds=args.irregular)
         results.append((r["met"], r["f1"], options, r))
         print(f"{options}: met {r['met']}/{r['total']} F1 {r['f1']:.3f} (tp {r['tp']} fp {r['fp']} fn {r['fn']})",
               flush=True)
-    f1_first = args.part in ("commit", "keep", "motion", "tentative", "low", "settle")
+    f1_first = args.part in ("commit", "keep", "motion", "tentative", "low", "settle", "shrink_low")
     results.sort(key=(lambda x: (x[1], x[0])) if f1_first else (lambda x: (x[0], x[1])), reverse=True)
     print("best:", results[0][2], results[0][3])
     return 0

@@ -51,8 +51,8 @@ def test_repeated_live_runs_use_the_first_runs_replay_rates_and_say_which_run_th
 # A live run's frame drops differ from run to run, so one line's count may land a crossing further off than the
 # frozen replays at stride 3 do. Measured in 7 runs here (processed one frame in 2.98-3.09): every line and zone
 # within the stride-3 target of 2 per direction in every run, except right_edge once at out -4 (people stepping
-# out of the picture 28 px past the line, whose last boxes are cut by the border; see GAPS at stride 4 in
-# tests/test_counting_truth.py). The test holds each line to one more than the target, right_edge to that run.
+# out of the picture 28 px past the line, whose last boxes are cut by the border). The test holds each line to
+# one more than the target, right_edge to that run.
 LIVE_BOUND = {"right_edge": 4}
 LIVE_BOUND_DEFAULT = 3
 

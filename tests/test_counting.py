@@ -601,6 +601,30 @@ def test_a_box_that_loses_the_legs_for_a_frame_does_not_undo_an_entry(max_shrink
     assert _zone_walk(zone, steps, tids=[5, 5, 5, 6, 6, 6, 6]) == entries
 
 
+@pytest.mark.parametrize("score, max_shrink_low, directions", [(0.15, 1.45, []), (0.5, 1.45, ["in"]),
+                                                                (0.15, 0.0, ["in"])])
+def test_a_half_hidden_box_the_detector_is_unsure_of_is_held_to_max_shrink_low(score, max_shrink_low, directions):
+    # A short segment x = 250 from y = 240 up to y = 195; a man walks right 1-6 px below its end. For one frame
+    # someone in front hides his legs: his box is 50 px tall instead of 75, its bottom at y = 217, beside the
+    # segment. Used, it makes his path cut the segment (an "in" nobody made). A box scoring below low_score
+    # (0.3) that is more than max_shrink_low (1.45) times shorter is not used; a confident one only beyond
+    # max_shrink (1.6), so that same box from a confident detection is used.
+    line = LineCounter("short", (250, 240), (250, 195), return_s=0.0, commit_rel=0.0,
+                       max_shrink_low=max_shrink_low)
+    steps = [(218, 240, 75, 0.6), (226, 241, 75, 0.6), (233, 217, 50, score), (248, 245, 74, 0.6),
+             (261, 246, 71, 0.6), (275, 250, 75, 0.6)]
+    events = []
+    for f, (x, y, h, s) in enumerate(steps):
+        det = Detections(np.array([[x - 15, y - h, x + 15, y]], np.float32), np.array([s], np.float32),
+                         np.array([0], np.int32), np.array([3], np.int32))
+        events += line.update(det, frame_index=f, timestamp_s=f / 10)
+    assert [e.direction.value for e in events + line.flush()] == directions
+    with pytest.raises(ConfigError, match="max_shrink_low"):
+        LineCounter("short", (250, 240), (250, 195), max_shrink_low=0.5)
+    with pytest.raises(ConfigError, match="low_score"):
+        LineCounter("short", (250, 240), (250, 195), low_score=1.5)
+
+
 def test_a_shrunken_box_is_left_out_once_in_a_row_only():
     # Someone who sits down, or stays half hidden, is followed again from the next frame on: here she walks
     # out of the zone half hidden after one left-out box, and her exit counts.

@@ -210,7 +210,7 @@ def build_counters(pipeline: Any, old: Config, new: Config, fps: float, store: A
             counters.append(counter)
             result.kept.append(item.name)
             continue
-        fresh = make_counter(item, fps)
+        fresh = make_counter(item, fps, new.tracker.high_score)
         same_kind = counter is not None and hasattr(counter, "polygon") == isinstance(item, ZoneConfig)
         if same_kind:
             for source, target in zip(_totals_of(counter), _totals_of(fresh)):

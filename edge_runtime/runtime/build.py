@@ -16,7 +16,7 @@ from typing import List, Optional, Sequence, Tuple, Union
 
 from ..assets import resolve
 from ..errors import ConfigError, StoreError
-from ..vision.counting import LineCounter, ZoneCounter
+from ..vision.counting import LOW_SCORE, LineCounter, ZoneCounter
 from ..vision.detector import Detector
 from ..vision.motion import MotionGate
 from ..vision.scene import SceneCutDetector
@@ -59,8 +59,9 @@ def _source_key(uri: str) -> Tuple[str, bool]:
     return uri, False
 
 
-def make_counter(item: Union[LineConfig, ZoneConfig], fps: float) -> Counter:
-    """The counter one ``[[lines]]`` or ``[[zones]]`` entry describes, for a source at ``fps``."""
+def make_counter(item: Union[LineConfig, ZoneConfig], fps: float, low_score: float = LOW_SCORE) -> Counter:
+    """The counter one ``[[lines]]`` or ``[[zones]]`` entry describes, for a source at ``fps``; ``low_score``: the
+    tracker's ``high_score`` (boxes below it are held to ``max_shrink_low``)."""
     if isinstance(item, LineConfig):
         return LineCounter(item.name, item.start, item.end, trigger=item.trigger, anchor=item.anchor,
                            margin_rel=item.margin_rel, margin_px=item.margin_px, return_s=item.return_s,
@@ -68,18 +69,21 @@ def make_counter(item: Union[LineConfig, ZoneConfig], fps: float) -> Counter:
                            stitch_s=item.stitch_s, stitch_rel=item.stitch_rel,
                            stitch_appearance=item.stitch_appearance, commit_rel=item.commit_rel,
                            settle_ratio=item.settle_ratio, max_shrink=item.max_shrink,
-                           keep_complete=item.keep_complete)
+                           keep_complete=item.keep_complete, max_shrink_low=item.max_shrink_low,
+                           low_score=low_score)
     return ZoneCounter(item.name, item.polygon, anchor=item.anchor, margin_rel=item.margin_rel,
                        margin_px=item.margin_px, return_s=item.return_s, hysteresis_frames=item.hysteresis_frames,
                        classes=item.classes, nominal_fps=fps, stitch_s=item.stitch_s, stitch_rel=item.stitch_rel,
                        stitch_appearance=item.stitch_appearance, commit_rel=item.commit_rel,
                        settle_ratio=item.settle_ratio, max_shrink=item.max_shrink,
-                       keep_complete=item.keep_complete)
+                       keep_complete=item.keep_complete, max_shrink_low=item.max_shrink_low,
+                       low_score=low_score)
 
 
-def make_counters(lines: Sequence[LineConfig], zones: Sequence[ZoneConfig], fps: float) -> List[Counter]:
-    """Counters for the config's lines, then its zones, in config order."""
-    return [make_counter(item, fps) for item in (*lines, *zones)]
+def make_counters(lines: Sequence[LineConfig], zones: Sequence[ZoneConfig], fps: float,
+                  low_score: float = LOW_SCORE) -> List[Counter]:
+    """Counters for the config's lines, then its zones, in config order (``low_score``: see make_counter)."""
+    return [make_counter(item, fps, low_score) for item in (*lines, *zones)]
 
 
 def build_pipeline(config: Config, *, restart_source: bool = False, quiet: bool = False,
@@ -138,7 +142,7 @@ def build_pipeline(config: Config, *, restart_source: bool = False, quiet: bool 
     fps = getattr(source, "fps", None) or 10.0
     # Every key of the tracker section is a ByteTracker setting of the same name (tests/test_config.py).
     tracker = ByteTracker.for_video(fps, **asdict(config.tracker))
-    counters = make_counters(config.lines, config.zones, fps)
+    counters = make_counters(config.lines, config.zones, fps, config.tracker.high_score)
     if store is not None:
         seed_totals(store, counters)
 

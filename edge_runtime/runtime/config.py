@@ -125,6 +125,9 @@ class LineConfig:
     # a box more than this many times shorter than its track's previous one (a walker behind a post) is not used,
     # once in a row; >= 1, 0 = off
     max_shrink: float = _range(0.0, 100.0, default=1.6)
+    # the same for a box scoring below tracker.high_score (the detector is unsure of it: most often someone half
+    # hidden); >= 1, 0 = off
+    max_shrink_low: float = _range(0.0, 100.0, default=1.45)
     # a crossing whose feet got commit_rel box heights past the line (not only along it) is kept when the track
     # comes back within return_s, and the return counts too; false: any return within return_s undoes it
     keep_complete: bool = True
@@ -149,6 +152,7 @@ class ZoneConfig:
     commit_rel: float = _range(0.0, 100.0, default=0.5)  # as for lines; at most half the zone's depth
     settle_ratio: float = _range(0.0, 100.0, default=1.25)  # as for lines
     max_shrink: float = _range(0.0, 100.0, default=1.6)  # as for lines
+    max_shrink_low: float = _range(0.0, 100.0, default=1.45)  # as for lines
     keep_complete: bool = False  # as for lines; off: in a small zone a corner cut gets that deep
     hysteresis_frames: int = _range(1, 1000, default=1)
     classes: Optional[List[int]] = None
@@ -368,7 +372,7 @@ def _check_semantics(config: Config) -> None:
             raise ConfigError(f"config key 'lines[{i}]' ({line.name}): start and end are the same point {line.start}")
     for key, items in (("lines", config.lines), ("zones", config.zones)):
         for i, item in enumerate(items):
-            for option in ("settle_ratio", "max_shrink"):
+            for option in ("settle_ratio", "max_shrink", "max_shrink_low"):
                 if 0.0 < getattr(item, option) < 1.0:
                     raise ConfigError(f"config key '{key}[{i}].{option}' ({item.name}): must be 0 (off) or >= 1 "
                                       f"(a ratio of box heights), got {getattr(item, option)}")

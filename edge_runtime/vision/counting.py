@@ -48,9 +48,10 @@ What counts (each rule answers a way the common counters go wrong):
   through the picture's border, or took over a gone track's side (stitching), is not young.
 - **Partial views.** A box less than ``1 / max_shrink`` as tall as the same track's previous box (a walker
   behind a post or a parked car, whose box loses the legs for a frame) does not put the anchor where the
-  feet are: that observation is not used. Only once in a row: the next box is compared with it, so someone
-  who stays half hidden, or sits down, is followed again from the next frame on. Not at the picture's
-  border, where boxes are cut anyway (see ``edge_px``).
+  feet are: that observation is not used. A box the detector itself is unsure of (scoring below
+  ``low_score``, typically someone half hidden) is held to the tighter ``max_shrink_low``. Only once in a
+  row: the next box is compared with it, so someone who stays half hidden, or sits down, is followed again
+  from the next frame on. Not at the picture's border, where boxes are cut anyway (see ``edge_px``).
 - **Hysteresis** (optional): the new side must also be seen on ``hysteresis_frames`` consecutive
   processed frames.
 - Only confirmed tracks count; id -1 (no track) never does. A tentative track (id ``-2 - k``, see
@@ -210,6 +211,13 @@ SETTLE_RATIO = 1.25
 # and 19 missed, against 6 and 21 without the rule: a woman passing behind the lamp post, whose box loses her
 # legs for one frame, no longer undoes her entry into the lamp zone at stride 4). The middle of that range.
 MAX_SHRINK = 1.6
+# The same for boxes scoring below low_score (the tracker's high_score), chosen after MAX_SHRINK on the "tune" half
+# with ``python -m benchmarks.tune_counting --part shrink_low --irregular 4`` (both detectors), ranked by pooled
+# event F1 first: 1.45 has the fewest false events (88 over both detectors, against 92 at 1.6 and 96 with no check
+# for them) with as many true ones, and meets one more (item, stride) pair than 1.6 (the int8 lamp zone at
+# irregular gaps). At fixed strides alone, 1.45 and up count as 1.6 does.
+MAX_SHRINK_LOW = 1.45
+LOW_SCORE = 0.3
 # Whether a crossing whose point got the commit distance past the line is kept against a return within return_s.
 # Chosen on the "tune" half with ``python -m benchmarks.tune_counting --part keep`` (both detectors): lines count
 # the same either way there (no tune line has such a crossing followed by a quick return); zones lose events with
@@ -310,7 +318,8 @@ class _SideCounter:
                  nominal_fps: float, edge_px: float = 4.0, edge_rel: float = 0.2, stitch_s: float = STITCH_S,
                  stitch_rel: float = STITCH_REL, stitch_appearance: float = STITCH_APPEARANCE,
                  commit_rel: float = COMMIT_REL, settle_ratio: float = SETTLE_RATIO,
-                 max_shrink: float = MAX_SHRINK, keep_complete: bool = False) -> None:
+                 max_shrink: float = MAX_SHRINK, keep_complete: bool = False,
+                 max_shrink_low: float = MAX_SHRINK_LOW, low_score: float = LOW_SCORE) -> None:
         where = f"{type(self).__name__}"
         if not isinstance(name, str) or not name:
             raise ConfigError(f"{where}: name must be a non-empty string, got {name!r}")
@@ -332,6 +341,10 @@ class _SideCounter:
         self.max_shrink = _number(where, "max_shrink", max_shrink, 0.0, 100.0)
         if 0.0 < self.max_shrink < 1.0:
             raise ConfigError(f"{where}: max_shrink must be 0 (off) or >= 1, got {max_shrink!r}")
+        self.max_shrink_low = _number(where, "max_shrink_low", max_shrink_low, 0.0, 100.0)
+        if 0.0 < self.max_shrink_low < 1.0:
+            raise ConfigError(f"{where}: max_shrink_low must be 0 (off) or >= 1, got {max_shrink_low!r}")
+        self.low_score = _number(where, "low_score", low_score, 0.0, 1.0)
         self.forget_s = _number(where, "forget_s", forget_s, 0.0, 1e7)
         self.nominal_fps = _number(where, "nominal_fps", nominal_fps, 1e-3, 1e4)
         self.edge_px = _number(where, "edge_px", edge_px, 0.0, 1e4)
@@ -420,6 +433,8 @@ class _SideCounter:
             all_boxes, all_classes = detections.xyxy.tolist(), detections.class_id.tolist()
             boxes = [all_boxes[k] for k in tracked]
             classes = [all_classes[k] for k in tracked]
+            all_scores = detections.score.tolist()
+            scores = [all_scores[k] for k in tracked]
             anchors = [_anchor_point(b, self.anchor) for b in boxes]
             decide, anchor_d = self._distance_lists(boxes, anchors)
             heights = [b[3] - b[1] for b in boxes]
@@ -443,8 +458,8 @@ class _SideCounter:
                                                  (side, d, p, class_id, frame, now, edge, margin, commit),
                                                  confirming)
                 st = self._tracks.get(tid)
-                if st is not None and edge is None and self.max_shrink > 0.0 and not st.shrunk \
-                        and height * self.max_shrink < st.prev_h:
+                limit = self.max_shrink_low if scores[k] < self.low_score else self.max_shrink
+                if st is not None and edge is None and limit > 0.0 and not st.shrunk and height * limit < st.prev_h:
                     st.last_seen_s, st.prev_h, st.shrunk = now, height, True  # a partial view: not used
                     continue
                 if st is not None:
@@ -780,6 +795,8 @@ class LineCounter(_SideCounter):
             by more than this factor between observations (see "Settling"; >= 1, 0 = off).
         max_shrink: an observation whose box is more than this many times shorter than the track's previous
             one is not used, once in a row (see "Partial views"; >= 1, 0 = off).
+        max_shrink_low, low_score: the same for a box scoring below ``low_score`` (the tracker's
+            ``high_score``: a box the detector is unsure of, most often someone half hidden).
         hysteresis_frames: processed frames the new side must also be seen on, in a row (1 = no extra
             condition).
         forget_s: state of a track unseen for this long is dropped (memory bound).
@@ -825,12 +842,14 @@ class LineCounter(_SideCounter):
                  edge_rel: float = 0.2, stitch_s: float = STITCH_S, stitch_rel: float = STITCH_REL,
                  stitch_appearance: float = STITCH_APPEARANCE, commit_rel: float = COMMIT_REL,
                  settle_ratio: float = SETTLE_RATIO, max_shrink: float = MAX_SHRINK,
-                 keep_complete: bool = LINE_KEEP_COMPLETE) -> None:
+                 keep_complete: bool = LINE_KEEP_COMPLETE, max_shrink_low: float = MAX_SHRINK_LOW,
+                 low_score: float = LOW_SCORE) -> None:
         super().__init__(name, anchor=anchor, margin_rel=margin_rel, margin_px=margin_px, return_s=return_s,
                          hysteresis_frames=hysteresis_frames, forget_s=forget_s, classes=classes,
                          nominal_fps=nominal_fps, edge_px=edge_px, edge_rel=edge_rel, stitch_s=stitch_s,
                          stitch_rel=stitch_rel, stitch_appearance=stitch_appearance, commit_rel=commit_rel,
-                         settle_ratio=settle_ratio, max_shrink=max_shrink, keep_complete=keep_complete)
+                         settle_ratio=settle_ratio, max_shrink=max_shrink, keep_complete=keep_complete,
+                         max_shrink_low=max_shrink_low, low_score=low_score)
         where = f"LineCounter {name!r}"
         if trigger not in TRIGGERS:
             raise ConfigError(f"{where}: trigger must be one of {TRIGGERS}, got {trigger!r}")
@@ -976,8 +995,8 @@ class ZoneCounter(_SideCounter):
     Args:
         name: the zone's name (goes into events).
         polygon: (V, 2) vertices in pixels, V >= 3, in drawing order, edges not crossing each other.
-        anchor, margin_rel, margin_px, commit_rel, settle_ratio, max_shrink, hysteresis_frames, forget_s, classes,
-            nominal_fps: as for :class:`LineCounter`.
+        anchor, margin_rel, margin_px, commit_rel, settle_ratio, max_shrink, max_shrink_low, low_score,
+            hysteresis_frames, forget_s, classes, nominal_fps: as for :class:`LineCounter`.
         keep_complete: as for :class:`LineCounter`; off by default: the depth needed for an entry to be
             complete is capped at half the zone's (a small zone could not be entered otherwise), so someone
             cutting a corner gets that deep, and only the quick exit within ``return_s`` undoes the entry.
@@ -1010,12 +1029,14 @@ class ZoneCounter(_SideCounter):
                  nominal_fps: float = 10.0, stitch_s: float = STITCH_S, stitch_rel: float = STITCH_REL,
                  stitch_appearance: float = STITCH_APPEARANCE, edge_px: float = 4.0, edge_rel: float = 0.2,
                  commit_rel: float = COMMIT_REL, settle_ratio: float = SETTLE_RATIO,
-                 max_shrink: float = MAX_SHRINK, keep_complete: bool = ZONE_KEEP_COMPLETE) -> None:
+                 max_shrink: float = MAX_SHRINK, keep_complete: bool = ZONE_KEEP_COMPLETE,
+                 max_shrink_low: float = MAX_SHRINK_LOW, low_score: float = LOW_SCORE) -> None:
         super().__init__(name, anchor=anchor, margin_rel=margin_rel, margin_px=margin_px, return_s=return_s,
                          hysteresis_frames=hysteresis_frames, forget_s=forget_s, classes=classes,
                          nominal_fps=nominal_fps, edge_px=edge_px, edge_rel=edge_rel, stitch_s=stitch_s,
                          stitch_rel=stitch_rel, stitch_appearance=stitch_appearance, commit_rel=commit_rel,
-                         settle_ratio=settle_ratio, max_shrink=max_shrink, keep_complete=keep_complete)
+                         settle_ratio=settle_ratio, max_shrink=max_shrink, keep_complete=keep_complete,
+                         max_shrink_low=max_shrink_low, low_score=low_score)
         where = f"ZoneCounter {name!r}"
         try:
             vertices = np.asarray(polygon, np.float64)
