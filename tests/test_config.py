@@ -138,6 +138,10 @@ def test_the_counters_stitching_settings_reach_the_counters_and_default_as_their
     assert (line.settle_ratio, line.keep_complete, line.max_shrink_low, line.low_score) == (1.5, False, 1.3, 0.3)
     # boxes below the tracker's high_score are the ones the counters hold to max_shrink_low
     assert make_counter(config.lines[0], 10.0, low_score=0.45).low_score == 0.45
+    from edge_runtime.vision.counting import LOW_SCORE
+    from edge_runtime.vision.tracking import ByteTracker
+
+    assert LOW_SCORE == inspect.signature(ByteTracker).parameters["high_score"].default
     zone = make_counter(config.zones[0], 10.0)
     assert (zone.stitch_s, zone.settle_ratio, zone.keep_complete) == (2.0, 0.0, True)
 

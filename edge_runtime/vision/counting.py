@@ -217,7 +217,7 @@ MAX_SHRINK = 1.6
 # for them) with as many true ones, and meets one more (item, stride) pair than 1.6 (the int8 lamp zone at
 # irregular gaps). At fixed strides alone, 1.45 and up count as 1.6 does.
 MAX_SHRINK_LOW = 1.45
-LOW_SCORE = 0.3
+LOW_SCORE = 0.3  # the tracker's default high_score (tests/test_config.py holds them equal)
 # Whether a crossing whose point got the commit distance past the line is kept against a return within return_s.
 # Chosen on the "tune" half with ``python -m benchmarks.tune_counting --part keep`` (both detectors): lines count
 # the same either way there (no tune line has such a crossing followed by a quick return); zones lose events with
@@ -692,8 +692,8 @@ class _SideCounter:
             # Over, back and over again within return_s (feet dithering at the edge): one crossing, at
             # the moment it first happened.
             crossed_frame, crossed_s = undone.crossed_frame, undone.crossed_s
-        st.pending = _Pending(direction, crossed_frame, crossed_s, crossed_s + self.return_s, side * d >= commit, p,
-                              side * d >= commit)
+        deep = side * d >= commit
+        st.pending = _Pending(direction, crossed_frame, crossed_s, crossed_s + self.return_s, deep, p, deep)
         self._pending[tid] = st
         if self.return_s == 0.0 and st.confirmed and st.pending.committed:
             events.extend(self._report(tid, st, frame, now))
