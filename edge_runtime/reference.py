@@ -95,7 +95,8 @@ def associate_bytetrack(track_boxes: np.ndarray, track_id: np.ndarray, miss: np.
                         max_cost_low: float, max_cost_tentative: float, fuse_score: bool, revive_lost: bool,
                         track_grow: Optional[np.ndarray] = None, det_grow: float = 0.0,
                         track_jump: Optional[np.ndarray] = None, forbid: Optional[np.ndarray] = None,
-                        assign=None, tentative_low: bool = False, low_max_growth: float = 0.0) -> np.ndarray:
+                        assign=None, tentative_low: bool = False, low_max_growth: float = 0.0,
+                        low_fit_margin: float = 0.0) -> np.ndarray:
     """The ByteTrack associations of one frame: det_track (N,) int32, matched track index or -1.
 
     1) confirmed tracks (track_id >= 0) x detections with score >= high_score; 2) confirmed tracks left
@@ -109,7 +110,10 @@ def associate_bytetrack(track_boxes: np.ndarray, track_id: np.ndarray, miss: np.
     ``track_jump[i]`` times the detection's height apart is undone, the detection left unmatched
     (track_jump <= 0: no gate). ``forbid`` (T, N) bool: pairs stages 1 and 2 never match (similarity 0).
     Last, with ``low_max_growth`` > 0, a detection below ``high_score`` more than that many times as tall
-    as its matched track's box is left unmatched.
+    as its matched track's box is left unmatched. With ``low_fit_margin`` > 0, stage 1 also never matches a
+    confirmed track to a high-score detection whose plain IoU with it is more than that below the IoU of the
+    low-score detection fitting it best (the first of equals), unless another track (the first of equals,
+    tentative ones included) has a higher IoU with that low-score detection.
     """
     assign = linear_assignment if assign is None else assign
     det_score = np.asarray(det_score, np.float32)
@@ -125,14 +129,16 @@ def associate_bytetrack(track_boxes: np.ndarray, track_id: np.ndarray, miss: np.
     wide_tracks = widen(track_boxes, t_grow)
     wide_dets = widen(det_boxes, np.float32(det_grow))
 
-    def stage(rows: np.ndarray, cols: np.ndarray, fused: bool, max_cost: float, gated: bool = False) -> None:
+    def stage(rows: np.ndarray, cols: np.ndarray, fused: bool, max_cost: float, gated: bool = False,
+              gate: Optional[np.ndarray] = None) -> None:
         if rows.size == 0 or cols.size == 0:
             return
         similarity = iou_matrix(wide_tracks[rows], wide_dets[cols])
         if fused:
             similarity = similarity * det_score[cols]
-        if gated and forbid is not None:
-            similarity = np.where(np.asarray(forbid, bool)[np.ix_(rows, cols)], np.float32(0), similarity)
+        gate = forbid if gate is None else gate
+        if gated and gate is not None:
+            similarity = np.where(np.asarray(gate, bool)[np.ix_(rows, cols)], np.float32(0), similarity)
         cost = np.float32(1.0) - similarity
         row_to_col = assign(np.ascontiguousarray(cost, np.float32), max_cost)
         hit = row_to_col >= 0
@@ -141,7 +147,16 @@ def associate_bytetrack(track_boxes: np.ndarray, track_id: np.ndarray, miss: np.
     high = np.flatnonzero(det_score >= np.float32(high_score))
     low = np.flatnonzero((det_score >= np.float32(low_score)) & (det_score < np.float32(high_score)))
     pool = np.flatnonzero(track_id >= 0)
-    stage(pool, high, fuse_score, max_cost_high, True)
+    stage_forbid = forbid
+    if low_fit_margin > 0 and high.size and low.size and pool.size:
+        plain = iou_matrix(np.asarray(track_boxes, np.float32), np.asarray(det_boxes, np.float32))
+        stage_forbid = np.zeros(plain.shape, bool) if forbid is None else np.array(forbid, bool)
+        for i in pool:
+            best = low[np.argmax(plain[i, low])]
+            if plain[i, best] > 0 and np.argmax(plain[:, best]) == i:
+                floor = np.float64(plain[i, best]) - low_fit_margin
+                stage_forbid[i, high[plain[i, high].astype(np.float64) < floor]] = True
+    stage(pool, high, fuse_score, max_cost_high, True, stage_forbid)
     taken = np.zeros(track_id.shape[0], bool)
     taken[det_track[high][det_track[high] >= 0]] = True
     stage(pool[~taken[pool] & ((miss[pool] == 0) | revive_lost)], low, False, max_cost_low, True)

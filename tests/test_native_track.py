@@ -414,3 +414,30 @@ def test_associate_bytetrack_rejects_a_forbid_mask_of_the_wrong_shape():
     assert _native.associate_bytetrack(box, *args, np.ones((1, 1), np.uint8)).tolist() == [-1]
     with pytest.raises(ValueError, match="forbid must be"):
         _native.associate_bytetrack(box, *args, np.zeros((2, 1), np.uint8))
+
+
+@given(association_inputs(), st.sampled_from([0.0, 0.05, 0.3, 0.6, 1.0]), st.booleans())
+def test_associate_bytetrack_with_the_low_fit_margin_matches_reference(inputs, margin, with_forbid):
+    tracks, track_id, miss, dets, score, (fuse, revive), tentative_low = inputs
+    args = (0.5, 0.1, 0.8, 0.5, 0.7, fuse, revive)
+    forbid = (np.arange(len(tracks) * len(dets)).reshape(len(tracks), len(dets)) % 3 == 0).astype(np.uint8) \
+        if with_forbid else None
+    got = _native.associate_bytetrack(tracks, track_id, miss, dets, score, *args, forbid=forbid,
+                                      tentative_low=tentative_low, low_fit_margin=margin)
+    want = reference.associate_bytetrack(tracks, track_id, miss, dets, score, *args, forbid=forbid,
+                                         assign=_native.linear_assignment, tentative_low=tentative_low,
+                                         low_fit_margin=margin)
+    np.testing.assert_array_equal(got, want)
+
+
+def test_the_low_fit_margin_leaves_a_neighbours_confident_box_to_the_low_score_box_on_the_track():
+    track = np.array([[372, 166, 409, 262]], np.float32)
+    dets = np.array([[356, 166, 390, 236], [374, 178, 410, 260]], np.float32)  # IoU 0.27 (score 0.6), 0.79 (0.2)
+    args = (track, np.array([0], np.int64), np.array([0], np.int64), dets, np.array([0.6, 0.2], np.float32),
+            0.5, 0.1, 0.8, 0.8, 0.7, False, True)
+    assert _native.associate_bytetrack(*args).tolist() == [0, -1]
+    assert _native.associate_bytetrack(*args, low_fit_margin=0.3).tolist() == [-1, 0]
+    assert _native.associate_bytetrack(*args, low_fit_margin=0.6).tolist() == [0, -1]  # 0.79 - 0.27 < 0.6
+    for bad in (-0.1, 1.5, float("nan")):
+        with pytest.raises(ValueError, match="low_fit_margin must be in"):
+            _native.associate_bytetrack(*args, low_fit_margin=bad)

@@ -307,3 +307,45 @@ def test_a_bad_frame_size_is_refused_when_a_track_starts(size):
 def test_entry_speed_must_not_be_negative():
     with pytest.raises(ConfigError, match="entry_speed_rel"):
         ByteTracker(entry_speed_rel=-0.1)
+
+
+# -- a low-score box that fits a track much better than a confident one -----------------------------------------
+
+
+# vtest.avi at the lamp post, every 2nd frame: a man stands still; at f60 the man who stood behind him walks off
+# to the left. The detector is sure of the one walking off (0.30, his box half over the standing man's) and unsure
+# of the standing man (0.22, a box right where he stands).
+STANDING = [372, 166, 409, 262]
+WALKING_OFF, STILL_THERE = [356, 166, 390, 236], [374, 178, 410, 260]
+
+
+def _scored(boxes, scores):
+    return Detections(np.array(boxes, np.float32), np.array(scores, np.float32), np.zeros(len(boxes), np.int32))
+
+
+@pytest.mark.parametrize("low_fit_margin, keeps_his_box", [(0.3, True), (0.0, False)])
+def test_a_track_keeps_the_low_score_box_on_it_rather_than_a_neighbours_confident_one(low_fit_margin, keeps_his_box):
+    tracker = ByteTracker(fps=10.0, low_fit_margin=low_fit_margin, motion_gate=0.0)
+    for k in range(4):
+        ids = tracker.update(_scored([STANDING], [0.41]), timestamp_s=0.2 * k).track_id.tolist()
+    walking, standing = tracker.update(_scored([WALKING_OFF, STILL_THERE], [0.30, 0.22]),
+                                       timestamp_s=0.8).track_id.tolist()
+    assert (standing == ids[0]) is keeps_his_box
+    assert (walking == ids[0]) is not keeps_his_box
+
+
+def test_the_low_fit_rule_does_not_apply_where_the_low_score_box_fits_another_track_better():
+    """Two men side by side; the unsure box is right on the second man's track (and fits the first one's too), so
+    the first still takes the confident box that half covers him."""
+    tracker = ByteTracker(fps=10.0, motion_gate=0.0)
+    beside = [380, 166, 417, 262]
+    for k in range(4):
+        ids = tracker.update(_scored([STANDING, beside], [0.5, 0.5]), timestamp_s=0.2 * k).track_id.tolist()
+    got = tracker.update(_scored([WALKING_OFF, beside], [0.5, 0.2]), timestamp_s=0.8).track_id.tolist()
+    assert got == ids
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.5, float("nan")])
+def test_low_fit_margin_must_be_in_0_1(bad):
+    with pytest.raises(ConfigError, match="low_fit_margin"):
+        ByteTracker(low_fit_margin=bad)

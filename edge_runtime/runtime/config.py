@@ -102,6 +102,8 @@ class TrackerConfig:
     low_max_growth: float = _range(0.0, 100.0, default=1.2)
     # a track started at the picture's border starts moving inward at this many box heights per second; 0 = at rest
     entry_speed_rel: float = _range(0.0, 100.0, default=0.75)
+    # a confirmed track leaves a confident box to others when a low-score box fits it by this much more IoU; 0 = off
+    low_fit_margin: float = _range(0.0, 1.0, default=0.3)
 
 
 @dataclass(frozen=True)

@@ -374,9 +374,39 @@ void associate_bytetrack(const float* track_boxes, const std::int64_t* track_id,
     std::vector<std::int32_t> r2c;
     const float* fused = params.fuse_score ? det_score : nullptr;
 
-    // 1) confirmed tracks (seen or lost) x high-score detections.
+    // 1) confirmed tracks (seen or lost) x high-score detections, less the pairs of low_fit_margin.
+    std::vector<std::uint8_t> fit_forbid;
+    const std::uint8_t* first_forbid = params.forbid;
+    if (params.low_fit_margin > 0.0 && !high.empty() && !low.empty() && !pool.empty()) {
+        std::vector<float> iou(t * n);
+        iou_matrix(track_boxes, t, det_boxes, n, iou.data());
+        for (std::size_t i : pool) {
+            const float* row = iou.data() + i * n;
+            std::size_t best = low.front();
+            for (std::size_t j : low) {
+                if (row[j] > row[best]) best = j;
+            }
+            if (!(row[best] > 0.0f)) continue;
+            std::size_t owner = 0;
+            for (std::size_t k = 1; k < t; ++k) {
+                if (iou[k * n + best] > iou[owner * n + best]) owner = k;
+            }
+            if (owner != i) continue;
+            const double floor = static_cast<double>(row[best]) - params.low_fit_margin;
+            for (std::size_t j : high) {
+                if (static_cast<double>(row[j]) < floor) {
+                    if (fit_forbid.empty()) {
+                        fit_forbid.assign(t * n, 0);
+                        if (params.forbid) std::copy(params.forbid, params.forbid + t * n, fit_forbid.begin());
+                        first_forbid = fit_forbid.data();
+                    }
+                    fit_forbid[i * n + j] = 1;
+                }
+            }
+        }
+    }
     match_stage(track_boxes, pool, det_boxes, high, fused, params.max_cost_high, params, det_track, scratch, r2c,
-                params.forbid, n);
+                first_forbid, n);
     // 2) confirmed tracks still unmatched (only those seen last frame unless revive_lost) x low-score ones.
     std::vector<char> taken(t, 0);
     for (std::size_t j : high) {

@@ -84,6 +84,10 @@ struct ByteTrackParams {
     // matched track's predicted box is left unmatched (a merged box of two people, or a person and what
     // they pass, does not extend one of them). <= 0: off.
     float low_max_growth = 0.0f;
+    // > 0: stage 1 does not match a confirmed track to a high-score detection whose IoU with it is more than
+    // low_fit_margin below that of the low-score detection fitting it best (first of equals), unless another
+    // track (first of equals, tentative ones included) fits that low-score detection better. Plain IoU.
+    double low_fit_margin = 0.0;
 };
 
 // The associations of one ByteTrack frame. Tracks: predicted boxes (t, 4), track_id (< 0 =
