@@ -96,7 +96,7 @@ def associate_bytetrack(track_boxes: np.ndarray, track_id: np.ndarray, miss: np.
                         track_grow: Optional[np.ndarray] = None, det_grow: float = 0.0,
                         track_jump: Optional[np.ndarray] = None, forbid: Optional[np.ndarray] = None,
                         assign=None, tentative_low: bool = False, low_max_growth: float = 0.0,
-                        low_fit_margin: float = 0.0) -> np.ndarray:
+                        low_fit_margin: float = 0.0, tentative_fit_margin: float = 0.0) -> np.ndarray:
     """The ByteTrack associations of one frame: det_track (N,) int32, matched track index or -1.
 
     1) confirmed tracks (track_id >= 0) x detections with score >= high_score; 2) confirmed tracks left
@@ -113,7 +113,11 @@ def associate_bytetrack(track_boxes: np.ndarray, track_id: np.ndarray, miss: np.
     as its matched track's box is left unmatched. With ``low_fit_margin`` > 0, stage 1 also never matches a
     confirmed track to a high-score detection whose plain IoU with it is more than that below the IoU of the
     low-score detection fitting it best (the first of equals), unless another track (the first of equals,
-    tentative ones included) has a higher IoU with that low-score detection.
+    tentative ones included) has a higher IoU with that low-score detection. With ``tentative_fit_margin`` > 0,
+    stage 1 never matches a confirmed track seen last frame (miss 0) to a high-score detection whose plain IoU
+    with it is more than that below the IoU of the tentative track fitting the detection best (the first of
+    equals), where the detection is also that tentative track's best fit among all detections (the first of
+    equals).
     """
     assign = linear_assignment if assign is None else assign
     det_score = np.asarray(det_score, np.float32)
@@ -148,10 +152,19 @@ def associate_bytetrack(track_boxes: np.ndarray, track_id: np.ndarray, miss: np.
     low = np.flatnonzero((det_score >= np.float32(low_score)) & (det_score < np.float32(high_score)))
     pool = np.flatnonzero(track_id >= 0)
     stage_forbid = forbid
-    if low_fit_margin > 0 and high.size and low.size and pool.size:
+    tentative = np.flatnonzero(track_id < 0)
+    low_fit = low_fit_margin > 0 and low.size
+    tentative_fit = tentative_fit_margin > 0 and tentative.size
+    if (low_fit or tentative_fit) and high.size and pool.size:
         plain = iou_matrix(np.asarray(track_boxes, np.float32), np.asarray(det_boxes, np.float32))
         stage_forbid = np.zeros(plain.shape, bool) if forbid is None else np.array(forbid, bool)
-        for i in pool:
+        for j in high if tentative_fit else ():
+            k = tentative[np.argmax(plain[tentative, j])]
+            if plain[k, j] > 0 and np.argmax(plain[k]) == j:
+                floor = np.float64(plain[k, j]) - tentative_fit_margin
+                seen = pool[miss[pool] == 0]
+                stage_forbid[seen[plain[seen, j].astype(np.float64) < floor], j] = True
+        for i in pool if low_fit else ():
             best = low[np.argmax(plain[i, low])]
             if plain[i, best] > 0 and np.argmax(plain[:, best]) == i:
                 floor = np.float64(plain[i, best]) - low_fit_margin
@@ -160,7 +173,6 @@ def associate_bytetrack(track_boxes: np.ndarray, track_id: np.ndarray, miss: np.
     taken = np.zeros(track_id.shape[0], bool)
     taken[det_track[high][det_track[high] >= 0]] = True
     stage(pool[~taken[pool] & ((miss[pool] == 0) | revive_lost)], low, False, max_cost_low, True)
-    tentative = np.flatnonzero(track_id < 0)
     stage(tentative, high[det_track[high] < 0], fuse_score, max_cost_tentative)
     if tentative_low:
         held = np.zeros(track_id.shape[0], bool)

@@ -136,13 +136,13 @@ def test_event_precision_and_recall_over_all_truths_at_stride_1(replays):
 # edge (lamp, road_corner, walkway) no longer count: their crossings never complete (``commit_rel``), and one
 # not complete when the scene cuts is dropped (the waiting cyclist on bikes.mp4, whose box passing cars cut
 # short); the man who stays 3.7 s over left_path keeps his track through the woman walking past him (the
-# tracker's motion gate), so his return undoes his crossing. At stride 3, the man standing by the lamp post no
-# longer takes the box of the man walking off left behind him (the tracker's low_fit_margin). Left: at strides 2
-# and 4 the man standing on walkway for 12 s: at stride 2 his track still takes that box (the low-score box on him
-# fits it only 0.2 better in IoU); at stride 4 the leather-jacket man's track, which crossed just over the line at
-# f37, passes to him at f44 while the sign hides the leather-jacket man, so his walk off right at f150 completes
-# that crossing late (one false event, one missed).
-KNOWN_LOITER_COUNTS = {1: 0, 2: 1, 3: 0, 4: 1}
+# tracker's motion gate), so his return undoes his crossing. At stride 4, the leather-jacket man's track, which
+# crossed just over walkway at f37, no longer passes to the dark-jacket man beside him when the sign hides him (the
+# tracker's tentative_fit_margin). Left, both at walkway, where the dark-jacket man stands on the line for 12 s: at
+# stride 2 his track takes the box of the long-coated man walking off left behind him at f60 (the low-score box on
+# him fits his track only 0.2 better in IoU, under low_fit_margin), which completes an out; at stride 3 his track
+# is handed between the men at the lamp post while their boxes merge and part, and one of them completes an out.
+KNOWN_LOITER_COUNTS = {1: 0, 2: 1, 3: 1, 4: 0}
 
 
 @pytest.mark.parametrize("stride", STRIDES)

@@ -416,18 +416,37 @@ def test_associate_bytetrack_rejects_a_forbid_mask_of_the_wrong_shape():
         _native.associate_bytetrack(box, *args, np.zeros((2, 1), np.uint8))
 
 
-@given(association_inputs(), st.sampled_from([0.0, 0.05, 0.3, 0.6, 1.0]), st.booleans())
-def test_associate_bytetrack_with_the_low_fit_margin_matches_reference(inputs, margin, with_forbid):
+@given(association_inputs(), st.sampled_from([0.0, 0.05, 0.3, 0.6, 1.0]), st.sampled_from([0.0, 0.1, 0.4, 1.0]),
+       st.booleans())
+def test_associate_bytetrack_with_the_fit_margins_matches_reference(inputs, low_margin, tentative_margin, with_forbid):
     tracks, track_id, miss, dets, score, (fuse, revive), tentative_low = inputs
     args = (0.5, 0.1, 0.8, 0.5, 0.7, fuse, revive)
     forbid = (np.arange(len(tracks) * len(dets)).reshape(len(tracks), len(dets)) % 3 == 0).astype(np.uint8) \
         if with_forbid else None
     got = _native.associate_bytetrack(tracks, track_id, miss, dets, score, *args, forbid=forbid,
-                                      tentative_low=tentative_low, low_fit_margin=margin)
+                                      tentative_low=tentative_low, low_fit_margin=low_margin,
+                                      tentative_fit_margin=tentative_margin)
     want = reference.associate_bytetrack(tracks, track_id, miss, dets, score, *args, forbid=forbid,
                                          assign=_native.linear_assignment, tentative_low=tentative_low,
-                                         low_fit_margin=margin)
+                                         low_fit_margin=low_margin, tentative_fit_margin=tentative_margin)
     np.testing.assert_array_equal(got, want)
+
+
+def test_the_tentative_fit_margin_leaves_a_newcomers_box_to_his_tentative_track():
+    # A confirmed track (index 0) seen last frame, and a tentative one (index 1) started beside it; one confident
+    # box, right on the tentative track (IoU 1.0) and a third over the confirmed one (IoU 0.35).
+    tracks = np.array([[392, 182, 428, 259], [374, 171, 414, 255]], np.float32)
+    dets = np.array([[374, 171, 414, 255]], np.float32)
+    base = (tracks, np.array([3, -1], np.int64), np.array([0, 0], np.int64), dets, np.array([0.6], np.float32),
+            0.5, 0.1, 0.8, 0.8, 0.7, False, True)
+    assert _native.associate_bytetrack(*base).tolist() == [0]
+    assert _native.associate_bytetrack(*base, tentative_fit_margin=0.1).tolist() == [1]
+    assert _native.associate_bytetrack(*base, tentative_fit_margin=0.7).tolist() == [0]  # 1.0 - 0.35 < 0.7
+    missed = (tracks, base[1], np.array([1, 0], np.int64)) + base[3:]  # the confirmed track was not seen last frame
+    assert _native.associate_bytetrack(*missed, tentative_fit_margin=0.1).tolist() == [0]
+    for bad in (-0.1, 1.5, float("nan")):
+        with pytest.raises(ValueError, match="tentative_fit_margin must be in"):
+            _native.associate_bytetrack(*base, tentative_fit_margin=bad)
 
 
 def test_the_low_fit_margin_leaves_a_neighbours_confident_box_to_the_low_score_box_on_the_track():

@@ -349,3 +349,38 @@ def test_the_low_fit_rule_does_not_apply_where_the_low_score_box_fits_another_tr
 def test_low_fit_margin_must_be_in_0_1(bad):
     with pytest.raises(ConfigError, match="low_fit_margin"):
         ByteTracker(low_fit_margin=bad)
+
+
+# vtest.avi at the lamp post, every 4th frame: a man who just stepped over walkway stands behind the sign; a second
+# man is seen beside him for the first time. On the next frame the sign hides the first man, and the only box is the
+# second man's, a third over the first man's track.
+BEHIND_SIGN, NEWCOMER, NEWCOMER_NEXT = [392, 182, 428, 259], [362, 175, 409, 245], [374, 171, 414, 255]
+
+
+@pytest.mark.parametrize("tentative_fit_margin, newcomer_keeps_his_box", [(0.1, True), (0.0, False)])
+def test_a_confirmed_track_does_not_take_a_newcomers_box_beside_it(tentative_fit_margin, newcomer_keeps_his_box):
+    tracker = ByteTracker(fps=10.0, tentative_fit_margin=tentative_fit_margin, motion_gate=0.0)
+    for k in range(4):
+        first = tracker.update(_scored([BEHIND_SIGN], [0.45]), timestamp_s=0.4 * k).track_id.tolist()[0]
+    _, newcomer = tracker.update(_scored([BEHIND_SIGN, NEWCOMER], [0.45, 0.54]), timestamp_s=1.6).track_id.tolist()
+    assert newcomer < -1  # tentative
+    got = tracker.update(_scored([NEWCOMER_NEXT], [0.44]), timestamp_s=2.0).track_id.tolist()[0]
+    assert (got == newcomer) is newcomer_keeps_his_box
+    assert (got == first) is not newcomer_keeps_his_box
+
+
+def test_a_track_missed_on_the_last_frame_is_not_held_back_by_a_tentative_track_on_its_own_shifted_box():
+    """A man raises his arms: his box jumps sideways for a frame, too far for his track, and starts a tentative
+    one. On the next frame his track (missed once) still takes his box."""
+    tracker = ByteTracker(fps=10.0, motion_gate=0.0)
+    for k in range(4):
+        first = tracker.update(_scored([[583, 130, 623, 198]], [0.41]), timestamp_s=0.1 * k).track_id.tolist()[0]
+    jumped = tracker.update(_scored([[545, 129, 597, 200]], [0.45]), timestamp_s=0.4).track_id.tolist()[0]
+    assert jumped < -1  # his track missed it; a tentative one started on it
+    assert tracker.update(_scored([[560, 129, 611, 199]], [0.46]), timestamp_s=0.5).track_id.tolist() == [first]
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.5, float("nan")])
+def test_tentative_fit_margin_must_be_in_0_1(bad):
+    with pytest.raises(ConfigError, match="tentative_fit_margin"):
+        ByteTracker(tentative_fit_margin=bad)

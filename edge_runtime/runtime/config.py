@@ -104,6 +104,8 @@ class TrackerConfig:
     entry_speed_rel: float = _range(0.0, 100.0, default=0.75)
     # a confirmed track leaves a confident box to others when a low-score box fits it by this much more IoU; 0 = off
     low_fit_margin: float = _range(0.0, 1.0, default=0.3)
+    # a confirmed track seen last frame leaves a confident box to a tentative track fitting it by this much more IoU
+    tentative_fit_margin: float = _range(0.0, 1.0, default=0.1)
 
 
 @dataclass(frozen=True)

@@ -99,8 +99,17 @@ ENTRY_SPEED_REL = 0.75
 # predicted box by at least this much more IoU (and fits no other track better). Chosen on the "tune" half with
 # ``python -m benchmarks.tune_counting --part low_fit --irregular 4``, both detectors, event F1 first: over the fp32
 # and int8 detectors' boxes, 0.3 gives 2554 true, 81 false and 198 missed events (off: 2548, 87, 204; 0.2: 2552, 82,
-# 200; 0.4: 2552, 85, 200) and meets one more (item, stride) pair (178 of 192).
+# 200; 0.4: 2552, 85, 200) and meets one more (item, stride) pair (178 of 192). Checked again with
+# tentative_fit_margin at its default: 0.3 is still best (2562, 74, 190; off: 2558, 74, 194).
 LOW_FIT_MARGIN = 0.3
+# A confirmed track seen on the last frame is not given a high-score box in the first association when a tentative
+# track fits that box by at least this much more IoU (and the box is the tentative track's best fit): two people
+# were seen apart on the last frame, and the box is the newcomer's. Chosen on the "tune" half (with low_fit_margin
+# at its default) with ``python -m benchmarks.tune_counting --part tentative_fit --irregular 4``, both detectors,
+# event F1 first: over the fp32 and int8 detectors' boxes, 0.1 gives 2562 true, 74 false and 190 missed events
+# (off: 2554, 81, 198; 0.05: 2561, 74, 191; 0.2: 2562, 77, 190; 0.3: 2558, 77, 194) and meets one more (item,
+# stride) pair (179 of 192).
+TENTATIVE_FIT_MARGIN = 0.1
 # "At the border": the box's side is within this many pixels of the picture's edge (the counters' default edge_px),
 # or this fraction of the box's own width (left / right) or height (top / bottom), whichever is more.
 ENTRY_EDGE_PX = 4.0
@@ -276,6 +285,12 @@ class ByteTracker:
             therefore not matched to a high-score box in the first association when a low-score box (at least
             ``low_score``) has an IoU with its predicted box at least this much higher and has no higher IoU
             with any other track; it takes its low-score box in the second association instead. 0 = off.
+        tentative_fit_margin: likewise, confirmed tracks come before tentative ones, so where someone stands
+            beside a newcomer and his own box is missed for a frame (behind a sign), his track takes the
+            newcomer's. A confirmed track seen on the last frame is not matched to a high-score box in the
+            first association when a tentative track has an IoU with the box at least this much higher and
+            fits no other box better; the tentative track takes it. A track missed on the last frame is not
+            held back: a tentative track started on its own shifted box there is the same person. 0 = off.
 
     Raises:
         ConfigError: a threshold outside [0, 1], low_score > high_score, min_hits < 1, or a negative or
@@ -315,6 +330,7 @@ class ByteTracker:
         appearance_ema: float = 0.9,
         entry_speed_rel: float = ENTRY_SPEED_REL,
         low_fit_margin: float = LOW_FIT_MARGIN,
+        tentative_fit_margin: float = TENTATIVE_FIT_MARGIN,
     ) -> None:
         self.high_score = _check_unit("high_score", high_score)
         self.low_score = _check_unit("low_score", low_score)
@@ -346,6 +362,7 @@ class ByteTracker:
         self.appearance_ema = _check_unit("appearance_ema", appearance_ema)
         self.entry_speed_rel = _check_nonneg("entry_speed_rel", entry_speed_rel)
         self.low_fit_margin = _check_unit("low_fit_margin", low_fit_margin)
+        self.tentative_fit_margin = _check_unit("tentative_fit_margin", tentative_fit_margin)
         self._kf = KalmanXYAH(_check_nonneg("std_position", std_position), _check_nonneg("std_velocity", std_velocity))
         self._next_id = 0
         self._confirmed_count = 0
@@ -477,7 +494,8 @@ class ByteTracker:
         det_track = _native.associate_bytetrack(
             track_boxes, self._tid, self._miss, xyxy, score, self.high_score, self.low_score,
             self._max_cost_high, self._max_cost_low, self._max_cost_tentative, self.fuse_score, self.revive_lost,
-            grow, det_grow, jump, forbid, self.tentative_low, self.low_max_growth, self.low_fit_margin)
+            grow, det_grow, jump, forbid, self.tentative_low, self.low_max_growth, self.low_fit_margin,
+            self.tentative_fit_margin)
         # Kalman update, hits, misses, class votes, confirmation and the output ids, in C++.
         try:
             committed = self._commit(det_track, xyxy, class_id, now)

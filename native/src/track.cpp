@@ -377,30 +377,53 @@ void associate_bytetrack(const float* track_boxes, const std::int64_t* track_id,
     // 1) confirmed tracks (seen or lost) x high-score detections, less the pairs of low_fit_margin.
     std::vector<std::uint8_t> fit_forbid;
     const std::uint8_t* first_forbid = params.forbid;
-    if (params.low_fit_margin > 0.0 && !high.empty() && !low.empty() && !pool.empty()) {
+    const auto refuse = [&](std::size_t i, std::size_t j) {
+        if (fit_forbid.empty()) {
+            fit_forbid.assign(t * n, 0);
+            if (params.forbid) std::copy(params.forbid, params.forbid + t * n, fit_forbid.begin());
+            first_forbid = fit_forbid.data();
+        }
+        fit_forbid[i * n + j] = 1;
+    };
+    const bool low_fit = params.low_fit_margin > 0.0 && !low.empty();
+    const bool tentative_fit = params.tentative_fit_margin > 0.0 && pool.size() < t;
+    if ((low_fit || tentative_fit) && !high.empty() && !pool.empty()) {
         std::vector<float> iou(t * n);
         iou_matrix(track_boxes, t, det_boxes, n, iou.data());
-        for (std::size_t i : pool) {
-            const float* row = iou.data() + i * n;
-            std::size_t best = low.front();
-            for (std::size_t j : low) {
-                if (row[j] > row[best]) best = j;
+        const auto at = [&](std::size_t i, std::size_t j) { return iou[i * n + j]; };
+        if (low_fit) {
+            for (std::size_t i : pool) {
+                std::size_t best = low.front();
+                for (std::size_t j : low) {
+                    if (at(i, j) > at(i, best)) best = j;
+                }
+                if (!(at(i, best) > 0.0f)) continue;
+                std::size_t owner = 0;
+                for (std::size_t k = 1; k < t; ++k) {
+                    if (at(k, best) > at(owner, best)) owner = k;
+                }
+                if (owner != i) continue;
+                const double floor = static_cast<double>(at(i, best)) - params.low_fit_margin;
+                for (std::size_t j : high) {
+                    if (static_cast<double>(at(i, j)) < floor) refuse(i, j);
+                }
             }
-            if (!(row[best] > 0.0f)) continue;
-            std::size_t owner = 0;
-            for (std::size_t k = 1; k < t; ++k) {
-                if (iou[k * n + best] > iou[owner * n + best]) owner = k;
-            }
-            if (owner != i) continue;
-            const double floor = static_cast<double>(row[best]) - params.low_fit_margin;
+        }
+        if (tentative_fit) {
             for (std::size_t j : high) {
-                if (static_cast<double>(row[j]) < floor) {
-                    if (fit_forbid.empty()) {
-                        fit_forbid.assign(t * n, 0);
-                        if (params.forbid) std::copy(params.forbid, params.forbid + t * n, fit_forbid.begin());
-                        first_forbid = fit_forbid.data();
-                    }
-                    fit_forbid[i * n + j] = 1;
+                std::size_t fit = t;
+                for (std::size_t k = 0; k < t; ++k) {
+                    if (track_id[k] < 0 && at(k, j) > 0.0f && (fit == t || at(k, j) > at(fit, j))) fit = k;
+                }
+                if (fit == t) continue;
+                std::size_t own = 0;
+                for (std::size_t jj = 1; jj < n; ++jj) {
+                    if (at(fit, jj) > at(fit, own)) own = jj;
+                }
+                if (own != j) continue;
+                const double floor = static_cast<double>(at(fit, j)) - params.tentative_fit_margin;
+                for (std::size_t i : pool) {
+                    if (miss[i] == 0 && static_cast<double>(at(i, j)) < floor) refuse(i, j);
                 }
             }
         }

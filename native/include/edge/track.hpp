@@ -88,6 +88,10 @@ struct ByteTrackParams {
     // low_fit_margin below that of the low-score detection fitting it best (first of equals), unless another
     // track (first of equals, tentative ones included) fits that low-score detection better. Plain IoU.
     double low_fit_margin = 0.0;
+    // > 0: stage 1 does not match a confirmed track seen last frame (miss 0) to a high-score detection whose IoU
+    // with it is more than tentative_fit_margin below that of the tentative track fitting the detection best
+    // (first of equals), where that detection is also the tentative track's best fit (first of equals). Plain IoU.
+    double tentative_fit_margin = 0.0;
 };
 
 // The associations of one ByteTrack frame. Tracks: predicted boxes (t, 4), track_id (< 0 =
