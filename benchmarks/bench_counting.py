@@ -178,14 +178,15 @@ def live_run(truth: Truth, threads: int = 1, rect: bool = False, replay_fps: flo
 
 
 def live_runs(truth: Truth, threads: int = 1, rect: bool = False, repeats: int = 1) -> List[dict]:
-    """Live runs that land at every stride this machine can show: first at the video's own rate; then,
-    for each stride k in 2..4 above the one that run landed at, replayed at k times the rate the pipeline
-    processed frames in it (a board k times slower, in effect). Each run's rows carry the stride it
+    """Live runs that land at every stride: first at the video's own rate; then, for each stride k in 1..4
+    at least half a frame from the one that run landed at, replayed at k times the rate the pipeline
+    processed frames in it: faster than the video for a board k times slower, slower than the video for
+    the strides below the one a slow machine lands at on its own. Each run's rows carry the stride it
     actually reached, which is what it is judged by. With ``repeats`` > 1 the same replay rates are run
     again, in turn (which frames a live run keeps depends on timing); rows carry ``run`` (0, 1, ...)."""
     first = live_run(truth, threads, rect)
     native_stride, rate = first[0]["stride"], first[0]["processed_fps"]
-    rates = [0.0] + [round(k * rate, 2) for k in STRIDES[1:] if rate and k - 0.5 > native_stride]
+    rates = [0.0] + [round(k * rate, 2) for k in STRIDES if rate and abs(k - native_stride) >= 0.5]
     rows = [{**r, "run": 0} for r in first]
     for run in range(repeats):
         for replay_fps in rates[1:] if run == 0 else rates:

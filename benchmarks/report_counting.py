@@ -37,12 +37,20 @@ def _undecidable_note(summary: dict) -> str:
             f"peer P {peer.get('precision_strict', float('nan')):.3f} (else {peer.get('precision', float('nan')):.3f}).")
 
 
+def _isa(machine: dict) -> str:
+    """The CPU features the int8 detector's output and the live runs' rates depend on, as a phrase."""
+    flags = set(machine.get("isa_flags") or ())
+    if "avx512_vnni" in flags:
+        return "AVX-512 VNNI"
+    return "AVX2, no AVX-512 VNNI" if "avx2" in flags else "no AVX2"
+
+
 def section(counting: dict, identity: Optional[dict], rect: Optional[dict] = None) -> List[str]:
     summary = counting["summary"]
     machine = counting["machine"]
     lines = [
         f"Measured by `python -m benchmarks.bench_counting --int8 --live` at {str(machine.get('git_sha', '?'))[:10]} "
-        f"({machine.get('cpu_model', '?')}); events match when the direction is the same and the frame within "
+        f"({machine.get('cpu_model', '?')}, {_isa(machine)}); events match when the direction is the same and the frame within "
         f"±5. \"Lines meeting target\": per-direction count within ±1 of the truth at strides 1-2, ±2 at "
         f"stride 3, recall ≥ 0.8 with precision ≥ 0.95 at stride 4. Peer: `trackers` ByteTrack + supervision "
         f"`LineZone` / `PolygonZone` as their docs show them." + _undecidable_note(summary),
@@ -87,8 +95,9 @@ def section(counting: dict, identity: Optional[dict], rect: Optional[dict] = Non
 
         runs = sorted({r.get("run", 0) for r in live})
         lines += ["", "Live, `mode = \"latest\"` with one detector thread: the video replayed at its own rate, "
-                      "then faster, so that the detector keeps up with every 2nd, 3rd and 4th frame as a slower "
-                      "board would (frame times stay the video's clock). Each run is judged by the target of the "
+                      "then at the rates that make the detector keep up with about every frame, every 2nd, 3rd and "
+                      "4th frame (faster than the video for a slower board, slower than it for a faster one; frame "
+                      "times stay the video's clock). Each run is judged by the target of the "
                       "stride it reached (the nearest; the stricter one at a tie). Which frames a live run processes "
                       "depends on timing, so one run's figures vary from the next run's, most at every 4th frame, "
                       "where an item with three events misses its target on a single lost event; "

@@ -17,11 +17,11 @@ def test_a_live_run_is_judged_by_the_nearest_stride_and_the_stricter_at_a_tie(ra
 
 @pytest.mark.parametrize("native_stride, rate_fps, replays", [
     (1.23, 8.0, [0.0, 16.0, 24.0, 32.0]),  # keeps up with most frames: replayed 2, 3 and 4 times as fast
-    (2.2, 4.5, [0.0, 13.5, 18.0]),  # already at stride 2: only 3 and 4 are left to reach
-    (3.6, 2.8, [0.0]),  # a slow machine lands at stride 4 on its own
+    (2.2, 4.5, [0.0, 4.5, 13.5, 18.0]),  # at stride 2: replayed at its own pace for stride 1, faster for 3 and 4
+    (3.6, 2.8, [0.0, 2.8, 5.6, 8.4]),  # a slow machine lands near stride 4: replayed slower for strides 1-3
 ])
-def test_live_runs_replay_faster_only_to_reach_the_strides_the_video_rate_does_not(monkeypatch, native_stride,
-                                                                                   rate_fps, replays):
+def test_live_runs_replay_at_the_rates_that_reach_the_strides_the_video_rate_does_not(monkeypatch, native_stride,
+                                                                                      rate_fps, replays):
     asked = []
 
     def fake_live_run(truth, threads=1, rect=False, replay_fps=0.0):
