@@ -444,12 +444,16 @@ def score(predicted: Sequence[Event], truth: Sequence[Event], tol_frames: int = 
     exactly at a segment's end). A predicted event matching no true event and falling in such a span
     (widened by ``tol_frames``) is neither right nor wrong: it is left out of every figure and counted
     in ``ignored``. ``fp_strict`` / ``precision_strict`` count it as a false event.
+
+    ``false_events`` and ``missed_events`` list the unmatched predicted (not ignored) and true events as
+    [frame, direction], so a row that misses its target says which crossings it got wrong.
     """
     used_p, _ = _matched(predicted, truth, tol_frames)
     dropped = {i for i, (f, _) in enumerate(predicted) if i not in used_p
                and any(a - tol_frames <= f <= b + tol_frames for a, b in undecidable)}
     kept = [e for i, e in enumerate(predicted) if i not in dropped]
-    tp, fp, fn = match_events(kept, truth, tol_frames)
+    kept_p, kept_t = _matched(kept, truth, tol_frames)
+    tp, fp, fn = len(kept_p), len(kept) - len(kept_p), len(truth) - len(kept_p)
     directions = sorted({d for _, d in truth} | {d for _, d in kept})
     errors = {d: sum(1 for _, x in kept if x == d) - sum(1 for _, x in truth if x == d) for d in directions}
     return {"tp": tp, "fp": fp, "fn": fn,
@@ -459,4 +463,6 @@ def score(predicted: Sequence[Event], truth: Sequence[Event], tol_frames: int = 
             "max_abs_count_error": max((abs(v) for v in errors.values()), default=0),
             "predicted": len(kept), "truth": len(truth), "ignored": len(dropped),
             "fp_strict": fp + len(dropped),
-            "precision_strict": tp / (tp + fp + len(dropped)) if tp + fp + len(dropped) else 1.0}
+            "precision_strict": tp / (tp + fp + len(dropped)) if tp + fp + len(dropped) else 1.0,
+            "false_events": [[int(f), d] for i, (f, d) in enumerate(kept) if i not in kept_p],
+            "missed_events": [[int(f), d] for j, (f, d) in enumerate(truth) if j not in kept_t]}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import List, Optional, Sequence
 
@@ -104,8 +105,8 @@ def section(counting: dict, identity: Optional[dict], rect: Optional[dict] = Non
                       + (f"here {len(runs)} runs at each rate, taken in turn" if len(runs) > 1 else
                          "here one run at each rate") + "; the replays above are the repeatable measure.", "",
                   "| replay (fps) | processed one frame in, per run | judged at stride | events P / R, all runs | "
-                  "lines and zones meeting it, per run |",
-                  "|---|---|---|---|---|"]
+                  "lines and zones meeting it, per run | missing it (runs) |",
+                  "|---|---|---|---|---|---|"]
         for replay_fps in sorted({r.get("replay_fps", 10.0) for r in live}):
             at = [r for r in live if r.get("replay_fps", 10.0) == replay_fps]
             per_run = [[r for r in at if r.get("run", 0) == k] for k in runs]
@@ -114,8 +115,10 @@ def section(counting: dict, identity: Optional[dict], rect: Optional[dict] = Non
             strides = ", ".join(f"{rs[0]['stride']:.2f}" for rs in per_run)
             judged = ", ".join(str(j) for j in sorted({judged_stride(rs[0]["stride"]) for rs in per_run}))
             met = ", ".join(f"{sum(r['meets_target'] for r in rs)}/{len(rs)}" for rs in per_run)
+            short = Counter(r["item"] for r in at if not r["meets_target"])
+            missing = ", ".join(f"`{name}` ×{k}" for name, k in sorted(short.items(), key=lambda x: (-x[1], x[0])))
             lines.append(f"| {replay_fps:g} | {strides} | {judged} | "
-                         f"{tp / max(tp + fp, 1):.2f} / {tp / max(tp + fn, 1):.2f} | {met} |")
+                         f"{tp / max(tp + fp, 1):.2f} / {tp / max(tp + fn, 1):.2f} | {met} | {missing or 'none'} |")
     if rect:
         sr = rect["summary"]
 

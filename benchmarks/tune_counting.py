@@ -5,7 +5,9 @@ items marked ``"split": "tune"``; the score is the number of (item, stride) pair
 counting targets (see :func:`benchmarks.bench_counting.meets`), then the pooled event F1. The "report"
 half is never looked at here; ``bench_counting`` reports on it with whatever defaults were chosen.
 
-Run: ``python -m benchmarks.tune_counting [--split tune] [--part tracker|appearance|motion|tentative|low|low_fit|tentative_fit|buffer|edge|stitch|commit|keep|settle|shrink_low|counter] [--fixed JSON] [--model M.onnx] [--irregular N]``
+Run: ``python -m benchmarks.tune_counting [--split tune] [--part PART] [--fixed JSON] [--model M.onnx]
+[--irregular N]``, PART one of tracker, appearance, motion, tentative, low, low_fit, tentative_fit, buffer, edge,
+stitch, commit, keep, settle, shrink_low, counter.
 
 With ``--irregular N`` each setting is also replayed at a live run's irregular gaps (strides 2-4, N seeds; see
 :func:`benchmarks.counting_eval.irregular_frames`), and those (item, stride, seed) runs count as pairs too.
@@ -200,7 +202,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         results.append((r["met"], r["f1"], options, r))
         print(f"{options}: met {r['met']}/{r['total']} F1 {r['f1']:.3f} (tp {r['tp']} fp {r['fp']} fn {r['fn']})",
               flush=True)
-    f1_first = args.part in ("commit", "keep", "motion", "tentative", "low", "low_fit", "tentative_fit", "settle", "shrink_low")
+    f1_first = args.part in ("commit", "keep", "motion", "tentative", "low", "low_fit", "tentative_fit", "settle",
+                             "shrink_low")
     results.sort(key=(lambda x: (x[1], x[0])) if f1_first else (lambda x: (x[0], x[1])), reverse=True)
     print("best:", results[0][2], results[0][3])
     return 0

@@ -185,6 +185,17 @@ def test_an_undecidable_pass_is_neither_right_nor_wrong():
     assert (s["tp"], s["fp"], s["fn"], s["ignored"]) == (0, 0, 1, 1) or (s["tp"], s["fp"], s["fn"]) == (0, 1, 1)
 
 
+def test_score_names_the_events_it_got_wrong():
+    """score() lists the unmatched predictions and true events; an ignored one is in neither list, and a
+    prediction 6 frames off (beyond the 5-frame tolerance) is both a false and a missed event."""
+    truth = [(100, "in"), (150, "out"), (300, "in")]
+    s = score([(101, "in"), (156, "out"), (205, "in"), (400, "out")], truth, undecidable=[(200, 210)])
+    assert (s["tp"], s["fp"], s["fn"], s["ignored"]) == (1, 2, 2, 1)
+    assert s["false_events"] == [[156, "out"], [400, "out"]]
+    assert s["missed_events"] == [[150, "out"], [300, "in"]]
+    assert len(s["false_events"]) == s["fp"] and len(s["missed_events"]) == s["fn"]
+
+
 def test_the_truth_marks_only_occluded_passes_undecidable():
     for video in VIDEOS:
         for item in load_truth(video).items:

@@ -239,6 +239,16 @@ void widen(const float* box, float grow, float* out) {
     out[3] = box[3] + ph;
 }
 
+// The first index in [0, count) at which value(index) is largest (0 when count is 0).
+template <class Value>
+std::size_t first_argmax(std::size_t count, const Value& value) {
+    std::size_t best = 0;
+    for (std::size_t k = 1; k < count; ++k) {
+        if (value(k) > value(best)) best = k;
+    }
+    return best;
+}
+
 void match_stage(const float* track_boxes, const std::vector<std::size_t>& rows, const float* det_boxes,
                  const std::vector<std::size_t>& cols, const float* det_score, double max_cost,
                  const ByteTrackParams& params, std::int32_t* det_track, std::vector<float>& scratch,
@@ -398,11 +408,7 @@ void associate_bytetrack(const float* track_boxes, const std::int64_t* track_id,
                     if (at(i, j) > at(i, best)) best = j;
                 }
                 if (!(at(i, best) > 0.0f)) continue;
-                std::size_t owner = 0;
-                for (std::size_t k = 1; k < t; ++k) {
-                    if (at(k, best) > at(owner, best)) owner = k;
-                }
-                if (owner != i) continue;
+                if (first_argmax(t, [&](std::size_t k) { return at(k, best); }) != i) continue;  // fits another better
                 const double floor = static_cast<double>(at(i, best)) - params.low_fit_margin;
                 for (std::size_t j : high) {
                     if (static_cast<double>(at(i, j)) < floor) refuse(i, j);
@@ -416,11 +422,7 @@ void associate_bytetrack(const float* track_boxes, const std::int64_t* track_id,
                     if (track_id[k] < 0 && at(k, j) > 0.0f && (fit == t || at(k, j) > at(fit, j))) fit = k;
                 }
                 if (fit == t) continue;
-                std::size_t own = 0;
-                for (std::size_t jj = 1; jj < n; ++jj) {
-                    if (at(fit, jj) > at(fit, own)) own = jj;
-                }
-                if (own != j) continue;
+                if (first_argmax(n, [&](std::size_t jj) { return at(fit, jj); }) != j) continue;  // not its best fit
                 const double floor = static_cast<double>(at(fit, j)) - params.tentative_fit_margin;
                 for (std::size_t i : pool) {
                     if (miss[i] == 0 && static_cast<double>(at(i, j)) < floor) refuse(i, j);
