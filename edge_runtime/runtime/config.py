@@ -141,7 +141,7 @@ class LineConfig:
     # stitch_s seconds (0 = off) and (0.5 + stitch_rel x seconds) box heights of where it was lost, colours
     # within stitch_appearance (1 = not compared): one crossing (see edge_runtime.vision.counting)
     stitch_s: float = _range(0.0, 60.0, default=3.0)
-    stitch_rel: float = _range(0.0, 100.0, default=0.5)
+    stitch_rel: float = _range(0.0, 100.0, default=0.75)
     stitch_appearance: float = _range(0.0, 1.0, default=1.0)
 
 
