@@ -162,7 +162,7 @@ class ZoneConfig:
     classes: Optional[List[int]] = None
     # As for lines: a track lost outside (inside), continued by a new one first seen inside (outside) = entry (exit)
     stitch_s: float = _range(0.0, 60.0, default=3.0)
-    stitch_rel: float = _range(0.0, 100.0, default=0.5)
+    stitch_rel: float = _range(0.0, 100.0, default=0.5)  # less than a line's (see vision.counting)
     stitch_appearance: float = _range(0.0, 1.0, default=1.0)
 
 
