@@ -139,11 +139,23 @@ def judged_stride(rate: float) -> int:
     return max(nearest, min(int(rate + 0.5), STRIDES[-1]))
 
 
-def live_run(truth: Truth, threads: int = 1, rect: bool = False, replay_fps: float = 0.0) -> List[dict]:
+def gap_summary(frames: Sequence[int]) -> dict:
+    """How far apart the processed video frames ``frames`` (increasing) were: ``gap_counts`` {gap: how many
+    times} and ``longest_gap`` [the frame before it, gap] (None with fewer than two frames)."""
+    gaps = [b - a for a, b in zip(frames, frames[1:])]
+    counts = {str(g): gaps.count(g) for g in sorted(set(gaps))}
+    longest = max(range(len(gaps)), key=lambda k: (gaps[k], -k), default=None)
+    return {"gap_counts": counts, "longest_gap": None if longest is None else [frames[longest], gaps[longest]]}
+
+
+def live_run(truth: Truth, threads: int = 1, rect: bool = False, replay_fps: float = 0.0,
+             frames_out: Optional[List[dict]] = None) -> List[dict]:
     """The real pipeline in 'latest' mode on the video paced at ``replay_fps`` (0 = its own rate); events
     scored per item. Frame timestamps stay the video's clock, so a replay faster than the video's own rate
     is what a slower board sees from a camera at that rate: the newest frame wins, and the detector keeps
-    up with every k-th frame, irregularly."""
+    up with every k-th frame, irregularly. Each row carries the run's gaps (:func:`gap_summary`); the frames it
+    processed are appended to ``frames_out`` (``model``, ``stride``, ``replay_fps``, ``frames``), so that the
+    run can be replayed on the frozen detections (``counting_eval.replay(..., frames=...)``)."""
     from edge_runtime.assets import ensure
     from edge_runtime.runtime.build import build_pipeline
     from edge_runtime.runtime.config import config_from_dict
@@ -158,7 +170,10 @@ def live_run(truth: Truth, threads: int = 1, rect: bool = False, replay_fps: flo
         "lines": lines, "zones": zones, "output": {"db": "", "print_every_s": 0}})
     pipeline = build_pipeline(config, quiet=True)
     events: Dict[str, list] = {i.name: [] for i in truth.items}
+    processed: List[int] = []
     for result in pipeline:
+        if result.inferred:
+            processed.append(result.frame.index)
         for e in result.events:
             events[e.name].append((e.crossed_frame, e.direction.value))
     for e in pipeline.final_events:
@@ -166,31 +181,44 @@ def live_run(truth: Truth, threads: int = 1, rect: bool = False, replay_fps: flo
     s = pipeline.summary
     stride = truth.frames / max(s.inferred_frames, 1)
     busy_s = (s.inference_ms_total + s.overhead_ms_total) / 1e3
+    model = "fp32-rect-live" if rect else "fp32-live"
+    gaps = gap_summary(processed)
     rows = []
     for item in truth.items:
         r = score(sorted(events[item.name]), item.events, undecidable=item.undecidable)
-        rows.append({"video": truth.video, "model": "fp32-rect-live" if rect else "fp32-live", "item": item.name,
+        rows.append({"video": truth.video, "model": model, "item": item.name,
                      "kind": item.kind, "split": item.split, "stride": round(stride, 2), "stack": "ours-live", **r,
                      "replay_fps": round(replay_fps or truth.fps, 2),
                      "processed_fps": round(s.inferred_frames / busy_s, 2) if busy_s > 0 else None,
-                     "meets_target": meets(r, judged_stride(stride))})
+                     **gaps, "meets_target": meets(r, judged_stride(stride))})
+    if frames_out is not None:
+        frames_out.append({"model": model, "stride": round(stride, 2), "replay_fps": round(replay_fps or truth.fps, 2),
+                           "frames": processed})
     return rows
 
 
-def live_runs(truth: Truth, threads: int = 1, rect: bool = False, repeats: int = 1) -> List[dict]:
+def live_runs(truth: Truth, threads: int = 1, rect: bool = False, repeats: int = 1,
+              frames_out: Optional[List[dict]] = None) -> List[dict]:
     """Live runs that land at every stride: first at the video's own rate; then, for each stride k in 1..4
     at least half a frame from the one that run landed at, replayed at k times the rate the pipeline
     processed frames in it: faster than the video for a board k times slower, slower than the video for
     the strides below the one a slow machine lands at on its own. Each run's rows carry the stride it
     actually reached, which is what it is judged by. With ``repeats`` > 1 the same replay rates are run
-    again, in turn (which frames a live run keeps depends on timing); rows carry ``run`` (0, 1, ...)."""
-    first = live_run(truth, threads, rect)
+    again, in turn (which frames a live run keeps depends on timing); rows, and the records appended to
+    ``frames_out`` (see :func:`live_run`), carry ``run`` (0, 1, ...)."""
+    frames: List[dict] = []
+    first = live_run(truth, threads, rect, frames_out=frames)
     native_stride, rate = first[0]["stride"], first[0]["processed_fps"]
     rates = [0.0] + [round(k * rate, 2) for k in STRIDES if rate and abs(k - native_stride) >= 0.5]
     rows = [{**r, "run": 0} for r in first]
+    runs = [0]
     for run in range(repeats):
         for replay_fps in rates[1:] if run == 0 else rates:
-            rows += [{**r, "run": run} for r in live_run(truth, threads, rect, replay_fps=replay_fps)]
+            rows += [{**r, "run": run} for r in live_run(truth, threads, rect, replay_fps=replay_fps,
+                                                          frames_out=frames)]
+            runs.append(run)
+    if frames_out is not None:
+        frames_out += [{**f, "run": run} for f, run in zip(frames, runs)]
     return rows
 
 
@@ -244,6 +272,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.error("--rect judges the fp32 detector only; run --int8 without it")
 
     rows: List[dict] = []
+    live_frames: List[dict] = []
     models: List[tuple] = [("fp32-rect" if args.rect else "fp32", None)]
     int8_info = None
     if args.int8:
@@ -258,7 +287,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             rows += evaluate(truth, name, path, args.strides, rect=args.rect, irregular_seeds=args.irregular)
         if args.live and video == "vtest-video":
             # rect's live run shows how much more of the frames it keeps up with: at the video's own rate only
-            rows += live_run(truth, rect=True) if args.rect else live_runs(truth, repeats=max(args.live_runs, 1))
+            rows += (live_run(truth, rect=True, frames_out=live_frames) if args.rect
+                     else live_runs(truth, repeats=max(args.live_runs, 1), frames_out=live_frames))
     summary = summarise(rows)
     losses = worse_than_peer(rows)
     for key, s in summary.items():
@@ -278,7 +308,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         "int8_model": None if int8_info is None else {k: _repo_relative(v) if k == "path" else str(v)
                                                       for k, v in int8_info.items()},
         "rect": args.rect,
-        "summary": summary, "worse_than_peer": losses, "rows": rows}
+        "summary": summary, "worse_than_peer": losses,
+        "live_frames": [{**f, "frames": " ".join(map(str, f["frames"]))} for f in live_frames], "rows": rows}
     path = write_result(args.name, payload)
     plot(rows, RESULTS_DIR / f"{args.name}.png")
     print(f"wrote {path}")

@@ -36,7 +36,7 @@ from .frozen import TRUTH_DIR, FrozenDetections
 if TYPE_CHECKING:
     from edge_runtime.vision.flow import BoxFlow
 
-__all__ = ["TruthItem", "Truth", "load_truth", "replay", "match_events", "score", "STACKS", "VIDEOS", "JOB_CLASSES",
+__all__ = ["TruthItem", "Truth", "load_truth", "replay", "score", "STACKS", "VIDEOS", "JOB_CLASSES",
            "make_counter", "flow_frames"]
 
 VIDEOS = ("vtest-video", "bikes-video")
@@ -426,14 +426,6 @@ def _matched(predicted: Sequence[Event], truth: Sequence[Event], tol_frames: int
             used_p.add(i)
             used_t.add(j)
     return used_p, used_t
-
-
-def match_events(predicted: Sequence[Event], truth: Sequence[Event], tol_frames: int = 5) -> Tuple[int, int, int]:
-    """(true positives, false positives, false negatives): same direction within tol_frames, one-to-one,
-    closest pairs first."""
-    used_p, _ = _matched(predicted, truth, tol_frames)
-    tp = len(used_p)
-    return tp, len(predicted) - tp, len(truth) - tp
 
 
 def score(predicted: Sequence[Event], truth: Sequence[Event], tol_frames: int = 5,

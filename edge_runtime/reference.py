@@ -96,7 +96,8 @@ def associate_bytetrack(track_boxes: np.ndarray, track_id: np.ndarray, miss: np.
                         track_grow: Optional[np.ndarray] = None, det_grow: float = 0.0,
                         track_jump: Optional[np.ndarray] = None, forbid: Optional[np.ndarray] = None,
                         assign=None, tentative_low: bool = False, low_max_growth: float = 0.0,
-                        low_fit_margin: float = 0.0, tentative_fit_margin: float = 0.0) -> np.ndarray:
+                        low_fit_margin: float = 0.0, tentative_fit_margin: float = 0.0,
+                        look: Optional[np.ndarray] = None, low_look_margin: float = 0.0) -> np.ndarray:
     """The ByteTrack associations of one frame: det_track (N,) int32, matched track index or -1.
 
     1) confirmed tracks (track_id >= 0) x detections with score >= high_score; 2) confirmed tracks left
@@ -117,7 +118,11 @@ def associate_bytetrack(track_boxes: np.ndarray, track_id: np.ndarray, miss: np.
     stage 1 never matches a confirmed track seen last frame (miss 0) to a high-score detection whose plain IoU
     with it is more than that below the IoU of the tentative track fitting the detection best (the first of
     equals), where the detection is also that tentative track's best fit among all detections (the first of
-    equals).
+    equals). With ``look`` (T, N) float32 appearance distances (NaN: unknown) and ``low_look_margin`` > 0,
+    stage 1 never matches a confirmed track to a high-score detection with a lower plain IoU than the
+    low-score detection fitting the track best (the first of equals), where that one's distance is at least
+    the margin smaller and no other track has a higher IoU with it, nor an equal IoU and a smaller distance
+    (an equal distance: the first track).
     """
     assign = linear_assignment if assign is None else assign
     det_score = np.asarray(det_score, np.float32)
@@ -155,7 +160,8 @@ def associate_bytetrack(track_boxes: np.ndarray, track_id: np.ndarray, miss: np.
     tentative = np.flatnonzero(track_id < 0)
     low_fit = low_fit_margin > 0 and low.size
     tentative_fit = tentative_fit_margin > 0 and tentative.size
-    if (low_fit or tentative_fit) and high.size and pool.size:
+    low_look = low_look_margin > 0 and look is not None and low.size
+    if (low_fit or tentative_fit or low_look) and high.size and pool.size:
         plain = iou_matrix(np.asarray(track_boxes, np.float32), np.asarray(det_boxes, np.float32))
         stage_forbid = np.zeros(plain.shape, bool) if forbid is None else np.array(forbid, bool)
         for j in high if tentative_fit else ():
@@ -169,6 +175,19 @@ def associate_bytetrack(track_boxes: np.ndarray, track_id: np.ndarray, miss: np.
             if plain[i, best] > 0 and np.argmax(plain[:, best]) == i:
                 floor = np.float64(plain[i, best]) - low_fit_margin
                 stage_forbid[i, high[plain[i, high].astype(np.float64) < floor]] = True
+        if low_look:
+            look = np.asarray(look, np.float32)
+        for i in pool if low_look else ():
+            best = low[np.argmax(plain[i, low])]
+            if not plain[i, best] > 0 or np.isnan(look[i, best]):
+                continue
+            # the owner: highest IoU, then smallest distance (NaN last), then first
+            order = np.lexsort((np.arange(len(plain)), np.nan_to_num(look[:, best], nan=np.inf), -plain[:, best]))
+            if order[0] != i:
+                continue
+            floor = np.float64(look[i, best]) + low_look_margin
+            refused = (plain[i, high] < plain[i, best]) & (look[i, high].astype(np.float64) >= floor)
+            stage_forbid[i, high[refused]] = True
     stage(pool, high, fuse_score, max_cost_high, True, stage_forbid)
     taken = np.zeros(track_id.shape[0], bool)
     taken[det_track[high][det_track[high] >= 0]] = True
@@ -479,7 +498,7 @@ def dequantize_blocks(src: np.ndarray, qtype: int) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------------------
-# appearance: box_appearance, appearance_forbid, blend_appearance (native/src/appearance.cpp; contract in native/include/edge/appearance.hpp)
+# appearance: box_appearance, appearance_distances, blend_appearance (native/src/appearance.cpp; contract in native/include/edge/appearance.hpp)
 # Shape legend: a frame is (H, W, 3) uint8 BGR; boxes (N, 4) float32 xyxy; out (N, 384) float32.
 # ---------------------------------------------------------------------------------------------------
 
@@ -517,11 +536,12 @@ def box_appearance(frame: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     return out
 
 
-def appearance_forbid(tracks: np.ndarray, track_has: np.ndarray, dets: np.ndarray, gate: float) -> np.ndarray:
-    """(T, N) uint8: 1 where both vectors have appearance and 1 - (dot / bands) exceeds gate."""
+def appearance_distances(tracks: np.ndarray, track_has: np.ndarray, dets: np.ndarray) -> np.ndarray:
+    """(T, N) float32: 1 - (dot / bands) where both vectors have appearance, else NaN."""
     distance = 1.0 - (np.asarray(tracks, np.float64) @ np.asarray(dets, np.float64).T) / len(APPEARANCE_BANDS)
     det_has = np.asarray(dets).any(axis=1)
-    return ((distance > gate) & np.asarray(track_has, bool)[:, None] & det_has[None, :]).astype(np.uint8)
+    known = np.asarray(track_has, bool)[:, None] & det_has[None, :]
+    return np.where(known, distance, np.nan).astype(np.float32)
 
 
 def blend_appearance(tracks: np.ndarray, track_has: np.ndarray, det_track: np.ndarray, dets: np.ndarray,

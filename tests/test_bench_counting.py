@@ -24,7 +24,7 @@ def test_live_runs_replay_at_the_rates_that_reach_the_strides_the_video_rate_doe
                                                                                       rate_fps, replays):
     asked = []
 
-    def fake_live_run(truth, threads=1, rect=False, replay_fps=0.0):
+    def fake_live_run(truth, threads=1, rect=False, replay_fps=0.0, frames_out=None):
         asked.append(replay_fps)
         return [{"stride": native_stride if not replay_fps else replay_fps / rate_fps, "processed_fps": rate_fps}]
 
@@ -37,15 +37,25 @@ def test_live_runs_replay_at_the_rates_that_reach_the_strides_the_video_rate_doe
 def test_repeated_live_runs_use_the_first_runs_replay_rates_and_say_which_run_they_are(monkeypatch):
     asked = []
 
-    def fake_live_run(truth, threads=1, rect=False, replay_fps=0.0):
+    def fake_live_run(truth, threads=1, rect=False, replay_fps=0.0, frames_out=None):
         asked.append(replay_fps)
+        frames_out.append({"replay_fps": replay_fps, "frames": [len(asked)]})
         stride = 1.23 if not replay_fps else replay_fps / 8.0 + 0.01 * len(asked)  # each run lands a little apart
         return [{"stride": stride, "processed_fps": 8.0 if len(asked) == 1 else 5.0}]  # later runs differ
 
     monkeypatch.setattr(bench_counting, "live_run", fake_live_run)
-    rows = bench_counting.live_runs(load_truth("vtest-video"), repeats=3)
+    frames = []
+    rows = bench_counting.live_runs(load_truth("vtest-video"), repeats=3, frames_out=frames)
     assert asked == pytest.approx([0.0, 16.0, 24.0, 32.0] * 3)  # the rates the first run at the video's pace set
     assert [r["run"] for r in rows] == [0] * 4 + [1] * 4 + [2] * 4
+    # each run's processed frames are kept, in order, with the run they belong to
+    assert [(f["run"], f["frames"]) for f in frames] == [(k // 4, [k + 1]) for k in range(12)]
+
+
+def test_a_live_runs_gaps_are_summarised_from_its_processed_frames():
+    got = bench_counting.gap_summary([0, 3, 5, 9, 12, 16])
+    assert got == {"gap_counts": {"2": 1, "3": 2, "4": 2}, "longest_gap": [5, 4]}  # the first of the longest
+    assert bench_counting.gap_summary([7]) == {"gap_counts": {}, "longest_gap": None}
 
 
 # A live run's frame drops differ from run to run, so one line's count may land a crossing further off than the
@@ -82,6 +92,7 @@ def test_a_live_latest_run_that_keeps_up_with_every_third_frame_counts_close_to_
     rate_fps = 1.0 / sorted(times[1:])[len(times[1:]) // 2]
     rows = bench_counting.live_run(truth, threads=1, replay_fps=round(3.0 * rate_fps, 2))
     stride = rows[0]["stride"]
+    assert sum(int(g) * k for g, k in rows[0]["gap_counts"].items()) < truth.frames  # the gaps of one video
     assert 2.4 <= stride <= 3.6, f"processed one frame in {stride}: the replay rate missed stride 3"
     errors = {r["item"]: r["count_error"] for r in rows}
     for r in rows:

@@ -1,4 +1,4 @@
-"""The tracker's appearance gate and running appearance in C++, against the NumPy expressions they replace."""
+"""The tracker's appearance distances and running appearance in C++, against the NumPy expressions they replace."""
 
 from __future__ import annotations
 
@@ -26,19 +26,20 @@ def _vectors(rng: np.random.Generator, n: int) -> np.ndarray:
 
 
 @settings(max_examples=80, deadline=None)
-@given(st.integers(0, 2**32 - 1), st.integers(0, 12), st.integers(0, 12), st.floats(0.0, 1.0))
-def test_forbid_matches_the_numpy_gate(seed, t, n, gate):
+@given(st.integers(0, 2**32 - 1), st.integers(0, 12), st.integers(0, 12))
+def test_distances_match_the_numpy_expression(seed, t, n):
     rng = np.random.default_rng(seed)
     tracks, dets = _vectors(rng, t), _vectors(rng, n)
     if t and n and rng.random() < 0.5:
-        tracks[0] = dets[-1]  # an identical pair (distance 0)
+        tracks[0] = dets[-1]  # an identical pair (distance 0 if it has every band)
     track_has = has_appearance(tracks) & (rng.random(t) < 0.9)  # a track may hold a vector it has not confirmed
-    got = _native.appearance_forbid(tracks, track_has, dets, gate)
-    want = reference.appearance_forbid(tracks, track_has, dets, gate).astype(bool)
-    distance = appearance_distance(tracks, dets)
-    assert got.shape == (t, n) and got.dtype == np.uint8
-    decided = np.abs(distance - gate) > 1e-5  # summation order may differ in the last bit at the gate itself
-    np.testing.assert_array_equal(got.astype(bool)[decided], want[decided])
+    got = _native.appearance_distances(tracks, track_has, dets)
+    want = reference.appearance_distances(tracks, track_has, dets)
+    assert got.shape == (t, n) and got.dtype == np.float32
+    unknown = ~(track_has[:, None] & has_appearance(dets)[None, :])
+    np.testing.assert_array_equal(np.isnan(got), unknown)
+    np.testing.assert_allclose(got[~unknown], want[~unknown], rtol=0, atol=1e-5)  # summation order differs
+    np.testing.assert_allclose(got[~unknown], appearance_distance(tracks, dets)[~unknown], rtol=0, atol=1e-5)
 
 
 @settings(max_examples=80, deadline=None)
@@ -66,13 +67,11 @@ def test_bad_arguments_are_refused_with_the_argument_named():
     has = np.zeros(2, bool)
     rows = np.array([0, 1], np.int64)
     with pytest.raises(ValueError, match="tracks must be"):
-        _native.appearance_forbid(tracks[:, :10].copy(), has, dets, 0.4)
+        _native.appearance_distances(tracks[:, :10].copy(), has, dets)
     with pytest.raises(ValueError, match="track_has must be"):
-        _native.appearance_forbid(tracks, np.zeros(3, bool), dets, 0.4)
+        _native.appearance_distances(tracks, np.zeros(3, bool), dets)
     with pytest.raises(ValueError, match="dets must be float32"):
-        _native.appearance_forbid(tracks, has, dets.astype(np.float64), 0.4)
-    with pytest.raises(ValueError, match="gate"):
-        _native.appearance_forbid(tracks, has, dets, float("nan"))
+        _native.appearance_distances(tracks, has, dets.astype(np.float64))
     det_track = np.array([0, 1, -1], np.int32)
     take = np.ones(3, bool)
     with pytest.raises(ValueError, match="would take two detections"):

@@ -432,6 +432,73 @@ def test_associate_bytetrack_with_the_fit_margins_matches_reference(inputs, low_
     np.testing.assert_array_equal(got, want)
 
 
+def _crowd(rng: np.random.Generator):
+    """Tracks close together and detections jittered off them (some tracks on one spot), mixed scores, and a
+    few distinct appearance distances, some unknown: the look rule's cases, ties and NaN all occur."""
+    t, n = int(rng.integers(1, 7)), int(rng.integers(1, 9))
+    corner, size = rng.uniform(0, 60, (t, 2)), rng.uniform(20, 50, (t, 2))
+    tracks = np.concatenate([corner, corner + size], 1).astype(np.float32)
+    if t > 1 and rng.random() < 0.5:
+        tracks[1] = tracks[0]  # equal IoU with every box: the look decides who owns one
+    dets = (tracks[rng.integers(0, t, n)] + rng.normal(0, 8, (n, 4))).astype(np.float32)
+    dets[:, 2:] = np.maximum(dets[:, 2:], dets[:, :2] + 2)
+    track_id = rng.choice(np.array([-1, 0, 5], np.int64), t)
+    miss = rng.integers(0, 3, t).astype(np.int64)
+    score = rng.choice(np.array([0.05, 0.2, 0.3, 0.6, 0.95], np.float32), n)
+    look = rng.choice(np.array([0.1, 0.2, 0.3, 0.45, np.nan], np.float32), (t, n))
+    return tracks, track_id, miss, dets, score, look
+
+
+def test_associate_bytetrack_with_the_look_margin_matches_reference():
+    changed = 0
+    for seed in range(400):
+        rng = np.random.default_rng(seed)
+        tracks, track_id, miss, dets, score, look = _crowd(rng)
+        margin = float(rng.choice([0.05, 0.1, 0.3]))
+        fuse, revive, tentative_low, with_fit = (bool(v) for v in rng.integers(0, 2, 4))
+        args = (0.5, 0.1, 0.8, 0.5, 0.7, fuse, revive)
+        fit = {"low_fit_margin": 0.3, "tentative_fit_margin": 0.1} if with_fit else {}
+        got = _native.associate_bytetrack(tracks, track_id, miss, dets, score, *args, tentative_low=tentative_low,
+                                          look=look, low_look_margin=margin, **fit)
+        want = reference.associate_bytetrack(tracks, track_id, miss, dets, score, *args,
+                                             assign=_native.linear_assignment, tentative_low=tentative_low, look=look,
+                                             low_look_margin=margin, **fit)
+        np.testing.assert_array_equal(got, want, err_msg=f"seed {seed}")
+        off = _native.associate_bytetrack(tracks, track_id, miss, dets, score, *args, tentative_low=tentative_low,
+                                          **fit)
+        changed += not np.array_equal(got, off)
+    assert changed >= 10  # the rule decided some of these cases
+
+
+# walkway, every 2nd frame: a man stands still at the lamp post (his track, index 0) while a walker passes in front.
+# The walker's confident box covers part of him (IoU 0.27); his own box is unsure (score 0.2, IoU 0.79).
+STOOD, PASSING_AND_HIS = [372, 166, 409, 262], [[356, 166, 390, 236], [374, 178, 410, 260]]
+
+
+def _stood(look, tracks=(STOOD,), margin=0.1):
+    t = len(tracks)
+    return _native.associate_bytetrack(
+        np.array(tracks, np.float32), np.arange(t, dtype=np.int64), np.zeros(t, np.int64),
+        np.array(PASSING_AND_HIS, np.float32), np.array([0.6, 0.2], np.float32), 0.5, 0.1, 0.8, 0.8, 0.7, False,
+        True, look=np.array(look, np.float32), low_look_margin=margin).tolist()
+
+
+def test_the_look_margin_leaves_a_confident_box_that_looks_unlike_the_track_to_others():
+    assert _stood([[0.34, 0.14]]) == [-1, 0]  # his own box looks 0.2 more like him
+    assert _stood([[0.34, 0.14]], margin=0.0) == [0, -1]  # off
+    assert _stood([[0.34, 0.14]], margin=0.25) == [0, -1]  # not by that much
+    assert _stood([[0.2, 0.14]]) == [0, -1]  # the walker's box looks almost as much like him
+    assert _stood([[0.34, np.nan]]) == [0, -1]  # his own box's look unknown
+    # two tracks on the same spot: the low-score box is the one's it looks more like, and the rule is his
+    assert _stood([[0.5, 0.14], [0.34, 0.05]], tracks=(STOOD, STOOD)) == [0, 1]
+    assert _stood([[0.34, 0.05], [0.5, 0.14]], tracks=(STOOD, STOOD)) == [1, 0]
+    with pytest.raises(ValueError, match="look must be"):
+        _stood([[0.34, 0.14, 0.1]])
+    for bad in (-0.1, 1.5, float("nan")):
+        with pytest.raises(ValueError, match="low_look_margin must be in"):
+            _stood([[0.34, 0.14]], margin=bad)
+
+
 def test_the_tentative_fit_margin_leaves_a_newcomers_box_to_his_tentative_track():
     # A confirmed track (index 0) seen last frame, and a tentative one (index 1) started beside it; one confident
     # box, right on the tentative track (IoU 1.0) and a third over the confirmed one (IoU 0.35).

@@ -345,6 +345,40 @@ def test_the_low_fit_rule_does_not_apply_where_the_low_score_box_fits_another_tr
     assert got == ids
 
 
+def _looks(*cosines: tuple) -> np.ndarray:
+    """(N, DIM) appearance vectors, each band cos * e0 + sin * e_k (k = 1, 2, ...): the k-th vector's distance to
+    e0 in every band is 1 - cos."""
+    from edge_runtime.vision.appearance import BANDS, DIM
+
+    out = np.zeros((len(cosines), len(BANDS), DIM // len(BANDS)), np.float32)
+    for k, c in enumerate(cosines):
+        out[k, :, 0], out[k, :, k + 1] = c, np.sqrt(1.0 - c * c)
+    return out.reshape(len(cosines), DIM)
+
+
+@pytest.mark.parametrize("low_look_margin, with_look, keeps_his_box", [(0.1, True, True), (0.0, True, False),
+                                                                       (0.1, False, False)])
+def test_a_track_keeps_the_low_score_box_that_looks_like_it_rather_than_a_walkers(low_look_margin, with_look,
+                                                                                  keeps_his_box):
+    """The walker's confident box covers part of the standing man; his own box is unsure, fits better, and looks
+    like him (distance 0.1 against the walker's 0.34). Low_fit is off, so the look alone decides."""
+    tracker = ByteTracker(fps=10.0, low_fit_margin=0.0, low_look_margin=low_look_margin, motion_gate=0.0)
+    him, walker_and_him = _looks(1.0), _looks(0.66, 0.9)
+    for k in range(4):
+        ids = tracker.update(_scored([STANDING], [0.41]), timestamp_s=0.2 * k,
+                             appearance=him if with_look else None).track_id.tolist()
+    walking, standing = tracker.update(_scored([WALKING_OFF, STILL_THERE], [0.30, 0.22]), timestamp_s=0.8,
+                                       appearance=walker_and_him if with_look else None).track_id.tolist()
+    assert (standing == ids[0]) is keeps_his_box
+    assert (walking == ids[0]) is not keeps_his_box
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.5, float("nan")])
+def test_low_look_margin_must_be_in_0_1(bad):
+    with pytest.raises(ConfigError, match="low_look_margin"):
+        ByteTracker(low_look_margin=bad)
+
+
 @pytest.mark.parametrize("bad", [-0.1, 1.5, float("nan")])
 def test_low_fit_margin_must_be_in_0_1(bad):
     with pytest.raises(ConfigError, match="low_fit_margin"):

@@ -106,6 +106,9 @@ class TrackerConfig:
     low_fit_margin: float = _range(0.0, 1.0, default=0.3)
     # a confirmed track seen last frame leaves a confident box to a tentative track fitting it by this much more IoU
     tentative_fit_margin: float = _range(0.0, 1.0, default=0.1)
+    # a confirmed track leaves a confident box to others when a better-fitting low-score box looks this much more
+    # like it (colour distance); 0 = off
+    low_look_margin: float = _range(0.0, 1.0, default=0.1)
 
 
 @dataclass(frozen=True)

@@ -229,9 +229,10 @@ ZONE_KEEP_COMPLETE = False
 # Stitching: how far a new track may be from where a gone one was last seen with no time between them, in
 # box heights (a half-hidden person's box shifts by about this much as the occluder cuts it).
 STITCH_SLACK_REL = 0.5
-# Defaults of both counters (see their Args), chosen on the "tune" half of the by-eye truth with
-# ``python -m benchmarks.tune_counting --part stitch``: 19 of 24 (item, stride) pairs meeting the counting
-# target (event F1 0.863) against 17 (0.860) without stitching. The colour gate did not help there, so it is off.
+# How long a gone track may be continued (stitch_s, both counters) and the colour gate (off), chosen on the "tune"
+# half of the by-eye truth with ``python -m benchmarks.tune_counting --part stitch``: 19 of 24 (item, stride) pairs
+# meeting the counting target (event F1 0.863) against 17 (0.860) without stitching. The colour gate did not help
+# there, so it is off.
 STITCH_S = 3.0
 STITCH_APPEARANCE = 1.0
 # How far a new track may be first seen from where a gone one was last seen: lines re-chosen after the tracker's

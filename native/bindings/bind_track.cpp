@@ -176,7 +176,7 @@ void bind_track(py::module_& m) {
            float low_score, double max_cost_high, double max_cost_low, double max_cost_tentative, bool fuse_score,
            bool revive_lost, std::optional<f32c> track_grow, float det_grow, std::optional<f32c> track_jump,
            std::optional<u8c> forbid, bool tentative_low, float low_max_growth, double low_fit_margin,
-           double tentative_fit_margin) {
+           double tentative_fit_margin, std::optional<f32c> look, double low_look_margin) {
             require_boxes(track_boxes, "associate_bytetrack", "track_boxes");
             require_boxes(det_boxes, "associate_bytetrack", "det_boxes");
             require_vector(track_id, track_boxes.shape(0), "associate_bytetrack", "track_id");
@@ -219,6 +219,18 @@ void bind_track(py::module_& m) {
             if (!(tentative_fit_margin >= 0.0 && tentative_fit_margin <= 1.0))
                 throw std::invalid_argument("associate_bytetrack: tentative_fit_margin must be in [0, 1]");
             params.tentative_fit_margin = tentative_fit_margin;
+            if (look) {
+                if (look->ndim() != 2 || look->shape(0) != track_boxes.shape(0) ||
+                    look->shape(1) != det_boxes.shape(0)) {
+                    throw std::invalid_argument("associate_bytetrack: look must be (" +
+                                                std::to_string(track_boxes.shape(0)) + ", " +
+                                                std::to_string(det_boxes.shape(0)) + ") float32");
+                }
+                params.look = look->data();
+            }
+            if (!(low_look_margin >= 0.0 && low_look_margin <= 1.0))
+                throw std::invalid_argument("associate_bytetrack: low_look_margin must be in [0, 1]");
+            params.low_look_margin = low_look_margin;
             py::array_t<std::int32_t> det_track(det_boxes.shape(0));
             std::int32_t* out = det_track.mutable_data();
             {
@@ -236,7 +248,8 @@ void bind_track(py::module_& m) {
         py::arg("det_grow") = 0.0f, py::arg("track_jump").noconvert() = py::none(),
         py::arg("forbid").noconvert() = py::none(), py::arg("tentative_low") = false,
         py::arg("low_max_growth") = 0.0f, py::arg("low_fit_margin") = 0.0,
-        py::arg("tentative_fit_margin") = 0.0,
+        py::arg("tentative_fit_margin") = 0.0, py::arg("look").noconvert() = py::none(),
+        py::arg("low_look_margin") = 0.0,
         "The ByteTrack associations of one frame: det_track (N,) int32, the matched track index or -1.\n"
         "track_grow (T,) float32 / det_grow widen the boxes for the IoU; track_jump (T,) float32 gates pairs\n"
         "whose centres are more than track_jump * detection height apart (<= 0: no gate); forbid (T, N) uint8\n"
@@ -246,7 +259,10 @@ void bind_track(py::module_& m) {
         "track's high-score detection unmatched to it when a low-score one fits it by more than that much IoU\n"
         "and fits no other track better; tentative_fit_margin > 0: stage 1 leaves a high-score detection\n"
         "unmatched to a confirmed track seen last frame when a tentative track fits it by more than that much\n"
-        "IoU and fits no other detection better.");
+        "IoU and fits no other detection better; look (T, N) float32 appearance distances (NaN: unknown) with\n"
+        "low_look_margin > 0: stage 1 leaves a confirmed track's high-score detection unmatched to it when the\n"
+        "low-score one fitting it best fits it better and looks more like it by that much, and is no other\n"
+        "track's (on equal IoU, the track it looks most like owns it).");
 }
 
 

@@ -349,20 +349,19 @@ void check_flags(const py::array& a, py::ssize_t n, const char* fn, const char* 
     check_layout(a, fn, name, writeable);
 }
 
-py::array_t<uint8_t> appearance_forbid(const py::array& tracks, const py::array& track_has, const py::array& dets,
-                                       double gate) {
-    const char* fn = "appearance_forbid";
+py::array_t<float> appearance_distances(const py::array& tracks, const py::array& track_has, const py::array& dets) {
+    const char* fn = "appearance_distances";
     check_vectors(tracks, fn, "tracks", false);
     check_flags(track_has, tracks.shape(0), fn, "track_has", false);
     check_vectors(dets, fn, "dets", false);
-    if (!(gate >= 0.0 && gate <= 1.0)) fail(std::string(fn) + ": gate must be in [0, 1], got " + std::to_string(gate));
     const auto t = static_cast<std::size_t>(tracks.shape(0)), n = static_cast<std::size_t>(dets.shape(0));
-    py::array_t<uint8_t> out({static_cast<py::ssize_t>(t), static_cast<py::ssize_t>(n)});
-    uint8_t* dst = out.mutable_data();
+    py::array_t<float> out({static_cast<py::ssize_t>(t), static_cast<py::ssize_t>(n)});
+    float* dst = out.mutable_data();
     {
         py::gil_scoped_release nogil;
-        edge::appearance_forbid(static_cast<const float*>(tracks.data()), static_cast<const uint8_t*>(track_has.data()),
-                                t, static_cast<const float*>(dets.data()), n, static_cast<float>(gate), dst);
+        edge::appearance_distances(static_cast<const float*>(tracks.data()),
+                                   static_cast<const uint8_t*>(track_has.data()), t,
+                                   static_cast<const float*>(dets.data()), n, dst);
     }
     return out;
 }
@@ -439,9 +438,9 @@ void bind_vision(py::module_& m) {
           "points per thumbnail pixel (see thumbnail.hpp).");
     m.def("mean_abs_difference", &mean_abs_difference, py::arg("a").noconvert(), py::arg("b").noconvert(),
           "Mean |a - b| of two float32 arrays of one shape, summed in double (see thumbnail.hpp).");
-    m.def("appearance_forbid", &appearance_forbid, py::arg("tracks").noconvert(), py::arg("track_has").noconvert(),
-          py::arg("dets").noconvert(), py::arg("gate"),
-          "(T, N) uint8: 1 where a track and a detection both have appearance and differ by more than gate.");
+    m.def("appearance_distances", &appearance_distances, py::arg("tracks").noconvert(),
+          py::arg("track_has").noconvert(), py::arg("dets").noconvert(),
+          "(T, N) float32 appearance distance of every track and detection, NaN where either has none.");
     m.def("blend_appearance", &blend_appearance, py::arg("tracks").noconvert(), py::arg("track_has").noconvert(),
           py::arg("det_track").noconvert(), py::arg("dets").noconvert(), py::arg("take").noconvert(), py::arg("ema"),
           "Fold detections into their tracks' running appearance, in place (see appearance.hpp).");

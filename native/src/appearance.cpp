@@ -5,6 +5,7 @@
 #include <array>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <vector>
 
 namespace edge {
@@ -150,9 +151,9 @@ static_assert(kAppearanceDim % 8 == 0, "dot() works in blocks of eight");
 
 }  // namespace
 
-void appearance_forbid(const float* tracks, const std::uint8_t* track_has, std::size_t t, const float* dets,
-                       std::size_t n, float gate, std::uint8_t* forbid) {
-    std::fill(forbid, forbid + t * n, std::uint8_t{0});
+void appearance_distances(const float* tracks, const std::uint8_t* track_has, std::size_t t, const float* dets,
+                          std::size_t n, float* distance) {
+    std::fill(distance, distance + t * n, std::numeric_limits<float>::quiet_NaN());
     std::vector<std::size_t> with;  // the detections that have appearance
     with.reserve(n);
     for (std::size_t j = 0; j < n; ++j) {
@@ -162,8 +163,7 @@ void appearance_forbid(const float* tracks, const std::uint8_t* track_has, std::
         if (!track_has[i]) continue;
         const float* a = tracks + i * kAppearanceDim;
         for (std::size_t j : with) {
-            const float distance = 1.0f - dot(a, dets + j * kAppearanceDim) / static_cast<float>(kAppearanceBands);
-            forbid[i * n + j] = distance > gate ? 1 : 0;
+            distance[i * n + j] = 1.0f - dot(a, dets + j * kAppearanceDim) / static_cast<float>(kAppearanceBands);
         }
     }
 }

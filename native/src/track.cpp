@@ -384,7 +384,7 @@ void associate_bytetrack(const float* track_boxes, const std::int64_t* track_id,
     std::vector<std::int32_t> r2c;
     const float* fused = params.fuse_score ? det_score : nullptr;
 
-    // 1) confirmed tracks (seen or lost) x high-score detections, less the pairs of low_fit_margin.
+    // 1) confirmed tracks (seen or lost) x high-score detections, less the pairs the fit and look rules refuse.
     std::vector<std::uint8_t> fit_forbid;
     const std::uint8_t* first_forbid = params.forbid;
     const auto refuse = [&](std::size_t i, std::size_t j) {
@@ -397,7 +397,8 @@ void associate_bytetrack(const float* track_boxes, const std::int64_t* track_id,
     };
     const bool low_fit = params.low_fit_margin > 0.0 && !low.empty();
     const bool tentative_fit = params.tentative_fit_margin > 0.0 && pool.size() < t;
-    if ((low_fit || tentative_fit) && !high.empty() && !pool.empty()) {
+    const bool low_look = params.low_look_margin > 0.0 && params.look != nullptr && !low.empty();
+    if ((low_fit || tentative_fit || low_look) && !high.empty() && !pool.empty()) {
         std::vector<float> iou(t * n);
         iou_matrix(track_boxes, t, det_boxes, n, iou.data());
         const auto at = [&](std::size_t i, std::size_t j) { return iou[i * n + j]; };
@@ -412,6 +413,29 @@ void associate_bytetrack(const float* track_boxes, const std::int64_t* track_id,
                 const double floor = static_cast<double>(at(i, best)) - params.low_fit_margin;
                 for (std::size_t j : high) {
                     if (static_cast<double>(at(i, j)) < floor) refuse(i, j);
+                }
+            }
+        }
+        if (low_look) {
+            const auto look = [&](std::size_t i, std::size_t j) { return params.look[i * n + j]; };
+            for (std::size_t i : pool) {
+                std::size_t best = low.front();
+                for (std::size_t j : low) {
+                    if (at(i, j) > at(i, best)) best = j;
+                }
+                if (!(at(i, best) > 0.0f) || std::isnan(look(i, best))) continue;
+                bool owner = true;  // no track fits it better, nor as well and looks more like it
+                for (std::size_t k = 0; k < t && owner; ++k) {
+                    if (k == i) continue;
+                    const float other = look(k, best);
+                    owner = at(k, best) < at(i, best) ||
+                            (at(k, best) == at(i, best) && (std::isnan(other) || other > look(i, best) ||
+                                                            (other == look(i, best) && k > i)));
+                }
+                if (!owner) continue;
+                const double floor = static_cast<double>(look(i, best)) + params.low_look_margin;
+                for (std::size_t j : high) {
+                    if (at(i, j) < at(i, best) && static_cast<double>(look(i, j)) >= floor) refuse(i, j);
                 }
             }
         }

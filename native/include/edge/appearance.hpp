@@ -28,13 +28,12 @@ constexpr int kAppearanceDim = kAppearanceBands * kAppearanceBandDim;
 // Writes n * kAppearanceDim floats. height, width in 1..kMaxImageSide (see image.hpp).
 void box_appearance(const std::uint8_t* bgr, int height, int width, const float* boxes, std::size_t n, float* out);
 
-// The tracker's appearance gate. tracks (t, kAppearanceDim) and dets (n, kAppearanceDim) are appearance
+// The tracker's appearance distances. tracks (t, kAppearanceDim) and dets (n, kAppearanceDim) are appearance
 // vectors; a vector "has appearance" when any element is non-zero (track_has says it for the tracks).
-// forbid (t, n) gets 1 where track i and detection j both have appearance and their distance, 1 minus
-// the dot product over kAppearanceBands (the mean Bhattacharyya coefficient of the bands), exceeds gate;
-// else 0.
-void appearance_forbid(const float* tracks, const std::uint8_t* track_has, std::size_t t, const float* dets,
-                       std::size_t n, float gate, std::uint8_t* forbid);
+// distance (t, n) gets, where track i and detection j both have appearance, 1 minus their dot product over
+// kAppearanceBands (the mean Bhattacharyya coefficient of the bands, so 0 for equal vectors); else NaN.
+void appearance_distances(const float* tracks, const std::uint8_t* track_has, std::size_t t, const float* dets,
+                          std::size_t n, float* distance);
 
 // Folds detections into their tracks' running appearance: detection j into track det_track[j] where
 // det_track[j] >= 0 and take[j] (each track at most once; the caller checks the rows). A detection without

@@ -92,6 +92,14 @@ struct ByteTrackParams {
     // with it is more than tentative_fit_margin below that of the tentative track fitting the detection best
     // (first of equals), where that detection is also the tentative track's best fit (first of equals). Plain IoU.
     double tentative_fit_margin = 0.0;
+    // Optional (t, n) row-major or null: the appearance distance of track i and detection j (NaN where
+    // either has none), for low_look_margin.
+    const float* look = nullptr;
+    // > 0 (with look): stage 1 does not match a confirmed track to a high-score detection that fits it less
+    // well in IoU than the low-score detection fitting it best (first of equals), where that low-score detection
+    // looks more like the track by at least low_look_margin in appearance distance and no other track fits it
+    // better (on equal IoU, the track it looks most like owns it; then the first). Plain IoU.
+    double low_look_margin = 0.0;
 };
 
 // The associations of one ByteTrack frame. Tracks: predicted boxes (t, 4), track_id (< 0 =
