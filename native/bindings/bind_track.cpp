@@ -52,6 +52,15 @@ std::size_t require_state(f64c& mean, f64c& cov, const char* fn) {
     return static_cast<std::size_t>(mean.shape(0));
 }
 
+// A (rows, cols) matrix of the given dtype name, e.g. a pair mask or distances of tracks x detections.
+void require_matrix(const py::array& m, py::ssize_t rows, py::ssize_t cols, const char* fn, const char* name,
+                    const char* dtype) {
+    if (m.ndim() != 2 || m.shape(0) != rows || m.shape(1) != cols) {
+        throw std::invalid_argument(std::string(fn) + ": " + name + " must be (" + std::to_string(rows) + ", " +
+                                    std::to_string(cols) + ") " + dtype + ", got shape " + shape_of(m));
+    }
+}
+
 void require_vector(const py::array& v, py::ssize_t n, const char* fn, const char* name) {
     if (v.ndim() != 1 || v.shape(0) != n) {
         throw std::invalid_argument(std::string(fn) + ": " + name + " must be (" + std::to_string(n) +
@@ -200,12 +209,8 @@ void bind_track(py::module_& m) {
                 params.track_jump = track_jump->data();
             }
             if (forbid) {
-                if (forbid->ndim() != 2 || forbid->shape(0) != track_boxes.shape(0) ||
-                    forbid->shape(1) != det_boxes.shape(0)) {
-                    throw std::invalid_argument("associate_bytetrack: forbid must be (" +
-                                                std::to_string(track_boxes.shape(0)) + ", " +
-                                                std::to_string(det_boxes.shape(0)) + ") uint8");
-                }
+                require_matrix(*forbid, track_boxes.shape(0), det_boxes.shape(0), "associate_bytetrack", "forbid",
+                               "uint8");
                 params.forbid = forbid->data();
             }
             if (!std::isfinite(det_grow)) throw std::invalid_argument("associate_bytetrack: det_grow must be finite");
@@ -220,12 +225,8 @@ void bind_track(py::module_& m) {
                 throw std::invalid_argument("associate_bytetrack: tentative_fit_margin must be in [0, 1]");
             params.tentative_fit_margin = tentative_fit_margin;
             if (look) {
-                if (look->ndim() != 2 || look->shape(0) != track_boxes.shape(0) ||
-                    look->shape(1) != det_boxes.shape(0)) {
-                    throw std::invalid_argument("associate_bytetrack: look must be (" +
-                                                std::to_string(track_boxes.shape(0)) + ", " +
-                                                std::to_string(det_boxes.shape(0)) + ") float32");
-                }
+                require_matrix(*look, track_boxes.shape(0), det_boxes.shape(0), "associate_bytetrack", "look",
+                               "float32");
                 params.look = look->data();
             }
             if (!(low_look_margin >= 0.0 && low_look_margin <= 1.0))

@@ -402,12 +402,13 @@ void associate_bytetrack(const float* track_boxes, const std::int64_t* track_id,
         std::vector<float> iou(t * n);
         iou_matrix(track_boxes, t, det_boxes, n, iou.data());
         const auto at = [&](std::size_t i, std::size_t j) { return iou[i * n + j]; };
+        // the low-score detection fitting track i best (the first of equals)
+        const auto best_low = [&](std::size_t i) {
+            return low[first_argmax(low.size(), [&](std::size_t k) { return at(i, low[k]); })];
+        };
         if (low_fit) {
             for (std::size_t i : pool) {
-                std::size_t best = low.front();
-                for (std::size_t j : low) {
-                    if (at(i, j) > at(i, best)) best = j;
-                }
+                const std::size_t best = best_low(i);
                 if (!(at(i, best) > 0.0f)) continue;
                 if (first_argmax(t, [&](std::size_t k) { return at(k, best); }) != i) continue;  // fits another better
                 const double floor = static_cast<double>(at(i, best)) - params.low_fit_margin;
@@ -419,10 +420,7 @@ void associate_bytetrack(const float* track_boxes, const std::int64_t* track_id,
         if (low_look) {
             const auto look = [&](std::size_t i, std::size_t j) { return params.look[i * n + j]; };
             for (std::size_t i : pool) {
-                std::size_t best = low.front();
-                for (std::size_t j : low) {
-                    if (at(i, j) > at(i, best)) best = j;
-                }
+                const std::size_t best = best_low(i);
                 if (!(at(i, best) > 0.0f) || std::isnan(look(i, best))) continue;
                 bool owner = true;  // no track fits it better, nor as well and looks more like it
                 for (std::size_t k = 0; k < t && owner; ++k) {
