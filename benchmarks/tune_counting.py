@@ -6,8 +6,8 @@ counting targets (see :func:`benchmarks.bench_counting.meets`), then the pooled 
 half is never looked at here; ``bench_counting`` reports on it with whatever defaults were chosen.
 
 Run: ``python -m benchmarks.tune_counting [--split tune] [--part PART] [--fixed JSON] [--model M.onnx]
-[--irregular N]``, PART one of tracker, appearance, motion, tentative, low, low_fit, tentative_fit, low_look, buffer,
-edge, stitch, line_stitch, commit, keep, settle, shrink_low, counter.
+[--irregular N]``, PART one of tracker, appearance, motion, tentative, tentative_iou, low, low_fit, tentative_fit,
+low_look, buffer, edge, stitch, line_stitch, commit, keep, settle, shrink_low, counter.
 
 With ``--irregular N`` each setting is also replayed at a live run's irregular gaps (strides 2-4, N seeds; see
 :func:`benchmarks.counting_eval.irregular_frames`), and those (item, stride, seed) runs count as pairs too.
@@ -79,6 +79,13 @@ GRIDS = {
     # by event F1 first; chosen with both detectors' boxes and --irregular 4.
     "tentative_fit": {
         "tentative_fit_margin": [0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5],
+    },
+    # With everything else at its defaults: the IoU a tentative track's predicted box needs with a box to take it in
+    # ByteTrack's last association. A person who just stepped in has no velocity yet, and at a few processed frames
+    # a second walks most of a box width between them. Ranked by event F1 first; run with both detectors' boxes and
+    # --irregular 4 (see TENTATIVE_MATCH_IOU in edge_runtime.vision.tracking for what it gave).
+    "tentative_iou": {
+        "tentative_match_iou": [0.3, 0.25, 0.2, 0.15, 0.1, 0.05],
     },
     # With everything else at its defaults: how much more like a confirmed track (in appearance distance) the
     # low-score box fitting it best must look than a high-score box that fits it less well, for the first
@@ -189,8 +196,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         options: Dict[str, float] = dict(zip(grid, values))
         if args.part == "stitch" and options["stitch_s"] == 0 and any(options[k] != grid[k][0] for k in list(grid)[1:]):
             continue  # off: the other settings do nothing
-        if args.part in ("tracker", "appearance", "motion", "tentative", "buffer", "low", "low_fit", "tentative_fit",
-                         "low_look"):
+        if args.part in ("tracker", "appearance", "motion", "tentative", "tentative_iou", "buffer", "low", "low_fit",
+                         "tentative_fit", "low_look"):
             if options.get("new_track_score", 1.0) < options.get("high_score", 0.0):
                 continue
             r = evaluate(options, fixed, {k: v for k, v in fixed.items() if k != "return_s"}, args.split,
@@ -217,8 +224,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         results.append((r["met"], r["f1"], options, r))
         print(f"{options}: met {r['met']}/{r['total']} F1 {r['f1']:.3f} (tp {r['tp']} fp {r['fp']} fn {r['fn']})",
               flush=True)
-    f1_first = args.part in ("commit", "keep", "motion", "tentative", "low", "low_fit", "tentative_fit", "low_look",
-                             "settle", "shrink_low")
+    f1_first = args.part in ("commit", "keep", "motion", "tentative", "tentative_iou", "low", "low_fit",
+                             "tentative_fit", "low_look", "settle", "shrink_low")
     results.sort(key=(lambda x: (x[1], x[0])) if f1_first else (lambda x: (x[0], x[1])), reverse=True)
     print("best:", results[0][2], results[0][3])
     return 0

@@ -74,6 +74,7 @@ def test_yaml_is_accepted(tmp_path: Path) -> None:
     ({"model": {"spin": "yes"}}, ["model.spin", "one of auto, on, off", "'yes'"]),
     ({"tracker": {"low_score": 0.8, "high_score": 0.5}}, ["tracker.low_score", "0.5"]),
     ({"tracker": {"low_max_growth": 0.5}}, ["tracker.low_max_growth", "0 (off) or >= 1", "0.5"]),
+    ({"tracker": {"tentative_match_iou": 1.2}}, ["tracker.tentative_match_iou", "[0.0, 1.0]", "1.2"]),
     ({"lines": [{"name": "a", "start": [0, 0], "end": [1, 1], "settle_ratio": 0.8}]},
      ["lines[0].settle_ratio", "0 (off) or >= 1", "0.8"]),
     ({"zones": [{"name": "z", "polygon": [[0, 0], [1, 0], [0, 1]], "max_shrink": 0.5}]},

@@ -418,3 +418,21 @@ def test_a_track_missed_on_the_last_frame_is_not_held_back_by_a_tentative_track_
 def test_tentative_fit_margin_must_be_in_0_1(bad):
     with pytest.raises(ConfigError, match="tentative_fit_margin"):
         ByteTracker(tentative_fit_margin=bad)
+
+
+@pytest.mark.parametrize("tentative_match_iou, followed", [(0.3, False), (0.2, True)])
+def test_a_tentative_track_follows_a_step_of_most_of_a_box_width_only_above_tentative_match_iou(tentative_match_iou,
+                                                                                                followed):
+    # Someone just seen, with no velocity yet, walks 25 px of a 40 px wide box to the next processed frame:
+    # IoU 1500 / 6500 = 0.23 with where the track was.
+    tracker = ByteTracker(min_hits=3, tentative_match_iou=tentative_match_iou, motion_gate=0.0)
+    first = ids(tracker, frame((10, 50)))
+    second = ids(tracker, frame((35, 50)))
+    assert first == [-2]
+    assert (second == first) is followed, second
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.5])
+def test_tentative_match_iou_must_be_in_0_1(bad):
+    with pytest.raises(ConfigError, match="tentative_match_iou"):
+        ByteTracker(tentative_match_iou=bad)

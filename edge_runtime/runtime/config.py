@@ -89,6 +89,8 @@ class TrackerConfig:
     low_score: float = _range(0.0, 1.0, default=0.1)  # boxes down to this only extend tracks
     new_track_score: float = _range(0.0, 1.0, default=0.4)
     match_iou: float = _range(0.0, 1.0, default=0.2)
+    # a tentative track takes a box only above this IoU with its predicted box (last association)
+    tentative_match_iou: float = _range(0.0, 1.0, default=0.3)
     min_hits: int = _range(1, 1000, default=3)
     lost_s: float = _range(0.0, 3600.0, default=3.0)
     buffer_rel: float = _range(0.0, 10.0, default=0.035)  # association boxes grow per frame unseen
