@@ -7,7 +7,7 @@ half is never looked at here; ``bench_counting`` reports on it with whatever def
 
 Run: ``python -m benchmarks.tune_counting [--split tune] [--part PART] [--fixed JSON] [--model M.onnx]
 [--irregular N]``, PART one of tracker, appearance, motion, tentative, tentative_iou, low, low_fit, tentative_fit,
-low_look, buffer, edge, stitch, line_stitch, commit, keep, settle, shrink_low, counter.
+low_look, buffer, edge, backtrack, stitch, line_stitch, commit, keep, settle, shrink_low, counter.
 
 With ``--irregular N`` each setting is also replayed at a live run's irregular gaps (strides 2-4, N seeds; see
 :func:`benchmarks.counting_eval.irregular_frames`), and those (item, stride, seed) runs count as pairs too.
@@ -98,6 +98,12 @@ GRIDS = {
     # gap between processed frames still counts as having come in through the border.
     "edge": {
         "edge_rel": [0.0, 0.05, 0.1, 0.15, 0.2, 0.3],
+    },
+    # Lines only, with everything else at its defaults: how far back a track first seen mid-picture may be led to
+    # the picture's left or right border by confident boxes the tracker gave no track (0 = off). Ranked by event F1
+    # first; chosen with both detectors' boxes and --irregular 4.
+    "backtrack": {
+        "backtrack_s": [0.0, 0.5, 1.0, 1.5, 2.0, 3.0],
     },
     # With everything else at its defaults: how long and how far a track gone mid-picture may be continued by a
     # new track first seen mid-picture on the other side (stitch_s 0 = off), the colour gate (1 = not used), and
@@ -202,7 +208,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 continue
             r = evaluate(options, fixed, {k: v for k, v in fixed.items() if k != "return_s"}, args.split,
                          model=args.model, irregular_seeds=args.irregular)
-        elif args.part in ("edge", "line_stitch"):
+        elif args.part in ("edge", "line_stitch", "backtrack"):
             r = evaluate(fixed, options, {}, args.split, model=args.model, irregular_seeds=args.irregular)
         elif args.part == "commit":
             line = {k: v for k, v in options.items() if k != "zones"}
@@ -225,7 +231,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"{options}: met {r['met']}/{r['total']} F1 {r['f1']:.3f} (tp {r['tp']} fp {r['fp']} fn {r['fn']})",
               flush=True)
     f1_first = args.part in ("commit", "keep", "motion", "tentative", "tentative_iou", "low", "low_fit",
-                             "tentative_fit", "low_look", "settle", "shrink_low")
+                             "tentative_fit", "low_look", "settle", "shrink_low", "backtrack")
     results.sort(key=(lambda x: (x[1], x[0])) if f1_first else (lambda x: (x[0], x[1])), reverse=True)
     print("best:", results[0][2], results[0][3])
     return 0

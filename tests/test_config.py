@@ -86,6 +86,8 @@ def test_yaml_is_accepted(tmp_path: Path) -> None:
     ({"source": {"fps_cap": float("nan")}}, ["source.fps_cap", "a number"]),
     ({"nonsense": {}}, ["nonsense", "not known"]),
     ({"lines": [{"name": "a", "start": [0, 0], "end": [1, 1], "stitch_s": -1}]}, ["lines[0].stitch_s", "[0.0, 60.0]"]),
+    ({"lines": [{"name": "a", "start": [0, 0], "end": [1, 1], "backtrack_s": -0.5}]},
+     ["lines[0].backtrack_s", "[0.0, 60.0]", "-0.5"]),
     ({"zones": [{"name": "z", "polygon": [[0, 0], [1, 0], [0, 1]], "stitch_appearance": 2}]},
      ["zones[0].stitch_appearance", "[0.0, 1.0]"]),
     ([1, 2], ["top level"]),
@@ -124,7 +126,8 @@ def test_the_counters_stitching_settings_reach_the_counters_and_default_as_their
 
     config = config_from_dict({
         "lines": [{"name": "b", "start": [0, 0], "end": [100, 0], "stitch_s": 0, "stitch_rel": 1.5,
-                   "stitch_appearance": 0.35, "settle_ratio": 1.5, "keep_complete": False, "max_shrink_low": 1.3}],
+                   "stitch_appearance": 0.35, "settle_ratio": 1.5, "keep_complete": False, "max_shrink_low": 1.3,
+                   "backtrack_s": 0.5}],
         "zones": [{"name": "z", "polygon": [[0, 0], [10, 0], [0, 10]], "stitch_s": 2, "settle_ratio": 0,
                    "keep_complete": True}]})
     plain = config_from_dict({"lines": [{"name": "a", "start": [0, 0], "end": [100, 0]}],
@@ -134,8 +137,9 @@ def test_the_counters_stitching_settings_reach_the_counters_and_default_as_their
         for key in ("stitch_s", "stitch_rel", "stitch_appearance", "settle_ratio", "commit_rel", "max_shrink",
                     "keep_complete", "max_shrink_low"):
             assert getattr(item, key) == defaults[key].default, (cls.__name__, key)
+    assert plain.lines[0].backtrack_s == inspect.signature(LineCounter).parameters["backtrack_s"].default
     line = make_counter(config.lines[0], 10.0)
-    assert (line.stitch_s, line.stitch_rel, line.stitch_appearance) == (0.0, 1.5, 0.35)
+    assert (line.stitch_s, line.stitch_rel, line.stitch_appearance, line.backtrack_s) == (0.0, 1.5, 0.35, 0.5)
     assert (line.settle_ratio, line.keep_complete, line.max_shrink_low, line.low_score) == (1.5, False, 1.3, 0.3)
     # boxes below the tracker's high_score are the ones the counters hold to max_shrink_low
     assert make_counter(config.lines[0], 10.0, low_score=0.45).low_score == 0.45

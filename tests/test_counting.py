@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import sqlite3
 
 import numpy as np
@@ -421,6 +422,45 @@ def test_objects_walking_in_and_out_of_the_picture_count_on_a_line_by_its_edge()
         det = Detections(np.array([[x0, 300, x1, 400]], np.float32), np.array([0.9], np.float32),
                          np.array([0], np.int32), np.array([5], np.int32))
         assert blind.update(det, frame_index=f) == []
+
+
+def _step_in(line, boxes, start=0):
+    """Feed one box per frame; each box is (x0, x1, score, track_id) with y from 300 to 400. Returns the events."""
+    events = []
+    for f, (x0, x1, score, tid) in enumerate(boxes, start=start):
+        det = Detections(np.array([[x0, 300, x1, 400]], np.float32), np.array([score], np.float32),
+                         np.array([0], np.int32), np.array([tid], np.int32))
+        events += line.update(det, frame_index=f, timestamp_s=f / 10, frame_size=(768, 576))
+    return events + line.flush()
+
+
+@pytest.mark.parametrize("backtrack_s, score, height_scale, expected", [
+    (1.5, 0.35, 1.0, [("out", 2)]),   # led back to the border: the crossing among the untracked boxes counts
+    (0.0, 0.35, 1.0, []),             # off
+    (0.25, 0.35, 1.0, []),            # the box at the border is 0.3 s before the track: out of reach
+    (1.5, 0.2, 1.0, []),              # boxes the detector is unsure of (below low_score) lead nowhere
+    (1.5, 0.35, 1.6, []),             # boxes of another size are someone (or something) else
+])
+def test_a_track_started_past_a_line_near_the_border_is_led_back_to_it_by_untracked_boxes(backtrack_s, score,
+                                                                                          height_scale, expected):
+    # A vertical line 28 px from the right edge, drawn upwards: in = walking right. Someone steps in from the
+    # right; the tracker leaves their first three boxes without a track (-1) and starts one 20 px past the line.
+    line = LineCounter("edge", (740, 480), (740, 230), margin_rel=0.1, return_s=0.0, backtrack_s=backtrack_s)
+    h = 100 * height_scale
+    loose = [(730, 768), (722, 762), (712, 752)]
+    events = []
+    for f, (x0, x1) in enumerate(loose):
+        det = Detections(np.array([[x0, 400 - h, x1, 400]], np.float32), np.array([score], np.float32),
+                         np.array([0], np.int32), np.array([-1], np.int32))
+        events += line.update(det, frame_index=f, timestamp_s=f / 10, frame_size=(768, 576))
+    events += _step_in(line, [(700, 740, 0.9, 4), (690, 730, 0.9, 4), (670, 710, 0.9, 4)], start=len(loose))
+    assert [(e.direction.value, e.crossed_frame) for e in events] == expected
+
+
+def test_backtracking_is_refused_out_of_range_and_zones_have_none():
+    with pytest.raises(ConfigError, match="backtrack_s"):
+        LineCounter("edge", (740, 480), (740, 230), backtrack_s=-1.0)
+    assert "backtrack_s" not in inspect.signature(ZoneCounter).parameters  # a zone has no border entry
 
 
 def test_at_a_low_frame_rate_the_border_reaches_as_far_as_a_walk_between_processed_frames():

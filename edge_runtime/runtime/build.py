@@ -70,7 +70,7 @@ def make_counter(item: Union[LineConfig, ZoneConfig], fps: float, low_score: flo
                            stitch_appearance=item.stitch_appearance, commit_rel=item.commit_rel,
                            settle_ratio=item.settle_ratio, max_shrink=item.max_shrink,
                            keep_complete=item.keep_complete, max_shrink_low=item.max_shrink_low,
-                           low_score=low_score)
+                           low_score=low_score, backtrack_s=item.backtrack_s)
     return ZoneCounter(item.name, item.polygon, anchor=item.anchor, margin_rel=item.margin_rel,
                        margin_px=item.margin_px, return_s=item.return_s, hysteresis_frames=item.hysteresis_frames,
                        classes=item.classes, nominal_fps=fps, stitch_s=item.stitch_s, stitch_rel=item.stitch_rel,

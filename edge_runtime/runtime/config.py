@@ -148,6 +148,9 @@ class LineConfig:
     stitch_s: float = _range(0.0, 60.0, default=3.0)
     stitch_rel: float = _range(0.0, 100.0, default=0.75)
     stitch_appearance: float = _range(0.0, 1.0, default=1.0)
+    # A track first seen mid-picture, led back to the picture's left or right border within backtrack_s seconds by
+    # confident boxes the tracker gave no track, came in through that border (0 = off)
+    backtrack_s: float = _range(0.0, 60.0, default=1.5)
 
 
 @dataclass(frozen=True)
