@@ -456,12 +456,7 @@ class _SideCounter:
             classes = [all_classes[k] for k in tracked]
             all_scores = detections.score.tolist()
             scores = [all_scores[k] for k in tracked]
-            anchors = [_anchor_point(b, self.anchor) for b in boxes]
-            decide, anchor_d = self._distance_lists(boxes, anchors)
-            heights = [b[3] - b[1] for b in boxes]
-            margins = [max(self.margin_px, self.margin_rel * max(h, 0.0)) for h in heights]
-            commits = [max(m, min(self.commit_rel * max(h, 0.0), self._commit_cap_px)) for m, h in zip(margins, heights)]
-            sides = [1 if d > 0 and d >= m else -1 if d < 0 and d <= -m else 0 for d, m in zip(decide, margins)]
+            anchors, anchor_d, heights, margins, commits, sides = self._judge(boxes)
             touching = self._border_flags(boxes, frame_size, gap_frames) if frame_size else None
             edge_list = [self._edge_point(p, t, frame_size) for p, t in zip(anchors, touching)] \
                 if self._edges and touching else None
@@ -535,18 +530,24 @@ class _SideCounter:
             return
         all_boxes = detections.xyxy.tolist()
         boxes = [all_boxes[k] for k in loose]
-        anchors = [_anchor_point(b, self.anchor) for b in boxes]
-        decide, anchor_d = self._distance_lists(boxes, anchors)
         items: List[_Loose] = []
-        for box, p, dd, d, touching in zip(boxes, anchors, decide, anchor_d,
-                                          self._border_flags(boxes, frame_size, gap_frames)):
-            height = box[3] - box[1]
-            margin = max(self.margin_px, self.margin_rel * max(height, 0.0))
-            side = 1 if dd > 0 and dd >= margin else -1 if dd < 0 and dd <= -margin else 0
-            commit = max(margin, min(self.commit_rel * max(height, 0.0), self._commit_cap_px))
+        for p, d, height, margin, commit, side, touching in zip(*self._judge(boxes),
+                                                                  self._border_flags(boxes, frame_size, gap_frames)):
             edge = self._edge_point(p, touching, frame_size) if touching[0] or touching[1] else None
             items.append((p, height, edge, margin, side, d, commit))
         self._loose.append((frame, now, items))
+
+    def _judge(self, boxes: List[List[float]]) -> Tuple[List[Point], List[float], List[float], List[float],
+                                                          List[float], List[int]]:
+        """Per box: its anchor, the anchor's signed distance, the box height, the dead band, the commit distance
+        and the side it is on (+1 / -1 beyond the band, 0 in it; judged by the trigger)."""
+        anchors = [_anchor_point(b, self.anchor) for b in boxes]
+        decide, anchor_d = self._distance_lists(boxes, anchors)
+        heights = [b[3] - b[1] for b in boxes]
+        margins = [max(self.margin_px, self.margin_rel * max(h, 0.0)) for h in heights]
+        commits = [max(m, min(self.commit_rel * max(h, 0.0), self._commit_cap_px)) for m, h in zip(margins, heights)]
+        sides = [1 if d > 0 and d >= m else -1 if d < 0 and d <= -m else 0 for d, m in zip(decide, margins)]
+        return anchors, anchor_d, heights, margins, commits, sides
 
     def _entry_of(self, p: Point, height: float) -> List[Tuple[int, float, _Loose]]:
         """The untracked boxes that lead a track first seen now, mid-picture at ``p``, back to the picture's left
