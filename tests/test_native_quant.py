@@ -346,7 +346,9 @@ def test_round_trip_error_is_bounded_by_the_step(x, qtype):
 
 def test_fp16_to_fp32_is_exact_for_every_half():
     h = np.arange(65536, dtype=np.uint32).astype(np.uint16)
-    assert_same_floats(_native.fp16_to_fp32(h), h.view(np.float16).astype(np.float32))
+    with np.errstate(invalid="ignore"):  # NumPy's own cast of the NaN halves warns on some CPUs (aarch64)
+        expected = h.view(np.float16).astype(np.float32)
+    assert_same_floats(_native.fp16_to_fp32(h), expected)
 
 
 def test_fp32_to_fp16_matches_numpy_on_every_rounding_case():
