@@ -65,7 +65,10 @@ def test_fuzz_target_finds_nothing(name, tmp_path):
     found = sorted(p.name for p in tmp_path.iterdir() if re.match(r"(crash|timeout|oom|leak)-", p.name))
     assert done.returncode == 0 and not found, f"{name}: exit {done.returncode}, {found}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     runs = re.search(r"stat::number_of_executed_units: (\d+)", done.stderr)
-    assert runs and int(runs.group(1)) >= 20, done.stderr[-2000:]  # it did run, beyond the seeds
+    # It ran mutated inputs, not only the seeds (a slow target, such as the chat app with its model, manages a
+    # few a second on a loaded 2-core machine, so the bar is the seed count, not a rate).
+    seeds = len(list((FUZZ / "corpus" / name).iterdir()))
+    assert runs and int(runs.group(1)) > seeds, done.stderr[-2000:]
     assert re.search(r"INITED cov: (\d+)", done.stderr) and int(re.search(r"INITED cov: (\d+)", done.stderr)
                                                                  .group(1)) > 20  # coverage is instrumented
 
