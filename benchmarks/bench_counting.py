@@ -301,7 +301,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     payload = {
         "question": "counts vs by-eye truth on every truth line/zone, ours vs trackers ByteTrack + supervision, "
                     "at detector strides 1-4",
-        "match_rule": "same direction within +-5 video frames, one-to-one, nearest first; an unmatched event "
+        "match_rule": "same direction within +-5 video frames, one-to-one, the most pairs (then the least total frame "
+                      "difference; scipy linear_sum_assignment); an unmatched event "
                       "within +-5 frames of a pass the truth marks undecidable is left out (\"ignored\"; "
                       "precision_strict counts it as false)",
         "targets": {f"stride{k}": targets_for(k) for k in STRIDES},

@@ -51,10 +51,11 @@ def section(counting: dict, identity: Optional[dict], rect: Optional[dict] = Non
     machine = counting["machine"]
     lines = [
         f"Measured by `python -m benchmarks.bench_counting --int8 --live` at {str(machine.get('git_sha', '?'))[:10]} "
-        f"({machine.get('cpu_model', '?')}, {_isa(machine)}); events match when the direction is the same and the frame within "
-        f"±5. \"Lines meeting target\": per-direction count within ±1 of the truth at strides 1-2, ±2 at "
-        f"stride 3, recall ≥ 0.8 with precision ≥ 0.95 at stride 4. Peer: `trackers` ByteTrack + supervision "
-        f"`LineZone` / `PolygonZone` as their docs show them." + _undecidable_note(summary),
+        f"({machine.get('cpu_model', '?')}, {_isa(machine)}); events match one-to-one when the direction is the "
+        f"same and the frame within ±5, pairing as many as can be paired. \"Lines meeting target\": per-direction "
+        f"count within ±1 of the truth at strides 1-2, ±2 at stride 3, recall ≥ 0.8 with precision ≥ 0.95 at "
+        f"stride 4. Peer: `trackers` ByteTrack + supervision `LineZone` / `PolygonZone` as their docs show "
+        f"them." + _undecidable_note(summary),
         "",
         "| detector, every n-th frame | half | ours: events | ours: lines meeting target | peer: events | "
         "peer: lines meeting target |",

@@ -196,6 +196,20 @@ def test_score_names_the_events_it_got_wrong():
     assert len(s["false_events"]) == s["fp"] and len(s["missed_events"]) == s["fn"]
 
 
+def test_score_pairs_as_many_events_as_the_tolerance_allows():
+    """Two people crossing together at f287 and f288, counted at f282 and f285: pairing the closest first
+    (285-287) would leave 282-288 (6 frames) unpaired; 282-287 and 285-288 pair both within 5 frames. Among
+    pairings of equal size the closer one is kept, and directions never pair across."""
+    s = score([(282, "in"), (285, "in")], [(287, "in"), (288, "in")])
+    assert (s["tp"], s["fp"], s["fn"]) == (2, 0, 0)
+    s = score([(282, "in"), (285, "out")], [(287, "in"), (288, "in")])
+    assert (s["tp"], s["fp"], s["fn"]) == (1, 1, 1)
+    assert s["false_events"] == [[285, "out"]] and s["missed_events"] == [[288, "in"]]
+    s = score([(100, "in"), (104, "in")], [(101, "in")])  # the nearer one pairs; the other is false
+    assert s["false_events"] == [[104, "in"]]
+    assert score([], [(5, "in")])["fn"] == 1 and score([(5, "in")], [])["fp"] == 1
+
+
 def test_the_truth_marks_only_occluded_passes_undecidable():
     for video in VIDEOS:
         for item in load_truth(video).items:
