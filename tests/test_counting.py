@@ -513,6 +513,28 @@ def test_crossings_not_complete_when_the_stream_ends_or_the_scene_cuts_are_dropp
     assert line.num_pending == 0 and line.in_total == 1 and line.flush() == []
 
 
+def test_the_first_frame_after_a_scene_cut_has_no_gap_to_walk_from():
+    """A close-up cyclist (a box the picture's height) first seen just after a cut, 4 frames after the last
+    frame processed before it, riding right across x = 400. The border's reach grows with the gap between
+    processed frames (someone could have walked in from it meanwhile), but a new scene has no frame before it:
+    his box 110 px from the right border is not taken as having come in there (which would count him out and
+    at once back in, i.e. nothing). He crosses in once."""
+    line = LineCounter("shot", (400, 272), (400, 0), margin_rel=0.05, return_s=1.0)
+    size = (640, 272)
+
+    def box(f, x1, x2):
+        return line.update(Detections(np.array([[x1, 72, x2, 272]], np.float32), np.array([0.6], np.float32),
+                                      np.array([0], np.int32), np.array([3], np.int32)),
+                           frame_index=f, timestamp_s=f / 10, frame_size=size)
+
+    assert line.update(Detections.empty(with_track_id=True), frame_index=0, timestamp_s=0.0, frame_size=size) == []
+    events = line.reset_tracks(4, 0.4)
+    for f, x1 in zip(range(4, 8), (200, 260, 320, 380)):
+        events += box(f, x1, min(x1 + 330, 640))
+    events += line.flush()
+    assert [(e.direction, e.crossed_frame) for e in events] == [(Direction.IN, 5)]
+
+
 def test_dithering_over_a_zone_edge_is_one_entry_at_the_first_moment():
     zone = ZoneCounter("mat", [(100, 100), (300, 100), (300, 300), (100, 300)], margin_rel=0.05, return_s=1.0)
     xs = [50, 80, 120, 90, 125, 150, 180, 200] + [200] * 20

@@ -387,6 +387,7 @@ class _SideCounter:
         self._pending: Dict[int, _TrackState] = {}
         self._frame = -1
         self._now_s = 0.0
+        self._after_cut = False  # the next frame follows a scene cut: no gap to the frame before it
         self._next_prune_s = 0.0
 
     # --- what subclasses provide -------------------------------------------------------------------
@@ -431,7 +432,10 @@ class _SideCounter:
         now = float(timestamp_s) if timestamp_s is not None else frame / self.nominal_fps
         if not math.isfinite(now):
             raise InputError(f"{name}.update: timestamp_s must be finite, got {timestamp_s!r}")
-        gap_frames = (now - self._now_s) * self.nominal_fps if self._frame >= 0 else 1.0
+        # Processed frames apart, for the border's reach; the first frame of a stream or of a new scene has no
+        # frame before it to have walked from.
+        gap_frames = (now - self._now_s) * self.nominal_fps if self._frame >= 0 and not self._after_cut else 1.0
+        self._after_cut = False
         self._frame, self._now_s, self._has_time = frame, now, timestamp_s is not None
         if frame_size is not None and frame_size != self._checked_size:
             width, height = frame_size
@@ -627,7 +631,8 @@ class _SideCounter:
 
         The reach is ``edge_px``, grown by ``edge_rel`` box heights per nominal frame since the previous processed
         frame beyond the first (a person walks about that far between two processed frames; at most one box
-        height: after a longer gap anyone could have come from anywhere)."""
+        height: after a longer gap anyone could have come from anywhere). Not on the first frame of a stream or
+        after :meth:`reset_tracks` (a scene cut): nobody walked there from a frame before it."""
         width, height = frame_size
         grow = min(self.edge_rel * max(gap_frames - 1.0, 0.0), 1.0)
         flags = []
@@ -852,6 +857,7 @@ class _SideCounter:
         self._tracks.clear()
         self._pending.clear()
         self._loose.clear()
+        self._after_cut = True
         return events
 
     _has_time = False
