@@ -457,6 +457,31 @@ def test_a_track_started_past_a_line_near_the_border_is_led_back_to_it_by_untrac
     assert [(e.direction.value, e.crossed_frame) for e in events] == expected
 
 
+@pytest.mark.parametrize("ids, alive, expected", [
+    ((-2, -3, -4), False, [("out", 2)]),  # a new tentative track on each step, each dropped: they lead back
+    ((-2, -2, -2), True, []),             # one tentative track still seen now: someone else's, not led through
+])
+def test_backtracking_leads_through_tentative_tracks_the_tracker_dropped(ids, alive, expected):
+    # As above, but the tracker gave each of the walker's first boxes a tentative track (a track with no velocity
+    # yet loses a walker at a few frames a second) and dropped it on the next frame.
+    line = LineCounter("edge", (740, 480), (740, 230), margin_rel=0.1, return_s=0.0, backtrack_s=1.5)
+    events = []
+    for f, ((x0, x1), tid) in enumerate(zip([(730, 768), (722, 762), (712, 752)], ids)):
+        det = Detections(np.array([[x0, 300, x1, 400]], np.float32), np.array([0.5], np.float32),
+                         np.array([0], np.int32), np.array([tid], np.int32))
+        events += line.update(det, frame_index=f, timestamp_s=f / 10, frame_size=(768, 576))
+    walker = [[700, 300, 740, 400], [690, 300, 730, 400], [670, 300, 710, 400]]
+    for f, box in enumerate(walker, start=3):
+        boxes, tids = [box], [4]
+        if alive:  # the tentative track is still seen, by the border
+            boxes, tids = boxes + [[730, 300, 768, 400]], tids + [-2]
+        det = Detections(np.array(boxes, np.float32), np.full(len(boxes), 0.9, np.float32),
+                         np.zeros(len(boxes), np.int32), np.array(tids, np.int32))
+        events += line.update(det, frame_index=f, timestamp_s=f / 10, frame_size=(768, 576))
+    events += line.flush()
+    assert [(e.direction.value, e.crossed_frame) for e in events] == expected
+
+
 def test_backtracking_is_refused_out_of_range_and_zones_have_none():
     with pytest.raises(ConfigError, match="backtrack_s"):
         LineCounter("edge", (740, 480), (740, 230), backtrack_s=-1.0)
@@ -474,9 +499,11 @@ def test_at_a_low_frame_rate_the_border_reaches_as_far_as_a_walk_between_process
             det = Detections(np.array([[x0, 300, x0 + 40, 400]], np.float32), np.array([0.9], np.float32),
                              np.array([0], np.int32), np.array([4], np.int32))
             events += line.update(det, frame_index=f, timestamp_s=f / 10, frame_size=(768, 576))
-        return [e.direction.value for e in events]
+        return [(e.direction.value, e.crossed_frame) for e in events]
 
-    assert walk(0.2) == ["out"]  # 4 + 0.2 x 100 px x 3 skipped frames = 64 px of reach
+    # 4 + 0.2 x 100 px x 3 skipped frames = 64 px of reach. He stepped in since the frame before (f0): from the
+    # border (x = 768) at f0 to x = 718 at f4, he left the band (x = 730) behind at f3.
+    assert walk(0.2) == [("out", 3)]
     assert walk(0.0) == []
     # Every frame processed: no extra reach, someone appearing 30 px inside (from behind a pillar) is not
     # counted as having come in through the border.

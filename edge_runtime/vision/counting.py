@@ -84,7 +84,7 @@ from __future__ import annotations
 import enum
 import math
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 
@@ -248,14 +248,18 @@ _STITCH_MAX_STEPS = 64  # observations of an unconfirmed new track kept for its 
 # benchmarks.tune_counting --part backtrack --irregular 4``, both detectors, event F1 first: over the fp32 and int8
 # detectors' boxes 1.5 s gives 2593 true, 70 false and 159 missed events against 2583, 69 and 169 without it (1.0:
 # 2591, 70, 161; 2.0 as 1.5; 3.0: 2594, 72, 158), all at `right_edge`, where people step in behind one another.
+# Checked again once chains also led through dropped tentative tracks and border entries were timed from the frame
+# before: 1.5 s gives 2619, 60, 133 and meets 189 of 192 (item, stride) pairs; off: 2597, 60, 155 and 187; 2.0 and
+# 3.0 differ by one or two events (2620, 60, 132; 2621, 61, 131).
 BACKTRACK_S = 1.5
 _LINK_RATIO = 1.5  # how much taller one box of such a chain may be than the next (boxes at the border are cut)
 _LOOK_EMA = 0.9  # weight of a track's running appearance against a new detection's (as the tracker's)
 
 _Step = Tuple[int, float, Point, int, int, float, Optional[Point], float, float]
 # side, d, p, class, frame, now, edge, margin, commit
-_Loose = Tuple[Point, float, Optional[Point], float, int, float, float]
-# an untracked box: anchor, height, the border point (None: not at the left or right border), margin, side, d, commit
+_Loose = Tuple[Point, float, Optional[Point], float, int, float, float, int]
+# a box without a confirmed track: anchor, height, the border point (None: not at the left or right border), margin,
+# side, d, commit, its tentative track's key (-1: untracked)
 
 
 @dataclass
@@ -372,7 +376,7 @@ class _SideCounter:
         self.backtrack_s = _number(where, "backtrack_s", backtrack_s, 0.0, 60.0)
         # (frame, time, boxes) of the confident boxes the tracker gave no track, per processed frame of the last
         # backtrack_s (lines only: see _entry_of)
-        self._loose: List[Tuple[int, float, List[_Loose]]] = []
+        self._loose: List[Tuple[int, float, List[_Loose], Tuple[int, float]]] = []
         self.hysteresis_frames = int(hysteresis_frames)
         if not isinstance(keep_complete, (bool, np.bool_)):
             raise ConfigError(f"{where}: keep_complete must be true or false, got {keep_complete!r}")
@@ -388,6 +392,8 @@ class _SideCounter:
         self._frame = -1
         self._now_s = 0.0
         self._after_cut = False  # the next frame follows a scene cut: no gap to the frame before it
+        self._since: Tuple[int, float] = (0, 0.0)  # (frame, time) of the processed frame before this one (or this)
+        self._keys_now: Set[int] = set()  # the track keys seen on this frame
         self._next_prune_s = 0.0
 
     # --- what subclasses provide -------------------------------------------------------------------
@@ -434,7 +440,10 @@ class _SideCounter:
             raise InputError(f"{name}.update: timestamp_s must be finite, got {timestamp_s!r}")
         # Processed frames apart, for the border's reach; the first frame of a stream or of a new scene has no
         # frame before it to have walked from.
-        gap_frames = (now - self._now_s) * self.nominal_fps if self._frame >= 0 and not self._after_cut else 1.0
+        fresh = self._frame < 0 or self._after_cut
+        gap_frames = 1.0 if fresh else (now - self._now_s) * self.nominal_fps
+        # When someone first seen at the border on this frame may have stepped in: since the frame before.
+        self._since = (frame, now) if fresh else (self._frame, self._now_s)
         self._after_cut = False
         self._frame, self._now_s, self._has_time = frame, now, timestamp_s is not None
         if frame_size is not None and frame_size != self._checked_size:
@@ -449,7 +458,8 @@ class _SideCounter:
         tracked = [k for k, t in enumerate(all_ids) if t != -1]
         raw_ids = [all_ids[k] for k in tracked]
         id_list = [t if t >= 0 else -2 - t for t in raw_ids]  # tentative -2 - k -> key k
-        if len(set(id_list)) != len(id_list):
+        self._keys_now = set(id_list)
+        if len(self._keys_now) != len(id_list):
             raise InputError(f"{name}.update: a track id occurs twice in one frame: {raw_ids}")
         events: List[CountEvent] = []
         stitching = self.stitch_s > 0 and frame_size is not None
@@ -526,20 +536,21 @@ class _SideCounter:
 
     def _note_loose(self, detections: Detections, all_ids: List[int], frame: int, now: float,
                     frame_size: Optional[Tuple[int, int]], gap_frames: float) -> None:
-        """Remember this frame's confident boxes without a track (for backtrack_s; see :meth:`_entry_of`)."""
+        """Remember this frame's confident boxes without a confirmed track (for backtrack_s; see :meth:`_entry_of`)."""
         self._loose = [r for r in self._loose if now - r[1] <= self.backtrack_s]
         scores = detections.score.tolist()
-        loose = [k for k, t in enumerate(all_ids) if t == -1 and scores[k] >= self.low_score]
+        # Untracked boxes, and tentative tracks' (the tracker drops one it leaves unmatched: see _alive)
+        loose = [k for k, t in enumerate(all_ids) if t < 0 and scores[k] >= self.low_score]
         if not loose or not frame_size:
             return
         all_boxes = detections.xyxy.tolist()
         boxes = [all_boxes[k] for k in loose]
         items: List[_Loose] = []
-        for p, d, height, margin, commit, side, touching in zip(*self._judge(boxes),
-                                                                  self._border_flags(boxes, frame_size, gap_frames)):
+        for k, p, d, height, margin, commit, side, touching in zip(
+                loose, *self._judge(boxes), self._border_flags(boxes, frame_size, gap_frames)):
             edge = self._edge_point(p, touching, frame_size) if touching[0] or touching[1] else None
-            items.append((p, height, edge, margin, side, d, commit))
-        self._loose.append((frame, now, items))
+            items.append((p, height, edge, margin, side, d, commit, -2 - all_ids[k] if all_ids[k] <= -2 else -1))
+        self._loose.append((frame, now, items, self._since))
 
     def _judge(self, boxes: List[List[float]]) -> Tuple[List[Point], List[float], List[float], List[float],
                                                           List[float], List[int]]:
@@ -553,21 +564,23 @@ class _SideCounter:
         sides = [1 if d > 0 and d >= m else -1 if d < 0 and d <= -m else 0 for d, m in zip(decide, margins)]
         return anchors, anchor_d, heights, margins, commits, sides
 
-    def _entry_of(self, p: Point, height: float) -> List[Tuple[int, float, _Loose]]:
-        """The untracked boxes that lead a track first seen now, mid-picture at ``p``, back to the picture's left
-        or right border over the last ``backtrack_s``, earliest (at the border) first, as (frame, time, box);
-        empty if they lead nowhere near it.
+    def _entry_of(self, p: Point, height: float) -> List[Tuple[int, float, _Loose, Tuple[int, float]]]:
+        """The boxes without a confirmed track that lead a track first seen now, mid-picture at ``p``, back to the
+        picture's left or right border over the last ``backtrack_s``, earliest (at the border) first, as (frame,
+        time, box, (frame, time) of the processed frame before it); empty if they lead nowhere near it.
 
         Someone stepping in at the border is half outside the picture, and the tracker may start their track
-        only a few steps in; at a few processed frames a second that is past a line near the border. Going back
-        one processed frame at a time, the chain takes the nearest confident box the tracker gave no track (see
-        ``low_score``) of a similar height (within ``_LINK_RATIO``) within the stitching reach
+        only a few steps in, or start a tentative one on each of their first frames (a track with no velocity
+        yet loses a walker at a few frames a second); at a few processed frames a second that is past a line near
+        the border. Going back one processed frame at a time, the chain takes the nearest confident box (see
+        ``low_score``) the tracker gave no track, or gave a tentative track that has been dropped since (see
+        :meth:`_alive`), of a similar height (within ``_LINK_RATIO``) within the stitching reach
         (``STITCH_SLACK_REL`` plus ``stitch_rel`` box heights per second between the two); it ends at the first
         box at the border."""
         now = self._now_s
         link_p, link_h, link_s = p, height, now
-        chain: List[Tuple[int, float, _Loose]] = []
-        for frame_r, s_r, items in reversed(self._loose):
+        chain: List[Tuple[int, float, _Loose, Tuple[int, float]]] = []
+        for frame_r, s_r, items, since_r in reversed(self._loose):
             if now - s_r > self.backtrack_s:
                 break
             elapsed = link_s - s_r
@@ -576,6 +589,8 @@ class _SideCounter:
             best = None
             for item in items:
                 q, h_q = item[0], item[1]
+                if item[7] >= 0 and self._alive(item[7]):
+                    continue
                 if h_q <= 0.0 or link_h <= 0.0 or max(h_q, link_h) > _LINK_RATIO * min(h_q, link_h):
                     continue
                 distance = math.hypot(q[0] - link_p[0], q[1] - link_p[1])
@@ -585,25 +600,31 @@ class _SideCounter:
             if best is None:
                 continue  # not seen on that frame: look further back
             item = best[1]
-            chain.append((frame_r, s_r, item))
+            chain.append((frame_r, s_r, item, since_r))
             link_p, link_h, link_s = item[0], item[1], s_r
             if item[2] is not None:
                 return chain[::-1]
         return []
 
+    def _alive(self, key: int) -> bool:
+        """Whether tentative track ``key`` may still be someone: confirmed since, or seen on this frame (a
+        tentative track the tracker left unmatched is dropped, so one not seen now was nobody's to keep)."""
+        st = self._tracks.get(key)
+        return key in self._keys_now or (st is not None and st.confirmed)
+
     def _enter_from_loose(self, tid: int, p: Point, height: float, class_id: int) -> None:
-        """Start a new mid-picture track's state at the border it came in through, if untracked boxes lead there
-        (see :meth:`_entry_of`): its path starts there, as for a track first seen at the border, and goes
-        through those boxes (a crossing among them is the track's, counted once it is confirmed)."""
+        """Start a new mid-picture track's state at the border it came in through, if boxes without a confirmed
+        track lead there (see :meth:`_entry_of`): its path starts there, as for a track first seen at the border,
+        and goes through those boxes (a crossing among them is the track's, counted once it is confirmed)."""
         chain = self._entry_of(p, height)
         if not chain:
             return
-        frame, s, (_, _, edge, margin, _, _, _) = chain[0]
+        frame, s, (_, _, edge, margin, _, _, _, _), since = chain[0]
         side, d = self._side_of(edge, margin)
-        self._tracks[tid] = _TrackState(side=side, last_seen_s=s, before=edge, prev_d=d, prev_frame=frame,
-                                        prev_s=s, young=False)
+        self._tracks[tid] = _TrackState(side=side, last_seen_s=s, before=edge, prev_d=d, prev_frame=since[0],
+                                        prev_s=since[1], young=False)
         unreported: List[CountEvent] = []  # not confirmed while replayed: nothing is reported
-        for frame, s, (q, _, _, margin, side, d, commit) in chain:
+        for frame, s, (q, _, _, margin, side, d, commit, _), _ in chain:
             self._step(tid, False, side, d, q, class_id, frame, s, unreported, None, margin, commit, vote=False)
 
     def _settle(self, st: _TrackState, at_edge: bool, height: float, p: Point) -> None:
@@ -746,7 +767,7 @@ class _SideCounter:
             if edge is not None:  # it came in through the picture's border: its path starts there
                 edge_side, edge_d = self._side_of(edge, margin)
                 st = self._tracks[tid] = _TrackState(side=edge_side, last_seen_s=now, before=edge, prev_d=edge_d,
-                                                     prev_frame=frame, prev_s=now, young=False)
+                                                     prev_frame=self._since[0], prev_s=self._since[1], young=False)
             else:
                 st = self._tracks[tid] = _TrackState(side=side, last_seen_s=now, before=p, prev_d=d,
                                                      prev_frame=frame, prev_s=now)
@@ -913,15 +934,16 @@ class LineCounter(_SideCounter):
         nominal_fps: the clock used when ``update`` is given no timestamps (frame index / fps).
         edge_px: with ``frame_size`` given to :meth:`update`, a box within this many pixels of the
             picture's border touches it. A track first seen touching a border came in through it (its
-            path starts at the border), and a track gone while its box touched a border left through
-            it: a line near the edge of the picture counts people walking in and out of view, whose
+            path starts at the border, at the processed frame before: it stepped in since), and a track gone
+            while its box touched a border left through it: a line near the edge of the picture counts people walking in and out of view, whose
             clipped boxes never carry the anchor far past the line. The left, right and bottom borders
             only: a box touching the top has its head there and its anchor well below.
         backtrack_s: with ``frame_size`` given, a track first seen mid-picture whose start is led back to the
             picture's left or right border by confident boxes (scoring at least ``low_score``) that the tracker
-            gave no track, over at most this many seconds, came in through that border: its path starts there
-            and goes through those boxes. Someone stepping in is half outside the picture and the tracker may
-            start their track only a few steps in, past a line near the border. Each step back takes the nearest
+            gave no track, or gave a tentative track it has dropped since, over at most this many seconds, came
+            in through that border: its path starts there and goes through those boxes. Someone stepping in is
+            half outside the picture and the tracker may start their track only a few steps in, past a line near
+            the border, or restart a tentative one on each of their first frames. Each step back takes the nearest
             such box of a similar height (at most 1.5 times taller) within the stitching reach (below); 0 = off.
         edge_rel: the border's reach grows by this fraction of the box height per nominal frame that passed
             since the previous processed frame, beyond the first: a board processing every 4th frame first
