@@ -60,6 +60,13 @@ What counts (each rule answers a way the common counters go wrong):
   a board processing 2 frames a second) counts once the track is confirmed as ``k``, and never if it is
   not. State is per track id (the tracker never reuses an id); a track's class is the majority class of
   its detections; counts are per class.
+- **The picture's border** (lines; needs ``frame_size``): a track first seen with its box at the left, right or
+  bottom border came in through it, and its path starts there, at the processed frame before (it stepped in
+  since); one gone while its box touched a border left through it. At a low processed rate the border reaches
+  as far as a walk between two processed frames (``edge_rel``). A track first seen mid-picture whose start is led
+  back to the left or right border by confident boxes the tracker gave no track (or a tentative track it has
+  dropped since) came in there too (``backtrack_s``): the tracker may start someone stepping in only a few
+  steps in, already past a line near the edge.
 - **Stitching** (``stitch_s`` > 0; needs ``frame_size``): a person who walks behind someone standing on
   the line may lose their track on one side and come back as a new track on the other, first seen in
   the middle of the picture, with no known origin. A confirmed track gone mid-picture (its box off the
