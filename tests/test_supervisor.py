@@ -258,7 +258,7 @@ def test_auto_policy_is_measured_at_start_up() -> None:
         "model": {"path": "builtin:yolov8s-person", "classes": [0]},
         "lines": [{"name": "walkway", "start": [400, 400], "end": [400, 150]}],
         "output": {"db": "", "print_every_s": 0.0},
-        "budget": {"cores": 2, "min_fps": 0.25},
+        "budget": {"cores": 2, "min_fps": 0.1},
         "chat": {"enabled": True, "port": 0, "ctx": 512},
     })
     sup = Supervisor(config, quiet=True)
@@ -266,8 +266,9 @@ def test_auto_policy_is_measured_at_start_up() -> None:
         choice = sup.policy_choice
         assert choice is not None and choice["detector_threads"] == 1 and choice["detector_fps_p90"] > 0
         assert choice["all_cores_detector_fps_p90"] > 0
-        # 0.25 fps is far below what this detector does on two cores (5-15 fps on the test machines): the
-        # frames leave chat most of the machine, so time slicing gives it more than its own core would.
+        # 0.1 fps is far below what this detector does on two cores (about 2-15 fps at its slow end on the
+        # test machines; time slicing needs 0.92 here): the frames leave chat most of the machine, so time
+        # slicing gives it more than its own core would.
         assert choice["time_slice_chat_share"] >= 0.8
         assert choice["policy"] == "detection-first" == sup.scheduler.policy.value
     finally:
