@@ -381,8 +381,8 @@ class _SideCounter:
         self.stitch_rel = _number(where, "stitch_rel", stitch_rel, 0.0, 100.0)
         self.stitch_appearance = _number(where, "stitch_appearance", stitch_appearance, 0.0, 1.0)
         self.backtrack_s = _number(where, "backtrack_s", backtrack_s, 0.0, 60.0)
-        # (frame, time, boxes) of the confident boxes the tracker gave no track, per processed frame of the last
-        # backtrack_s (lines only: see _entry_of)
+        # (frame, time, boxes, (frame, time) of the processed frame before) of the confident boxes without a
+        # confirmed track, per processed frame of the last backtrack_s (lines only: see _entry_of)
         self._loose: List[Tuple[int, float, List[_Loose], Tuple[int, float]]] = []
         self.hysteresis_frames = int(hysteresis_frames)
         if not isinstance(keep_complete, (bool, np.bool_)):
@@ -543,7 +543,8 @@ class _SideCounter:
 
     def _note_loose(self, detections: Detections, all_ids: List[int], frame: int, now: float,
                     frame_size: Optional[Tuple[int, int]], gap_frames: float) -> None:
-        """Remember this frame's confident boxes without a confirmed track (for backtrack_s; see :meth:`_entry_of`)."""
+        """Remember this frame's confident boxes without a confirmed track (for backtrack_s; see
+        :meth:`_entry_of`)."""
         self._loose = [r for r in self._loose if now - r[1] <= self.backtrack_s]
         scores = detections.score.tolist()
         # Untracked boxes, and tentative tracks' (the tracker drops one it leaves unmatched: see _alive)
@@ -942,9 +943,9 @@ class LineCounter(_SideCounter):
         edge_px: with ``frame_size`` given to :meth:`update`, a box within this many pixels of the
             picture's border touches it. A track first seen touching a border came in through it (its
             path starts at the border, at the processed frame before: it stepped in since), and a track gone
-            while its box touched a border left through it: a line near the edge of the picture counts people walking in and out of view, whose
-            clipped boxes never carry the anchor far past the line. The left, right and bottom borders
-            only: a box touching the top has its head there and its anchor well below.
+            while its box touched a border left through it: a line near the edge of the picture counts people
+            walking in and out of view, whose clipped boxes never carry the anchor far past the line. The left,
+            right and bottom borders only: a box touching the top has its head there and its anchor well below.
         backtrack_s: with ``frame_size`` given, a track first seen mid-picture whose start is led back to the
             picture's left or right border by confident boxes (scoring at least ``low_score``) that the tracker
             gave no track, or gave a tentative track it has dropped since, over at most this many seconds, came
