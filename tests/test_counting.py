@@ -516,6 +516,29 @@ def test_at_a_low_frame_rate_the_border_reaches_as_far_as_a_walk_between_process
     assert events == []
 
 
+def test_the_border_reaches_as_far_as_a_walk_in_seconds_not_in_frames():
+    # Someone behind a cyclist at a kerb, whose unsure boxes stretch down over the cyclist's legs: over the
+    # line (y = 200, "in" = down) at the third processed frame, short of complete (half a box height past it) at the
+    # fourth, his box's bottom 13 px above the picture's, then gone. Every 2nd frame of a 25 fps camera is
+    # 0.08 s: nobody walks 13 px out of the picture in that time, so he did not leave through the border, and
+    # the crossing, never complete, is dropped at the end of the stream. Every 2nd frame of a 10 fps camera
+    # is 0.2 s: the border reaches 4 + 0.2 x 218 px, so he left through it, past the line.
+    def crossings(fps):
+        line = LineCounter("kerb", (300, 200), (640, 200), return_s=3.0, nominal_fps=fps)
+        events = []
+        for f, box in enumerate(([441, 58, 492, 157], [440, 56, 491, 174], [437, 48, 497, 209], [435, 41, 495, 259],
+                                  None, None)):
+            det = Detections.empty(with_track_id=True) if box is None else Detections(
+                np.array([box], np.float32), np.array([0.5], np.float32), np.array([0], np.int32),
+                np.array([7], np.int32))
+            events += line.update(det, frame_index=2 * f, timestamp_s=2 * f / fps, frame_size=(640, 272))
+        events += line.flush()
+        return [(e.direction.value, e.crossed_frame) for e in events]
+
+    assert crossings(25.0) == []
+    assert crossings(10.0) == [("in", 4)]
+
+
 def test_crossings_waiting_out_return_s_are_reported_by_flush():
     line = LineCounter("gate", START, END, margin_rel=0.1, return_s=5.0)
     events = []

@@ -63,7 +63,7 @@ What counts (each rule answers a way the common counters go wrong):
 - **The picture's border** (lines; needs ``frame_size``): a track first seen with its box at the left, right or
   bottom border came in through it, and its path starts there, at the processed frame before (it stepped in
   since); one gone while its box touched a border left through it. At a low processed rate the border reaches
-  as far as a walk between two processed frames (``edge_rel``). A track first seen mid-picture whose start is led
+  as far as a walk in the seconds between two processed frames (``edge_rel``). A track first seen mid-picture whose start is led
   back to the left or right border by confident boxes the tracker gave no track (or a tentative track it has
   dropped since) came in there too (``backtrack_s``): the tracker may start someone stepping in only a few
   steps in, already past a line near the edge.
@@ -259,6 +259,7 @@ _STITCH_MAX_STEPS = 64  # observations of an unconfirmed new track kept for its 
 # before: 1.5 s gives 2619, 60, 133 and meets 189 of 192 (item, stride) pairs; off: 2597, 60, 155 and 187; 2.0 and
 # 3.0 differ by one or two events (2620, 60, 132; 2621, 61, 131).
 BACKTRACK_S = 1.5
+_REACH_STEP_S = 0.1  # the border's reach grows by edge_rel box heights per this many seconds between processed frames
 _LINK_RATIO = 1.5  # how much taller one box of such a chain may be than the next (boxes at the border are cut)
 _LOOK_EMA = 0.9  # weight of a track's running appearance against a new detection's (as the tracker's)
 
@@ -445,10 +446,10 @@ class _SideCounter:
         now = float(timestamp_s) if timestamp_s is not None else frame / self.nominal_fps
         if not math.isfinite(now):
             raise InputError(f"{name}.update: timestamp_s must be finite, got {timestamp_s!r}")
-        # Processed frames apart, for the border's reach; the first frame of a stream or of a new scene has no
-        # frame before it to have walked from.
+        # Seconds since the processed frame before, for the border's reach; the first frame of a stream or of a
+        # new scene has no frame before it to have walked from.
         fresh = self._frame < 0 or self._after_cut
-        gap_frames = 1.0 if fresh else (now - self._now_s) * self.nominal_fps
+        gap_s = 0.0 if fresh else now - self._now_s
         # When someone first seen at the border on this frame may have stepped in: since the frame before.
         self._since = (frame, now) if fresh else (self._frame, self._now_s)
         self._after_cut = False
@@ -478,7 +479,7 @@ class _SideCounter:
             all_scores = detections.score.tolist()
             scores = [all_scores[k] for k in tracked]
             anchors, anchor_d, heights, margins, commits, sides = self._judge(boxes)
-            touching = self._border_flags(boxes, frame_size, gap_frames) if frame_size else None
+            touching = self._border_flags(boxes, frame_size, gap_s) if frame_size else None
             edge_list = [self._edge_point(p, t, frame_size) for p, t in zip(anchors, touching)] \
                 if self._edges and touching else None
             border = [any(t) for t in touching] if stitching and touching else None
@@ -529,7 +530,7 @@ class _SideCounter:
                 if st.edge is not None and tid not in seen:  # gone while touching the border: it left there
                     self._leave_at_edge(tid, st, frame, now, events)
         if self._edges and self.backtrack_s > 0.0:
-            self._note_loose(detections, all_ids, frame, now, frame_size, gap_frames)
+            self._note_loose(detections, all_ids, frame, now, frame_size, gap_s)
         events.extend(self._due(frame, now))
         if now >= self._next_prune_s:  # bounded memory: forget tracks unseen for forget_s
             self._next_prune_s = now + max(self.forget_s / 8, 1.0)
@@ -542,7 +543,7 @@ class _SideCounter:
         return events, [t for t, raw_id in zip(id_list, raw_ids) if raw_id >= 0]
 
     def _note_loose(self, detections: Detections, all_ids: List[int], frame: int, now: float,
-                    frame_size: Optional[Tuple[int, int]], gap_frames: float) -> None:
+                    frame_size: Optional[Tuple[int, int]], gap_s: float) -> None:
         """Remember this frame's confident boxes without a confirmed track (for backtrack_s; see
         :meth:`_entry_of`)."""
         self._loose = [r for r in self._loose if now - r[1] <= self.backtrack_s]
@@ -555,7 +556,7 @@ class _SideCounter:
         boxes = [all_boxes[k] for k in loose]
         items: List[_Loose] = []
         for k, p, d, height, margin, commit, side, touching in zip(
-                loose, *self._judge(boxes), self._border_flags(boxes, frame_size, gap_frames)):
+                loose, *self._judge(boxes), self._border_flags(boxes, frame_size, gap_s)):
             edge = self._edge_point(p, touching, frame_size) if touching[0] or touching[1] else None
             items.append((p, height, edge, margin, side, d, commit, -2 - all_ids[k] if all_ids[k] <= -2 else -1))
         self._loose.append((frame, now, items, self._since))
@@ -653,17 +654,19 @@ class _SideCounter:
         borders the box touches (see :meth:`_border_flags`)."""
         return None
 
-    def _border_flags(self, boxes: List[List[float]], frame_size: Tuple[int, int], gap_frames: float
+    def _border_flags(self, boxes: List[List[float]], frame_size: Tuple[int, int], gap_s: float
                       ) -> List[Tuple[bool, bool, bool, bool]]:
         """For each box (x1, y1, x2, y2): whether it is within reach of the (left, right, top, bottom) border of
-        the picture.
+        the picture, ``gap_s`` seconds after the processed frame before.
 
-        The reach is ``edge_px``, grown by ``edge_rel`` box heights per nominal frame since the previous processed
-        frame beyond the first (a person walks about that far between two processed frames; at most one box
-        height: after a longer gap anyone could have come from anywhere). Not on the first frame of a stream or
-        after :meth:`reset_tracks` (a scene cut): nobody walked there from a frame before it."""
+        The reach is ``edge_px``, grown by ``edge_rel`` box heights per tenth of a second of ``gap_s`` beyond the
+        first tenth (a person walks about that far between two processed frames; at most one box height: after a
+        longer gap anyone could have come from anywhere). It is a walk in seconds, not in frames: every 2nd frame
+        of a 25 fps camera is 0.08 s apart, no further than every frame of a 10 fps one. ``gap_s`` is 0 on the
+        first frame of a stream or after :meth:`reset_tracks` (a scene cut): nobody walked there from a frame
+        before it."""
         width, height = frame_size
-        grow = min(self.edge_rel * max(gap_frames - 1.0, 0.0), 1.0)
+        grow = min(self.edge_rel * max(gap_s / _REACH_STEP_S - 1.0, 0.0), 1.0)
         flags = []
         for x1, y1, x2, y2 in boxes:
             tol = self.edge_px + grow * max(y2 - y1, 0.0)
@@ -953,10 +956,10 @@ class LineCounter(_SideCounter):
             half outside the picture and the tracker may start their track only a few steps in, past a line near
             the border, or restart a tentative one on each of their first frames. Each step back takes the nearest
             such box of a similar height (at most 1.5 times taller) within the stitching reach (below); 0 = off.
-        edge_rel: the border's reach grows by this fraction of the box height per nominal frame that passed
-            since the previous processed frame, beyond the first: a board processing every 4th frame first
-            sees someone walking in three frames' walk inside the picture (the reach stops growing at one
-            box height).
+        edge_rel: the border's reach grows by this fraction of the box height per tenth of a second that
+            passed since the previous processed frame, beyond the first tenth: a board processing every 4th
+            frame of a 10 fps camera first sees someone walking in three tenths' walk inside the picture (the
+            reach stops growing at one box height).
         stitch_s: a track gone mid-picture is remembered this many seconds, for a new track first seen
             mid-picture on the other side of the line to continue it (see "Stitching" in the module
             docstring; needs ``frame_size``); 0 = off.
