@@ -472,6 +472,8 @@ class _SideCounter:
         events: List[CountEvent] = []
         stitching = self.stitch_s > 0 and frame_size is not None
         confirming: List[int] = []  # new tracks confirmed on this frame whose stitch is to be decided
+        all_boxes: Optional[List[List[float]]] = None  # the frame's boxes and scores as Python numbers, made once
+        all_scores: Optional[List[float]] = None
         if tracked:
             all_boxes, all_classes = detections.xyxy.tolist(), detections.class_id.tolist()
             boxes = [all_boxes[k] for k in tracked]
@@ -530,7 +532,7 @@ class _SideCounter:
                 if st.edge is not None and tid not in seen:  # gone while touching the border: it left there
                     self._leave_at_edge(tid, st, frame, now, events)
         if self._edges and self.backtrack_s > 0.0:
-            self._note_loose(detections, all_ids, frame, now, frame_size, gap_s)
+            self._note_loose(detections, all_ids, all_boxes, all_scores, frame, now, frame_size, gap_s)
         events.extend(self._due(frame, now))
         if now >= self._next_prune_s:  # bounded memory: forget tracks unseen for forget_s
             self._next_prune_s = now + max(self.forget_s / 8, 1.0)
@@ -542,17 +544,20 @@ class _SideCounter:
                 del self._tracks[t]
         return events, [t for t, raw_id in zip(id_list, raw_ids) if raw_id >= 0]
 
-    def _note_loose(self, detections: Detections, all_ids: List[int], frame: int, now: float,
-                    frame_size: Optional[Tuple[int, int]], gap_s: float) -> None:
+    def _note_loose(self, detections: Detections, all_ids: List[int], all_boxes: Optional[List[List[float]]],
+                    scores: Optional[List[float]], frame: int, now: float, frame_size: Optional[Tuple[int, int]],
+                    gap_s: float) -> None:
         """Remember this frame's confident boxes without a confirmed track (for backtrack_s; see
-        :meth:`_entry_of`)."""
+        :meth:`_entry_of`). ``all_boxes`` / ``scores``: the frame's boxes and scores as lists, if already made."""
         self._loose = [r for r in self._loose if now - r[1] <= self.backtrack_s]
-        scores = detections.score.tolist()
+        if scores is None:
+            scores = detections.score.tolist()
         # Untracked boxes, and tentative tracks' (the tracker drops one it leaves unmatched: see _alive)
         loose = [k for k, t in enumerate(all_ids) if t < 0 and scores[k] >= self.low_score]
         if not loose or not frame_size:
             return
-        all_boxes = detections.xyxy.tolist()
+        if all_boxes is None:
+            all_boxes = detections.xyxy.tolist()
         boxes = [all_boxes[k] for k in loose]
         items: List[_Loose] = []
         for k, p, d, height, margin, commit, side, touching in zip(
