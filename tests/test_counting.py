@@ -518,8 +518,8 @@ def test_at_a_low_frame_rate_the_border_reaches_as_far_as_a_walk_between_process
 
 def test_the_border_reaches_as_far_as_a_walk_in_seconds_not_in_frames():
     # Someone behind a cyclist at a kerb, whose unsure boxes stretch down over the cyclist's legs: over the
-    # line (y = 200, "in" = down) at the third processed frame, short of complete (half a box height past it) at the
-    # fourth, his box's bottom 13 px above the picture's, then gone. Every 2nd frame of a 25 fps camera is
+    # line (y = 200, "in" = down) at the third processed frame, short of complete (half a box height past
+    # it) at the fourth, his box's bottom 13 px above the picture's, then gone. Every 2nd frame of a 25 fps camera is
     # 0.08 s: nobody walks 13 px out of the picture in that time, so he did not leave through the border, and
     # the crossing, never complete, is dropped at the end of the stream. Every 2nd frame of a 10 fps camera
     # is 0.2 s: the border reaches 4 + 0.2 x 218 px, so he left through it, past the line.

@@ -63,10 +63,10 @@ What counts (each rule answers a way the common counters go wrong):
 - **The picture's border** (lines; needs ``frame_size``): a track first seen with its box at the left, right or
   bottom border came in through it, and its path starts there, at the processed frame before (it stepped in
   since); one gone while its box touched a border left through it. At a low processed rate the border reaches
-  as far as a walk in the seconds between two processed frames (``edge_rel``). A track first seen mid-picture whose start is led
-  back to the left or right border by confident boxes the tracker gave no track (or a tentative track it has
-  dropped since) came in there too (``backtrack_s``): the tracker may start someone stepping in only a few
-  steps in, already past a line near the edge.
+  as far as a walk in the seconds between two processed frames (``edge_rel``). A track first seen mid-picture
+  whose start is led back to the left or right border by confident boxes the tracker gave no track (or a
+  tentative track it has dropped since) came in there too (``backtrack_s``): the tracker may start someone
+  stepping in only a few steps in, already past a line near the edge.
 - **Stitching** (``stitch_s`` > 0; needs ``frame_size``): a person who walks behind someone standing on
   the line may lose their track on one side and come back as a new track on the other, first seen in
   the middle of the picture, with no known origin. A confirmed track gone mid-picture (its box off the
