@@ -122,7 +122,8 @@ def associate_bytetrack(track_boxes: np.ndarray, track_id: np.ndarray, miss: np.
     stage 1 never matches a confirmed track to a high-score detection with a lower plain IoU than the
     low-score detection fitting the track best (the first of equals), where that one's distance is at least
     the margin smaller and no other track has a higher IoU with it, nor an equal IoU and a smaller distance
-    (an equal distance: the first track).
+    (an equal distance: the first track); a track that some high-score detection fits better (plain IoU) than
+    that low-score one does not count as another here: it is not after the low-score box.
     """
     assign = linear_assignment if assign is None else assign
     det_score = np.asarray(det_score, np.float32)
@@ -181,8 +182,10 @@ def associate_bytetrack(track_boxes: np.ndarray, track_id: np.ndarray, miss: np.
             best = low[np.argmax(plain[i, low])]
             if not plain[i, best] > 0 or np.isnan(look[i, best]):
                 continue
-            # the owner: highest IoU, then smallest distance (NaN last), then first
-            order = np.lexsort((np.arange(len(plain)), np.nan_to_num(look[:, best], nan=np.inf), -plain[:, best]))
+            # the owner: highest IoU, then smallest distance (NaN last), then first, among track i and the
+            # tracks no high-score detection fits better than this one
+            rivals = np.flatnonzero((np.arange(len(plain)) == i) | ~(plain[:, high] > plain[:, [best]]).any(1))
+            order = rivals[np.lexsort((rivals, np.nan_to_num(look[rivals, best], nan=np.inf), -plain[rivals, best]))]
             if order[0] != i:
                 continue
             floor = np.float64(look[i, best]) + low_look_margin

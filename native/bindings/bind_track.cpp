@@ -263,7 +263,8 @@ void bind_track(py::module_& m) {
         "IoU and fits no other detection better; look (T, N) float32 appearance distances (NaN: unknown) with\n"
         "low_look_margin > 0: stage 1 leaves a confirmed track's high-score detection unmatched to it when the\n"
         "low-score one fitting it best fits it better and looks more like it by that much, and is no other\n"
-        "track's (on equal IoU, the track it looks most like owns it).");
+        "track's (on equal IoU, the track it looks most like owns it; a track some high-score detection fits\n"
+        "better does not claim it).");
 }
 
 

@@ -406,6 +406,13 @@ void associate_bytetrack(const float* track_boxes, const std::int64_t* track_id,
         const auto best_low = [&](std::size_t i) {
             return low[first_argmax(low.size(), [&](std::size_t k) { return at(i, low[k]); })];
         };
+        // track k has a high-score detection fitting it better than detection j: it does not claim j
+        const auto prefers_high = [&](std::size_t k, std::size_t j) {
+            for (std::size_t h : high) {
+                if (at(k, h) > at(k, j)) return true;
+            }
+            return false;
+        };
         if (low_fit) {
             for (std::size_t i : pool) {
                 const std::size_t best = best_low(i);
@@ -424,7 +431,7 @@ void associate_bytetrack(const float* track_boxes, const std::int64_t* track_id,
                 if (!(at(i, best) > 0.0f) || std::isnan(look(i, best))) continue;
                 bool owner = true;  // no track fits it better, nor as well and looks more like it
                 for (std::size_t k = 0; k < t && owner; ++k) {
-                    if (k == i) continue;
+                    if (k == i || prefers_high(k, best)) continue;
                     const float other = look(k, best);
                     owner = at(k, best) < at(i, best) ||
                             (at(k, best) == at(i, best) && (std::isnan(other) || other > look(i, best) ||
