@@ -838,6 +838,18 @@ def test_of_two_gone_tracks_the_nearest_is_stitched_one_to_one():
     assert [e[:2] for e in stitch_feed(line, frames)] == [(2, "in")]
 
 
+def test_of_two_gone_tracks_the_likelier_continuation_in_the_time_between_is_stitched():
+    # Track 1 (class 0) is last seen at (150, 170) on frame 3, track 3 (class 1) at (250, 170) on frame 12; a new
+    # track (class 5) is first seen at (185, 235) on frame 21. Track 1 is nearer (74 px against 92 px), but it had
+    # 1.8 s to walk there (a reach of 185 px), track 3 only 0.9 s (118 px): 74 px is a small part of what 1.8 s
+    # allows, and a walker seen 0.9 s ago being 92 px on is likelier than one seen 1.8 s ago being 74 px on.
+    line = LineCounter("gate", START, END, **{**STITCH, "stitch_s": 3.0, "stitch_rel": 0.75})
+    frames = [[(1, 150, 140 + 10 * f, 0), (3, 250, 170, 1)] for f in range(4)]
+    frames += [[(3, 250, 170, 1)] for _ in range(4, 13)] + [[]] * 8
+    frames += [[(2, 185, 235 + 10 * i, 5)] for i in range(3)]
+    assert [e[:3] for e in stitch_feed(line, frames)] == [(2, "in", 1)]
+
+
 def test_a_gone_track_that_comes_back_is_never_counted_twice():
     # It comes back before the new track is confirmed: no stitch; it crosses itself and counts once.
     line = LineCounter("gate", START, END, **STITCH)

@@ -104,7 +104,7 @@ def test_reference_run_counts_walkers(reference) -> None:
     walkway = summary.lines["walkway"]
     # The by-eye truth (benchmarks/truth/vtest/walkway.json) has 2 in and 7 out on frames 0-299. Measured
     # live, end-of-stream flush included: 3 in, 5 out. Two walkers' ids are taken over by the men standing
-    # at the lamp post as they pass them (see KNOWN_LOITER_COUNTS in tests/test_counting_truth.py), so this holds the
+    # at the lamp post as they pass them (see tests/test_counting_truth.py), so this holds the
     # run within 2 per direction (3 across CPUs whose float paths differ), not yet the target of 1.
     truth = json.loads((ROOT / "benchmarks" / "truth" / "vtest" / "walkway.json").read_text())["events"]
     expected_in = sum(1 for e in truth if e["frame"] < FRAMES and e["direction"] == "in")
