@@ -850,6 +850,19 @@ def test_of_two_gone_tracks_the_likelier_continuation_in_the_time_between_is_sti
     assert [e[:3] for e in stitch_feed(line, frames)] == [(2, "in", 1)]
 
 
+@pytest.mark.parametrize("deepest_y, events", [(210, []), (250, [(1, "in"), (2, "out")])])
+def test_a_stitched_track_takes_over_the_gone_tracks_crossing_not_yet_complete(deepest_y, events):
+    # A man walks down over the line y = 200 and stands at deepest_y; his track is lost there (frame 16) and a new
+    # track takes him walking back up, first seen 20 px above the line (frame 20). 10 px over the line (half a box
+    # height is needed to complete a crossing) he never passed it: the new track carries his crossing on, and
+    # walking back undoes it, as it would have undone it on his own track. 50 px over, he had passed it: that
+    # crossing stays his, and the walk back is the new track's own crossing.
+    line = LineCounter("gate", START, END, **{**STITCH, "return_s": 3.0})
+    frames = [[(1, 200, y)] for y in (150, 165, 180, 195)] + [[(1, 200, deepest_y)] for _ in range(4, 16)]
+    frames += [[]] * 4 + [[(2, 200, 180 - 10 * i)] for i in range(4)] + [[]] * 40
+    assert [e[:2] for e in stitch_feed(line, frames)] == events
+
+
 def test_a_gone_track_that_comes_back_is_never_counted_twice():
     # It comes back before the new track is confirmed: no stitch; it crosses itself and counts once.
     line = LineCounter("gate", START, END, **STITCH)
@@ -874,14 +887,6 @@ def test_a_stitched_crossing_undone_within_return_s_counts_neither_way():
     # Not undone: reported return_s after the crossing.
     line = LineCounter("gate", START, END, **{**STITCH, "return_s": 3.0})
     assert [e[:2] for e in stitch_feed(line, hidden_walk((200, 235)) + [[]] * 40)] == [(2, "in")]
-
-
-def test_the_gone_tracks_own_crossing_is_kept_when_a_new_track_continues_it():
-    # Track 1 crosses down (in) and is lost below the line; a new track found above it within return_s is
-    # counted out: the two crossings are reported, not taken for a touch and return of one person.
-    line = LineCounter("gate", START, END, **{**STITCH, "return_s": 3.0})
-    frames = [[(1, 200, 170 + 15 * f)] for f in range(4)] + [[]] * 3 + [[(2, 200, 165 - 10 * i)] for i in range(4)]
-    assert sorted(e[:2] for e in stitch_feed(line, frames + [[]] * 40)) == [(1, "in"), (2, "out")]
 
 
 def test_a_tentative_new_track_that_is_never_confirmed_does_not_use_up_the_gone_one():
