@@ -19,7 +19,11 @@ $(VENV)/.created:
 # llama-cpp-python is compiled here for this CPU: pip's build exports SOURCE_DATE_EPOCH, which makes ggml
 # build for a portable baseline (AVX2 on x86-64, no dot product on aarch64) unless GGML_NATIVE is asked
 # for. --no-cache-dir: a wheel pip cached from such a build would otherwise be reused.
-LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=ON
+# On x86-64 the AMX instructions are left out even where the CPU has them: ggml's AMX weight repacking
+# crashes the first decode on virtualised Sapphire Rapids-class Xeons (ggml-org/llama.cpp#20824); GCC and
+# clang give an explicit -mno-* precedence over -march=native wherever it stands.
+LLAMA_NO_AMX := $(if $(filter x86_64 amd64,$(shell uname -m)),-DCMAKE_C_FLAGS='-mno-amx-tile -mno-amx-int8 -mno-amx-bf16' -DCMAKE_CXX_FLAGS='-mno-amx-tile -mno-amx-int8 -mno-amx-bf16')
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=ON $(LLAMA_NO_AMX)
 LLAMA_SPEC := $(shell grep -o '"llama-cpp-python[^"]*"' pyproject.toml | tr -d '"')
 
 # Core + the chat extra: what a board needs to run the main job.
