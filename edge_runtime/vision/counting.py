@@ -354,7 +354,7 @@ class _SideCounter:
     """
 
     _kind = "counter"
-    # A stitched track carries on the gone track's crossing that was not complete (see the module docstring).
+    # Whether a stitched track carries on the gone track's crossing not yet complete (see the module docstring).
     _carry_unfinished = False
 
     def __init__(self, name: str, *, anchor: str, margin_rel: float, margin_px: float, return_s: float,
@@ -730,10 +730,9 @@ class _SideCounter:
     def _stitch(self, confirming: List[int]) -> None:
         """Decide the stitches of new tracks confirmed on this frame (see the module docstring), likeliest first.
 
-        A stitched track's state is the gone track's side, path and class votes (not its pending crossings,
-        except, on a line, one not yet complete),
-        advanced by the new track's observations since it was first seen; the gone track is marked absorbed.
-        Every other new track keeps its own state."""
+        A stitched track's state is the gone track's side, path and class votes, and on a line its crossing not
+        yet complete (other pending crossings stay the gone track's), advanced by the new track's observations
+        since it was first seen; the gone track is marked absorbed. Every other new track keeps its own state."""
         pairs = []
         gone = [(tid, st) for tid, st in self._tracks.items()
                 if st.confirmed and st.side != 0 and not st.at_border and not st.absorbed and st.birth is None]
